@@ -1,0 +1,708 @@
+//! Analysis: a pure function of the event log. Events in, [`RunReport`] out: per-message latency from the
+//! *intended* send instant and its split (publish delay, waiting for capacity, queueing, processing), per-pod
+//! cold-start phases, per-pipeline scale cycles, delivery accounting, cost, and HdrHistograms of every series.
+//! Missing signals leave a phase unknown (`None`), never a made-up number.
+
+pub mod series;
+
+pub use series::{SeriesKey, SeriesSet, Stats};
+
+use crate::event::{Event, EventKind, MsgId, Source};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// The cold-start phases of one pod, in order. Each is a duration in microseconds, `None` when unknown
+/// (a signal was missing) or not applicable (activation for pods after the first of a cycle).
+pub const POD_PHASES: [&str; 9] = [
+    "activation",
+    "pod_creation",
+    "node_provisioning",
+    "image_pull",
+    "container_start",
+    "model_load",
+    "ready",
+    "first_message",
+    "total",
+];
+
+/// Series names of the pod phases, in [`POD_PHASES`] order.
+pub const COLD_START_METRICS: [&str; 9] = [
+    "cold_start.activation",
+    "cold_start.pod_creation",
+    "cold_start.node_provisioning",
+    "cold_start.image_pull",
+    "cold_start.container_start",
+    "cold_start.model_load",
+    "cold_start.ready",
+    "cold_start.first_message",
+    "cold_start.total",
+];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    pub run_id: String,
+    pub workload: String,
+    pub seed: u64,
+    pub target: String,
+    pub wall_clock_start_unix_us: u64,
+    pub streams: Vec<String>,
+    pub warmup_us: u64,
+    pub deadline_us: u64,
+    /// Last event's time: the observed length of the run.
+    pub end_us: u64,
+    pub interrupted: bool,
+    pub finished: bool,
+    pub price_per_gpu_hour_usd: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Delivery {
+    pub scheduled: u64,
+    pub published: u64,
+    pub publish_failed: u64,
+    pub completed: u64,
+    /// Completions of a message already completed (Pub/Sub delivers at least once).
+    pub duplicates: u64,
+    /// Not completed by the run's deadline, and never completed.
+    pub lost: u64,
+    /// Completed after the run's deadline.
+    pub late: u64,
+    /// Neither completed nor declared lost when the log ends (an interrupted run).
+    pub open_at_end: u64,
+    /// Completed, but intended during the warm-up: counted here, left out of latency statistics.
+    pub warmup_excluded: u64,
+    pub lost_ids: Vec<MsgId>,
+    pub publish_errors: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PodColdStart {
+    pub pod: String,
+    pub deployment: String,
+    pub node: Option<String>,
+    /// Present before the run; not a cold start and not in the phase statistics.
+    pub preexisting: bool,
+    pub created_us: u64,
+    pub ready_us: Option<u64>,
+    pub image_cached: Option<bool>,
+    /// Phase name → duration (µs); absent or null when unknown.
+    pub phases_us: BTreeMap<String, Option<u64>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScaleCycle {
+    pub deployment: String,
+    /// Replicas went from zero to at least one.
+    pub start_us: u64,
+    /// First message published while the deployment was at zero, if one caused the cycle.
+    pub first_message_us: Option<u64>,
+    pub time_to_first_ready_us: Option<u64>,
+    pub peak_replicas: u32,
+    pub peak_nodes: u32,
+    pub last_completion_us: Option<u64>,
+    /// Last completion → replicas back at zero; `None` if not reached in the run.
+    pub to_zero_replicas_us: Option<u64>,
+    /// Last completion → every node that hosted the cycle's pods deleted; `None` if not reached.
+    pub to_zero_nodes_us: Option<u64>,
+    pub messages: u64,
+    pub gpu_busy_seconds: f64,
+    pub node_seconds: f64,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Cost {
+    pub node_seconds: f64,
+    pub gpu_seconds: f64,
+    pub gpu_busy_seconds: f64,
+    pub gpu_idle_seconds: f64,
+    pub cost_usd: f64,
+    pub peak_nodes: u32,
+    pub nodes_created: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub run: RunInfo,
+    pub delivery: Delivery,
+    pub series: SeriesSet,
+    pub pods: Vec<PodColdStart>,
+    pub cycles: Vec<ScaleCycle>,
+    pub cost: Cost,
+    pub http_calls: u64,
+    pub warnings: Vec<String>,
+    /// Per completed message (stream, completion time, e2e µs), for interval logs. Sorted by completion time.
+    pub completions: Vec<(u32, u64, u64)>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Msg {
+    intended: Option<u64>,
+    published: Option<u64>,
+    /// Delivered to a worker (last attempt before completion).
+    delivered: Option<u64>,
+    /// When capacity (a ready replica) first existed after the message was published, for cold messages.
+    capacity: Option<u64>,
+    completed: Option<u64>,
+    processing: Option<(u64, u64)>,
+    cold: bool,
+    lost: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Pod {
+    deployment: String,
+    preexisting: bool,
+    created: u64,
+    trigger: Option<u64>,
+    activation: Option<u64>,
+    unschedulable: Option<u64>,
+    scheduled: Option<u64>,
+    node: Option<String>,
+    pulled: Option<u64>,
+    cached: Option<bool>,
+    started: Option<u64>,
+    loaded: Option<u64>,
+    ready: Option<u64>,
+    first_done: Option<u64>,
+    deleted: Option<u64>,
+    cycle: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Deployment {
+    desired: u32,
+    ready: u32,
+    /// First message published while at zero (desired and ready), the start of activation.
+    waiting_since: Option<u64>,
+    /// Cold messages waiting for the first ready replica.
+    cold_waiting: Vec<(u32, u64)>,
+    cycle: Option<usize>,
+    first_pod_pending: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Node {
+    created: u64,
+    ready: Option<u64>,
+    gpu: Option<u64>,
+    deleted: Option<u64>,
+    gpus: u32,
+    trigger: Option<u64>,
+    preexisting: bool,
+}
+
+/// Analyses a run's events (any order; they are sorted by time, stably).
+pub fn analyze(mut events: Vec<Event>) -> RunReport {
+    events.sort_by_key(|e| e.t_us);
+    let mut a = Analyzer::default();
+    for e in &events {
+        a.event(e);
+    }
+    a.finish()
+}
+
+#[derive(Default)]
+struct Analyzer {
+    info: Option<RunInfo>,
+    stream_index: HashMap<String, u32>,
+    streams: Vec<String>,
+    msgs: Vec<Vec<Msg>>,
+    pods: HashMap<String, Pod>,
+    pod_order: Vec<String>,
+    deployments: HashMap<String, Deployment>,
+    nodes: HashMap<String, Node>,
+    node_order: Vec<String>,
+    live_nodes: u32,
+    last_scale_up: Option<u64>,
+    cycles: Vec<ScaleCycle>,
+    cycle_nodes: Vec<Vec<String>>,
+    cycle_open: Vec<bool>,
+    /// Per deployment: when its desired replicas last went up (what a new pod was created for).
+    last_trigger: HashMap<String, u64>,
+    delivery: Delivery,
+    duplicates_by_completion: u64,
+    http_calls: u64,
+    last_t: u64,
+    finished: bool,
+    interrupted: bool,
+    warnings: Vec<String>,
+    gpu_busy_us: u64,
+}
+
+impl Analyzer {
+    fn stream(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.stream_index.get(name) {
+            return i;
+        }
+        let i = self.streams.len() as u32;
+        self.streams.push(name.to_string());
+        self.stream_index.insert(name.to_string(), i);
+        self.msgs.push(Vec::new());
+        i
+    }
+
+    fn msg(&mut self, id: &MsgId) -> &mut Msg {
+        let s = self.stream(&id.stream) as usize;
+        let v = &mut self.msgs[s];
+        let seq = id.seq as usize;
+        if seq >= v.len() {
+            v.resize(seq + 1, Msg::default());
+        }
+        &mut v[seq]
+    }
+
+    fn event(&mut self, e: &Event) {
+        let t = e.t_us;
+        self.last_t = self.last_t.max(t);
+        match &e.kind {
+            EventKind::RunStarted { run_id, workload, seed, target, wall_clock_start_unix_us, streams, warmup_us, deadline_us, price_per_gpu_hour_usd, .. } => {
+                for s in streams {
+                    self.stream(s);
+                }
+                self.info = Some(RunInfo {
+                    run_id: run_id.clone(),
+                    workload: workload.clone(),
+                    seed: *seed,
+                    target: target.clone(),
+                    wall_clock_start_unix_us: *wall_clock_start_unix_us,
+                    streams: streams.clone(),
+                    warmup_us: *warmup_us,
+                    deadline_us: *deadline_us,
+                    end_us: 0,
+                    interrupted: false,
+                    finished: false,
+                    price_per_gpu_hour_usd: *price_per_gpu_hour_usd,
+                });
+            }
+            EventKind::RunFinished { interrupted } => {
+                self.finished = true;
+                self.interrupted = *interrupted;
+            }
+            EventKind::Scheduled { id, intended_us } => {
+                self.delivery.scheduled += 1;
+                self.msg(id).intended = Some(*intended_us);
+            }
+            EventKind::Published { id, .. } => {
+                self.delivery.published += 1;
+                let dep = id.stream.clone();
+                let s = self.stream(&dep);
+                let m = self.msg(id);
+                m.published = Some(t);
+                let d = self.deployments.entry(dep).or_default();
+                if d.ready == 0 {
+                    self.msgs[s as usize][id.seq as usize].cold = true;
+                    d.cold_waiting.push((s, id.seq));
+                    if d.desired == 0 && d.waiting_since.is_none() {
+                        d.waiting_since = Some(t);
+                    }
+                }
+            }
+            EventKind::PublishFailed { id, error } => {
+                self.delivery.publish_failed += 1;
+                *self.delivery.publish_errors.entry(short(error)).or_default() += 1;
+                self.msg(id);
+            }
+            EventKind::Delivered { id, .. } => {
+                self.msg(id).delivered = Some(t);
+            }
+            EventKind::Completed { id, pod, processing_start_us, processing_end_us, .. } => {
+                let m = self.msg(id);
+                if m.completed.is_some() {
+                    self.duplicates_by_completion += 1;
+                    return;
+                }
+                m.completed = Some(t);
+                if let (Some(a), Some(b)) = (processing_start_us, processing_end_us) {
+                    m.processing = Some((*a, *b));
+                }
+                let busy = m.processing.map(|(a, b)| b.saturating_sub(a)).unwrap_or(0);
+                self.gpu_busy_us += busy;
+                if let Some(p) = self.pods.get_mut(pod) {
+                    p.first_done.get_or_insert(t);
+                    if let Some(c) = p.cycle {
+                        let cy = &mut self.cycles[c];
+                        cy.messages += 1;
+                        cy.gpu_busy_seconds += busy as f64 / 1e6;
+                        cy.last_completion_us = Some(t);
+                    }
+                }
+            }
+            EventKind::Duplicate { .. } => self.delivery.duplicates += 1,
+            EventKind::Lost { id } => self.msg(id).lost = true,
+            EventKind::HttpCalled { .. } => self.http_calls += 1,
+            EventKind::Backlog { .. } | EventKind::MetricRead { .. } | EventKind::ScalerActive { .. } | EventKind::SimPodTruth { .. } => {}
+            EventKind::Replicas { deployment, desired, ready } => self.replicas(t, deployment, *desired, *ready),
+            EventKind::PodCreated { pod, deployment, preexisting } => {
+                let d = self.deployments.entry(deployment.clone()).or_default();
+                let activation = if d.first_pod_pending && !preexisting {
+                    d.first_pod_pending = false;
+                    d.cycle.and_then(|c| self.cycles[c].first_message_us).map(|m| self.cycles[d.cycle.unwrap()].start_us.saturating_sub(m))
+                } else {
+                    None
+                };
+                let cycle = if *preexisting { None } else { d.cycle };
+                self.pods.insert(
+                    pod.clone(),
+                    Pod {
+                        deployment: deployment.clone(),
+                        preexisting: *preexisting,
+                        created: t,
+                        trigger: self.last_trigger.get(deployment).copied(),
+                        activation,
+                        cycle,
+                        ..Pod::default()
+                    },
+                );
+                self.pod_order.push(pod.clone());
+            }
+            EventKind::PodUnschedulable { pod, .. } => {
+                if let Some(p) = self.pods.get_mut(pod) {
+                    p.unschedulable.get_or_insert(t);
+                }
+            }
+            EventKind::ScaleUpTriggered { .. } => self.last_scale_up = Some(t),
+            EventKind::PodScheduled { pod, node } => {
+                if let Some(p) = self.pods.get_mut(pod) {
+                    p.scheduled = Some(t);
+                    p.node = Some(node.clone());
+                    if let Some(c) = p.cycle
+                        && !self.cycle_nodes[c].contains(node)
+                    {
+                        self.cycle_nodes[c].push(node.clone());
+                    }
+                }
+            }
+            EventKind::ImagePulling { .. } => {}
+            EventKind::ImagePulled { pod, cached, .. } => {
+                if let Some(p) = self.pods.get_mut(pod) {
+                    p.pulled = Some(t);
+                    p.cached = Some(*cached);
+                }
+            }
+            EventKind::ContainerStarted { pod } => {
+                if let Some(p) = self.pods.get_mut(pod) {
+                    p.started.get_or_insert(t);
+                }
+            }
+            EventKind::ModelLoaded { pod, .. } => {
+                if let Some(p) = self.pods.get_mut(pod) {
+                    p.loaded.get_or_insert(t);
+                }
+            }
+            EventKind::PodReady { pod } => {
+                if let Some(p) = self.pods.get_mut(pod) {
+                    p.ready.get_or_insert(t);
+                }
+            }
+            EventKind::PodDeleted { pod } => {
+                if let Some(p) = self.pods.get_mut(pod) {
+                    p.deleted = Some(t);
+                }
+            }
+            EventKind::NodeCreated { node, gpus, preexisting, .. } => {
+                self.live_nodes += 1;
+                let n = Node { created: t, gpus: *gpus, trigger: self.last_scale_up, preexisting: *preexisting, ..Node::default() };
+                self.nodes.insert(node.clone(), n);
+                self.node_order.push(node.clone());
+                for (i, c) in self.cycles.iter_mut().enumerate() {
+                    if self.cycle_open[i] {
+                        c.peak_nodes = c.peak_nodes.max(self.live_nodes);
+                    }
+                }
+            }
+            EventKind::NodeReady { node } => {
+                if let Some(n) = self.nodes.get_mut(node) {
+                    n.ready.get_or_insert(t);
+                }
+            }
+            EventKind::GpuAllocatable { node, .. } => {
+                if let Some(n) = self.nodes.get_mut(node) {
+                    n.gpu.get_or_insert(t);
+                }
+            }
+            EventKind::NodeDeleted { node } => {
+                if let Some(n) = self.nodes.get_mut(node)
+                    && n.deleted.is_none()
+                {
+                    n.deleted = Some(t);
+                    self.live_nodes = self.live_nodes.saturating_sub(1);
+                }
+            }
+        }
+        let _ = e.source == Source::Sim;
+    }
+
+    fn replicas(&mut self, t: u64, deployment: &str, desired: u32, ready: u32) {
+        let d = self.deployments.entry(deployment.to_string()).or_default();
+        let (old_desired, old_ready) = (d.desired, d.ready);
+        if desired > old_desired {
+            self.last_trigger.insert(deployment.to_string(), t);
+        }
+        if old_desired == 0 && old_ready == 0 && desired > 0 {
+            // A scale cycle starts (0 → N).
+            let c = self.cycles.len();
+            self.cycles.push(ScaleCycle {
+                deployment: deployment.to_string(),
+                start_us: t,
+                first_message_us: d.waiting_since,
+                time_to_first_ready_us: None,
+                peak_replicas: desired,
+                peak_nodes: self.live_nodes,
+                last_completion_us: None,
+                to_zero_replicas_us: None,
+                to_zero_nodes_us: None,
+                messages: 0,
+                gpu_busy_seconds: 0.0,
+                node_seconds: 0.0,
+                cost_usd: 0.0,
+            });
+            self.cycle_nodes.push(Vec::new());
+            self.cycle_open.push(true);
+            d.cycle = Some(c);
+            d.first_pod_pending = true;
+        }
+        if let Some(c) = d.cycle {
+            let cy = &mut self.cycles[c];
+            cy.peak_replicas = cy.peak_replicas.max(desired).max(ready);
+            if old_ready == 0 && ready > 0 && cy.time_to_first_ready_us.is_none() {
+                cy.time_to_first_ready_us = Some(t - cy.first_message_us.unwrap_or(cy.start_us));
+            }
+            if desired == 0 && ready == 0 {
+                let from = cy.last_completion_us.unwrap_or(cy.start_us);
+                cy.to_zero_replicas_us = Some(t.saturating_sub(from));
+                self.cycle_open[c] = false;
+                d.cycle = None;
+            }
+        }
+        if old_ready == 0 && ready > 0 {
+            for (s, seq) in d.cold_waiting.drain(..) {
+                self.msgs[s as usize][seq as usize].capacity = Some(t);
+            }
+        }
+        if desired == 0 && ready == 0 {
+            d.waiting_since = None;
+        }
+        d.desired = desired;
+        d.ready = ready;
+    }
+
+    fn finish(mut self) -> RunReport {
+        let end = self.last_t;
+        let mut info = self.info.take().unwrap_or_else(|| {
+            self.warnings.push("the event log has no run_started header; run details are unknown".into());
+            RunInfo {
+                run_id: "unknown".into(),
+                workload: "unknown".into(),
+                seed: 0,
+                target: "unknown".into(),
+                wall_clock_start_unix_us: 0,
+                streams: self.streams.clone(),
+                warmup_us: 0,
+                deadline_us: u64::MAX,
+                end_us: 0,
+                interrupted: false,
+                finished: false,
+                price_per_gpu_hour_usd: 0.0,
+            }
+        });
+        info.end_us = end;
+        info.finished = self.finished;
+        info.interrupted = self.interrupted;
+        if !self.finished {
+            self.warnings.push("the run did not finish (no run_finished event): results cover what was logged".into());
+        }
+        let mut series = SeriesSet::default();
+        let mut completions = Vec::new();
+        let mut delivery = std::mem::take(&mut self.delivery);
+        delivery.duplicates += self.duplicates_by_completion;
+        let mut no_intended = 0u64;
+        for (s, msgs) in self.msgs.iter().enumerate() {
+            let stream = &self.streams[s];
+            for (seq, m) in msgs.iter().enumerate() {
+                if m.intended.is_none() && m.published.is_none() && m.completed.is_none() && !m.lost {
+                    continue; // a gap in sequence numbers: never scheduled in this log
+                }
+                let Some(done) = m.completed else {
+                    if m.lost || self.finished {
+                        delivery.lost += 1;
+                        delivery.lost_ids.push(MsgId { stream: stream.clone(), seq: seq as u64 });
+                    } else {
+                        delivery.open_at_end += 1;
+                    }
+                    continue;
+                };
+                delivery.completed += 1;
+                if done > info.deadline_us {
+                    delivery.late += 1;
+                }
+                let Some(intended) = m.intended else {
+                    no_intended += 1;
+                    continue;
+                };
+                if intended < info.warmup_us {
+                    delivery.warmup_excluded += 1;
+                    continue;
+                }
+                let e2e = done.saturating_sub(intended);
+                completions.push((s as u32, done, e2e));
+                let rec = |series: &mut SeriesSet, metric: &'static str, v: u64| {
+                    series.record(metric, stream, Some(m.cold), v);
+                };
+                rec(&mut series, "e2e_latency", e2e);
+                if let Some(p) = m.published {
+                    rec(&mut series, "publish_delay", p.saturating_sub(intended));
+                    let start = m.processing.map(|(a, _)| a).or(m.delivered);
+                    if let Some(start) = start {
+                        let cap = if m.cold { m.capacity.unwrap_or(start).min(start) } else { p };
+                        rec(&mut series, "capacity_wait", cap.saturating_sub(p));
+                        rec(&mut series, "queueing", start.saturating_sub(cap.max(p)));
+                    }
+                }
+                if let Some((a, b)) = m.processing {
+                    rec(&mut series, "processing", b.saturating_sub(a));
+                } else if let Some(d) = m.delivered {
+                    rec(&mut series, "processing", done.saturating_sub(d));
+                }
+            }
+        }
+        if no_intended > 0 {
+            self.warnings.push(format!("{no_intended} completions had no scheduled event: counted, but without a latency"));
+        }
+        completions.sort_by_key(|c| c.1);
+        delivery.lost_ids.sort();
+
+        let pods = self.pod_phases(&mut series);
+        let cost = self.cost(end, info.price_per_gpu_hour_usd, &mut series);
+        for (i, c) in self.cycles.iter().enumerate() {
+            if let Some(v) = c.time_to_first_ready_us {
+                series.record("scale.time_to_first_ready", &c.deployment, None, v);
+            }
+            if let Some(v) = c.to_zero_replicas_us {
+                series.record("scale.to_zero_replicas", &c.deployment, None, v);
+            }
+            if let Some(v) = c.to_zero_nodes_us {
+                series.record("scale.to_zero_nodes", &c.deployment, None, v);
+            }
+            let _ = i;
+        }
+        RunReport {
+            run: info,
+            delivery,
+            series,
+            pods,
+            cycles: self.cycles,
+            cost,
+            http_calls: self.http_calls,
+            warnings: self.warnings,
+            completions,
+        }
+    }
+
+    fn pod_phases(&mut self, series: &mut SeriesSet) -> Vec<PodColdStart> {
+        let mut out = Vec::new();
+        for name in &self.pod_order {
+            let p = &self.pods[name];
+            let diff = |a: Option<u64>, b: Option<u64>| match (a, b) {
+                (Some(a), Some(b)) if b >= a => Some(b - a),
+                _ => None,
+            };
+            let mut phases = BTreeMap::new();
+            if !p.preexisting {
+                let model_end = p.loaded.or(p.ready);
+                let origin = match (p.activation, p.trigger) {
+                    (Some(act), Some(trig)) => Some(trig.saturating_sub(act)),
+                    (None, trig) => trig,
+                    (Some(_), None) => None,
+                };
+                let values = [
+                    ("activation", p.activation),
+                    ("pod_creation", diff(p.trigger, Some(p.created))),
+                    ("node_provisioning", diff(Some(p.created), p.scheduled)),
+                    ("image_pull", diff(p.scheduled, p.pulled)),
+                    ("container_start", diff(p.pulled, p.started)),
+                    ("model_load", diff(p.started, model_end)),
+                    ("ready", if p.loaded.is_some() { diff(p.loaded, p.ready) } else { None }),
+                    ("first_message", diff(p.ready, p.first_done)),
+                    ("total", diff(origin, p.ready)),
+                ];
+                for (i, (k, v)) in values.into_iter().enumerate() {
+                    if let Some(v) = v {
+                        series.record(COLD_START_METRICS[i], &p.deployment, None, v);
+                    }
+                    phases.insert(k.to_string(), v);
+                }
+            }
+            out.push(PodColdStart {
+                pod: name.clone(),
+                deployment: p.deployment.clone(),
+                node: p.node.clone(),
+                preexisting: p.preexisting,
+                created_us: p.created,
+                ready_us: p.ready,
+                image_cached: p.cached,
+                phases_us: phases,
+            });
+        }
+        out
+    }
+
+    fn cost(&mut self, end: u64, price: f64, series: &mut SeriesSet) -> Cost {
+        let mut c = Cost::default();
+        let mut timeline: Vec<(u64, i32)> = Vec::new();
+        for name in &self.node_order {
+            let n = &self.nodes[name];
+            let until = n.deleted.unwrap_or(end);
+            let secs = until.saturating_sub(n.created) as f64 / 1e6;
+            c.node_seconds += secs;
+            c.gpu_seconds += secs * n.gpus as f64;
+            timeline.push((n.created, 1));
+            timeline.push((until, -1));
+            if !n.preexisting {
+                c.nodes_created += 1;
+                if let (Some(trig), Some(ready)) = (n.trigger, n.ready) {
+                    series.record("node.boot", "gpu-pool", None, ready.saturating_sub(trig));
+                }
+                if let (Some(ready), Some(gpu)) = (n.ready, n.gpu) {
+                    series.record("node.gpu_driver", "gpu-pool", None, gpu.saturating_sub(ready));
+                }
+            }
+        }
+        timeline.sort();
+        let mut live = 0i32;
+        for (_, d) in timeline {
+            live += d;
+            c.peak_nodes = c.peak_nodes.max(live as u32);
+        }
+        c.gpu_busy_seconds = self.gpu_busy_us as f64 / 1e6;
+        c.gpu_idle_seconds = (c.gpu_seconds - c.gpu_busy_seconds).max(0.0);
+        c.cost_usd = c.gpu_seconds / 3600.0 * price;
+        for (i, cy) in self.cycles.iter_mut().enumerate() {
+            let mut last_gone: Option<u64> = Some(0);
+            for name in &self.cycle_nodes[i] {
+                let n = &self.nodes.get(name);
+                let Some(n) = n else { continue };
+                let from = n.created.max(cy.start_us);
+                let until = n.deleted.unwrap_or(end);
+                let secs = until.saturating_sub(from) as f64 / 1e6;
+                cy.node_seconds += secs;
+                cy.cost_usd += secs * n.gpus as f64 / 3600.0 * price;
+                last_gone = match (last_gone, n.deleted) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                };
+            }
+            if !self.cycle_nodes[i].is_empty()
+                && let (Some(gone), Some(last)) = (last_gone, cy.last_completion_us)
+            {
+                cy.to_zero_nodes_us = Some(gone.saturating_sub(last));
+            }
+        }
+        c
+    }
+}
+
+fn short(error: &str) -> String {
+    let first = error.lines().next().unwrap_or("");
+    first.chars().take(120).collect()
+}

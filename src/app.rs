@@ -1,0 +1,252 @@
+//! The application edge: resolves the command line into a plan once, runs the command, and maps the outcome to an
+//! exit status. `anyhow` context is added here and nowhere deeper.
+
+use crate::analysis::{self, RunReport};
+use crate::cli::{AnalyzeArgs, Cli, Command, PlanArgs, RunArgs, WorkloadArgs};
+use crate::event::{EVENT_LOG_VERSION, Event, EventKind, Source};
+use crate::eventlog::{self, EventLogWriter};
+use crate::report;
+use crate::schedule;
+use crate::workload::{self, Override, Phase, Plan, RateShape};
+use anyhow::{Context, bail};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// How a command ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Ok,
+    /// A threshold or regression gate failed (exit code 1).
+    GateFailed,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(s: ExitStatus) -> Self {
+        match s {
+            ExitStatus::Ok => ExitCode::SUCCESS,
+            ExitStatus::GateFailed => ExitCode::from(1),
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    init_tracing(cli.verbose);
+    match cli.command {
+        Command::Validate(args) => validate(&args),
+        Command::Plan(args) => plan(&args),
+        Command::Run(args) => run_workload(&args),
+        Command::Analyze(args) => analyze(&args),
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Resolves the workload arguments into a validated plan: the one place clap and the workload meet.
+pub fn load_plan(args: &WorkloadArgs) -> anyhow::Result<Plan> {
+    let overrides = args
+        .overrides
+        .iter()
+        .map(|o| o.parse::<Override>().map_err(|m| workload::Error::BadOverride { text: o.clone(), message: m }))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut plan = workload::load(&args.workload, &overrides)?;
+    if let Some(seed) = args.seed {
+        plan.seed = seed;
+    }
+    Ok(plan)
+}
+
+fn validate(args: &WorkloadArgs) -> anyhow::Result<ExitStatus> {
+    let plan = load_plan(args)?;
+    let items = schedule::build(&plan);
+    print!("{}", describe(&plan, &items));
+    Ok(ExitStatus::Ok)
+}
+
+fn plan(args: &PlanArgs) -> anyhow::Result<ExitStatus> {
+    let plan = load_plan(&args.workload)?;
+    let items = schedule::build(&plan);
+    let mut sink: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    if args.csv {
+        schedule::write_csv(&plan, &items, &mut sink)?;
+    } else {
+        sink.write_all(describe(&plan, &items).as_bytes())?;
+    }
+    Ok(ExitStatus::Ok)
+}
+
+fn phase_text(p: &Phase) -> String {
+    match p {
+        Phase::Idle { duration } => format!("idle {duration}"),
+        Phase::Rate { shape, duration, arrivals } => {
+            let a = if *arrivals == workload::Arrivals::Poisson { " (poisson arrivals)" } else { "" };
+            match shape {
+                RateShape::Constant(r) => format!("constant {r} for {duration}{a}"),
+                RateShape::Ramp { from, to } => format!("ramp {from} → {to} over {duration}{a}"),
+                RateShape::Sine { base, amplitude, period, .. } => format!("sine {base} ± {amplitude}, period {period}, for {duration}{a}"),
+            }
+        }
+        Phase::Burst { count, within, spread } => {
+            if within.0 == 0 {
+                format!("burst of {count} at once")
+            } else {
+                format!("burst of {count} within {within} ({})", if *spread == workload::Spread::Random { "random" } else { "evenly spread" })
+            }
+        }
+        Phase::Trace { file, offsets, duration } => format!("trace {} ({} rows over {duration})", file.display(), offsets.len()),
+        Phase::Repeat { times, phases } => {
+            let inner: Vec<String> = phases.iter().map(phase_text).collect();
+            format!("repeat {times}× [{}]", inner.join(", "))
+        }
+        Phase::Http(h) => format!("http {} {}{}", h.method, h.url, if h.sim_effect == workload::HttpSimEffect::Warm { " (warms the deployment in sim)" } else { "" }),
+    }
+}
+
+/// What a plan will do, for `validate` and `plan`.
+pub fn describe(plan: &Plan, items: &[schedule::Item]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let msgs = items.iter().filter(|i| matches!(i.kind, schedule::ItemKind::Message { .. })).count();
+    writeln!(out, "{}: ok", plan.source.display()).unwrap();
+    writeln!(
+        out,
+        "  run `{}` · seed {} · deadline {} · warm-up {} · drain {} · target sim ({})",
+        plan.name, plan.seed, plan.deadline, plan.warmup, plan.drain, plan.sim.profile
+    )
+    .unwrap();
+    writeln!(out, "  {} stream(s), {} messages, last send at {}", plan.streams.len(), msgs, schedule::last_offset(items)).unwrap();
+    for (s, stream) in plan.streams.iter().enumerate() {
+        let mine: Vec<&schedule::Item> = items.iter().filter(|i| i.stream as usize == s).collect();
+        let n = mine.iter().filter(|i| matches!(i.kind, schedule::ItemKind::Message { .. })).count();
+        let span = match (mine.first(), mine.last()) {
+            (Some(a), Some(b)) => format!("{} → {}", crate::units::Micros(a.offset_us), crate::units::Micros(b.offset_us)),
+            _ => "nothing scheduled".into(),
+        };
+        writeln!(out, "  stream `{}` → topic `{}`: {n} messages ({span})", stream.name, stream.topic).unwrap();
+        for (i, p) in stream.phases.iter().enumerate() {
+            writeln!(out, "    {}. {}", i + 1, phase_text(p)).unwrap();
+        }
+        let k = &plan.sim.pipelines[s].keda;
+        writeln!(
+            out,
+            "    sim: replicas {}..{}, target {} msgs/replica, polling {}, cooldown {}",
+            k.min_replicas, k.max_replicas, k.target_value, k.polling_interval, k.cooldown_period
+        )
+        .unwrap();
+    }
+    out
+}
+
+fn now_unix_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+fn run_id_for(plan: &Plan) -> String {
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string().replace(['-', ':'], "");
+    format!("{stamp}-{}", plan.name)
+}
+
+fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
+    let plan = load_plan(&args.workload)?;
+    let items = schedule::build(&plan);
+    let run_id = args.run_id.clone().unwrap_or_else(|| run_id_for(&plan));
+    let dir = args.out.join(&run_id);
+    prepare_dir(&dir, args.force)?;
+    let started = Instant::now();
+    let log_path = dir.join("events.jsonl");
+    let mut writer = EventLogWriter::create(&log_path)?;
+    let header = Event::new(
+        0,
+        Source::Harness,
+        EventKind::RunStarted {
+            log_version: EVENT_LOG_VERSION,
+            run_id: run_id.clone(),
+            workload: plan.name.clone(),
+            seed: plan.seed,
+            target: "sim".into(),
+            wall_clock_start_unix_us: now_unix_us(),
+            streams: plan.streams.iter().map(|s| s.name.clone()).collect(),
+            warmup_us: plan.warmup.0,
+            deadline_us: schedule::last_offset(&items).0 + plan.deadline.0,
+            price_per_gpu_hour_usd: plan.sim.autoscaler.price_per_gpu_hour_usd,
+        },
+    );
+    writer.append(&header)?;
+    let mut events = vec![header];
+    let mut write_error = None;
+    let outcome = crate::sim::simulate(&plan, &items, |e| {
+        if write_error.is_none()
+            && let Err(err) = writer.append(&e)
+        {
+            write_error = Some(err);
+        }
+        events.push(e);
+    });
+    if let Some(e) = write_error {
+        return Err(e.into());
+    }
+    writer.finish()?;
+    let simulated_in = started.elapsed();
+    std::fs::write(dir.join("workload.toml"), std::fs::read(&plan.source)?)?;
+    let report = analysis::analyze(events);
+    let files = report::write_all(&report, &dir)?;
+    if !args.quiet {
+        let mut stdout = std::io::stdout().lock();
+        let color = stdout.is_terminal();
+        write!(stdout, "{}", report::render_terminal(&report, color))?;
+        writeln!(
+            stdout,
+            "\nsimulated {} in {:.2}s ({} events) · results in {} ({} files)",
+            crate::report::human_duration(outcome.end_us),
+            simulated_in.as_secs_f64(),
+            outcome.events + 1,
+            dir.display(),
+            files.len() + 2
+        )?;
+    }
+    Ok(ExitStatus::Ok)
+}
+
+fn prepare_dir(dir: &Path, force: bool) -> anyhow::Result<()> {
+    if dir.exists() {
+        if !force {
+            bail!("results folder {} already exists\n    fix: pass --force to replace it, or --run-id to name another", dir.display());
+        }
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot replace {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create results folder {}", dir.display()))
+}
+
+fn analyze(args: &AnalyzeArgs) -> anyhow::Result<ExitStatus> {
+    let (dir, log): (PathBuf, PathBuf) = if args.results.is_dir() {
+        (args.results.clone(), args.results.join("events.jsonl"))
+    } else {
+        (args.results.parent().map(Path::to_path_buf).unwrap_or_default(), args.results.clone())
+    };
+    let (events, read) = eventlog::read(&log)?;
+    let mut report: RunReport = analysis::analyze(events);
+    let mut warnings = read.warnings();
+    warnings.append(&mut report.warnings);
+    report.warnings = warnings;
+    let files = report::write_all(&report, &dir)?;
+    if !args.quiet {
+        let mut stdout = std::io::stdout().lock();
+        let color = stdout.is_terminal();
+        write!(stdout, "{}", report::render_terminal(&report, color))?;
+        writeln!(stdout, "\nre-analysed {} ({} lines) · wrote {} files in {}", log.display(), read.lines, files.len(), dir.display())?;
+    }
+    Ok(ExitStatus::Ok)
+}

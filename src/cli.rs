@@ -1,0 +1,110 @@
+//! Command-line types (clap derive), in one place. They are resolved once into validated plans by `app`;
+//! nothing else reads them.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "imagen-load",
+    version,
+    about = "Load generator and end-to-end test harness for scale-from-zero GPU workers behind Pub/Sub and KEDA",
+    long_about = "Replays scripted bursty workloads into Pub/Sub (or a built-in simulation of Pub/Sub, KEDA, the \
+cluster autoscaler, kubelet and GPU workers), follows every message through scale-up and back to zero, and reports \
+end-to-end latency from the intended send time and where cold-start time went.\n\n\
+Exit codes: 0 ok, 1 a gate failed, 2 error.",
+    after_help = "Start with: imagen-load run workloads/burst.toml"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log output on stderr (repeat for more); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a workload and write a results folder (events.jsonl, summary.json, histograms, report).
+    ///
+    /// With no target configured the run drives the built-in simulator in virtual time: a day of traffic takes
+    /// seconds, and no cloud, Docker or cluster is needed.
+    Run(RunArgs),
+    /// Check a workload file and print what it will do; reports every problem at once (exit 2 if any).
+    Validate(WorkloadArgs),
+    /// Print the exact schedule: per message its stream, sequence number and intended offset.
+    Plan(PlanArgs),
+    /// Recompute every output of a results folder from its events.jsonl.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkloadArgs {
+    /// The workload file (TOML); see workloads/README.md.
+    pub workload: PathBuf,
+    /// Override the workload's seed (`[run] seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Override any workload key, e.g. `--set sim.keda.min_replicas=1` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// Print CSV (`stream,seq,kind,phase,intended_offset_us`) instead of a summary.
+    #[arg(long)]
+    pub csv: bool,
+    /// Write to this file instead of standard output.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetArg {
+    /// The built-in simulation of the whole stack (the default).
+    Sim,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// Where results folders are created (`<out>/<run-id>/`).
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// Name of the run's folder instead of `<time>-<workload name>`.
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Where messages go. Only `sim` is in this version; Pub/Sub targets come next.
+    #[arg(long, value_enum)]
+    pub target: Option<TargetArg>,
+    /// Replace an existing results folder of the same run id.
+    #[arg(long)]
+    pub force: bool,
+    /// Do not print the terminal summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// A results folder (or its events.jsonl).
+    pub results: PathBuf,
+    /// Do not print the terminal summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,209 @@
+//! `events.jsonl`: the run's append-only log. The writer flushes at least once a second and on finish (and its
+//! `Drop` flushes too, so an unwinding panic keeps what was written); the reader accepts a log cut mid-line by a
+//! crash, skips corrupt lines, and says how much it dropped.
+
+use crate::event::Event;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot create event log {path}: {source}")]
+    CreateFailed {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write event log {path}: {source}")]
+    WriteFailed {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read event log {path}: {source}\n    fix: point at a results folder that has events.jsonl")]
+    ReadFailed {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+pub struct EventLogWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+    last_flush: Instant,
+    written: u64,
+    line: Vec<u8>,
+}
+
+impl EventLogWriter {
+    pub fn create(path: &Path) -> Result<Self> {
+        let file = File::create(path).map_err(|source| Error::CreateFailed { path: path.to_path_buf(), source })?;
+        Ok(EventLogWriter {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(1 << 16, file),
+            last_flush: Instant::now(),
+            written: 0,
+            line: Vec::with_capacity(256),
+        })
+    }
+
+    pub fn append(&mut self, event: &Event) -> Result<()> {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, event).expect("events serialize");
+        self.line.push(b'\n');
+        self.out.write_all(&self.line).map_err(|source| Error::WriteFailed { path: self.path.clone(), source })?;
+        self.written += 1;
+        // Checking the clock on every event is cheap next to serialising it, but not free: look every 256.
+        if self.written % 256 == 0 && self.last_flush.elapsed() >= FLUSH_EVERY {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes if a second has passed since the last flush; for producers that go quiet between events.
+    pub fn tick(&mut self) -> Result<()> {
+        if self.last_flush.elapsed() >= FLUSH_EVERY { self.flush() } else { Ok(()) }
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush().map_err(|source| Error::WriteFailed { path: self.path.clone(), source })?;
+        self.last_flush = Instant::now();
+        Ok(())
+    }
+
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        self.flush()?;
+        self.out.get_ref().sync_data().map_err(|source| Error::WriteFailed { path: self.path.clone(), source })
+    }
+}
+
+impl Drop for EventLogWriter {
+    fn drop(&mut self) {
+        let _ = self.out.flush();
+    }
+}
+
+/// What reading a log found besides the events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadReport {
+    pub lines: u64,
+    /// Lines that were not valid events (with the first few line numbers and reasons).
+    pub corrupt_lines: u64,
+    pub corrupt_examples: Vec<(u64, String)>,
+    /// The last line had no newline and did not parse: the log was cut mid-write.
+    pub truncated_tail: bool,
+}
+
+impl ReadReport {
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.truncated_tail {
+            w.push("the event log ends mid-line (the run was cut short); the partial last line was skipped".to_string());
+        }
+        if self.corrupt_lines > 0 {
+            let ex: Vec<String> = self.corrupt_examples.iter().map(|(n, e)| format!("line {n}: {e}")).collect();
+            w.push(format!("{} corrupt line(s) in the event log were skipped ({})", self.corrupt_lines, ex.join("; ")));
+        }
+        w
+    }
+}
+
+/// Streams events from a log, calling `f` for each valid one.
+pub fn read_with(path: &Path, mut f: impl FnMut(Event)) -> Result<ReadReport> {
+    let file = File::open(path).map_err(|source| Error::ReadFailed { path: path.to_path_buf(), source })?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut report = ReadReport::default();
+    let mut buf = Vec::with_capacity(512);
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(|source| Error::ReadFailed { path: path.to_path_buf(), source })?;
+        if n == 0 {
+            break;
+        }
+        report.lines += 1;
+        let complete = buf.last() == Some(&b'\n');
+        let text = trim_line(&buf);
+        if text.is_empty() {
+            continue;
+        }
+        match serde_json::from_slice::<Event>(text) {
+            Ok(e) => f(e),
+            Err(_) if !complete => report.truncated_tail = true,
+            Err(e) => {
+                report.corrupt_lines += 1;
+                if report.corrupt_examples.len() < 3 {
+                    report.corrupt_examples.push((report.lines, e.to_string()));
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn trim_line(buf: &[u8]) -> &[u8] {
+    let mut end = buf.len();
+    while end > 0 && matches!(buf[end - 1], b'\n' | b'\r' | b' ') {
+        end -= 1;
+    }
+    &buf[..end]
+}
+
+/// Reads a whole log into memory.
+pub fn read(path: &Path) -> Result<(Vec<Event>, ReadReport)> {
+    let mut events = Vec::new();
+    let report = read_with(path, |e| events.push(e))?;
+    Ok((events, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventKind, Source};
+
+    fn ev(t: u64) -> Event {
+        Event::new(t, Source::Harness, EventKind::RunFinished { interrupted: false })
+    }
+
+    #[test]
+    fn round_trip_and_cut_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        let mut w = EventLogWriter::create(&p).unwrap();
+        for t in 0..3 {
+            w.append(&ev(t)).unwrap();
+        }
+        w.finish().unwrap();
+        // Simulate a crash mid-write: half a line at the end, and one garbage line in the middle.
+        let mut text = std::fs::read_to_string(&p).unwrap();
+        text.insert_str(0, "not json\n");
+        text.push_str("{\"t_us\":9,\"sou");
+        std::fs::write(&p, text).unwrap();
+        let (events, report) = read(&p).unwrap();
+        assert_eq!(events.len(), 3);
+        assert!(report.truncated_tail);
+        assert_eq!(report.corrupt_lines, 1);
+        assert_eq!(report.warnings().len(), 2);
+    }
+
+    #[test]
+    fn drop_flushes_what_was_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        {
+            let mut w = EventLogWriter::create(&p).unwrap();
+            w.append(&ev(1)).unwrap();
+        }
+        assert_eq!(read(&p).unwrap().0.len(), 1);
+    }
+}

@@ -1,0 +1,17 @@
+//! imagen-load: a load generator and end-to-end test harness for scale-from-zero GPU workers behind Pub/Sub and
+//! KEDA. See `docs/ARCHITECTURE.md` for the flow: workload → plan → pacer → target → events → analysis → reports.
+
+pub mod analysis;
+pub mod app;
+pub mod cli;
+pub mod event;
+pub mod eventlog;
+pub mod pacer;
+pub mod report;
+pub mod runner;
+pub mod schedule;
+pub mod sim;
+pub mod units;
+pub mod workload;
+
+pub use app::{ExitStatus, run};

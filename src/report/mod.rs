@@ -1,0 +1,85 @@
+//! Exporters: one per format behind one trait, fanned out by [`write_all`]. Each reads the [`RunReport`] only.
+
+mod hdr;
+mod summary;
+mod terminal;
+
+pub use hdr::{HGRM_SERIES, hgrm_text, write_hlog};
+pub use summary::{SCHEMA_VERSION, Summary};
+pub use terminal::{human_us as human_duration, render as render_terminal};
+
+use crate::analysis::RunReport;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot write {path}: {source}")]
+    WriteFailed {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot encode the interval log {path}: {message}")]
+    HlogFailed { path: PathBuf, message: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// One output format.
+pub trait Exporter {
+    /// Files this exporter writes, relative to the results folder (for listing them to the user).
+    fn write(&self, report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>>;
+}
+
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|source| Error::WriteFailed { path: path.to_path_buf(), source })
+}
+
+pub struct SummaryJson;
+pub struct Hgrm;
+pub struct Hlog;
+
+impl Exporter for SummaryJson {
+    fn write(&self, report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>> {
+        let path = dir.join("summary.json");
+        let mut text = serde_json::to_string_pretty(&Summary::from_report(report)).expect("summary serializes");
+        text.push('\n');
+        write_file(&path, text.as_bytes())?;
+        Ok(vec![path])
+    }
+}
+
+impl Exporter for Hgrm {
+    fn write(&self, report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>> {
+        let hdir = dir.join("histograms");
+        std::fs::create_dir_all(&hdir).map_err(|source| Error::WriteFailed { path: hdir.clone(), source })?;
+        let mut out = Vec::new();
+        for (key, h) in report.series.iter() {
+            if h.is_empty() {
+                continue;
+            }
+            let path = hdir.join(format!("{}.hgrm", key.file_stem()));
+            write_file(&path, hgrm_text(h).as_bytes())?;
+            out.push(path);
+        }
+        Ok(out)
+    }
+}
+
+impl Exporter for Hlog {
+    fn write(&self, report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>> {
+        let path = dir.join("e2e_latency.hlog");
+        write_hlog(report, &path)?;
+        Ok(vec![path])
+    }
+}
+
+/// Writes every output format into `dir`; returns the files written.
+pub fn write_all(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>> {
+    let exporters: [&dyn Exporter; 3] = [&SummaryJson, &Hgrm, &Hlog];
+    let mut files = Vec::new();
+    for e in exporters {
+        files.extend(e.write(report, dir)?);
+    }
+    Ok(files)
+}

@@ -1,0 +1,211 @@
+//! The terminal summary: counts first, then aligned percentile tables per stream and phase. Colour only when
+//! asked (the caller passes `color = stdout is a terminal`).
+
+use crate::analysis::{COLD_START_METRICS, POD_PHASES, RunReport, Stats};
+use std::fmt::Write as _;
+
+/// `850us`, `12.3ms`, `4.21s`, `2m31s`, `1h02m`.
+pub fn human_us(us: u64) -> String {
+    let s = us as f64 / 1e6;
+    if us < 1_000 {
+        format!("{us}us")
+    } else if us < 1_000_000 {
+        format!("{:.1}ms", us as f64 / 1e3)
+    } else if s < 60.0 {
+        format!("{s:.2}s")
+    } else if s < 3600.0 {
+        let m = (s / 60.0).floor();
+        format!("{}m{:02}s", m as u64, (s - m * 60.0).round() as u64)
+    } else {
+        let h = (s / 3600.0).floor();
+        format!("{}h{:02}m", h as u64, ((s - h * 3600.0) / 60.0).floor() as u64)
+    }
+}
+
+struct Style {
+    color: bool,
+}
+
+impl Style {
+    fn head(&self, s: &str) -> String {
+        if self.color { format!("\x1b[1m{s}\x1b[0m") } else { s.to_string() }
+    }
+    fn bad(&self, s: &str) -> String {
+        if self.color { format!("\x1b[31m{s}\x1b[0m") } else { s.to_string() }
+    }
+    fn dim(&self, s: &str) -> String {
+        if self.color { format!("\x1b[2m{s}\x1b[0m") } else { s.to_string() }
+    }
+}
+
+const COLS: [&str; 7] = ["n", "p50", "p90", "p95", "p99", "p99.9", "max"];
+
+fn row(out: &mut String, label: &str, st: &Stats) {
+    let cells = [st.p50_us, st.p90_us, st.p95_us, st.p99_us, st.p999_us, st.max_us].map(human_us);
+    write!(out, "  {label:<40}{:>7}", st.count).unwrap();
+    for c in cells {
+        write!(out, "{c:>9}").unwrap();
+    }
+    out.push('\n');
+}
+
+fn header(out: &mut String, style: &Style, title: &str) {
+    let mut h = format!("{title:<42}");
+    for (i, c) in COLS.iter().enumerate() {
+        let w = if i == 0 { 7 } else { 9 };
+        h.push_str(&format!("{c:>w$}"));
+    }
+    writeln!(out, "{}", style.head(&h)).unwrap();
+}
+
+pub fn render(r: &RunReport, color: bool) -> String {
+    let style = Style { color };
+    let mut out = String::new();
+    let run = &r.run;
+    writeln!(out, "{}", style.head(&format!("imagen-load · run {} · workload {} (seed {}) · target {}", run.run_id, run.workload, run.seed, run.target))).unwrap();
+    writeln!(out, "observed {} of run time{}", human_us(run.end_us), if run.interrupted { " · INTERRUPTED" } else { "" }).unwrap();
+    out.push('\n');
+
+    let d = &r.delivery;
+    writeln!(out, "{}", style.head("Delivery")).unwrap();
+    let lost = format!("lost {}", d.lost);
+    writeln!(
+        out,
+        "  scheduled {}  published {}  completed {}  {}  late {}  duplicates {}  publish failures {}{}",
+        d.scheduled,
+        d.published,
+        d.completed,
+        if d.lost > 0 { style.bad(&lost) } else { lost },
+        d.late,
+        d.duplicates,
+        d.publish_failed,
+        if d.open_at_end > 0 { format!("  open at end {}", d.open_at_end) } else { String::new() },
+    )
+    .unwrap();
+    if d.warmup_excluded > 0 {
+        writeln!(out, "  {} completed during warm-up, left out of the latency statistics", d.warmup_excluded).unwrap();
+    }
+    if !d.lost_ids.is_empty() {
+        let ids: Vec<String> = d.lost_ids.iter().take(8).map(|i| format!("{}#{}", i.stream, i.seq)).collect();
+        let more = if d.lost_ids.len() > 8 { format!(" and {} more (summary.json lists all)", d.lost_ids.len() - 8) } else { String::new() };
+        writeln!(out, "  {}", style.bad(&format!("lost: {}{more}", ids.join(", ")))).unwrap();
+    }
+    out.push('\n');
+
+    header(&mut out, &style, "End-to-end latency (from intended send)");
+    let mut scopes = vec!["all".to_string()];
+    scopes.extend(run.streams.iter().cloned());
+    for s in &scopes {
+        let Some(both) = r.series.stats("e2e_latency", s, None) else { continue };
+        let cold = r.series.stats("e2e_latency", s, Some(true));
+        let warm = r.series.stats("e2e_latency", s, Some(false));
+        let tag = match (&cold, &warm) {
+            (Some(_), None) => " (all cold)",
+            (None, Some(_)) => " (all warm)",
+            _ => "",
+        };
+        row(&mut out, &format!("{s}{tag}"), &both);
+        // The cold/warm split only says something when both kinds are present.
+        if let (Some(c), Some(w)) = (cold, warm) {
+            row(&mut out, &format!("{s} · cold"), &c);
+            row(&mut out, &format!("{s} · warm"), &w);
+        }
+    }
+    if d.lost > 0 {
+        writeln!(out, "  {}", style.dim(&format!("({} lost messages are not in these percentiles)", d.lost))).unwrap();
+    }
+    out.push('\n');
+
+    header(&mut out, &style, "Where message time went (all streams)");
+    for (m, label) in [("publish_delay", "publish delay"), ("capacity_wait", "waiting for capacity"), ("queueing", "queueing"), ("processing", "processing")] {
+        if let Some(st) = r.series.stats(m, "all", None) {
+            row(&mut out, label, &st);
+        }
+    }
+    out.push('\n');
+
+    let cold_pods = r.pods.iter().filter(|p| !p.preexisting).count();
+    if cold_pods > 0 {
+        header(&mut out, &style, &format!("Cold starts ({cold_pods} pods)"));
+        for (i, phase) in POD_PHASES.iter().enumerate() {
+            if let Some(st) = r.series.stats(COLD_START_METRICS[i], "all", None) {
+                row(&mut out, &phase.replace('_', " "), &st);
+            }
+        }
+        for m in ["node.boot", "node.gpu_driver"] {
+            if let Some(st) = r.series.stats(m, "gpu-pool", None) {
+                row(&mut out, &format!("  {}", m.replace('.', " ").replace('_', " ")), &st);
+            }
+        }
+        out.push('\n');
+    } else {
+        writeln!(out, "{}\n  no pod started during the run\n", style.head("Cold starts")).unwrap();
+    }
+
+    if !r.cycles.is_empty() {
+        writeln!(out, "{}", style.head("Scale cycles (0 → N → 0)")).unwrap();
+        writeln!(out, "  {:<20}{:>7}{:>14}{:>8}{:>16}{:>14}{:>10}", "deployment", "cycles", "first ready", "peak", "to 0 replicas", "to 0 nodes", "cost").unwrap();
+        for s in &run.streams {
+            let cs: Vec<_> = r.cycles.iter().filter(|c| &c.deployment == s).collect();
+            if cs.is_empty() {
+                continue;
+            }
+            let med = |f: &dyn Fn(&crate::analysis::ScaleCycle) -> Option<u64>| {
+                let mut v: Vec<u64> = cs.iter().filter_map(|c| f(c)).collect();
+                v.sort();
+                v.get(v.len().saturating_sub(1) / 2).map(|x| human_us(*x)).unwrap_or_else(|| "-".into())
+            };
+            writeln!(
+                out,
+                "  {:<20}{:>7}{:>14}{:>8}{:>16}{:>14}{:>10}",
+                s,
+                cs.len(),
+                med(&|c| c.time_to_first_ready_us),
+                cs.iter().map(|c| c.peak_replicas).max().unwrap_or(0),
+                med(&|c| c.to_zero_replicas_us),
+                med(&|c| c.to_zero_nodes_us),
+                format!("${:.2}", cs.iter().map(|c| c.cost_usd).sum::<f64>()),
+            )
+            .unwrap();
+        }
+        writeln!(out, "  {}", style.dim("(medians over cycles; first ready counts from the first message at zero)")).unwrap();
+        out.push('\n');
+    }
+
+    let c = &r.cost;
+    writeln!(out, "{}", style.head("GPU cost")).unwrap();
+    writeln!(
+        out,
+        "  {:.2} GPU-hours ({:.2} busy, {:.2} idle) · peak {} nodes · {} nodes created · ${:.2} at ${}/GPU-hour",
+        c.gpu_seconds / 3600.0,
+        c.gpu_busy_seconds / 3600.0,
+        c.gpu_idle_seconds / 3600.0,
+        c.peak_nodes,
+        c.nodes_created,
+        c.cost_usd,
+        run.price_per_gpu_hour_usd
+    )
+    .unwrap();
+    if !r.warnings.is_empty() {
+        out.push('\n');
+        writeln!(out, "{}", style.bad("Warnings")).unwrap();
+        for w in &r.warnings {
+            writeln!(out, "  - {w}").unwrap();
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_us;
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_us(850), "850us");
+        assert_eq!(human_us(12_300), "12.3ms");
+        assert_eq!(human_us(4_210_000), "4.21s");
+        assert_eq!(human_us(151_000_000), "2m31s");
+        assert_eq!(human_us(3_720_000_000), "1h02m");
+    }
+}

@@ -1,0 +1,229 @@
+//! The schedule: a pure function of the plan and its seed that lists every message (and `http` step) with its
+//! *intended* offset from the run start. The pacer hands these instants out at run time; every latency is measured
+//! from them. Same plan and seed → identical schedule; another seed changes only the random parts (Poisson
+//! arrivals, random burst spread).
+
+use crate::units::{Micros, US_PER_S, derive_seed};
+use crate::workload::{Arrivals, Phase, Plan, Spread};
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+use rand_distr::{Distribution, Exp1};
+use std::io::Write;
+
+/// One scheduled item. 16 bytes plus the kind, so a schedule of millions stays small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Item {
+    pub offset_us: u64,
+    pub stream: u32,
+    pub kind: ItemKind,
+    /// Top-level phase of the stream that produced the item (counting from 1).
+    pub phase: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ItemKind {
+    Message { seq: u64 },
+    /// The n-th http step of the stream (counting from 1), in schedule order.
+    Http { step: u32 },
+}
+
+/// An `http` phase as it sits in the schedule, for the runner to execute.
+pub fn http_steps(plan: &Plan, stream: usize) -> Vec<&crate::workload::HttpStep> {
+    fn walk<'a>(phases: &'a [Phase], out: &mut Vec<&'a crate::workload::HttpStep>, times: u32) {
+        for _ in 0..times {
+            for p in phases {
+                match p {
+                    Phase::Http(h) => out.push(h),
+                    Phase::Repeat { times, phases } => walk(phases, out, *times),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&plan.streams[stream].phases, &mut out, 1);
+    out
+}
+
+/// The whole run's schedule, all streams merged in time order (ties: stream order, then sequence).
+pub fn build(plan: &Plan) -> Vec<Item> {
+    let mut all: Vec<Item> = Vec::new();
+    for s in 0..plan.streams.len() {
+        all.extend(build_stream(plan, s));
+    }
+    all.sort_unstable();
+    all
+}
+
+/// One stream's schedule, in time order.
+pub fn build_stream(plan: &Plan, stream: usize) -> Vec<Item> {
+    let mut g = Gen {
+        stream: stream as u32,
+        rng: StdRng::seed_from_u64(derive_seed(plan.seed, &[stream as u64, 0x5c4e_d01e])),
+        out: Vec::new(),
+        seq: 0,
+        http: 0,
+        phase: 0,
+    };
+    let mut cursor = 0u64;
+    for (i, p) in plan.streams[stream].phases.iter().enumerate() {
+        g.phase = i as u32 + 1;
+        cursor = g.phase_items(p, cursor);
+    }
+    // Phases are laid end to end and each emits in order, except a random burst spread, which is sorted here.
+    g.out.sort_by_key(|i| i.offset_us);
+    // Sequence numbers follow time order, so `seq` is the message's rank in its stream.
+    let mut seq = 0;
+    for item in &mut g.out {
+        if let ItemKind::Message { seq: s } = &mut item.kind {
+            *s = seq;
+            seq += 1;
+        }
+    }
+    g.out
+}
+
+struct Gen {
+    stream: u32,
+    rng: StdRng,
+    out: Vec<Item>,
+    seq: u64,
+    http: u32,
+    phase: u32,
+}
+
+impl Gen {
+    fn msg(&mut self, offset_us: u64) {
+        self.out.push(Item { offset_us, stream: self.stream, kind: ItemKind::Message { seq: self.seq }, phase: self.phase });
+        self.seq += 1;
+    }
+
+    /// Emits a phase starting at `start`; returns where the next phase starts.
+    fn phase_items(&mut self, phase: &Phase, start: u64) -> u64 {
+        match phase {
+            Phase::Idle { duration } => start + duration.0,
+            Phase::Rate { shape, duration, arrivals } => {
+                let total = duration.as_secs_f64();
+                let limit = shape.cumulative(total, total);
+                let mut k = 0.0_f64;
+                if *arrivals == Arrivals::Poisson {
+                    k = Exp1.sample(&mut self.rng);
+                }
+                while k < limit {
+                    let t = shape.inverse(k, total);
+                    let off = (t * US_PER_S as f64).round() as u64;
+                    if off >= duration.0 {
+                        break;
+                    }
+                    self.msg(start + off);
+                    k += match arrivals {
+                        Arrivals::Even => 1.0,
+                        Arrivals::Poisson => Exp1.sample(&mut self.rng),
+                    };
+                }
+                start + duration.0
+            }
+            Phase::Burst { count, within, spread } => {
+                for i in 0..*count {
+                    let off = match (spread, within.0) {
+                        (_, 0) => 0,
+                        (Spread::Even, w) => (i as u128 * w as u128 / *count as u128) as u64,
+                        (Spread::Random, w) => self.rng.random_range(0..w),
+                    };
+                    self.msg(start + off);
+                }
+                start + within.0
+            }
+            Phase::Trace { offsets, duration, .. } => {
+                for o in offsets {
+                    self.msg(start + o.0);
+                }
+                start + duration.0
+            }
+            Phase::Repeat { times, phases } => {
+                let mut cursor = start;
+                for _ in 0..*times {
+                    for p in phases {
+                        cursor = self.phase_items(p, cursor);
+                    }
+                }
+                cursor
+            }
+            Phase::Http(_) => {
+                self.http += 1;
+                self.out.push(Item { offset_us: start, stream: self.stream, kind: ItemKind::Http { step: self.http }, phase: self.phase });
+                start
+            }
+        }
+    }
+}
+
+/// Writes the schedule as CSV: `stream,seq,kind,phase,intended_offset_us`.
+pub fn write_csv(plan: &Plan, items: &[Item], out: &mut dyn Write) -> std::io::Result<()> {
+    let mut w = std::io::BufWriter::new(out);
+    writeln!(w, "stream,seq,kind,phase,intended_offset_us")?;
+    for it in items {
+        let name = &plan.streams[it.stream as usize].name;
+        match it.kind {
+            ItemKind::Message { seq } => writeln!(w, "{name},{seq},message,{},{}", it.phase, it.offset_us)?,
+            ItemKind::Http { step } => writeln!(w, "{name},{step},http,{},{}", it.phase, it.offset_us)?,
+        }
+    }
+    w.flush()
+}
+
+/// Offset of the last scheduled item (zero for an empty schedule).
+pub fn last_offset(items: &[Item]) -> Micros {
+    Micros(items.iter().map(|i| i.offset_us).max().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn plan(phases: &str) -> Plan {
+        let src = format!("[run]\nseed = 3\n[[stream]]\nname = \"s\"\n{phases}");
+        crate::workload::parse(Path::new("w.toml"), &src).unwrap()
+    }
+
+    fn offsets(p: &Plan) -> Vec<u64> {
+        build(p).iter().map(|i| i.offset_us).collect()
+    }
+
+    #[test]
+    fn constant_is_evenly_spaced() {
+        let o = offsets(&plan("[[stream.phase]]\nkind = \"constant\"\nrate = \"10/s\"\nduration = \"60s\"\n"));
+        assert_eq!(o.len(), 600);
+        assert!(o.windows(2).all(|w| w[1] - w[0] == 100_000));
+    }
+
+    #[test]
+    fn phases_are_laid_end_to_end() {
+        let o = offsets(&plan(
+            "[[stream.phase]]\nkind = \"idle\"\nduration = \"10m\"\n[[stream.phase]]\nkind = \"burst\"\ncount = 3\n",
+        ));
+        assert_eq!(o, vec![600_000_000; 3]);
+    }
+
+    #[test]
+    fn repeat_makes_bursts_of_bursts() {
+        let o = offsets(&plan(
+            "[[stream.phase]]\nkind = \"repeat\"\ntimes = 3\nphases = [{ kind = \"burst\", count = 2 }, { kind = \"idle\", duration = \"1m\" }]\n",
+        ));
+        assert_eq!(o, vec![0, 0, 60_000_000, 60_000_000, 120_000_000, 120_000_000]);
+    }
+
+    #[test]
+    fn seed_changes_only_random_parts() {
+        let even = "[[stream.phase]]\nkind = \"constant\"\nrate = \"5/s\"\nduration = \"10s\"\n";
+        let poisson = "[[stream.phase]]\nkind = \"poisson\"\nrate = \"5/s\"\nduration = \"10s\"\n";
+        let mut a = plan(even);
+        let b = a.clone();
+        a.seed = 99;
+        assert_eq!(offsets(&a), offsets(&b));
+        let mut c = plan(poisson);
+        let d = c.clone();
+        c.seed = 99;
+        assert_ne!(offsets(&c), offsets(&d));
+    }
+}

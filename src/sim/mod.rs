@@ -1,0 +1,825 @@
+//! The embedded default target: a discrete-event model of Pub/Sub, Cloud Monitoring's metric lag, KEDA + HPA,
+//! the cluster autoscaler, kubelet and GPU workers, run in virtual time. It emits exactly the event vocabulary the
+//! real observers emit (`source = sim`), plus `sim_pod_truth` ground truth for tests.
+//!
+//! The run is observed until `last send + deadline + drain`, whatever the setup, so that the costs of different
+//! setups cover the same window.
+//!
+//! Determinism: all randomness comes from per-component RNGs derived from the run seed, and ties in time are
+//! broken by insertion order, so the same plan and seed give the same events, byte for byte.
+
+pub mod config;
+
+use crate::event::{Event, EventKind, MsgId, PodPhaseTruth, Source};
+use crate::schedule::{Item, ItemKind};
+use crate::units::{Dist, derive_seed};
+use crate::workload::{HttpSimEffect, Plan};
+use config::{PipelineModel, SimConfig};
+use rand::{SeedableRng, rngs::StdRng};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+pub const NODE_POOL: &str = "gpu-pool";
+
+/// What the simulation did, besides the events it emitted.
+#[derive(Debug, Clone)]
+pub struct SimOutcome {
+    pub end_us: u64,
+    pub events: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    Send { item: usize },
+    Stored { msg: usize },
+    MetricSample { p: usize },
+    KedaPoll { p: usize },
+    HpaSync,
+    CaScan,
+    NodeRegistered { node: usize },
+    NodeReady { node: usize },
+    GpuReady { node: usize },
+    PodPulled { pod: usize },
+    PodStarted { pod: usize },
+    PodLoaded { pod: usize },
+    PodReady { pod: usize },
+    Delivered { msg: usize, attempt: u32 },
+    Done { msg: usize, attempt: u32 },
+    Redeliver { msg: usize, attempt: u32 },
+    GraceOver { pod: usize },
+    Deadline,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PodState {
+    Pending,
+    Starting,
+    Ready,
+    Terminating,
+    Gone,
+}
+
+struct Pod {
+    name: String,
+    p: usize,
+    state: PodState,
+    node: Option<usize>,
+    busy: u32,
+    created_us: u64,
+    unschedulable_reported: bool,
+    truth: PodPhaseTruth,
+    mark_us: u64,
+}
+
+struct Node {
+    name: String,
+    gpus: u32,
+    used: u32,
+    gpu_ready: bool,
+    gone: bool,
+    /// Per pipeline: when its image is (or will be) on the node.
+    image_ready_at: Vec<Option<u64>>,
+    unneeded_since: Option<u64>,
+}
+
+struct Msg {
+    p: usize,
+    seq: u64,
+    attempt: u32,
+    pod: Option<usize>,
+    delivered_us: u64,
+    done: bool,
+}
+
+struct Pipeline {
+    model: PipelineModel,
+    backlog: VecDeque<usize>,
+    /// Published and not yet acked: Pub/Sub's `num_undelivered_messages`.
+    unacked: u64,
+    /// (time, unacked) at every change, for reading a lagged live metric.
+    history: Vec<(u64, u64)>,
+    /// (visible_at, sample time, value) of the sampled metric.
+    samples: VecDeque<(u64, u64, u64)>,
+    active: bool,
+    last_active_us: u64,
+    desired: u32,
+    ready: u32,
+    last_reported: (u32, u32),
+    recommendations: VecDeque<(u64, u32)>,
+    pods: Vec<usize>,
+    rng: StdRng,
+}
+
+struct Sim<'a, F: FnMut(Event)> {
+    plan: &'a Plan,
+    cfg: &'a SimConfig,
+    items: &'a [Item],
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(u64, u64, Ev)>>,
+    emit: F,
+    emitted: u64,
+    pipelines: Vec<Pipeline>,
+    pods: Vec<Pod>,
+    nodes: Vec<Node>,
+    msgs: Vec<Msg>,
+    pending: VecDeque<usize>,
+    last_scale_up_us: Option<u64>,
+    node_rng: StdRng,
+    pubsub_rng: StdRng,
+    items_done: usize,
+    completed: usize,
+    deadline_us: u64,
+    deadline_passed: bool,
+}
+
+/// Runs the plan's schedule through the model; `emit` receives every event in time order.
+pub fn simulate<F: FnMut(Event)>(plan: &Plan, items: &[Item], emit: F) -> SimOutcome {
+    let cfg = &plan.sim;
+    let pipelines = cfg
+        .pipelines
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Pipeline {
+            model: m.clone(),
+            backlog: VecDeque::new(),
+            unacked: 0,
+            history: vec![(0, 0)],
+            samples: VecDeque::new(),
+            active: false,
+            last_active_us: 0,
+            desired: 0,
+            ready: 0,
+            last_reported: (u32::MAX, u32::MAX),
+            recommendations: VecDeque::new(),
+            pods: Vec::new(),
+            rng: StdRng::seed_from_u64(derive_seed(plan.seed, &[0x51, i as u64])),
+        })
+        .collect();
+    let last = items.iter().map(|i| i.offset_us).max().unwrap_or(0);
+    let mut sim = Sim {
+        plan,
+        cfg,
+        items,
+        now: 0,
+        seq: 0,
+        queue: BinaryHeap::new(),
+        emit,
+        emitted: 0,
+        pipelines,
+        pods: Vec::new(),
+        nodes: Vec::new(),
+        msgs: Vec::with_capacity(items.len()),
+        pending: VecDeque::new(),
+        last_scale_up_us: None,
+        node_rng: StdRng::seed_from_u64(derive_seed(plan.seed, &[0x52])),
+        pubsub_rng: StdRng::seed_from_u64(derive_seed(plan.seed, &[0x53])),
+        items_done: 0,
+        completed: 0,
+        deadline_us: last + plan.deadline.0,
+        deadline_passed: false,
+    };
+    sim.start();
+    let hard_stop = last + plan.deadline.0 + plan.drain.0;
+    while let Some(Reverse((t, _, ev))) = sim.queue.pop() {
+        if t > hard_stop {
+            sim.now = hard_stop;
+            break;
+        }
+        sim.now = t;
+        sim.handle(ev);
+    }
+    // Every setup is observed over the same window (last send + deadline + drain), so costs compare fairly:
+    // stopping once a setup is idle would bill an always-on setup for a shorter window than a scale-to-zero one.
+    sim.now = hard_stop;
+    let end = sim.now;
+    sim.out(Source::Sim, EventKind::RunFinished { interrupted: false });
+    SimOutcome { end_us: end, events: sim.emitted }
+}
+
+impl<F: FnMut(Event)> Sim<'_, F> {
+    fn at(&mut self, t: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse((t, self.seq, ev)));
+    }
+
+    fn out(&mut self, source: Source, kind: EventKind) {
+        self.emitted += 1;
+        (self.emit)(Event::new(self.now, source, kind));
+    }
+
+    fn ev(&mut self, kind: EventKind) {
+        self.out(Source::Sim, kind);
+    }
+
+    fn sample(rng: &mut StdRng, d: &Dist) -> u64 {
+        d.sample(rng).0
+    }
+
+    fn start(&mut self) {
+        // Pipelines kept hot (min replicas ≥ 1) start with their pods ready on nodes that already exist.
+        for p in 0..self.pipelines.len() {
+            let min = self.pipelines[p].model.keda.min_replicas;
+            for _ in 0..min {
+                let node = self.new_node(true);
+                let pod = self.new_pod(p, true);
+                self.bind(pod, node);
+                self.nodes[node].image_ready_at[p] = Some(0);
+                self.pods[pod].state = PodState::Ready;
+                self.ev(EventKind::PodReady { pod: self.pods[pod].name.clone() });
+            }
+            self.pipelines[p].desired = min;
+            self.pipelines[p].ready = min;
+            self.pipelines[p].active = false;
+            self.report_replicas(p);
+        }
+        for (i, item) in self.items.iter().enumerate() {
+            self.queue.push(Reverse((item.offset_us, i as u64, Ev::Send { item: i })));
+        }
+        self.seq = self.items.len() as u64;
+        for p in 0..self.pipelines.len() {
+            self.at(0, Ev::KedaPoll { p });
+            if self.cfg.metrics.sample_period().0 > 0 {
+                self.at(0, Ev::MetricSample { p });
+            }
+        }
+        self.at(0, Ev::HpaSync);
+        self.at(0, Ev::CaScan);
+        self.at(self.deadline_us, Ev::Deadline);
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::Send { item } => self.send(item),
+            Ev::Stored { msg } => {
+                let p = self.msgs[msg].p;
+                let id = self.msg_id(msg);
+                let server_id = Some(format!("sim-{p}-{}", self.msgs[msg].seq));
+                // Stamped when Pub/Sub acknowledges the publish; the sim's pacer is never late.
+                self.out(Source::Harness, EventKind::Published { id, lateness_us: 0, server_id });
+                self.pipelines[p].backlog.push_back(msg);
+                self.change_unacked(p, 1);
+                self.deliver(p);
+            }
+            Ev::MetricSample { p } => {
+                let delay = Self::sample(&mut self.pipelines[p].rng, &self.cfg.metrics.delay());
+                let value = self.pipelines[p].unacked;
+                self.pipelines[p].samples.push_back((self.now + delay, self.now, value));
+                self.backlog_event(p);
+                self.at(self.now + self.cfg.metrics.sample_period().0, Ev::MetricSample { p });
+            }
+            Ev::KedaPoll { p } => {
+                self.keda_poll(p);
+                self.at(self.now + self.pipelines[p].model.keda.polling_interval.0, Ev::KedaPoll { p });
+            }
+            Ev::HpaSync => {
+                for p in 0..self.pipelines.len() {
+                    self.hpa_sync(p);
+                }
+                self.at(self.now + self.cfg.hpa.sync_period.0, Ev::HpaSync);
+            }
+            Ev::CaScan => {
+                self.ca_scan();
+                self.at(self.now + self.cfg.autoscaler.scan_interval.0, Ev::CaScan);
+            }
+            Ev::NodeRegistered { node } => {
+                let n = &self.nodes[node];
+                let kind = EventKind::NodeCreated { node: n.name.clone(), pool: NODE_POOL.into(), gpus: n.gpus, preexisting: false };
+                self.ev(kind);
+                let d = Self::sample(&mut self.node_rng, &self.cfg.autoscaler.node_ready);
+                self.at(self.now + d, Ev::NodeReady { node });
+            }
+            Ev::NodeReady { node } => {
+                self.ev(EventKind::NodeReady { node: self.nodes[node].name.clone() });
+                let d = Self::sample(&mut self.node_rng, &self.cfg.autoscaler.gpu_driver);
+                self.at(self.now + d, Ev::GpuReady { node });
+            }
+            Ev::GpuReady { node } => {
+                self.nodes[node].gpu_ready = true;
+                let kind = EventKind::GpuAllocatable { node: self.nodes[node].name.clone(), gpus: self.nodes[node].gpus };
+                self.ev(kind);
+                self.schedule_pending();
+            }
+            Ev::PodPulled { pod } => self.pod_pulled(pod),
+            Ev::PodStarted { pod } => {
+                if self.pods[pod].state != PodState::Starting {
+                    return;
+                }
+                self.pods[pod].truth.container_start_us = self.now - self.pods[pod].mark_us;
+                self.pods[pod].mark_us = self.now;
+                self.ev(EventKind::ContainerStarted { pod: self.pods[pod].name.clone() });
+                let p = self.pods[pod].p;
+                let w = &self.pipelines[p].model.worker;
+                let dist = if w.model_cache { w.cached_model_load.clone() } else { w.model_load.clone() };
+                let d = Self::sample(&mut self.pipelines[p].rng, &dist);
+                self.at(self.now + d, Ev::PodLoaded { pod });
+            }
+            Ev::PodLoaded { pod } => {
+                if self.pods[pod].state != PodState::Starting {
+                    return;
+                }
+                let took = self.now - self.pods[pod].mark_us;
+                self.pods[pod].truth.model_load_us = took;
+                self.pods[pod].mark_us = self.now;
+                self.ev(EventKind::ModelLoaded { pod: self.pods[pod].name.clone(), duration_us: Some(took) });
+                let p = self.pods[pod].p;
+                let dist = self.pipelines[p].model.worker.readiness_delay.clone();
+                let d = Self::sample(&mut self.pipelines[p].rng, &dist);
+                self.at(self.now + d, Ev::PodReady { pod });
+            }
+            Ev::PodReady { pod } => {
+                if self.pods[pod].state != PodState::Starting {
+                    return;
+                }
+                self.pods[pod].truth.ready_us = self.now - self.pods[pod].mark_us;
+                self.pods[pod].state = PodState::Ready;
+                let name = self.pods[pod].name.clone();
+                self.ev(EventKind::PodReady { pod: name.clone() });
+                let truth = self.pods[pod].truth.clone();
+                self.ev(EventKind::SimPodTruth { pod: name, phases: truth });
+                let p = self.pods[pod].p;
+                self.pipelines[p].ready += 1;
+                self.report_replicas(p);
+                self.deliver(p);
+            }
+            Ev::Delivered { msg, attempt } => {
+                if self.msgs[msg].attempt != attempt {
+                    return;
+                }
+                let Some(pod) = self.msgs[msg].pod else { return };
+                if self.pods[pod].state == PodState::Gone {
+                    return;
+                }
+                self.msgs[msg].delivered_us = self.now;
+                let id = self.msg_id(msg);
+                self.out(Source::Sim, EventKind::Delivered { id, pod: self.pods[pod].name.clone(), attempt });
+                let p = self.msgs[msg].p;
+                let dist = self.pipelines[p].model.worker.processing.clone();
+                let d = Self::sample(&mut self.pipelines[p].rng, &dist);
+                self.at(self.now + d.max(1), Ev::Done { msg, attempt });
+            }
+            Ev::Done { msg, attempt } => self.done(msg, attempt),
+            Ev::Redeliver { msg, attempt } => {
+                if self.msgs[msg].attempt != attempt || self.msgs[msg].done {
+                    return;
+                }
+                self.msgs[msg].attempt += 1;
+                self.msgs[msg].pod = None;
+                let p = self.msgs[msg].p;
+                self.pipelines[p].backlog.push_front(msg);
+                self.deliver(p);
+            }
+            Ev::GraceOver { pod } => {
+                if self.pods[pod].state == PodState::Terminating {
+                    // Whatever the pod still holds is abandoned; Pub/Sub redelivers it after the ack deadline.
+                    let ack = self.cfg.pubsub.ack_deadline.0;
+                    for m in 0..self.msgs.len() {
+                        if self.msgs[m].pod == Some(pod) && !self.msgs[m].done {
+                            let attempt = self.msgs[m].attempt;
+                            self.at(self.now + ack, Ev::Redeliver { msg: m, attempt });
+                        }
+                    }
+                    self.remove_pod(pod);
+                }
+            }
+            Ev::Deadline => {
+                self.deadline_passed = true;
+                for m in 0..self.msgs.len() {
+                    if !self.msgs[m].done {
+                        let id = self.msg_id(m);
+                        self.ev(EventKind::Lost { id });
+                    }
+                }
+                // Messages never sent (cannot happen: the deadline is after the last send) would be lost too.
+            }
+        }
+    }
+
+    fn msg_id(&self, msg: usize) -> MsgId {
+        let m = &self.msgs[msg];
+        MsgId { stream: self.plan.streams[m.p].name.clone(), seq: m.seq }
+    }
+
+    fn send(&mut self, item: usize) {
+        let it = self.items[item];
+        let p = it.stream as usize;
+        self.items_done += 1;
+        match it.kind {
+            ItemKind::Message { seq } => {
+                let msg = self.msgs.len();
+                self.msgs.push(Msg { p, seq, attempt: 1, pod: None, delivered_us: 0, done: false });
+                let id = self.msg_id(msg);
+                self.out(Source::Harness, EventKind::Scheduled { id: id.clone(), intended_us: it.offset_us });
+                let lat = Self::sample(&mut self.pubsub_rng, &self.cfg.pubsub.publish_latency);
+                self.at(self.now + lat, Ev::Stored { msg });
+            }
+            ItemKind::Http { step } => {
+                let spec = crate::schedule::http_steps(self.plan, p)[step as usize - 1].clone();
+                self.out(
+                    Source::Harness,
+                    EventKind::HttpCalled {
+                        stream: self.plan.streams[p].name.clone(),
+                        step,
+                        method: spec.method.clone(),
+                        url: spec.url.clone(),
+                        intended_us: it.offset_us,
+                        status: None,
+                        error: None,
+                        response_time_us: 0,
+                        simulated: true,
+                    },
+                );
+                if spec.sim_effect == HttpSimEffect::Warm && self.pipelines[p].desired == 0 {
+                    // A warm-up call activates the deployment as KEDA would; the HPA and cooldown take it from there.
+                    self.pipelines[p].last_active_us = self.now;
+                    self.set_active(p, true);
+                    self.set_desired(p, 1);
+                }
+            }
+        }
+    }
+
+    fn change_unacked(&mut self, p: usize, delta: i64) {
+        let pl = &mut self.pipelines[p];
+        pl.unacked = (pl.unacked as i64 + delta) as u64;
+        let now = self.now;
+        match pl.history.last_mut() {
+            Some(last) if last.0 == now => last.1 = pl.unacked,
+            _ => pl.history.push((now, pl.unacked)),
+        }
+    }
+
+    fn backlog_event(&mut self, p: usize) {
+        let kind = EventKind::Backlog { subscription: format!("{}-sub", self.plan.streams[p].topic), depth: self.pipelines[p].unacked };
+        self.ev(kind);
+    }
+
+    /// The backlog metric as KEDA and the HPA see it now: sampled and lagged.
+    fn metric(&mut self, p: usize) -> f64 {
+        let now = self.now;
+        if self.cfg.metrics.sample_period().0 > 0 {
+            let pl = &mut self.pipelines[p];
+            // Newest sample already visible (delays differ per sample, so look at all pending ones).
+            let mut best: Option<(u64, u64)> = None;
+            for &(visible, taken, v) in &pl.samples {
+                if visible <= now && best.is_none_or(|(t, _)| taken > t) {
+                    best = Some((taken, v));
+                }
+            }
+            // Drop samples superseded by a newer visible one.
+            if let Some((taken, _)) = best {
+                pl.samples.retain(|&(visible, t, _)| t >= taken || visible > now);
+            }
+            best.map_or(0.0, |(_, v)| v as f64)
+        } else {
+            let delay = Self::sample(&mut self.pipelines[p].rng, &self.cfg.metrics.delay());
+            let at = now.saturating_sub(delay);
+            if delay == 0 {
+                self.backlog_event(p);
+            }
+            let h = &self.pipelines[p].history;
+            let i = h.partition_point(|&(t, _)| t <= at);
+            if i == 0 { 0.0 } else { h[i - 1].1 as f64 }
+        }
+    }
+
+    fn keda_poll(&mut self, p: usize) {
+        let value = self.metric(p);
+        let name = self.plan.streams[p].name.clone();
+        self.ev(EventKind::MetricRead { scaled_object: name, value });
+        let k = self.pipelines[p].model.keda.clone();
+        if value > k.activation_value {
+            self.pipelines[p].last_active_us = self.now;
+            if !self.pipelines[p].active {
+                self.set_active(p, true);
+            }
+            if self.pipelines[p].desired == 0 {
+                self.set_desired(p, k.min_replicas.max(1));
+            }
+        } else if self.pipelines[p].active && self.now - self.pipelines[p].last_active_us >= k.cooldown_period.0 {
+            self.set_active(p, false);
+            if k.min_replicas == 0 {
+                self.pipelines[p].recommendations.clear();
+                self.set_desired(p, k.idle_replicas.unwrap_or(0));
+            }
+        }
+    }
+
+    fn set_active(&mut self, p: usize, active: bool) {
+        self.pipelines[p].active = active;
+        self.ev(EventKind::ScalerActive { scaled_object: self.plan.streams[p].name.clone(), active });
+    }
+
+    fn hpa_sync(&mut self, p: usize) {
+        let current = self.pipelines[p].desired;
+        if current == 0 {
+            return; // the HPA does not scale from zero; KEDA activates
+        }
+        let value = self.metric(p);
+        let k = self.pipelines[p].model.keda.clone();
+        let ratio = value / (k.target_value * current as f64);
+        let mut rec = if (ratio - 1.0).abs() <= self.cfg.hpa.tolerance { current } else { (value / k.target_value).ceil() as u32 };
+        rec = rec.clamp(k.min_replicas.max(1), k.max_replicas);
+        let window = self.cfg.hpa.scale_down_stabilization.0;
+        let now = self.now;
+        let recs = &mut self.pipelines[p].recommendations;
+        recs.push_back((now, rec));
+        while recs.front().is_some_and(|&(t, _)| now - t > window) {
+            recs.pop_front();
+        }
+        // Scale-down stabilisation: never go below the highest recommendation of the window.
+        let stabilised = if rec < current { recs.iter().map(|&(_, r)| r).max().unwrap_or(rec).min(current) } else { rec };
+        if stabilised != current {
+            self.set_desired(p, stabilised);
+        }
+    }
+
+    fn set_desired(&mut self, p: usize, desired: u32) {
+        // The Deployment's spec changes first; its controller then creates or deletes pods.
+        self.pipelines[p].desired = desired;
+        self.report_replicas(p);
+        let alive: Vec<usize> = self.pipelines[p].pods.iter().copied().filter(|&i| self.pods[i].state != PodState::Terminating).collect();
+        if (alive.len() as u32) < desired {
+            for _ in alive.len() as u32..desired {
+                let pod = self.new_pod(p, false);
+                self.try_schedule(pod);
+            }
+        } else {
+            // Delete surplus pods: unscheduled, then starting, then idle ready (newest first), then busy.
+            let mut victims = alive;
+            victims.sort_by_key(|&i| {
+                let pod = &self.pods[i];
+                let rank = match pod.state {
+                    PodState::Pending => 0,
+                    PodState::Starting => 1,
+                    _ if pod.busy == 0 => 2,
+                    _ => 3,
+                };
+                (rank, Reverse(pod.created_us), Reverse(i))
+            });
+            let surplus = victims.len() - desired as usize;
+            for &pod in victims.iter().take(surplus) {
+                self.terminate(pod);
+            }
+        }
+        self.report_replicas(p);
+    }
+
+    fn report_replicas(&mut self, p: usize) {
+        let pl = &self.pipelines[p];
+        if pl.last_reported != (pl.desired, pl.ready) {
+            let (desired, ready) = (pl.desired, pl.ready);
+            self.pipelines[p].last_reported = (desired, ready);
+            self.ev(EventKind::Replicas { deployment: self.plan.streams[p].name.clone(), desired, ready });
+        }
+    }
+
+    fn new_pod(&mut self, p: usize, preexisting: bool) -> usize {
+        let i = self.pods.len();
+        let name = format!("{}-{:05}", self.plan.streams[p].name, i);
+        self.pods.push(Pod {
+            name: name.clone(),
+            p,
+            state: PodState::Pending,
+            node: None,
+            busy: 0,
+            created_us: self.now,
+            unschedulable_reported: false,
+            truth: PodPhaseTruth::default(),
+            mark_us: self.now,
+        });
+        self.pipelines[p].pods.push(i);
+        self.ev(EventKind::PodCreated { pod: name, deployment: self.plan.streams[p].name.clone(), preexisting });
+        i
+    }
+
+    fn new_node(&mut self, preexisting: bool) -> usize {
+        let i = self.nodes.len();
+        let gpus = self.cfg.autoscaler.gpus_per_node;
+        let name = format!("gke-imagen-{NODE_POOL}-{i:04x}");
+        self.nodes.push(Node {
+            name: name.clone(),
+            gpus,
+            used: 0,
+            gpu_ready: preexisting,
+            gone: false,
+            image_ready_at: vec![None; self.pipelines.len()],
+            unneeded_since: None,
+        });
+        if preexisting {
+            self.ev(EventKind::NodeCreated { node: name.clone(), pool: NODE_POOL.into(), gpus, preexisting: true });
+            self.ev(EventKind::NodeReady { node: name.clone() });
+            self.ev(EventKind::GpuAllocatable { node: name, gpus });
+        }
+        i
+    }
+
+    fn try_schedule(&mut self, pod: usize) {
+        let p = self.pods[pod].p;
+        // Prefer a node that already has the image (the scheduler's ImageLocality score).
+        let free = |n: &Node| !n.gone && n.gpu_ready && n.used < n.gpus;
+        let node = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| free(n))
+            .max_by_key(|(i, n)| (n.image_ready_at[p].is_some(), Reverse(*i)))
+            .map(|(i, _)| i);
+        match node {
+            Some(node) => self.bind(pod, node),
+            None => {
+                if !self.pods[pod].unschedulable_reported {
+                    self.pods[pod].unschedulable_reported = true;
+                    let total = self.nodes.iter().filter(|n| !n.gone).count();
+                    let reason = format!("0/{total} nodes are available: Insufficient nvidia.com/gpu");
+                    self.ev(EventKind::PodUnschedulable { pod: self.pods[pod].name.clone(), reason });
+                }
+                if !self.pending.contains(&pod) {
+                    self.pending.push_back(pod);
+                }
+            }
+        }
+    }
+
+    fn schedule_pending(&mut self) {
+        let pending: Vec<usize> = self.pending.drain(..).collect();
+        for pod in pending {
+            if self.pods[pod].state == PodState::Pending {
+                self.try_schedule(pod);
+            }
+        }
+    }
+
+    fn bind(&mut self, pod: usize, node: usize) {
+        self.nodes[node].used += 1;
+        self.nodes[node].unneeded_since = None;
+        let t_sched = self.now;
+        let pd = &mut self.pods[pod];
+        pd.node = Some(node);
+        pd.state = PodState::Starting;
+        pd.truth.node_provisioning_us = t_sched - pd.created_us;
+        pd.mark_us = t_sched;
+        let (name, p) = (pd.name.clone(), pd.p);
+        self.ev(EventKind::PodScheduled { pod: name.clone(), node: self.nodes[node].name.clone() });
+        let image = format!("imagen/{}-worker:1", self.plan.streams[p].name);
+        match self.nodes[node].image_ready_at[p] {
+            Some(t) if t <= self.now => {
+                let bytes = Some(self.pipelines[p].model.kubelet.image_bytes);
+                self.ev(EventKind::ImagePulled { pod: name, image, duration_us: 0, bytes, cached: true });
+                self.pods[pod].truth.image_pull_us = 0;
+                self.start_container(pod);
+            }
+            Some(t) => {
+                // Another pod is pulling the same image on this node: kubelet serialises pulls, so wait for it.
+                self.ev(EventKind::ImagePulling { pod: name, image });
+                self.at(t, Ev::PodPulled { pod });
+            }
+            None => {
+                self.ev(EventKind::ImagePulling { pod: name, image });
+                let dist = self.pipelines[p].model.kubelet.image_pull.clone();
+                let d = Self::sample(&mut self.pipelines[p].rng, &dist);
+                self.nodes[node].image_ready_at[p] = Some(self.now + d);
+                self.at(self.now + d, Ev::PodPulled { pod });
+            }
+        }
+    }
+
+    fn pod_pulled(&mut self, pod: usize) {
+        if self.pods[pod].state != PodState::Starting {
+            return;
+        }
+        let took = self.now - self.pods[pod].mark_us;
+        self.pods[pod].truth.image_pull_us = took;
+        let p = self.pods[pod].p;
+        let image = format!("imagen/{}-worker:1", self.plan.streams[p].name);
+        let bytes = Some(self.pipelines[p].model.kubelet.image_bytes);
+        self.ev(EventKind::ImagePulled { pod: self.pods[pod].name.clone(), image, duration_us: took, bytes, cached: false });
+        self.start_container(pod);
+    }
+
+    fn start_container(&mut self, pod: usize) {
+        self.pods[pod].mark_us = self.now;
+        let p = self.pods[pod].p;
+        let dist = self.pipelines[p].model.kubelet.container_start.clone();
+                let d = Self::sample(&mut self.pipelines[p].rng, &dist);
+        self.at(self.now + d, Ev::PodStarted { pod });
+    }
+
+    fn terminate(&mut self, pod: usize) {
+        let p = self.pods[pod].p;
+        match self.pods[pod].state {
+            PodState::Ready if self.pods[pod].busy > 0 => {
+                self.pipelines[p].ready -= 1;
+                self.pods[pod].state = PodState::Terminating;
+                let grace = self.pipelines[p].model.worker.termination_grace.0;
+                self.at(self.now + grace, Ev::GraceOver { pod });
+            }
+            PodState::Ready => {
+                self.pipelines[p].ready -= 1;
+                self.remove_pod(pod);
+            }
+            PodState::Pending | PodState::Starting => self.remove_pod(pod),
+            PodState::Terminating | PodState::Gone => {}
+        }
+    }
+
+    fn remove_pod(&mut self, pod: usize) {
+        let p = self.pods[pod].p;
+        self.pods[pod].state = PodState::Gone;
+        if let Some(node) = self.pods[pod].node {
+            self.nodes[node].used -= 1;
+        }
+        self.pending.retain(|&x| x != pod);
+        self.pipelines[p].pods.retain(|&x| x != pod);
+        self.ev(EventKind::PodDeleted { pod: self.pods[pod].name.clone() });
+        self.report_replicas(p);
+        self.schedule_pending();
+    }
+
+    fn deliver(&mut self, p: usize) {
+        while !self.pipelines[p].backlog.is_empty() {
+            let conc = self.pipelines[p].model.worker.concurrency;
+            let pod = self.pipelines[p]
+                .pods
+                .iter()
+                .copied()
+                .filter(|&i| self.pods[i].state == PodState::Ready && self.pods[i].busy < conc)
+                .min_by_key(|&i| (self.pods[i].busy, i));
+            let Some(pod) = pod else { return };
+            let msg = self.pipelines[p].backlog.pop_front().expect("non-empty");
+            self.pods[pod].busy += 1;
+            self.msgs[msg].pod = Some(pod);
+            let d = Self::sample(&mut self.pubsub_rng, &self.cfg.pubsub.delivery_latency);
+            let attempt = self.msgs[msg].attempt;
+            self.at(self.now + d, Ev::Delivered { msg, attempt });
+        }
+    }
+
+    fn done(&mut self, msg: usize, attempt: u32) {
+        if self.msgs[msg].attempt != attempt {
+            return;
+        }
+        let Some(pod) = self.msgs[msg].pod else { return };
+        if self.pods[pod].state == PodState::Gone {
+            return;
+        }
+        let id = self.msg_id(msg);
+        let name = self.pods[pod].name.clone();
+        if self.msgs[msg].done {
+            self.out(Source::Sim, EventKind::Duplicate { id, pod: name });
+        } else {
+            self.msgs[msg].done = true;
+            self.completed += 1;
+            let d = self.msgs[msg].delivered_us;
+            self.out(
+                Source::Worker,
+                EventKind::Completed { id, pod: name, received_us: Some(d), processing_start_us: Some(d), processing_end_us: Some(self.now) },
+            );
+            let p = self.msgs[msg].p;
+            self.change_unacked(p, -1);
+        }
+        self.msgs[msg].pod = None;
+        self.pods[pod].busy -= 1;
+        let p = self.pods[pod].p;
+        if self.pods[pod].state == PodState::Terminating {
+            if self.pods[pod].busy == 0 {
+                self.remove_pod(pod);
+            }
+        } else {
+            self.deliver(p);
+        }
+    }
+
+    fn ca_scan(&mut self) {
+        let a = &self.cfg.autoscaler;
+        // Scale-up: pending pods beyond what nodes already on their way will hold.
+        let upcoming: u32 = self.nodes.iter().filter(|n| !n.gone && !n.gpu_ready).map(|n| n.gpus - n.used).sum();
+        let pending = self.pending.iter().filter(|&&i| self.pods[i].state == PodState::Pending).count() as u32;
+        let live = self.nodes.iter().filter(|n| !n.gone).count() as u32;
+        if pending > upcoming && live < a.max_nodes {
+            let needed = (pending - upcoming).div_ceil(a.gpus_per_node).min(a.max_nodes - live);
+            self.ev(EventKind::ScaleUpTriggered { node_group: NODE_POOL.into(), from: live, to: live + needed });
+            self.last_scale_up_us = Some(self.now);
+            for _ in 0..needed {
+                let node = self.new_node(false);
+                let d = Self::sample(&mut self.node_rng, &self.cfg.autoscaler.node_provision);
+                self.at(self.now + d, Ev::NodeRegistered { node });
+            }
+        }
+        // Scale-down: empty ready nodes, unneeded long enough, and not too soon after a scale-up.
+        let (unneeded, delay) = (a.scale_down_unneeded.0, a.scale_down_delay_after_add.0);
+        let cooling = self.last_scale_up_us.is_some_and(|t| self.now - t < delay);
+        for i in 0..self.nodes.len() {
+            let n = &mut self.nodes[i];
+            if n.gone || !n.gpu_ready || n.used > 0 {
+                continue;
+            }
+            let since = *n.unneeded_since.get_or_insert(self.now);
+            if !cooling && self.now - since >= unneeded {
+                n.gone = true;
+                let name = n.name.clone();
+                self.ev(EventKind::NodeDeleted { node: name });
+            }
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! Units shared by the workload language and the simulator: durations in microseconds, rates in messages per
+//! second, and seeded time distributions. Every parser here returns a message that says what it expected.
+
+use rand::{Rng, RngExt};
+use rand_distr::{Distribution, LogNormal, Normal};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// A duration in whole microseconds. The workload language writes them as `90s`, `5m`, `1h30m`, `250ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Micros(pub u64);
+
+pub const US_PER_S: u64 = 1_000_000;
+
+impl Micros {
+    pub const ZERO: Micros = Micros(0);
+    pub fn from_secs(s: u64) -> Self {
+        Micros(s * US_PER_S)
+    }
+    pub fn from_millis(ms: u64) -> Self {
+        Micros(ms * 1_000)
+    }
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / US_PER_S as f64
+    }
+    pub fn from_secs_f64(s: f64) -> Self {
+        Micros((s.max(0.0) * US_PER_S as f64).round() as u64)
+    }
+}
+
+impl fmt::Display for Micros {
+    /// Human form: `1m30s`, `250ms`, `0s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        format_micros(self.0, f)
+    }
+}
+
+fn format_micros(us: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    if us == 0 {
+        return f.write_str("0s");
+    }
+    if us % 1_000 != 0 || us < 1_000 {
+        if us < 1_000 {
+            return write!(f, "{us}us");
+        }
+        return write!(f, "{:.3}ms", us as f64 / 1_000.0);
+    }
+    if us < US_PER_S {
+        return write!(f, "{}ms", us / 1_000);
+    }
+    if us % US_PER_S != 0 && us < 60 * US_PER_S {
+        return write!(f, "{:.3}s", us as f64 / US_PER_S as f64);
+    }
+    let frac_ms = (us % US_PER_S) / 1_000;
+    let s = us / US_PER_S;
+    let (h, m, s) = (s / 3600, (s / 60) % 60, s % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if frac_ms > 0 {
+        out.push_str(&format!("{s}.{frac_ms:03}s"));
+    } else if s > 0 {
+        out.push_str(&format!("{s}s"));
+    }
+    f.write_str(&out)
+}
+
+/// Parses `90s`, `5m`, `1h30m`, `250ms`, `1.5s`, `0s`. A bare number is refused: the unit must be said.
+pub fn parse_duration(text: &str) -> Result<Micros, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty duration; write e.g. `90s`, `5m` or `1h30m`".into());
+    }
+    if t.starts_with('-') {
+        return Err(format!("`{t}` is negative; durations must be zero or more, e.g. `30s`"));
+    }
+    if t.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!("`{t}` has no unit; write e.g. `{t}s` (units: us, ms, s, m, h, d)"));
+    }
+    // humantime handles `1h30m`, `250ms`, `2d`; it refuses fractions, which we accept for one unit (`1.5s`).
+    if let Some((num, unit)) = split_number_unit(t)
+        && num.contains('.')
+    {
+        let value: f64 = num.parse().map_err(|_| format!("`{t}` is not a number with a unit"))?;
+        let scale = match unit {
+            "us" | "µs" => 1.0,
+            "ms" => 1e3,
+            "s" => 1e6,
+            "m" => 60e6,
+            "h" => 3600e6,
+            "d" => 86_400e6,
+            _ => return Err(format!("`{t}`: unknown unit `{unit}` (use us, ms, s, m, h, d)")),
+        };
+        return Ok(Micros((value * scale).round() as u64));
+    }
+    humantime::parse_duration(t)
+        .map(|d| Micros(d.as_micros() as u64))
+        .map_err(|e| format!("`{t}` is not a duration ({e}); write e.g. `90s`, `5m` or `1h30m`"))
+}
+
+fn split_number_unit(t: &str) -> Option<(&str, &str)> {
+    let idx = t.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (n, u) = t.split_at(idx);
+    (!n.is_empty() && u.chars().all(|c| c.is_alphabetic())).then_some((n, u.trim()))
+}
+
+impl<'de> Deserialize<'de> for Micros {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Micros {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// A rate in messages per second, written `10/s`, `600/m`, `36000/h`.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Rate {
+    pub per_sec: f64,
+}
+
+pub fn parse_rate(text: &str) -> Result<Rate, String> {
+    let t = text.trim();
+    let Some((num, unit)) = t.split_once('/') else {
+        return Err(format!("`{t}` is not a rate; write e.g. `10/s`, `600/m` or `36000/h`"));
+    };
+    let value: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{t}`: `{}` is not a number; write e.g. `10/s`", num.trim()))?;
+    let per = match unit.trim() {
+        "s" | "sec" => 1.0,
+        "m" | "min" => 60.0,
+        "h" | "hour" => 3600.0,
+        "d" | "day" => 86_400.0,
+        u => return Err(format!("`{t}`: unknown unit `/{u}` (use /s, /m, /h, /d)")),
+    };
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!("`{t}` is negative; a rate must be zero or more"));
+    }
+    Ok(Rate { per_sec: value / per })
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_rate(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.per_sec >= 1.0 || self.per_sec == 0.0 {
+            write!(f, "{}/s", trim_float(self.per_sec))
+        } else if self.per_sec * 60.0 >= 1.0 {
+            write!(f, "{}/m", trim_float(self.per_sec * 60.0))
+        } else {
+            write!(f, "{}/h", trim_float(self.per_sec * 3600.0))
+        }
+    }
+}
+
+fn trim_float(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// A distribution of durations, seeded by whoever samples it. Written as a string:
+/// `"90s"` (fixed), `"uniform(60s, 120s)"`, `"normal(45s, 5s)"` (mean, std dev),
+/// `"lognormal(40s, 0.3)"` (median, sigma of the underlying normal), `"empirical(30s, 41s, 55s)"`
+/// (each listed value equally likely). Samples are clamped at zero.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Dist {
+    Fixed(Micros),
+    Uniform { min: Micros, max: Micros },
+    Normal { mean: Micros, stddev: Micros },
+    LogNormal { median: Micros, sigma: f64 },
+    Empirical(Vec<Micros>),
+}
+
+impl Dist {
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Micros {
+        match self {
+            Dist::Fixed(d) => *d,
+            Dist::Uniform { min, max } => {
+                if max.0 <= min.0 {
+                    *min
+                } else {
+                    Micros(rng.random_range(min.0..=max.0))
+                }
+            }
+            Dist::Normal { mean, stddev } => {
+                let n = Normal::new(mean.0 as f64, stddev.0 as f64).expect("validated std dev");
+                Micros(n.sample(rng).max(0.0).round() as u64)
+            }
+            Dist::LogNormal { median, sigma } => {
+                let mu = (median.0.max(1) as f64).ln();
+                let n = LogNormal::new(mu, *sigma).expect("validated sigma");
+                Micros(n.sample(rng).max(0.0).round() as u64)
+            }
+            Dist::Empirical(values) => values[rng.random_range(0..values.len())],
+        }
+    }
+
+    /// The mean, used in summaries ("what the model assumes").
+    pub fn mean(&self) -> Micros {
+        match self {
+            Dist::Fixed(d) => *d,
+            Dist::Uniform { min, max } => Micros((min.0 + max.0) / 2),
+            Dist::Normal { mean, .. } => *mean,
+            Dist::LogNormal { median, sigma } => Micros::from_secs_f64(median.as_secs_f64() * (sigma * sigma / 2.0).exp()),
+            Dist::Empirical(v) => Micros(v.iter().map(|m| m.0).sum::<u64>() / v.len() as u64),
+        }
+    }
+}
+
+pub fn parse_dist(text: &str) -> Result<Dist, String> {
+    let t = text.trim();
+    let Some(open) = t.find('(') else {
+        return parse_duration(t).map(Dist::Fixed).map_err(|e| {
+            format!("{e}; a distribution is a duration or uniform(a, b), normal(mean, sd), lognormal(median, sigma), empirical(a, b, ...)")
+        });
+    };
+    if !t.ends_with(')') {
+        return Err(format!("`{t}`: missing `)`"));
+    }
+    let name = t[..open].trim();
+    let args: Vec<&str> = t[open + 1..t.len() - 1].split(',').map(str::trim).filter(|a| !a.is_empty()).collect();
+    let want = |n: usize| -> Result<(), String> {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(format!("`{t}`: {name} takes {n} arguments, got {}", args.len()))
+        }
+    };
+    match name {
+        "uniform" => {
+            want(2)?;
+            let (min, max) = (parse_duration(args[0])?, parse_duration(args[1])?);
+            if max < min {
+                return Err(format!("`{t}`: the upper bound is below the lower bound; write uniform({}, {})", args[1], args[0]));
+            }
+            Ok(Dist::Uniform { min, max })
+        }
+        "normal" => {
+            want(2)?;
+            Ok(Dist::Normal { mean: parse_duration(args[0])?, stddev: parse_duration(args[1])? })
+        }
+        "lognormal" => {
+            want(2)?;
+            let sigma: f64 = args[1]
+                .parse()
+                .map_err(|_| format!("`{t}`: sigma `{}` is not a number (e.g. 0.3)", args[1]))?;
+            if !(sigma.is_finite() && sigma >= 0.0) {
+                return Err(format!("`{t}`: sigma must be zero or more"));
+            }
+            Ok(Dist::LogNormal { median: parse_duration(args[0])?, sigma })
+        }
+        "empirical" => {
+            if args.is_empty() {
+                return Err(format!("`{t}`: empirical needs at least one value"));
+            }
+            Ok(Dist::Empirical(args.iter().map(|a| parse_duration(a)).collect::<Result<_, _>>()?))
+        }
+        other => Err(format!(
+            "`{t}`: unknown distribution `{other}` (use uniform, normal, lognormal or empirical, or a plain duration)"
+        )),
+    }
+}
+
+impl<'de> Deserialize<'de> for Dist {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            List(Vec<String>),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(s) => parse_dist(&s).map_err(serde::de::Error::custom),
+            Raw::List(items) => {
+                if items.is_empty() {
+                    return Err(serde::de::Error::custom("an empirical list needs at least one duration"));
+                }
+                items
+                    .iter()
+                    .map(|s| parse_duration(s))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Dist::Empirical)
+                    .map_err(serde::de::Error::custom)
+            }
+        }
+    }
+}
+
+impl fmt::Display for Dist {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dist::Fixed(d) => write!(f, "{d}"),
+            Dist::Uniform { min, max } => write!(f, "uniform({min}, {max})"),
+            Dist::Normal { mean, stddev } => write!(f, "normal({mean}, {stddev})"),
+            Dist::LogNormal { median, sigma } => write!(f, "lognormal({median}, {sigma})"),
+            Dist::Empirical(v) => {
+                write!(f, "empirical(")?;
+                for (i, d) in v.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, ", ")?;
+                    }
+                    write!(f, "{d}")?;
+                }
+                write!(f, ")")
+            }
+        }
+    }
+}
+
+impl Serialize for Dist {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+/// SplitMix64: derives independent, stable seeds for each stream and component from the run seed, so adding a
+/// stream does not reshuffle the random parts of the others.
+pub fn derive_seed(seed: u64, parts: &[u64]) -> u64 {
+    let mut x = seed ^ 0x9E37_79B9_7F4A_7C15;
+    for p in parts {
+        x = splitmix(x ^ p.wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    }
+    splitmix(x)
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("90s").unwrap(), Micros::from_secs(90));
+        assert_eq!(parse_duration("5m").unwrap(), Micros::from_secs(300));
+        assert_eq!(parse_duration("1h30m").unwrap(), Micros::from_secs(5400));
+        assert_eq!(parse_duration("250ms").unwrap(), Micros::from_millis(250));
+        assert_eq!(parse_duration("1.5s").unwrap(), Micros(1_500_000));
+        assert!(parse_duration("90").unwrap_err().contains("no unit"));
+        assert!(parse_duration("-5s").unwrap_err().contains("negative"));
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn durations_print_back() {
+        for s in ["1h30m", "90ms", "0s", "2m5s", "1.500s"] {
+            assert_eq!(parse_duration(s).unwrap().to_string(), s);
+        }
+    }
+
+    #[test]
+    fn rates_parse_with_units() {
+        assert_eq!(parse_rate("10/s").unwrap().per_sec, 10.0);
+        assert_eq!(parse_rate("600/m").unwrap().per_sec, 10.0);
+        assert_eq!(parse_rate("36000/h").unwrap().per_sec, 10.0);
+        assert!(parse_rate("10").is_err());
+        assert!(parse_rate("-1/s").unwrap_err().contains("negative"));
+        assert!(parse_rate("1/fortnight").is_err());
+    }
+
+    #[test]
+    fn dists_parse_and_sample_within_bounds() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let d = parse_dist("uniform(60s, 120s)").unwrap();
+        for _ in 0..1000 {
+            let s = d.sample(&mut rng);
+            assert!(s >= Micros::from_secs(60) && s <= Micros::from_secs(120));
+        }
+        assert_eq!(parse_dist("45s").unwrap(), Dist::Fixed(Micros::from_secs(45)));
+        assert!(parse_dist("uniform(2m, 1m)").unwrap_err().contains("below"));
+        assert!(parse_dist("gamma(1s, 2s)").unwrap_err().contains("unknown distribution"));
+        let e = parse_dist("empirical(1s, 2s, 3s)").unwrap();
+        assert_eq!(e.mean(), Micros::from_secs(2));
+    }
+
+    #[test]
+    fn derived_seeds_differ_by_part() {
+        assert_ne!(derive_seed(1, &[0]), derive_seed(1, &[1]));
+        assert_eq!(derive_seed(7, &[3, 4]), derive_seed(7, &[3, 4]));
+    }
+}

@@ -1,0 +1,787 @@
+//! The workload language: a TOML file of `[run]`, `[[stream]]` with ordered phases, and `[sim]`, resolved once into
+//! a validated [`Plan`]. Nothing downstream reads TOML or clap types.
+//!
+//! Every problem found is collected with its file, line, column, key and a fix, so `validate` can report them all
+//! at once. See `workloads/README.md` for the language.
+
+pub(crate) mod diagnostics;
+mod template;
+mod trace;
+
+pub use diagnostics::{Problem, line_col, nearest};
+pub use template::{RenderContext, Template};
+
+use crate::sim::config::SimConfig;
+use crate::units::{Micros, Rate};
+use diagnostics::Diagnostics;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// The most messages one run may ask for; larger workloads are refused before anything is generated.
+pub const MAX_MESSAGES_PER_RUN: u64 = 50_000_000;
+/// The largest payload template (bytes) a stream may declare.
+pub const MAX_PAYLOAD_TEMPLATE_BYTES: usize = 10 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read workload file {path}: {source}\n    fix: check the path; workloads ship under workloads/")]
+    ReadFailed {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", render_problems(.problems))]
+    Invalid { problems: Vec<Problem> },
+    #[error("`--set {text}`: {message}\n    fix: write `--set section.key=value`, e.g. `--set sim.keda.min_replicas=1`")]
+    BadOverride { text: String, message: String },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn render_problems(problems: &[Problem]) -> String {
+    let mut out = format!(
+        "the workload has {} problem{}:",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        out.push_str("\n  ");
+        out.push_str(&p.to_string().replace('\n', "\n  "));
+    }
+    out
+}
+
+/// A validated workload: what a run will do.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub source: PathBuf,
+    pub name: String,
+    pub seed: u64,
+    /// How long after the last scheduled message in-flight messages may still complete before they count as lost.
+    pub deadline: Micros,
+    /// Messages intended before this offset are excluded from latency statistics (still counted in delivery).
+    pub warmup: Micros,
+    /// After the last completion, how long to keep observing scale-down back to the idle state.
+    pub drain: Micros,
+    pub target: TargetKind,
+    pub streams: Vec<StreamPlan>,
+    pub sim: SimConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetKind {
+    /// The built-in simulation of Pub/Sub, KEDA, the cluster autoscaler, kubelet and GPU workers.
+    Sim,
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamPlan {
+    pub name: String,
+    pub topic: String,
+    pub payload: Template,
+    pub attributes: BTreeMap<String, Template>,
+    pub phases: Vec<Phase>,
+}
+
+/// One step of a stream's schedule, resolved and validated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    Idle { duration: Micros },
+    /// A rate-driven phase: constant, ramp, poisson, sine or diurnal.
+    Rate { shape: RateShape, duration: Micros, arrivals: Arrivals },
+    Burst { count: u64, within: Micros, spread: Spread },
+    /// Offsets from the phase start, sorted, already scaled.
+    Trace { file: PathBuf, offsets: Vec<Micros>, duration: Micros },
+    Repeat { times: u32, phases: Vec<Phase> },
+    Http(HttpStep),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RateShape {
+    Constant(Rate),
+    Ramp { from: Rate, to: Rate },
+    /// rate(t) = base + amplitude * sin(2π (t + shift) / period)
+    Sine { base: Rate, amplitude: Rate, period: Micros, shift: Micros },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrivals {
+    /// Deterministic: the k-th message at the instant the cumulative rate reaches k.
+    #[default]
+    Even,
+    /// Random (seeded): a Poisson process with the phase's rate.
+    Poisson,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Spread {
+    #[default]
+    Even,
+    Random,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpStep {
+    pub url: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_http_timeout")]
+    pub timeout: Micros,
+    /// What the simulator does for this call: `warm` scales the stream's deployment to at least one replica
+    /// (as the team's `POST /warmup` does); `none` only records it.
+    #[serde(default)]
+    pub sim_effect: HttpSimEffect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpSimEffect {
+    #[default]
+    None,
+    Warm,
+}
+
+fn default_method() -> String {
+    "POST".into()
+}
+fn default_http_timeout() -> Micros {
+    Micros::from_secs(10)
+}
+
+impl Phase {
+    /// How long the phase occupies the stream's timeline.
+    pub fn duration(&self) -> Micros {
+        match self {
+            Phase::Idle { duration } | Phase::Rate { duration, .. } | Phase::Trace { duration, .. } => *duration,
+            Phase::Burst { within, .. } => *within,
+            Phase::Repeat { times, phases } => Micros(phases.iter().map(|p| p.duration().0).sum::<u64>() * *times as u64),
+            Phase::Http(_) => Micros::ZERO,
+        }
+    }
+
+    /// Expected number of messages (exact for deterministic phases, the mean for Poisson ones).
+    pub fn expected_messages(&self) -> f64 {
+        match self {
+            Phase::Idle { .. } | Phase::Http(_) => 0.0,
+            Phase::Rate { shape, duration, .. } => shape.cumulative(duration.as_secs_f64(), duration.as_secs_f64()),
+            Phase::Burst { count, .. } => *count as f64,
+            Phase::Trace { offsets, .. } => offsets.len() as f64,
+            Phase::Repeat { times, phases } => *times as f64 * phases.iter().map(Phase::expected_messages).sum::<f64>(),
+        }
+    }
+}
+
+impl RateShape {
+    /// Rate in messages per second at `t` seconds into a phase of `total` seconds.
+    pub fn rate_at(&self, t: f64, total: f64) -> f64 {
+        match self {
+            RateShape::Constant(r) => r.per_sec,
+            RateShape::Ramp { from, to } => from.per_sec + (to.per_sec - from.per_sec) * t / total,
+            RateShape::Sine { base, amplitude, period, shift } => {
+                let w = std::f64::consts::TAU / period.as_secs_f64();
+                base.per_sec + amplitude.per_sec * (w * (t + shift.as_secs_f64())).sin()
+            }
+        }
+    }
+
+    /// Λ(t): messages expected from the phase start to `t` seconds.
+    pub fn cumulative(&self, t: f64, total: f64) -> f64 {
+        match self {
+            RateShape::Constant(r) => r.per_sec * t,
+            RateShape::Ramp { from, to } => from.per_sec * t + (to.per_sec - from.per_sec) * t * t / (2.0 * total),
+            RateShape::Sine { base, amplitude, period, shift } => {
+                let p = period.as_secs_f64();
+                let w = std::f64::consts::TAU / p;
+                let s = shift.as_secs_f64();
+                base.per_sec * t + amplitude.per_sec / w * ((w * s).cos() - (w * (t + s)).cos())
+            }
+        }
+    }
+
+    /// Λ⁻¹(k): the instant (seconds) at which the cumulative count reaches `k` (k ≤ Λ(total)).
+    pub fn inverse(&self, k: f64, total: f64) -> f64 {
+        match self {
+            RateShape::Constant(r) => k / r.per_sec,
+            RateShape::Ramp { from, to } => {
+                let (a, slope) = (from.per_sec, (to.per_sec - from.per_sec) / total);
+                if slope == 0.0 {
+                    return k / a;
+                }
+                // Stable root of slope/2 t² + a t − k = 0.
+                let disc = (a * a + 2.0 * slope * k).max(0.0);
+                2.0 * k / (a + disc.sqrt())
+            }
+            RateShape::Sine { .. } => {
+                // Λ is monotone (amplitude ≤ base is validated), so bisection always converges.
+                let (mut lo, mut hi) = (0.0_f64, total);
+                for _ in 0..64 {
+                    let mid = 0.5 * (lo + hi);
+                    if self.cumulative(mid, total) < k {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                    if hi - lo < 1e-7 {
+                        break;
+                    }
+                }
+                hi
+            }
+        }
+    }
+}
+
+/// A `--set KEY=VALUE` given on the command line, applied to the workload text before validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    pub path: Vec<String>,
+    pub value: String,
+    pub text: String,
+}
+
+impl std::str::FromStr for Override {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}` has no `=`; write KEY=VALUE"))?;
+        let path: Vec<String> = k.trim().split('.').map(|p| p.trim().to_string()).collect();
+        if path.iter().any(String::is_empty) {
+            return Err(format!("`{k}` is not a dotted key like `sim.keda.cooldown_period`"));
+        }
+        Ok(Override { path, value: v.trim().to_string(), text: s.to_string() })
+    }
+}
+
+/// Applies overrides with toml_edit, which keeps the rest of the file (and so its line numbers) intact.
+fn apply_overrides(src: &str, overrides: &[Override]) -> Result<String> {
+    if overrides.is_empty() {
+        return Ok(src.to_string());
+    }
+    let mut doc: toml_edit::DocumentMut = src
+        .parse()
+        .map_err(|e: toml_edit::TomlError| Error::BadOverride { text: String::new(), message: e.to_string() })?;
+    for o in overrides {
+        let bad = |message: String| Error::BadOverride { text: o.text.clone(), message };
+        // A value is TOML when it parses as one (`1`, `true`, `"x"`, `[1, 2]`), otherwise a plain string (`90s`).
+        let value: toml_edit::Value = o.value.parse().unwrap_or_else(|_| toml_edit::Value::from(o.value.as_str()));
+        let (last, parents) = o.path.split_last().expect("non-empty path");
+        let mut table = doc.as_table_mut() as &mut dyn toml_edit::TableLike;
+        for p in parents {
+            let entry = table.entry(p).or_insert(toml_edit::table());
+            if entry.is_array_of_tables() {
+                return Err(bad(format!("`{p}` is a list of tables; `--set` only reaches keys of plain tables")));
+            }
+            table = entry.as_table_like_mut().ok_or_else(|| bad(format!("`{p}` is a value, not a table")))?;
+        }
+        table.insert(last, toml_edit::Item::Value(value));
+    }
+    Ok(doc.to_string())
+}
+
+/// Reads, overrides and validates a workload file.
+pub fn load(path: &Path, overrides: &[Override]) -> Result<Plan> {
+    let src = std::fs::read_to_string(path).map_err(|source| Error::ReadFailed { path: path.to_path_buf(), source })?;
+    let src = apply_overrides(&src, overrides)?;
+    parse(path, &src)
+}
+
+/// Validates workload text; `path` names it in messages and anchors relative paths (trace files, profiles).
+pub fn parse(path: &Path, src: &str) -> Result<Plan> {
+    let mut diag = Diagnostics::new(path, src);
+    let root = match DeTable::parse(src) {
+        Ok(t) => t,
+        Err(e) => {
+            diag.push(e.span(), "", format!("not valid TOML: {}", e.message().trim()), Some("fix the TOML syntax at this place".into()));
+            return Err(Error::Invalid { problems: diag.problems });
+        }
+    };
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let plan = resolve(&mut diag, root.get_ref(), &base_dir, path);
+    match plan {
+        Some(plan) if diag.problems.is_empty() => Ok(plan),
+        _ => Err(Error::Invalid { problems: diag.problems }),
+    }
+}
+
+const TOP_KEYS: [&str; 6] = ["run", "stream", "sim", "target", "cluster", "thresholds"];
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RunRaw {
+    name: Option<String>,
+    seed: Option<u64>,
+    deadline: Option<Micros>,
+    warmup: Option<Micros>,
+    drain: Option<Micros>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetRaw {
+    kind: TargetKind,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamRaw {
+    name: String,
+    topic: Option<String>,
+    #[serde(default)]
+    payload: Option<String>,
+    #[serde(default)]
+    attributes: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum PhaseRaw {
+    Idle { duration: Micros },
+    Constant { rate: Rate, duration: Micros },
+    Ramp { from: Rate, to: Rate, duration: Micros, #[serde(default)] arrivals: Arrivals },
+    Burst { count: i64, #[serde(default)] within: Micros, #[serde(default)] spread: Spread },
+    Poisson { rate: Rate, duration: Micros },
+    Sine { base: Rate, amplitude: Rate, period: Micros, duration: Micros, #[serde(default)] arrivals: Arrivals },
+    Diurnal {
+        base: Rate,
+        amplitude: Rate,
+        #[serde(default = "day")]
+        period: Micros,
+        /// Offset within the period at which the rate peaks (default 14h: mid-afternoon).
+        #[serde(default = "afternoon")]
+        peak: Micros,
+        duration: Micros,
+        #[serde(default)]
+        arrivals: Arrivals,
+    },
+    Trace {
+        file: String,
+        #[serde(default = "one")]
+        time_scale: f64,
+        column: Option<String>,
+        duration: Option<Micros>,
+    },
+    Repeat {
+        times: i64,
+        /// Checked here for shape only; resolved phase by phase from the spanned table for precise diagnostics.
+        #[allow(dead_code)]
+        phases: Vec<toml::Value>,
+    },
+    Http(HttpStep),
+}
+
+fn day() -> Micros {
+    Micros::from_secs(86_400)
+}
+fn afternoon() -> Micros {
+    Micros::from_secs(14 * 3600)
+}
+fn one() -> f64 {
+    1.0
+}
+
+pub(crate) type Val<'a> = Spanned<DeValue<'a>>;
+
+/// Deserializes one spanned value, recording any error with its place.
+pub(crate) fn de<T: serde::de::DeserializeOwned>(diag: &mut Diagnostics<'_>, v: &Val<'_>, key: &str) -> Option<T> {
+    match T::deserialize(toml::de::ValueDeserializer::from(v.clone())) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            diag.push_de(&e, v.span(), key);
+            None
+        }
+    }
+}
+
+fn resolve(diag: &mut Diagnostics<'_>, root: &DeTable<'_>, base_dir: &Path, path: &Path) -> Option<Plan> {
+    for (k, v) in root.iter() {
+        let key = k.get_ref().as_ref();
+        if !TOP_KEYS.contains(&key) {
+            let fix = match nearest(key, TOP_KEYS) {
+                Some(n) => format!("did you mean `[{n}]`? (top-level tables: {})", TOP_KEYS.join(", ")),
+                None => format!("remove it; top-level tables are {}", TOP_KEYS.join(", ")),
+            };
+            diag.push(Some(k.span()), key, format!("unknown top-level key `{key}`"), Some(fix));
+        } else if matches!(key, "cluster" | "thresholds") {
+            diag.push(
+                Some(k.span()),
+                key,
+                format!("`[{key}]` is reserved for a later version of imagen-load and is not read yet"),
+                Some(format!("remove `[{key}]` for now; the simulator is the only target in this version")),
+            );
+        } else if key != "stream" && v.get_ref().as_table().is_none() {
+            diag.push(Some(v.span()), key, format!("`{key}` must be a table"), Some(format!("write it as `[{key}]`")));
+        }
+    }
+    let whole = 0..0;
+    let run: RunRaw = match root.get("run") {
+        Some(v) if v.get_ref().is_table() => de(diag, v, "run").unwrap_or_default(),
+        _ => RunRaw::default(),
+    };
+    let target = match root.get("target") {
+        Some(v) if v.get_ref().is_table() => de::<TargetRaw>(diag, v, "target").map(|t| t.kind),
+        _ => None,
+    };
+    let streams = match root.get("stream").map(|v| (v.span(), v.get_ref())) {
+        Some((_, DeValue::Array(arr))) => arr
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| resolve_stream(diag, s, i + 1, base_dir))
+            .collect::<Vec<_>>(),
+        Some((span, _)) => {
+            diag.push(Some(span), "stream", "`stream` must be a list of tables", Some("write each stream as `[[stream]]`".into()));
+            Vec::new()
+        }
+        None => {
+            diag.push(
+                Some(whole.clone()),
+                "stream",
+                "the workload has no streams",
+                Some("add at least one `[[stream]]` with a `name` and `[[stream.phase]]` entries".into()),
+            );
+            Vec::new()
+        }
+    };
+    let mut seen = BTreeMap::new();
+    if let Some(DeValue::Array(arr)) = root.get("stream").map(|v| v.get_ref()) {
+        for (i, s) in streams.iter().enumerate() {
+            if let Some(first) = seen.insert(s.name.clone(), i + 1) {
+                let span = arr.get(i).map(|v| v.span());
+                diag.push(
+                    span,
+                    format!("stream[{}].name", i + 1),
+                    format!("stream name `{}` is already used by stream {first}", s.name),
+                    Some("give every stream its own name (it names the pipeline and its Deployment)".into()),
+                );
+            }
+        }
+    }
+    let total: f64 = streams.iter().flat_map(|s| &s.phases).map(Phase::expected_messages).sum();
+    if total > MAX_MESSAGES_PER_RUN as f64 {
+        diag.push(
+            None,
+            "stream",
+            format!("the workload asks for about {total:.0} messages; one run may send at most {MAX_MESSAGES_PER_RUN}"),
+            Some("shorten the phases, lower the rates, or split the load across runs".into()),
+        );
+    }
+    let stream_names: Vec<String> = streams.iter().map(|s| s.name.clone()).collect();
+    let sim = crate::sim::config::resolve(diag, root.get("sim"), &stream_names, base_dir);
+    let name = run.name.clone().unwrap_or_else(|| {
+        path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "workload".into())
+    });
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || name.is_empty() {
+        let span = root.get("run").and_then(|r| r.get_ref().get("name")).map(|v| v.span());
+        diag.push(span, "run.name", format!("run name `{name}` must be letters, digits, `-` or `_`"), Some("it names the results folder; e.g. `burst-nightly`".into()));
+    }
+    Some(Plan {
+        source: path.to_path_buf(),
+        name,
+        seed: run.seed.unwrap_or(1),
+        deadline: run.deadline.unwrap_or(Micros::from_secs(15 * 60)),
+        warmup: run.warmup.unwrap_or_default(),
+        drain: run.drain.unwrap_or(Micros::from_secs(30 * 60)),
+        target: target.unwrap_or(TargetKind::Sim),
+        streams,
+        sim: sim?,
+    })
+}
+
+fn resolve_stream(diag: &mut Diagnostics<'_>, v: &Val<'_>, n: usize, base_dir: &Path) -> Option<StreamPlan> {
+    let key = format!("stream[{n}]");
+    let Some(table) = v.get_ref().as_table() else {
+        diag.push(Some(v.span()), &key, "each stream must be a table", Some("write it as `[[stream]]`".into()));
+        return None;
+    };
+    // Deserialize the stream's own keys without its phases, so phase errors are reported phase by phase.
+    let mut head = table.clone();
+    let phases_val = head.remove("phase");
+    let head_val = Spanned::new(v.span(), DeValue::Table(head));
+    let raw: Option<StreamRaw> = de(diag, &head_val, &key);
+    let phases = match phases_val.as_ref().map(|p| (p.span(), p.get_ref())) {
+        Some((_, DeValue::Array(arr))) if !arr.is_empty() => {
+            resolve_phases(diag, arr.iter(), &format!("{key}.phase"), base_dir)
+        }
+        Some((span, _)) => {
+            diag.push(Some(span), format!("{key}.phase"), "`phase` must be a non-empty list of tables", Some("write each phase as `[[stream.phase]]` with a `kind`".into()));
+            None
+        }
+        None => {
+            diag.push(
+                Some(v.span()),
+                format!("{key}.phase"),
+                "the stream has no phases",
+                Some("add `[[stream.phase]]` entries, e.g. `kind = \"burst\"` and `count = 20`".into()),
+            );
+            None
+        }
+    };
+    let raw = raw?;
+    let payload_src = raw.payload.unwrap_or_else(|| r#"{"id":"{{uuid}}","seq":{{seq}}}"#.to_string());
+    let mut ok = true;
+    if payload_src.len() > MAX_PAYLOAD_TEMPLATE_BYTES {
+        let span = table.get("payload").map(|p| p.span());
+        diag.push(span, format!("{key}.payload"), format!("the payload template is {} bytes; the limit is {MAX_PAYLOAD_TEMPLATE_BYTES}", payload_src.len()), Some("send a reference (e.g. a GCS URI) instead of the image bytes".into()));
+        ok = false;
+    }
+    let payload = match Template::parse(&payload_src) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let span = table.get("payload").map(|p| p.span());
+            diag.push(span, format!("{key}.payload"), e, Some("placeholders are written `{{seq}}`, `{{uuid}}`, `{{choice a|b}}`, `{{int 1 9}}`".into()));
+            None
+        }
+    };
+    let mut attributes = BTreeMap::new();
+    for (k, t) in &raw.attributes {
+        match Template::parse(t) {
+            Ok(t) => {
+                attributes.insert(k.clone(), t);
+            }
+            Err(e) => {
+                let span = table.get("attributes").map(|p| p.span());
+                diag.push(span, format!("{key}.attributes.{k}"), e, None);
+                ok = false;
+            }
+        }
+        if k.starts_with("imagen_load_") {
+            let span = table.get("attributes").map(|p| p.span());
+            diag.push(span, format!("{key}.attributes.{k}"), "attributes starting with `imagen_load_` are set by the harness", Some(format!("rename `{k}`")));
+            ok = false;
+        }
+    }
+    if raw.name.is_empty() || !raw.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        let span = table.get("name").map(|p| p.span());
+        diag.push(span, format!("{key}.name"), format!("stream name `{}` must be non-empty letters, digits, `-` or `_`", raw.name), Some("name it after its pipeline, e.g. `upscale`".into()));
+        ok = false;
+    }
+    let topic = raw.topic.unwrap_or_else(|| format!("imagen-{}", raw.name));
+    let phases = phases?;
+    if !ok {
+        return None;
+    }
+    Some(StreamPlan { name: raw.name, topic, payload: payload?, attributes, phases })
+}
+
+fn resolve_phases<'a, 'i: 'a>(
+    diag: &mut Diagnostics<'_>,
+    items: impl Iterator<Item = &'a Val<'i>>,
+    key: &str,
+    base_dir: &Path,
+) -> Option<Vec<Phase>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, v) in items.enumerate() {
+        match resolve_phase(diag, v, &format!("{key}[{}]", i + 1), base_dir) {
+            Some(p) => out.push(p),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn resolve_phase(diag: &mut Diagnostics<'_>, v: &Val<'_>, key: &str, base_dir: &Path) -> Option<Phase> {
+    let Some(table) = v.get_ref().as_table() else {
+        diag.push(Some(v.span()), key, "a phase must be a table with a `kind`", Some("e.g. `{ kind = \"idle\", duration = \"5m\" }`".into()));
+        return None;
+    };
+    if !table.contains_key("kind") {
+        diag.push(
+            Some(v.span()),
+            format!("{key}.kind"),
+            "the phase has no `kind`",
+            Some("add `kind = ...`: idle, constant, ramp, burst, poisson, sine, diurnal, trace, repeat or http".into()),
+        );
+        return None;
+    }
+    let raw: PhaseRaw = de(diag, v, key)?;
+    let span_of = |k: &str| table.get(k).map(|x| x.span()).or(Some(v.span()));
+    let bad = |diag: &mut Diagnostics<'_>, k: &str, msg: String, fix: &str| {
+        diag.push(span_of(k), format!("{key}.{k}"), msg, Some(fix.to_string()));
+        None::<Phase>
+    };
+    let positive = |d: Micros| d.0 > 0;
+    match raw {
+        PhaseRaw::Idle { duration } => {
+            if !positive(duration) {
+                return bad(diag, "duration", "an idle phase must last longer than zero".into(), "write e.g. `duration = \"5m\"`, or remove the phase");
+            }
+            Some(Phase::Idle { duration })
+        }
+        PhaseRaw::Constant { rate, duration } | PhaseRaw::Poisson { rate, duration } => {
+            let poisson = table.get("kind").and_then(|k| k.get_ref().as_str()) == Some("poisson");
+            if rate.per_sec <= 0.0 {
+                return bad(diag, "rate", format!("the rate must be above zero, got {rate}"), "write e.g. `rate = \"10/s\"`, or use an `idle` phase");
+            }
+            if !positive(duration) {
+                return bad(diag, "duration", "the phase must last longer than zero".into(), "write e.g. `duration = \"60s\"`");
+            }
+            let arrivals = if poisson { Arrivals::Poisson } else { Arrivals::Even };
+            Some(Phase::Rate { shape: RateShape::Constant(rate), duration, arrivals })
+        }
+        PhaseRaw::Ramp { from, to, duration, arrivals } => {
+            if from.per_sec <= 0.0 && to.per_sec <= 0.0 {
+                return bad(diag, "to", "a ramp from zero to zero sends nothing".into(), "give `to` a rate above zero, or use an `idle` phase");
+            }
+            if !positive(duration) {
+                return bad(diag, "duration", "the ramp must last longer than zero".into(), "write e.g. `duration = \"2m\"`");
+            }
+            Some(Phase::Rate { shape: RateShape::Ramp { from, to }, duration, arrivals })
+        }
+        PhaseRaw::Burst { count, within, spread } => {
+            if count <= 0 {
+                return bad(diag, "count", format!("a burst needs at least one message, got {count}"), "write e.g. `count = 20`");
+            }
+            Some(Phase::Burst { count: count as u64, within, spread })
+        }
+        PhaseRaw::Sine { base, amplitude, period, duration, arrivals } => {
+            sine(diag, key, &span_of, base, amplitude, period, Micros::ZERO, duration, arrivals)
+        }
+        PhaseRaw::Diurnal { base, amplitude, period, peak, duration, arrivals } => {
+            // sin peaks at a quarter period; shift so that the peak falls at `peak`.
+            let p = period.0.max(1);
+            let shift = Micros((p / 4 + p - (peak.0 % p)) % p);
+            sine(diag, key, &span_of, base, amplitude, period, shift, duration, arrivals)
+        }
+        PhaseRaw::Trace { file, time_scale, column, duration } => {
+            if !(time_scale.is_finite() && time_scale > 0.0) {
+                return bad(diag, "time_scale", format!("time_scale must be above zero, got {time_scale}"), "1.0 replays in real time; 0.5 twice as fast");
+            }
+            let path = base_dir.join(&file);
+            match trace::load(&path, column.as_deref(), time_scale) {
+                Ok(offsets) => {
+                    let last = offsets.last().copied().unwrap_or_default();
+                    let d = match duration {
+                        Some(d) if d < last => {
+                            return bad(diag, "duration", format!("the trace runs {last} but the phase lasts only {d}"), "remove `duration` or make it longer than the trace");
+                        }
+                        Some(d) => d,
+                        None => Micros(last.0 + 1),
+                    };
+                    Some(Phase::Trace { file: path, offsets, duration: d })
+                }
+                Err(e) => bad(diag, "file", e, "the path is relative to the workload file; fix the file or the path"),
+            }
+        }
+        PhaseRaw::Repeat { times, .. } => {
+            if times <= 0 {
+                return bad(diag, "times", format!("`times` must be at least 1, got {times}"), "write e.g. `times = 3`");
+            }
+            let Some(DeValue::Array(arr)) = table.get("phases").map(|p| p.get_ref()) else {
+                return bad(diag, "phases", "`phases` must be a list of phases".into(), "write `phases = [ { kind = \"burst\", count = 10 }, ... ]`");
+            };
+            if arr.is_empty() {
+                return bad(diag, "phases", "`phases` is empty".into(), "list the phases to repeat");
+            }
+            let phases = resolve_phases(diag, arr.iter(), &format!("{key}.phases"), base_dir)?;
+            Some(Phase::Repeat { times: times as u32, phases })
+        }
+        PhaseRaw::Http(step) => {
+            if !(step.url.starts_with("http://") || step.url.starts_with("https://")) {
+                return bad(diag, "url", format!("`{}` is not an http(s) URL", step.url), "write e.g. `url = \"http://127.0.0.1:8080/warmup\"`");
+            }
+            if step.method.parse::<reqwest::Method>().is_err() {
+                return bad(diag, "method", format!("`{}` is not an HTTP method", step.method), "use GET, POST, PUT, ...");
+            }
+            if step.timeout.0 == 0 {
+                return bad(diag, "timeout", "the timeout must be above zero".into(), "write e.g. `timeout = \"10s\"`");
+            }
+            Some(Phase::Http(step))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sine(
+    diag: &mut Diagnostics<'_>,
+    key: &str,
+    span_of: &dyn Fn(&str) -> Option<Range<usize>>,
+    base: Rate,
+    amplitude: Rate,
+    period: Micros,
+    shift: Micros,
+    duration: Micros,
+    arrivals: Arrivals,
+) -> Option<Phase> {
+    let mut push = |k: &str, msg: String, fix: &str| diag.push(span_of(k), format!("{key}.{k}"), msg, Some(fix.into()));
+    if base.per_sec <= 0.0 {
+        push("base", format!("the base rate must be above zero, got {base}"), "write e.g. `base = \"5/s\"`");
+        return None;
+    }
+    if amplitude.per_sec > base.per_sec {
+        push("amplitude", format!("amplitude {amplitude} exceeds base {base}: the rate would go below zero"), "make `amplitude` at most `base`");
+        return None;
+    }
+    if period.0 == 0 || duration.0 == 0 {
+        push(if period.0 == 0 { "period" } else { "duration" }, "must be longer than zero".into(), "write e.g. `\"24h\"`");
+        return None;
+    }
+    Some(Phase::Rate { shape: RateShape::Sine { base, amplitude, period, shift }, duration, arrivals })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(src: &str) -> Vec<Problem> {
+        match parse(Path::new("w.toml"), src) {
+            Err(Error::Invalid { problems }) => problems,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_workload_resolves() {
+        let plan = parse(
+            Path::new("w.toml"),
+            "[[stream]]\nname = \"upscale\"\n[[stream.phase]]\nkind = \"constant\"\nrate = \"10/s\"\nduration = \"60s\"\n",
+        )
+        .unwrap();
+        assert_eq!(plan.name, "w");
+        assert_eq!(plan.streams[0].topic, "imagen-upscale");
+        assert_eq!(plan.streams[0].phases[0].expected_messages(), 600.0);
+    }
+
+    #[test]
+    fn unknown_phase_key_has_line_column_and_suggestion() {
+        let p = problems("[[stream]]\nname = \"a\"\n[[stream.phase]]\nkind = \"constant\"\nrte = \"10/s\"\nduration = \"60s\"\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!((p[0].line, p[0].column), (5, 1), "{}", p[0]);
+        assert!(p[0].key.ends_with("rte"), "{}", p[0]);
+        assert!(p[0].fix.as_deref().unwrap().contains("`rate`"), "{}", p[0]);
+    }
+
+    #[test]
+    fn reports_all_problems_at_once() {
+        let src = "[[stream]]\nname = \"a\"\n[[stream.phase]]\nkind = \"constant\"\nrate = \"0/s\"\nduration = \"60s\"\n\
+                   [[stream.phase]]\nkind = \"burts\"\ncount = 3\n[[stream]]\nname = \"b\"\n";
+        let p = problems(src);
+        assert_eq!(p.len(), 3, "{p:#?}");
+    }
+
+    #[test]
+    fn ramp_inverse_matches_cumulative() {
+        let s = RateShape::Ramp { from: Rate { per_sec: 2.0 }, to: Rate { per_sec: 10.0 } };
+        for k in [0.0, 1.0, 50.0, 359.0] {
+            let t = s.inverse(k, 60.0);
+            assert!((s.cumulative(t, 60.0) - k).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn overrides_edit_the_document() {
+        let o: Override = "sim.keda.min_replicas=1".parse().unwrap();
+        let out = apply_overrides("[run]\nseed = 1\n", &[o]).unwrap();
+        assert!(out.contains("min_replicas = 1"), "{out}");
+    }
+}
