@@ -45,7 +45,7 @@ pub enum EventKind {
         workload: String,
         seed: u64,
         target: String,
-        /// Wall-clock time of t_us = 0, microseconds since the Unix epoch (simulated runs use the start time).
+        /// Wall-clock time of t_us = 0, microseconds since the Unix epoch; 0 for simulated runs (virtual time).
         wall_clock_start_unix_us: u64,
         streams: Vec<String>,
         /// Messages intended after this offset are still in the statistics; before it, excluded (warm-up).
@@ -64,6 +64,7 @@ pub enum EventKind {
         id: MsgId,
         intended_us: u64,
     },
+    /// Stamped when Pub/Sub acknowledged the publish.
     Published {
         #[serde(flatten)]
         id: MsgId,

@@ -84,13 +84,13 @@ pub async fn run<T: Target>(
                     EventKind::Scheduled { id: id.clone(), intended_us: due.item.offset_us },
                 ));
                 let (target, events) = (target.clone(), events.clone());
-                let sent_at = at_us(Instant::now());
                 tasks.spawn(async move {
                     let kind = match target.publish(msg).await {
                         Ok(server_id) => EventKind::Published { id, lateness_us: late_us, server_id },
                         Err(error) => EventKind::PublishFailed { id, error },
                     };
-                    let _ = events.send(Event::new(sent_at, Source::Harness, kind));
+                    // Stamped when the server answered: Published.t_us − intended is the publish delay.
+                    let _ = events.send(Event::new(at_us(Instant::now()), Source::Harness, kind));
                 });
             }
             ItemKind::Http { step } => {

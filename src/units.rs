@@ -39,21 +39,15 @@ fn format_micros(us: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     if us == 0 {
         return f.write_str("0s");
     }
-    if us % 1_000 != 0 || us < 1_000 {
-        if us < 1_000 {
-            return write!(f, "{us}us");
-        }
-        return write!(f, "{:.3}ms", us as f64 / 1_000.0);
+    if us < 1_000 {
+        return write!(f, "{us}us");
     }
     if us < US_PER_S {
-        return write!(f, "{}ms", us / 1_000);
+        return if us % 1_000 == 0 { write!(f, "{}ms", us / 1_000) } else { write!(f, "{:.3}ms", us as f64 / 1_000.0) };
     }
-    if us % US_PER_S != 0 && us < 60 * US_PER_S {
-        return write!(f, "{:.3}s", us as f64 / US_PER_S as f64);
-    }
-    let frac_ms = (us % US_PER_S) / 1_000;
-    let s = us / US_PER_S;
-    let (h, m, s) = (s / 3600, (s / 60) % 60, s % 60);
+    // Whole hours and minutes, then seconds with millisecond precision where there is a fraction.
+    let (secs, frac_ms) = (us / US_PER_S, (us % US_PER_S) / 1_000);
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
     let mut out = String::new();
     if h > 0 {
         out.push_str(&format!("{h}h"));
@@ -363,7 +357,7 @@ mod tests {
 
     #[test]
     fn durations_print_back() {
-        for s in ["1h30m", "90ms", "0s", "2m5s", "1.500s"] {
+        for s in ["1h30m", "90ms", "0s", "2m5s", "1.500s", "24h0.735s"] {
             assert_eq!(parse_duration(s).unwrap().to_string(), s);
         }
     }

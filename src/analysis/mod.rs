@@ -102,7 +102,8 @@ pub struct ScaleCycle {
     pub last_completion_us: Option<u64>,
     /// Last completion → replicas back at zero; `None` if not reached in the run.
     pub to_zero_replicas_us: Option<u64>,
-    /// Last completion → every node that hosted the cycle's pods deleted; `None` if not reached.
+    /// Last completion → every node that served the cycle's pods deleted or handed to another deployment;
+    /// `None` if not reached in the run.
     pub to_zero_nodes_us: Option<u64>,
     pub messages: u64,
     pub gpu_busy_seconds: f64,
@@ -216,7 +217,11 @@ struct Analyzer {
     live_nodes: u32,
     last_scale_up: Option<u64>,
     cycles: Vec<ScaleCycle>,
-    cycle_nodes: Vec<Vec<String>>,
+    /// Per cycle: (node, from, until) spans during which the node served the cycle; `until` is set when the
+    /// node is deleted or handed to another deployment's pod.
+    cycle_nodes: Vec<Vec<(String, u64, Option<u64>)>>,
+    /// Node → (cycle, index into cycle_nodes[cycle]) currently billed to it.
+    node_owner: HashMap<String, (usize, usize)>,
     cycle_open: Vec<bool>,
     /// Per deployment: when its desired replicas last went up (what a new pod was created for).
     last_trigger: HashMap<String, u64>,
@@ -366,11 +371,8 @@ impl Analyzer {
                 if let Some(p) = self.pods.get_mut(pod) {
                     p.scheduled = Some(t);
                     p.node = Some(node.clone());
-                    if let Some(c) = p.cycle
-                        && !self.cycle_nodes[c].contains(node)
-                    {
-                        self.cycle_nodes[c].push(node.clone());
-                    }
+                    let cycle = p.cycle;
+                    self.assign_node(t, node, cycle);
                 }
             }
             EventKind::ImagePulling { .. } => {}
@@ -428,9 +430,31 @@ impl Analyzer {
                     n.deleted = Some(t);
                     self.live_nodes = self.live_nodes.saturating_sub(1);
                 }
+                if let Some((c, i)) = self.node_owner.remove(node) {
+                    self.cycle_nodes[c][i].2 = Some(t);
+                }
             }
         }
         let _ = e.source == Source::Sim;
+    }
+
+    /// A pod of `cycle` landed on `node`: the node is billed to that cycle from now (from its creation if it is
+    /// new), and stops being billed to whichever cycle had it before.
+    fn assign_node(&mut self, t: u64, node: &str, cycle: Option<usize>) {
+        let previous = self.node_owner.get(node).copied();
+        if previous.map(|(c, _)| Some(c)) == Some(cycle) {
+            return;
+        }
+        if let Some((c, i)) = previous {
+            self.cycle_nodes[c][i].2 = Some(t);
+            self.node_owner.remove(node);
+        }
+        if let Some(c) = cycle {
+            let fresh = previous.is_none() && self.nodes.get(node).is_some_and(|n| !n.preexisting && n.created >= self.cycles[c].start_us);
+            let from = if fresh { self.nodes[node].created } else { t };
+            self.cycle_nodes[c].push((node.to_string(), from, None));
+            self.node_owner.insert(node.to_string(), (c, self.cycle_nodes[c].len() - 1));
+        }
     }
 
     fn replicas(&mut self, t: u64, deployment: &str, desired: u32, ready: u32) {
@@ -678,24 +702,21 @@ impl Analyzer {
         c.gpu_idle_seconds = (c.gpu_seconds - c.gpu_busy_seconds).max(0.0);
         c.cost_usd = c.gpu_seconds / 3600.0 * price;
         for (i, cy) in self.cycles.iter_mut().enumerate() {
-            let mut last_gone: Option<u64> = Some(0);
-            for name in &self.cycle_nodes[i] {
-                let n = &self.nodes.get(name);
-                let Some(n) = n else { continue };
-                let from = n.created.max(cy.start_us);
-                let until = n.deleted.unwrap_or(end);
-                let secs = until.saturating_sub(from) as f64 / 1e6;
+            let spans = &self.cycle_nodes[i];
+            let mut all_left = !spans.is_empty();
+            let mut last_left = 0;
+            for (name, from, until) in spans {
+                let gpus = self.nodes.get(name).map_or(1, |n| n.gpus) as f64;
+                let secs = until.unwrap_or(end).saturating_sub(*from) as f64 / 1e6;
                 cy.node_seconds += secs;
-                cy.cost_usd += secs * n.gpus as f64 / 3600.0 * price;
-                last_gone = match (last_gone, n.deleted) {
-                    (Some(a), Some(b)) => Some(a.max(b)),
-                    _ => None,
-                };
+                cy.cost_usd += secs * gpus / 3600.0 * price;
+                match until {
+                    Some(u) => last_left = last_left.max(*u),
+                    None => all_left = false,
+                }
             }
-            if !self.cycle_nodes[i].is_empty()
-                && let (Some(gone), Some(last)) = (last_gone, cy.last_completion_us)
-            {
-                cy.to_zero_nodes_us = Some(gone.saturating_sub(last));
+            if all_left && let Some(last) = cy.last_completion_us {
+                cy.to_zero_nodes_us = Some(last_left.saturating_sub(last));
             }
         }
         c

@@ -127,10 +127,7 @@ struct Sim<'a, F: FnMut(Event)> {
     last_scale_up_us: Option<u64>,
     node_rng: StdRng,
     pubsub_rng: StdRng,
-    items_done: usize,
-    completed: usize,
     deadline_us: u64,
-    deadline_passed: bool,
 }
 
 /// Runs the plan's schedule through the model; `emit` receives every event in time order.
@@ -174,10 +171,7 @@ pub fn simulate<F: FnMut(Event)>(plan: &Plan, items: &[Item], emit: F) -> SimOut
         last_scale_up_us: None,
         node_rng: StdRng::seed_from_u64(derive_seed(plan.seed, &[0x52])),
         pubsub_rng: StdRng::seed_from_u64(derive_seed(plan.seed, &[0x53])),
-        items_done: 0,
-        completed: 0,
         deadline_us: last + plan.deadline.0,
-        deadline_passed: false,
     };
     sim.start();
     let hard_stop = last + plan.deadline.0 + plan.drain.0;
@@ -383,14 +377,12 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 }
             }
             Ev::Deadline => {
-                self.deadline_passed = true;
                 for m in 0..self.msgs.len() {
                     if !self.msgs[m].done {
                         let id = self.msg_id(m);
                         self.ev(EventKind::Lost { id });
                     }
                 }
-                // Messages never sent (cannot happen: the deadline is after the last send) would be lost too.
             }
         }
     }
@@ -403,7 +395,6 @@ impl<F: FnMut(Event)> Sim<'_, F> {
     fn send(&mut self, item: usize) {
         let it = self.items[item];
         let p = it.stream as usize;
-        self.items_done += 1;
         match it.kind {
             ItemKind::Message { seq } => {
                 let msg = self.msgs.len();
@@ -769,7 +760,6 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             self.out(Source::Sim, EventKind::Duplicate { id, pod: name });
         } else {
             self.msgs[msg].done = true;
-            self.completed += 1;
             let d = self.msgs[msg].delivered_us;
             self.out(
                 Source::Worker,

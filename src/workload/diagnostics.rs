@@ -79,6 +79,13 @@ pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
 
 /// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
 pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let candidates: Vec<&'a str> = candidates.into_iter().collect();
+    // A shortened or lengthened name (`cooldown` for `cooldown_period`) is a likely mistake too.
+    if word.len() >= 4
+        && let Some(c) = candidates.iter().find(|c| c.starts_with(word) || word.starts_with(**c))
+    {
+        return Some(c);
+    }
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
@@ -93,7 +100,9 @@ fn backticked(s: &str) -> Vec<&str> {
 
 fn explain_serde_message(message: &str, key_prefix: &str) -> (String, Option<String>) {
     let join = |k: &str| {
-        if key_prefix.is_empty() {
+        if key_prefix == k || key_prefix.ends_with(&format!(".{k}")) {
+            key_prefix.to_string()
+        } else if key_prefix.is_empty() {
             k.to_string()
         } else {
             format!("{key_prefix}.{k}")
@@ -117,7 +126,18 @@ fn explain_serde_message(message: &str, key_prefix: &str) -> (String, Option<Str
             return (join(field), Some(format!("add `{field} = ...` to this table (see workloads/README.md)")));
         }
     }
-    (key_prefix.to_string(), None)
+    let fix = if message.contains("invalid value: integer") {
+        Some("write a whole number of zero or more".to_string())
+    } else if message.contains("expected i64") || message.contains("expected u64") || message.contains("expected u32") {
+        Some("write a whole number, without quotes".to_string())
+    } else if message.contains("expected f64") {
+        Some("write a number, without quotes".to_string())
+    } else if message.contains("expected a string") || message.contains("expected string") {
+        Some("write the value in quotes".to_string())
+    } else {
+        None
+    };
+    (key_prefix.to_string(), fix)
 }
 
 #[cfg(test)]

@@ -310,7 +310,12 @@ pub fn parse(path: &Path, src: &str) -> Result<Plan> {
     let plan = resolve(&mut diag, root.get_ref(), &base_dir, path);
     match plan {
         Some(plan) if diag.problems.is_empty() => Ok(plan),
-        _ => Err(Error::Invalid { problems: diag.problems }),
+        _ => {
+            let mut problems = diag.problems;
+            // In reading order: file, then line, then column (problems without a place last).
+            problems.sort_by_key(|p| (p.file.clone(), p.line == 0, p.line, p.column));
+            Err(Error::Invalid { problems })
+        }
     }
 }
 
@@ -343,41 +348,130 @@ struct StreamRaw {
     attributes: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+/// Phase kinds, each with its own keys. `kind` is read first and the rest of the table is deserialized into the
+/// kind's struct directly, so every error keeps the span of its own key or value.
 enum PhaseRaw {
-    Idle { duration: Micros },
-    Constant { rate: Rate, duration: Micros },
-    Ramp { from: Rate, to: Rate, duration: Micros, #[serde(default)] arrivals: Arrivals },
-    Burst { count: i64, #[serde(default)] within: Micros, #[serde(default)] spread: Spread },
-    Poisson { rate: Rate, duration: Micros },
-    Sine { base: Rate, amplitude: Rate, period: Micros, duration: Micros, #[serde(default)] arrivals: Arrivals },
-    Diurnal {
-        base: Rate,
-        amplitude: Rate,
-        #[serde(default = "day")]
-        period: Micros,
-        /// Offset within the period at which the rate peaks (default 14h: mid-afternoon).
-        #[serde(default = "afternoon")]
-        peak: Micros,
-        duration: Micros,
-        #[serde(default)]
-        arrivals: Arrivals,
-    },
-    Trace {
-        file: String,
-        #[serde(default = "one")]
-        time_scale: f64,
-        column: Option<String>,
-        duration: Option<Micros>,
-    },
-    Repeat {
-        times: i64,
-        /// Checked here for shape only; resolved phase by phase from the spanned table for precise diagnostics.
-        #[allow(dead_code)]
-        phases: Vec<toml::Value>,
-    },
+    Idle(IdleRaw),
+    Constant(RateRaw),
+    Poisson(RateRaw),
+    Ramp(RampRaw),
+    Burst(BurstRaw),
+    Sine(SineRaw),
+    Diurnal(DiurnalRaw),
+    Trace(TraceRaw),
+    Repeat(RepeatRaw),
     Http(HttpStep),
+}
+
+const PHASE_KINDS: [&str; 10] = ["idle", "constant", "ramp", "burst", "poisson", "sine", "diurnal", "trace", "repeat", "http"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdleRaw {
+    duration: Micros,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateRaw {
+    rate: Rate,
+    duration: Micros,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RampRaw {
+    from: Rate,
+    to: Rate,
+    duration: Micros,
+    #[serde(default)]
+    arrivals: Arrivals,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BurstRaw {
+    count: i64,
+    #[serde(default)]
+    within: Micros,
+    #[serde(default)]
+    spread: Spread,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SineRaw {
+    base: Rate,
+    amplitude: Rate,
+    period: Micros,
+    duration: Micros,
+    #[serde(default)]
+    arrivals: Arrivals,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiurnalRaw {
+    base: Rate,
+    amplitude: Rate,
+    #[serde(default = "day")]
+    period: Micros,
+    /// Offset within the period at which the rate peaks (default 14h: mid-afternoon).
+    #[serde(default = "afternoon")]
+    peak: Micros,
+    duration: Micros,
+    #[serde(default)]
+    arrivals: Arrivals,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TraceRaw {
+    file: String,
+    #[serde(default = "one")]
+    time_scale: f64,
+    column: Option<String>,
+    duration: Option<Micros>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RepeatRaw {
+    times: i64,
+    /// Resolved phase by phase from the spanned table, for precise diagnostics.
+    #[serde(rename = "phases")]
+    _phases: toml::Value,
+}
+
+fn de_phase(diag: &mut Diagnostics<'_>, v: &Val<'_>, table: &DeTable<'_>, key: &str) -> Option<PhaseRaw> {
+    let kind_v = table.get("kind")?;
+    let Some(kind) = kind_v.get_ref().as_str() else {
+        diag.push(Some(kind_v.span()), format!("{key}.kind"), "`kind` must be a string", Some(format!("one of: {}", PHASE_KINDS.join(", "))));
+        return None;
+    };
+    let mut rest = table.clone();
+    rest.remove("kind");
+    let r = Spanned::new(v.span(), DeValue::Table(rest));
+    match kind {
+        "idle" => de(diag, &r, key).map(PhaseRaw::Idle),
+        "constant" => de(diag, &r, key).map(PhaseRaw::Constant),
+        "poisson" => de(diag, &r, key).map(PhaseRaw::Poisson),
+        "ramp" => de(diag, &r, key).map(PhaseRaw::Ramp),
+        "burst" => de(diag, &r, key).map(PhaseRaw::Burst),
+        "sine" => de(diag, &r, key).map(PhaseRaw::Sine),
+        "diurnal" => de(diag, &r, key).map(PhaseRaw::Diurnal),
+        "trace" => de(diag, &r, key).map(PhaseRaw::Trace),
+        "repeat" => de(diag, &r, key).map(PhaseRaw::Repeat),
+        "http" => de(diag, &r, key).map(PhaseRaw::Http),
+        other => {
+            let fix = match nearest(other, PHASE_KINDS) {
+                Some(n) => format!("did you mean `{n}`? (kinds: {})", PHASE_KINDS.join(", ")),
+                None => format!("use one of: {}", PHASE_KINDS.join(", ")),
+            };
+            diag.push(Some(kind_v.span()), format!("{key}.kind"), format!("unknown phase kind `{other}`"), Some(fix));
+            None
+        }
+    }
 }
 
 fn day() -> Micros {
@@ -392,15 +486,41 @@ fn one() -> f64 {
 
 pub(crate) type Val<'a> = Spanned<DeValue<'a>>;
 
-/// Deserializes one spanned value, recording any error with its place.
+/// Deserializes one spanned value, recording any error with its place and the key it belongs to.
 pub(crate) fn de<T: serde::de::DeserializeOwned>(diag: &mut Diagnostics<'_>, v: &Val<'_>, key: &str) -> Option<T> {
     match T::deserialize(toml::de::ValueDeserializer::from(v.clone())) {
         Ok(t) => Some(t),
         Err(e) => {
-            diag.push_de(&e, v.span(), key);
+            let inner = e.span().and_then(|s| key_at(v, s.start));
+            let key = match inner {
+                Some(k) if key.is_empty() => k,
+                Some(k) => format!("{key}.{k}"),
+                None => key.to_string(),
+            };
+            diag.push_de(&e, v.span(), &key);
             None
         }
     }
+}
+
+/// The dotted key, below `v`, whose key or value holds byte `offset` (the deepest one). Sub-tables are searched
+/// whatever their span, since a `[table]` header's span does not cover its keys.
+fn key_at(v: &Val<'_>, offset: usize) -> Option<String> {
+    let table = v.get_ref().as_table()?;
+    for (k, child) in table.iter() {
+        let name = k.get_ref().to_string();
+        if k.span().contains(&offset) {
+            return Some(name);
+        }
+        if let Some(deeper) = key_at(child, offset) {
+            return Some(format!("{name}.{deeper}"));
+        }
+        let span = child.span();
+        if span.start <= offset && offset < span.end.max(span.start + 1) {
+            return Some(name);
+        }
+    }
+    None
 }
 
 fn resolve(diag: &mut Diagnostics<'_>, root: &DeTable<'_>, base_dir: &Path, path: &Path) -> Option<Plan> {
@@ -604,7 +724,7 @@ fn resolve_phase(diag: &mut Diagnostics<'_>, v: &Val<'_>, key: &str, base_dir: &
         );
         return None;
     }
-    let raw: PhaseRaw = de(diag, v, key)?;
+    let raw = de_phase(diag, v, table, key)?;
     let span_of = |k: &str| table.get(k).map(|x| x.span()).or(Some(v.span()));
     let bad = |diag: &mut Diagnostics<'_>, k: &str, msg: String, fix: &str| {
         diag.push(span_of(k), format!("{key}.{k}"), msg, Some(fix.to_string()));
@@ -612,13 +732,13 @@ fn resolve_phase(diag: &mut Diagnostics<'_>, v: &Val<'_>, key: &str, base_dir: &
     };
     let positive = |d: Micros| d.0 > 0;
     match raw {
-        PhaseRaw::Idle { duration } => {
+        PhaseRaw::Idle(IdleRaw { duration }) => {
             if !positive(duration) {
                 return bad(diag, "duration", "an idle phase must last longer than zero".into(), "write e.g. `duration = \"5m\"`, or remove the phase");
             }
             Some(Phase::Idle { duration })
         }
-        PhaseRaw::Constant { rate, duration } | PhaseRaw::Poisson { rate, duration } => {
+        PhaseRaw::Constant(RateRaw { rate, duration }) | PhaseRaw::Poisson(RateRaw { rate, duration }) => {
             let poisson = table.get("kind").and_then(|k| k.get_ref().as_str()) == Some("poisson");
             if rate.per_sec <= 0.0 {
                 return bad(diag, "rate", format!("the rate must be above zero, got {rate}"), "write e.g. `rate = \"10/s\"`, or use an `idle` phase");
@@ -629,7 +749,7 @@ fn resolve_phase(diag: &mut Diagnostics<'_>, v: &Val<'_>, key: &str, base_dir: &
             let arrivals = if poisson { Arrivals::Poisson } else { Arrivals::Even };
             Some(Phase::Rate { shape: RateShape::Constant(rate), duration, arrivals })
         }
-        PhaseRaw::Ramp { from, to, duration, arrivals } => {
+        PhaseRaw::Ramp(RampRaw { from, to, duration, arrivals }) => {
             if from.per_sec <= 0.0 && to.per_sec <= 0.0 {
                 return bad(diag, "to", "a ramp from zero to zero sends nothing".into(), "give `to` a rate above zero, or use an `idle` phase");
             }
@@ -638,22 +758,22 @@ fn resolve_phase(diag: &mut Diagnostics<'_>, v: &Val<'_>, key: &str, base_dir: &
             }
             Some(Phase::Rate { shape: RateShape::Ramp { from, to }, duration, arrivals })
         }
-        PhaseRaw::Burst { count, within, spread } => {
+        PhaseRaw::Burst(BurstRaw { count, within, spread }) => {
             if count <= 0 {
                 return bad(diag, "count", format!("a burst needs at least one message, got {count}"), "write e.g. `count = 20`");
             }
             Some(Phase::Burst { count: count as u64, within, spread })
         }
-        PhaseRaw::Sine { base, amplitude, period, duration, arrivals } => {
+        PhaseRaw::Sine(SineRaw { base, amplitude, period, duration, arrivals }) => {
             sine(diag, key, &span_of, base, amplitude, period, Micros::ZERO, duration, arrivals)
         }
-        PhaseRaw::Diurnal { base, amplitude, period, peak, duration, arrivals } => {
+        PhaseRaw::Diurnal(DiurnalRaw { base, amplitude, period, peak, duration, arrivals }) => {
             // sin peaks at a quarter period; shift so that the peak falls at `peak`.
             let p = period.0.max(1);
             let shift = Micros((p / 4 + p - (peak.0 % p)) % p);
             sine(diag, key, &span_of, base, amplitude, period, shift, duration, arrivals)
         }
-        PhaseRaw::Trace { file, time_scale, column, duration } => {
+        PhaseRaw::Trace(TraceRaw { file, time_scale, column, duration }) => {
             if !(time_scale.is_finite() && time_scale > 0.0) {
                 return bad(diag, "time_scale", format!("time_scale must be above zero, got {time_scale}"), "1.0 replays in real time; 0.5 twice as fast");
             }
@@ -673,7 +793,7 @@ fn resolve_phase(diag: &mut Diagnostics<'_>, v: &Val<'_>, key: &str, base_dir: &
                 Err(e) => bad(diag, "file", e, "the path is relative to the workload file; fix the file or the path"),
             }
         }
-        PhaseRaw::Repeat { times, .. } => {
+        PhaseRaw::Repeat(RepeatRaw { times, .. }) => {
             if times <= 0 {
                 return bad(diag, "times", format!("`times` must be at least 1, got {times}"), "write e.g. `times = 3`");
             }
