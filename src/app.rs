@@ -164,23 +164,8 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     let started = Instant::now();
     let log_path = dir.join("events.jsonl");
     let mut writer = EventLogWriter::create(&log_path)?;
-    let header = Event::new(
-        0,
-        Source::Harness,
-        EventKind::RunStarted {
-            log_version: EVENT_LOG_VERSION,
-            run_id: run_id.clone(),
-            workload: plan.name.clone(),
-            seed: plan.seed,
-            target: "sim".into(),
-            // Simulated time has no wall clock: 0 keeps the log a pure function of workload and seed.
-            wall_clock_start_unix_us: 0,
-            streams: plan.streams.iter().map(|s| s.name.clone()).collect(),
-            warmup_us: plan.warmup.0,
-            deadline_us: schedule::last_offset(&items).0 + plan.deadline.0,
-            price_per_gpu_hour_usd: plan.sim.autoscaler.price_per_gpu_hour_usd,
-        },
-    );
+    // Simulated time has no wall clock: 0 keeps the log a pure function of workload and seed.
+    let header = run_header(&plan, &items, &run_id, 0);
     writer.append(&header)?;
     let mut events = vec![header];
     let mut write_error = None;
@@ -215,6 +200,34 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
         )?;
     }
     Ok(ExitStatus::Ok)
+}
+
+/// The `run_started` event that opens every event log.
+pub fn run_header(plan: &Plan, items: &[schedule::Item], run_id: &str, wall_clock_start_unix_us: u64) -> Event {
+    Event::new(
+        0,
+        Source::Harness,
+        EventKind::RunStarted {
+            log_version: EVENT_LOG_VERSION,
+            run_id: run_id.to_string(),
+            workload: plan.name.clone(),
+            seed: plan.seed,
+            target: "sim".into(),
+            wall_clock_start_unix_us,
+            streams: plan.streams.iter().map(|s| s.name.clone()).collect(),
+            warmup_us: plan.warmup.0,
+            deadline_us: schedule::last_offset(items).0 + plan.deadline.0,
+            price_per_gpu_hour_usd: plan.sim.autoscaler.price_per_gpu_hour_usd,
+        },
+    )
+}
+
+/// Runs a plan through the simulator in memory: the header, then every simulated event.
+pub fn simulate_events(plan: &Plan, run_id: &str) -> Vec<Event> {
+    let items = schedule::build(plan);
+    let mut events = vec![run_header(plan, &items, run_id, 0)];
+    crate::sim::simulate(plan, &items, |e| events.push(e));
+    events
 }
 
 fn prepare_dir(dir: &Path, force: bool) -> anyhow::Result<()> {

@@ -44,13 +44,14 @@ pub fn http_steps(plan: &Plan, stream: usize) -> Vec<&crate::workload::HttpStep>
     out
 }
 
-/// The whole run's schedule, all streams merged in time order (ties: stream order, then sequence).
+/// The whole run's schedule, all streams merged in time order (ties: stream order, then the stream's own order).
 pub fn build(plan: &Plan) -> Vec<Item> {
     let mut all: Vec<Item> = Vec::new();
     for s in 0..plan.streams.len() {
         all.extend(build_stream(plan, s));
     }
-    all.sort_unstable();
+    // Stable, by time then stream: each stream's own order (an `http` step before the burst it warms) is kept.
+    all.sort_by_key(|i| (i.offset_us, i.stream));
     all
 }
 

@@ -63,7 +63,7 @@ pub struct Delivery {
     pub completed: u64,
     /// Completions of a message already completed (Pub/Sub delivers at least once).
     pub duplicates: u64,
-    /// Not completed by the run's deadline, and never completed.
+    /// Published but never completed (by the deadline or the end of the log). Publish failures are not here.
     pub lost: u64,
     /// Completed after the run's deadline.
     pub late: u64,
@@ -132,8 +132,31 @@ pub struct RunReport {
     pub cost: Cost,
     pub http_calls: u64,
     pub warnings: Vec<String>,
-    /// Per completed message (stream, completion time, e2e µs), for interval logs. Sorted by completion time.
-    pub completions: Vec<(u32, u64, u64)>,
+    /// Every completed message outside the warm-up, exact to the microsecond, in completion order.
+    pub messages: Vec<MessageLatency>,
+}
+
+/// One completed message's latency and its split, exact (µs). `None` where a signal was missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MessageLatency {
+    /// Index into `RunInfo::streams`.
+    pub stream: u32,
+    /// No ready replica of its pipeline existed when it was published.
+    pub cold: bool,
+    pub seq: u64,
+    pub intended_us: u64,
+    pub completed_us: u64,
+    pub publish_delay_us: Option<u64>,
+    pub capacity_wait_us: Option<u64>,
+    pub queueing_us: Option<u64>,
+    pub processing_us: Option<u64>,
+}
+
+impl MessageLatency {
+    /// From the intended send instant to completion.
+    pub fn e2e_us(&self) -> u64 {
+        self.completed_us.saturating_sub(self.intended_us)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -148,6 +171,7 @@ struct Msg {
     processing: Option<(u64, u64)>,
     cold: bool,
     lost: bool,
+    publish_failed: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -306,7 +330,7 @@ impl Analyzer {
             EventKind::PublishFailed { id, error } => {
                 self.delivery.publish_failed += 1;
                 *self.delivery.publish_errors.entry(short(error)).or_default() += 1;
-                self.msg(id);
+                self.msg(id).publish_failed = true;
             }
             EventKind::Delivered { id, .. } => {
                 self.msg(id).delivered = Some(t);
@@ -537,7 +561,7 @@ impl Analyzer {
             self.warnings.push("the run did not finish (no run_finished event): results cover what was logged".into());
         }
         let mut series = SeriesSet::default();
-        let mut completions = Vec::new();
+        let mut messages: Vec<MessageLatency> = Vec::new();
         let mut delivery = std::mem::take(&mut self.delivery);
         delivery.duplicates += self.duplicates_by_completion;
         let mut no_intended = 0u64;
@@ -548,6 +572,9 @@ impl Analyzer {
                     continue; // a gap in sequence numbers: never scheduled in this log
                 }
                 let Some(done) = m.completed else {
+                    if m.publish_failed && m.published.is_none() {
+                        continue; // counted as a publish failure, never reached Pub/Sub
+                    }
                     if m.lost || self.finished {
                         delivery.lost += 1;
                         delivery.lost_ids.push(MsgId { stream: stream.clone(), seq: seq as u64 });
@@ -568,32 +595,50 @@ impl Analyzer {
                     delivery.warmup_excluded += 1;
                     continue;
                 }
-                let e2e = done.saturating_sub(intended);
-                completions.push((s as u32, done, e2e));
-                let rec = |series: &mut SeriesSet, metric: &'static str, v: u64| {
-                    series.record(metric, stream, Some(m.cold), v);
+                let mut rec = MessageLatency {
+                    stream: s as u32,
+                    cold: m.cold,
+                    seq: seq as u64,
+                    intended_us: intended,
+                    completed_us: done,
+                    publish_delay_us: None,
+                    capacity_wait_us: None,
+                    queueing_us: None,
+                    processing_us: None,
                 };
-                rec(&mut series, "e2e_latency", e2e);
                 if let Some(p) = m.published {
-                    rec(&mut series, "publish_delay", p.saturating_sub(intended));
-                    let start = m.processing.map(|(a, _)| a).or(m.delivered);
-                    if let Some(start) = start {
-                        let cap = if m.cold { m.capacity.unwrap_or(start).min(start) } else { p };
-                        rec(&mut series, "capacity_wait", cap.saturating_sub(p));
-                        rec(&mut series, "queueing", start.saturating_sub(cap.max(p)));
+                    rec.publish_delay_us = Some(p.saturating_sub(intended));
+                    if let Some(start) = m.processing.map(|(a, _)| a).or(m.delivered) {
+                        // Cold: waiting until the first replica was ready (or delivery, if sooner); then queueing.
+                        let cap = if m.cold { m.capacity.unwrap_or(start).min(start).max(p) } else { p };
+                        rec.capacity_wait_us = Some(cap - p);
+                        rec.queueing_us = Some(start.saturating_sub(cap));
                     }
                 }
-                if let Some((a, b)) = m.processing {
-                    rec(&mut series, "processing", b.saturating_sub(a));
-                } else if let Some(d) = m.delivered {
-                    rec(&mut series, "processing", done.saturating_sub(d));
+                rec.processing_us = match (m.processing, m.delivered) {
+                    (Some((a, b)), _) => Some(b.saturating_sub(a)),
+                    (None, Some(d)) => Some(done.saturating_sub(d)),
+                    _ => None,
+                };
+                let cold = Some(m.cold);
+                series.record("e2e_latency", stream, cold, rec.e2e_us());
+                for (metric, v) in [
+                    ("publish_delay", rec.publish_delay_us),
+                    ("capacity_wait", rec.capacity_wait_us),
+                    ("queueing", rec.queueing_us),
+                    ("processing", rec.processing_us),
+                ] {
+                    if let Some(v) = v {
+                        series.record(metric, stream, cold, v);
+                    }
                 }
+                messages.push(rec);
             }
         }
         if no_intended > 0 {
             self.warnings.push(format!("{no_intended} completions had no scheduled event: counted, but without a latency"));
         }
-        completions.sort_by_key(|c| c.1);
+        messages.sort_by_key(|m| (m.completed_us, m.stream, m.seq));
         delivery.lost_ids.sort();
 
         let pods = self.pod_phases(&mut series);
@@ -619,7 +664,7 @@ impl Analyzer {
             cost,
             http_calls: self.http_calls,
             warnings: self.warnings,
-            completions,
+            messages,
         }
     }
 

@@ -69,13 +69,13 @@ pub fn write_hlog(report: &RunReport, path: &Path) -> Result<()> {
             .map_err(|e| fail(e.to_string()))?;
         let tags: Vec<String> = streams.iter().map(|s| format!("e2e_latency.{s}")).collect();
         let mut i = 0;
-        let c = &report.completions;
+        let c = &report.messages;
         while i < c.len() {
-            let slot = c[i].1 / period_us;
+            let slot = c[i].completed_us / period_us;
             let mut all = new_histogram();
             let mut per: Vec<Option<Histogram<u64>>> = vec![None; streams.len().max(1)];
-            while i < c.len() && c[i].1 / period_us == slot {
-                let (s, _, e2e) = c[i];
+            while i < c.len() && c[i].completed_us / period_us == slot {
+                let (s, e2e) = (c[i].stream, c[i].e2e_us());
                 all.saturating_record(e2e);
                 if let Some(h) = per.get_mut(s as usize) {
                     h.get_or_insert_with(new_histogram).saturating_record(e2e);

@@ -1,0 +1,22 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn path(rel: &str) -> PathBuf {
+    root().join(rel)
+}
+
+pub fn plan_from(src: &str) -> imagen_load::workload::Plan {
+    imagen_load::workload::parse(Path::new("test.toml"), src).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn bin() -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("imagen-load").unwrap();
+    c.current_dir(root());
+    c
+}

@@ -1,0 +1,89 @@
+use crate::common::plan_from;
+use imagen_load::schedule::{self, ItemKind};
+use proptest::prelude::*;
+
+fn offsets(src: &str) -> Vec<u64> {
+    schedule::build(&plan_from(src)).iter().filter(|i| matches!(i.kind, ItemKind::Message { .. })).map(|i| i.offset_us).collect()
+}
+
+fn stream(phases: &str) -> String {
+    format!("[run]\nseed = 5\n[[stream]]\nname = \"s\"\n{phases}")
+}
+
+#[test]
+fn constant_10_per_second_for_60s_is_600_evenly_spaced() {
+    let o = offsets(&stream("[[stream.phase]]\nkind = \"constant\"\nrate = \"10/s\"\nduration = \"60s\"\n"));
+    assert_eq!(o.len(), 600);
+    assert_eq!(o[0], 0);
+    assert!(o.windows(2).all(|w| w[1] - w[0] == 100_000));
+}
+
+#[test]
+fn burst_100_within_10s_stays_inside_the_window() {
+    let o = offsets(&stream("[[stream.phase]]\nkind = \"burst\"\ncount = 100\nwithin = \"10s\"\nspread = \"random\"\n"));
+    assert_eq!(o.len(), 100);
+    assert!(o.iter().all(|&t| t < 10_000_000));
+}
+
+#[test]
+fn http_steps_sit_at_their_point_in_the_schedule() {
+    let p = plan_from(&stream(
+        "[[stream.phase]]\nkind = \"idle\"\nduration = \"1m\"\n[[stream.phase]]\nkind = \"http\"\nurl = \"http://127.0.0.1:9/warmup\"\n[[stream.phase]]\nkind = \"burst\"\ncount = 1\n",
+    ));
+    let items = schedule::build(&p);
+    assert_eq!(items.len(), 2);
+    assert_eq!((items[0].offset_us, items[0].kind), (60_000_000, ItemKind::Http { step: 1 }));
+    assert_eq!(items[1].offset_us, 60_000_000);
+}
+
+fn rate_phase() -> impl Strategy<Value = (String, f64, u64)> {
+    // (phase TOML, expected message count as Λ(T), duration in µs)
+    let constant = (1u32..50, 1u64..120).prop_map(|(r, d)| {
+        (format!("kind = \"constant\"\nrate = \"{r}/s\"\nduration = \"{d}s\"\n"), r as f64 * d as f64, d * 1_000_000)
+    });
+    let ramp = (0u32..40, 1u32..40, 1u64..120).prop_map(|(a, b, d)| {
+        (format!("kind = \"ramp\"\nfrom = \"{a}/s\"\nto = \"{b}/s\"\nduration = \"{d}s\"\n"), (a + b) as f64 / 2.0 * d as f64, d * 1_000_000)
+    });
+    let burst = (1u64..500, 1u64..30).prop_map(|(n, w)| (format!("kind = \"burst\"\ncount = {n}\nwithin = \"{w}s\"\n"), n as f64, w * 1_000_000));
+    let sine = (5u32..40, 0u32..5, 10u64..300, 1u64..600).prop_map(|(b, a, p, d)| {
+        let (base, amp, period, dur) = (b as f64, a as f64, p as f64, d as f64);
+        let w = std::f64::consts::TAU / period;
+        let expect = base * dur + amp / w * (1.0 - (w * dur).cos());
+        (format!("kind = \"sine\"\nbase = \"{b}/s\"\namplitude = \"{a}/s\"\nperiod = \"{p}s\"\nduration = \"{d}s\"\n"), expect, d * 1_000_000)
+    });
+    prop_oneof![constant, ramp, burst, sine]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    /// Counts match the integral of the rate (within one message) and every instant lies inside its phase.
+    #[test]
+    fn phases_produce_what_they_define(phases in proptest::collection::vec(rate_phase(), 1..4)) {
+        let mut src = String::new();
+        for (p, _, _) in &phases {
+            src.push_str("[[stream.phase]]\n");
+            src.push_str(p);
+        }
+        let o = offsets(&stream(&src));
+        let mut start = 0u64;
+        let mut cursor = 0usize;
+        for (text, expect, dur) in &phases {
+            let end = start + dur;
+            let n = o[cursor..].iter().take_while(|&&t| t < end || (*dur == 0 && t == start)).count();
+            prop_assert!((n as f64 - expect).abs() < 1.0 + 1e-6, "{text}: {n} messages, expected {expect}");
+            prop_assert!(o[cursor..cursor + n].iter().all(|&t| t >= start));
+            cursor += n;
+            start = end;
+        }
+        prop_assert_eq!(cursor, o.len());
+        prop_assert!(o.windows(2).all(|w| w[0] <= w[1]), "instants in order");
+    }
+
+    /// The same plan and seed always give the same schedule.
+    #[test]
+    fn schedule_is_a_pure_function_of_plan_and_seed(seed in 0u64..1000, rate in 1u32..20) {
+        let src = format!("[run]\nseed = {seed}\n[[stream]]\nname = \"s\"\n[[stream.phase]]\nkind = \"poisson\"\nrate = \"{rate}/s\"\nduration = \"30s\"\n");
+        prop_assert_eq!(offsets(&src), offsets(&src));
+    }
+}

@@ -1,0 +1,16 @@
+//! The one integration-test binary. Each module covers one area; none needs Docker, a cluster or a cloud.
+
+// The command line: help, exit codes, validate/plan/run/analyze end to end.
+mod cli;
+// Workload files: shipped ones validate, each broken fixture fails with its line, column and key.
+mod workloads;
+// The schedule: determinism and, by property tests, counts and instants that match the phase definitions.
+mod schedule;
+// The real-time pacer: open loop under a stalling target.
+mod pacer;
+// The simulator: hand-computed cases, determinism, the seed scenario's ordering.
+mod sim;
+// Analysis: hand-built event logs with hand-computed answers, ground truth, outputs and their formats.
+mod analysis;
+
+mod common;
