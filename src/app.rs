@@ -48,8 +48,12 @@ fn init_tracing(verbose: u8) {
         2 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Resolves the workload arguments into a validated plan: the one place clap and the workload meet.
@@ -57,7 +61,13 @@ pub fn load_plan(args: &WorkloadArgs) -> anyhow::Result<Plan> {
     let overrides = args
         .overrides
         .iter()
-        .map(|o| o.parse::<Override>().map_err(|m| workload::Error::BadOverride { text: o.clone(), message: m }))
+        .map(|o| {
+            o.parse::<Override>()
+                .map_err(|m| workload::Error::BadOverride {
+                    text: o.clone(),
+                    message: m,
+                })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut plan = workload::load(&args.workload, &overrides)?;
     if let Some(seed) = args.seed {
@@ -77,7 +87,9 @@ fn plan(args: &PlanArgs) -> anyhow::Result<ExitStatus> {
     let plan = load_plan(&args.workload)?;
     let items = schedule::build(&plan);
     let mut sink: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
+        Some(p) => Box::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        ),
         None => Box::new(std::io::stdout().lock()),
     };
     if args.csv {
@@ -91,27 +103,68 @@ fn plan(args: &PlanArgs) -> anyhow::Result<ExitStatus> {
 fn phase_text(p: &Phase) -> String {
     match p {
         Phase::Idle { duration } => format!("idle {duration}"),
-        Phase::Rate { shape, duration, arrivals } => {
-            let a = if *arrivals == workload::Arrivals::Poisson { " (poisson arrivals)" } else { "" };
+        Phase::Rate {
+            shape,
+            duration,
+            arrivals,
+        } => {
+            let a = if *arrivals == workload::Arrivals::Poisson {
+                " (poisson arrivals)"
+            } else {
+                ""
+            };
             match shape {
                 RateShape::Constant(r) => format!("constant {r} for {duration}{a}"),
                 RateShape::Ramp { from, to } => format!("ramp {from} → {to} over {duration}{a}"),
-                RateShape::Sine { base, amplitude, period, .. } => format!("sine {base} ± {amplitude}, period {period}, for {duration}{a}"),
+                RateShape::Sine {
+                    base,
+                    amplitude,
+                    period,
+                    ..
+                } => format!("sine {base} ± {amplitude}, period {period}, for {duration}{a}"),
             }
         }
-        Phase::Burst { count, within, spread } => {
+        Phase::Burst {
+            count,
+            within,
+            spread,
+        } => {
             if within.0 == 0 {
                 format!("burst of {count} at once")
             } else {
-                format!("burst of {count} within {within} ({})", if *spread == workload::Spread::Random { "random" } else { "evenly spread" })
+                format!(
+                    "burst of {count} within {within} ({})",
+                    if *spread == workload::Spread::Random {
+                        "random"
+                    } else {
+                        "evenly spread"
+                    }
+                )
             }
         }
-        Phase::Trace { file, offsets, duration } => format!("trace {} ({} rows over {duration})", file.display(), offsets.len()),
+        Phase::Trace {
+            file,
+            offsets,
+            duration,
+        } => format!(
+            "trace {} ({} rows over {duration})",
+            file.display(),
+            offsets.len()
+        ),
         Phase::Repeat { times, phases } => {
             let inner: Vec<String> = phases.iter().map(phase_text).collect();
             format!("repeat {times}× [{}]", inner.join(", "))
         }
-        Phase::Http(h) => format!("http {} {}{}", h.method, h.url, if h.sim_effect == workload::HttpSimEffect::Warm { " (warms the deployment in sim)" } else { "" }),
+        Phase::Http(h) => format!(
+            "http {} {}{}",
+            h.method,
+            h.url,
+            if h.sim_effect == workload::HttpSimEffect::Warm {
+                " (warms the deployment in sim)"
+            } else {
+                ""
+            }
+        ),
     }
 }
 
@@ -119,7 +172,10 @@ fn phase_text(p: &Phase) -> String {
 pub fn describe(plan: &Plan, items: &[schedule::Item]) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let msgs = items.iter().filter(|i| matches!(i.kind, schedule::ItemKind::Message { .. })).count();
+    let msgs = items
+        .iter()
+        .filter(|i| matches!(i.kind, schedule::ItemKind::Message { .. }))
+        .count();
     writeln!(out, "{}: ok", plan.source.display()).unwrap();
     writeln!(
         out,
@@ -127,15 +183,34 @@ pub fn describe(plan: &Plan, items: &[schedule::Item]) -> String {
         plan.name, plan.seed, plan.deadline, plan.warmup, plan.drain, plan.sim.profile
     )
     .unwrap();
-    writeln!(out, "  {} stream(s), {} messages, last send at {}", plan.streams.len(), msgs, schedule::last_offset(items)).unwrap();
+    writeln!(
+        out,
+        "  {} stream(s), {} messages, last send at {}",
+        plan.streams.len(),
+        msgs,
+        schedule::last_offset(items)
+    )
+    .unwrap();
     for (s, stream) in plan.streams.iter().enumerate() {
         let mine: Vec<&schedule::Item> = items.iter().filter(|i| i.stream as usize == s).collect();
-        let n = mine.iter().filter(|i| matches!(i.kind, schedule::ItemKind::Message { .. })).count();
+        let n = mine
+            .iter()
+            .filter(|i| matches!(i.kind, schedule::ItemKind::Message { .. }))
+            .count();
         let span = match (mine.first(), mine.last()) {
-            (Some(a), Some(b)) => format!("{} → {}", crate::units::Micros(a.offset_us), crate::units::Micros(b.offset_us)),
+            (Some(a), Some(b)) => format!(
+                "{} → {}",
+                crate::units::Micros(a.offset_us),
+                crate::units::Micros(b.offset_us)
+            ),
             _ => "nothing scheduled".into(),
         };
-        writeln!(out, "  stream `{}` → topic `{}`: {n} messages ({span})", stream.name, stream.topic).unwrap();
+        writeln!(
+            out,
+            "  stream `{}` → topic `{}`: {n} messages ({span})",
+            stream.name, stream.topic
+        )
+        .unwrap();
         for (i, p) in stream.phases.iter().enumerate() {
             writeln!(out, "    {}. {}", i + 1, phase_text(p)).unwrap();
         }
@@ -151,7 +226,9 @@ pub fn describe(plan: &Plan, items: &[schedule::Item]) -> String {
 }
 
 fn run_id_for(plan: &Plan) -> String {
-    let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string().replace(['-', ':'], "");
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .replace(['-', ':'], "");
     format!("{stamp}-{}", plan.name)
 }
 
@@ -167,7 +244,9 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     // Simulated time has no wall clock: 0 keeps the log a pure function of workload and seed.
     let header = run_header(&plan, &items, &run_id, 0);
     writer.append(&header)?;
-    let mut events = vec![header];
+    // The simulator emits in time order, so events go straight to the log and the analyzer: nothing is held.
+    let mut analyzer = analysis::Analyzer::default();
+    analyzer.push(&header);
     let mut write_error = None;
     let outcome = crate::sim::simulate(&plan, &items, |e| {
         if write_error.is_none()
@@ -175,7 +254,7 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
         {
             write_error = Some(err);
         }
-        events.push(e);
+        analyzer.push(&e);
     });
     if let Some(e) = write_error {
         return Err(e.into());
@@ -183,7 +262,7 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     writer.finish()?;
     let simulated_in = started.elapsed();
     std::fs::write(dir.join("workload.toml"), std::fs::read(&plan.source)?)?;
-    let report = analysis::analyze(events);
+    let report = analyzer.finish();
     let files = report::write_all(&report, &dir)?;
     if !args.quiet {
         let mut stdout = std::io::stdout().lock();
@@ -203,7 +282,12 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
 }
 
 /// The `run_started` event that opens every event log.
-pub fn run_header(plan: &Plan, items: &[schedule::Item], run_id: &str, wall_clock_start_unix_us: u64) -> Event {
+pub fn run_header(
+    plan: &Plan,
+    items: &[schedule::Item],
+    run_id: &str,
+    wall_clock_start_unix_us: u64,
+) -> Event {
     Event::new(
         0,
         Source::Harness,
@@ -233,21 +317,36 @@ pub fn simulate_events(plan: &Plan, run_id: &str) -> Vec<Event> {
 fn prepare_dir(dir: &Path, force: bool) -> anyhow::Result<()> {
     if dir.exists() {
         if !force {
-            bail!("results folder {} already exists\n    fix: pass --force to replace it, or --run-id to name another", dir.display());
+            bail!(
+                "results folder {} already exists\n    fix: pass --force to replace it, or --run-id to name another",
+                dir.display()
+            );
         }
-        std::fs::remove_dir_all(dir).with_context(|| format!("cannot replace {}", dir.display()))?;
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("cannot replace {}", dir.display()))?;
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create results folder {}", dir.display()))
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create results folder {}", dir.display()))
 }
+
+/// How far out of time order a log's events may be and still be analysed in order.
+pub const REORDER_WINDOW_US: u64 = 60_000_000;
 
 fn analyze(args: &AnalyzeArgs) -> anyhow::Result<ExitStatus> {
     let (dir, log): (PathBuf, PathBuf) = if args.results.is_dir() {
         (args.results.clone(), args.results.join("events.jsonl"))
     } else {
-        (args.results.parent().map(Path::to_path_buf).unwrap_or_default(), args.results.clone())
+        (
+            args.results
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            args.results.clone(),
+        )
     };
-    let (events, read) = eventlog::read(&log)?;
-    let mut report: RunReport = analysis::analyze(events);
+    let mut stream = analysis::Reordering::new(REORDER_WINDOW_US);
+    let read = eventlog::read_with(&log, |e| stream.push(e))?;
+    let mut report: RunReport = stream.finish();
     let mut warnings = read.warnings();
     warnings.append(&mut report.warnings);
     report.warnings = warnings;
@@ -256,7 +355,14 @@ fn analyze(args: &AnalyzeArgs) -> anyhow::Result<ExitStatus> {
         let mut stdout = std::io::stdout().lock();
         let color = stdout.is_terminal();
         write!(stdout, "{}", report::render_terminal(&report, color))?;
-        writeln!(stdout, "\nre-analysed {} ({} lines) · wrote {} files in {}", log.display(), read.lines, files.len(), dir.display())?;
+        writeln!(
+            stdout,
+            "\nre-analysed {} ({} lines) · wrote {} files in {}",
+            log.display(),
+            read.lines,
+            files.len(),
+            dir.display()
+        )?;
     }
     Ok(ExitStatus::Ok)
 }

@@ -22,7 +22,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("cannot read event log {path}: {source}\n    fix: point at a results folder that has events.jsonl")]
+    #[error(
+        "cannot read event log {path}: {source}\n    fix: point at a results folder that has events.jsonl"
+    )]
     ReadFailed {
         path: PathBuf,
         #[source]
@@ -44,7 +46,10 @@ pub struct EventLogWriter {
 
 impl EventLogWriter {
     pub fn create(path: &Path) -> Result<Self> {
-        let file = File::create(path).map_err(|source| Error::CreateFailed { path: path.to_path_buf(), source })?;
+        let file = File::create(path).map_err(|source| Error::CreateFailed {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(EventLogWriter {
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(1 << 16, file),
@@ -58,10 +63,15 @@ impl EventLogWriter {
         self.line.clear();
         serde_json::to_writer(&mut self.line, event).expect("events serialize");
         self.line.push(b'\n');
-        self.out.write_all(&self.line).map_err(|source| Error::WriteFailed { path: self.path.clone(), source })?;
+        self.out
+            .write_all(&self.line)
+            .map_err(|source| Error::WriteFailed {
+                path: self.path.clone(),
+                source,
+            })?;
         self.written += 1;
         // Checking the clock on every event is cheap next to serialising it, but not free: look every 256.
-        if self.written % 256 == 0 && self.last_flush.elapsed() >= FLUSH_EVERY {
+        if self.written.is_multiple_of(256) && self.last_flush.elapsed() >= FLUSH_EVERY {
             self.flush()?;
         }
         Ok(())
@@ -69,11 +79,18 @@ impl EventLogWriter {
 
     /// Flushes if a second has passed since the last flush; for producers that go quiet between events.
     pub fn tick(&mut self) -> Result<()> {
-        if self.last_flush.elapsed() >= FLUSH_EVERY { self.flush() } else { Ok(()) }
+        if self.last_flush.elapsed() >= FLUSH_EVERY {
+            self.flush()
+        } else {
+            Ok(())
+        }
     }
 
     pub fn flush(&mut self) -> Result<()> {
-        self.out.flush().map_err(|source| Error::WriteFailed { path: self.path.clone(), source })?;
+        self.out.flush().map_err(|source| Error::WriteFailed {
+            path: self.path.clone(),
+            source,
+        })?;
         self.last_flush = Instant::now();
         Ok(())
     }
@@ -84,7 +101,13 @@ impl EventLogWriter {
 
     pub fn finish(mut self) -> Result<()> {
         self.flush()?;
-        self.out.get_ref().sync_data().map_err(|source| Error::WriteFailed { path: self.path.clone(), source })
+        self.out
+            .get_ref()
+            .sync_data()
+            .map_err(|source| Error::WriteFailed {
+                path: self.path.clone(),
+                source,
+            })
     }
 }
 
@@ -112,8 +135,16 @@ impl ReadReport {
             w.push("the event log ends mid-line (the run was cut short); the partial last line was skipped".to_string());
         }
         if self.corrupt_lines > 0 {
-            let ex: Vec<String> = self.corrupt_examples.iter().map(|(n, e)| format!("line {n}: {e}")).collect();
-            w.push(format!("{} corrupt line(s) in the event log were skipped ({})", self.corrupt_lines, ex.join("; ")));
+            let ex: Vec<String> = self
+                .corrupt_examples
+                .iter()
+                .map(|(n, e)| format!("line {n}: {e}"))
+                .collect();
+            w.push(format!(
+                "{} corrupt line(s) in the event log were skipped ({})",
+                self.corrupt_lines,
+                ex.join("; ")
+            ));
         }
         w
     }
@@ -121,13 +152,21 @@ impl ReadReport {
 
 /// Streams events from a log, calling `f` for each valid one.
 pub fn read_with(path: &Path, mut f: impl FnMut(Event)) -> Result<ReadReport> {
-    let file = File::open(path).map_err(|source| Error::ReadFailed { path: path.to_path_buf(), source })?;
+    let file = File::open(path).map_err(|source| Error::ReadFailed {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let mut report = ReadReport::default();
     let mut buf = Vec::with_capacity(512);
     loop {
         buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).map_err(|source| Error::ReadFailed { path: path.to_path_buf(), source })?;
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|source| Error::ReadFailed {
+                path: path.to_path_buf(),
+                source,
+            })?;
         if n == 0 {
             break;
         }
@@ -172,7 +211,11 @@ mod tests {
     use crate::event::{EventKind, Source};
 
     fn ev(t: u64) -> Event {
-        Event::new(t, Source::Harness, EventKind::RunFinished { interrupted: false })
+        Event::new(
+            t,
+            Source::Harness,
+            EventKind::RunFinished { interrupted: false },
+        )
     }
 
     #[test]

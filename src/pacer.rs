@@ -25,7 +25,11 @@ pub struct Due {
 
 impl<'a> Pacer<'a> {
     pub fn new(origin: Instant, items: &'a [Item]) -> Self {
-        Pacer { origin, items, next: 0 }
+        Pacer {
+            origin,
+            items,
+            next: 0,
+        }
     }
 
     pub fn origin(&self) -> Instant {
@@ -47,7 +51,11 @@ impl<'a> Pacer<'a> {
             }
         }
         let lateness = Instant::now().saturating_duration_since(intended);
-        Some(Due { item, intended, lateness })
+        Some(Due {
+            item,
+            intended,
+            lateness,
+        })
     }
 
     pub fn remaining(&self) -> usize {

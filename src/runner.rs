@@ -25,7 +25,10 @@ pub struct OutMessage {
 
 /// Something messages are published into. Returns the server's message id, or an error text.
 pub trait Target: Send + Sync + 'static {
-    fn publish(&self, msg: OutMessage) -> impl Future<Output = Result<Option<String>, String>> + Send;
+    fn publish(
+        &self,
+        msg: OutMessage,
+    ) -> impl Future<Output = Result<Option<String>, String>> + Send;
 }
 
 /// What the pacer measured: how far each actual send lagged its intended instant.
@@ -47,11 +50,17 @@ pub async fn run<T: Target>(
 ) -> PacerStats {
     let origin = Instant::now();
     let mut pacer = Pacer::new(origin, items);
-    let mut lateness = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 86_400_000_000, 3).expect("valid bounds");
+    let mut lateness = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 86_400_000_000, 3)
+        .expect("valid bounds");
     let mut tasks = tokio::task::JoinSet::new();
     let http = reqwest::Client::new();
     let http_steps: Vec<Vec<crate::workload::HttpStep>> = (0..plan.streams.len())
-        .map(|s| crate::schedule::http_steps(plan, s).into_iter().cloned().collect())
+        .map(|s| {
+            crate::schedule::http_steps(plan, s)
+                .into_iter()
+                .cloned()
+                .collect()
+        })
         .collect();
     let mut sent = 0;
     while let Some(due) = pacer.next().await {
@@ -62,15 +71,30 @@ pub async fn run<T: Target>(
         match due.item.kind {
             ItemKind::Message { seq } => {
                 sent += 1;
-                let id = MsgId { stream: stream.name.clone(), seq };
+                let id = MsgId {
+                    stream: stream.name.clone(),
+                    seq,
+                };
                 let seed = crate::units::derive_seed(plan.seed, &[due.item.stream as u64, seq, 2]);
-                let ctx = RenderContext { stream: &stream.name, run_id, seq, intended_us: due.item.offset_us, seed };
-                let mut attributes: BTreeMap<String, String> =
-                    stream.attributes.iter().map(|(k, t)| (k.clone(), t.render(&ctx))).collect();
+                let ctx = RenderContext {
+                    stream: &stream.name,
+                    run_id,
+                    seq,
+                    intended_us: due.item.offset_us,
+                    seed,
+                };
+                let mut attributes: BTreeMap<String, String> = stream
+                    .attributes
+                    .iter()
+                    .map(|(k, t)| (k.clone(), t.render(&ctx)))
+                    .collect();
                 attributes.insert("imagen_load_run".into(), run_id.into());
                 attributes.insert("imagen_load_stream".into(), stream.name.clone());
                 attributes.insert("imagen_load_id".into(), seq.to_string());
-                attributes.insert("imagen_load_intended_us".into(), due.item.offset_us.to_string());
+                attributes.insert(
+                    "imagen_load_intended_us".into(),
+                    due.item.offset_us.to_string(),
+                );
                 let msg = OutMessage {
                     id: id.clone(),
                     topic: stream.topic.clone(),
@@ -81,12 +105,19 @@ pub async fn run<T: Target>(
                 let _ = events.send(Event::new(
                     due.item.offset_us,
                     Source::Harness,
-                    EventKind::Scheduled { id: id.clone(), intended_us: due.item.offset_us },
+                    EventKind::Scheduled {
+                        id: id.clone(),
+                        intended_us: due.item.offset_us,
+                    },
                 ));
                 let (target, events) = (target.clone(), events.clone());
                 tasks.spawn(async move {
                     let kind = match target.publish(msg).await {
-                        Ok(server_id) => EventKind::Published { id, lateness_us: late_us, server_id },
+                        Ok(server_id) => EventKind::Published {
+                            id,
+                            lateness_us: late_us,
+                            server_id,
+                        },
                         Err(error) => EventKind::PublishFailed { id, error },
                     };
                     // Stamped when the server answered: Published.t_us − intended is the publish delay.
@@ -122,12 +153,21 @@ pub async fn run<T: Target>(
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
-    PacerStats { sent, lateness_us: lateness }
+    PacerStats {
+        sent,
+        lateness_us: lateness,
+    }
 }
 
-async fn call(client: &reqwest::Client, spec: &crate::workload::HttpStep) -> (Option<u16>, Option<String>) {
+async fn call(
+    client: &reqwest::Client,
+    spec: &crate::workload::HttpStep,
+) -> (Option<u16>, Option<String>) {
     let method = spec.method.parse().unwrap_or(reqwest::Method::POST);
-    let mut req = client.request(method, &spec.url).timeout(Duration::from_micros(spec.timeout.0)).body(spec.body.clone());
+    let mut req = client
+        .request(method, &spec.url)
+        .timeout(Duration::from_micros(spec.timeout.0))
+        .body(spec.body.clone());
     for (k, v) in &spec.headers {
         req = req.header(k, v);
     }

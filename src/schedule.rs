@@ -21,9 +21,13 @@ pub struct Item {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ItemKind {
-    Message { seq: u64 },
+    Message {
+        seq: u64,
+    },
     /// The n-th http step of the stream (counting from 1), in schedule order.
-    Http { step: u32 },
+    Http {
+        step: u32,
+    },
 }
 
 /// An `http` phase as it sits in the schedule, for the runner to execute.
@@ -94,7 +98,12 @@ struct Gen {
 
 impl Gen {
     fn msg(&mut self, offset_us: u64) {
-        self.out.push(Item { offset_us, stream: self.stream, kind: ItemKind::Message { seq: self.seq }, phase: self.phase });
+        self.out.push(Item {
+            offset_us,
+            stream: self.stream,
+            kind: ItemKind::Message { seq: self.seq },
+            phase: self.phase,
+        });
         self.seq += 1;
     }
 
@@ -102,7 +111,11 @@ impl Gen {
     fn phase_items(&mut self, phase: &Phase, start: u64) -> u64 {
         match phase {
             Phase::Idle { duration } => start + duration.0,
-            Phase::Rate { shape, duration, arrivals } => {
+            Phase::Rate {
+                shape,
+                duration,
+                arrivals,
+            } => {
                 let total = duration.as_secs_f64();
                 let limit = shape.cumulative(total, total);
                 let mut k = 0.0_f64;
@@ -123,7 +136,11 @@ impl Gen {
                 }
                 start + duration.0
             }
-            Phase::Burst { count, within, spread } => {
+            Phase::Burst {
+                count,
+                within,
+                spread,
+            } => {
                 for i in 0..*count {
                     let off = match (spread, within.0) {
                         (_, 0) => 0,
@@ -134,7 +151,9 @@ impl Gen {
                 }
                 start + within.0
             }
-            Phase::Trace { offsets, duration, .. } => {
+            Phase::Trace {
+                offsets, duration, ..
+            } => {
                 for o in offsets {
                     self.msg(start + o.0);
                 }
@@ -151,7 +170,12 @@ impl Gen {
             }
             Phase::Http(_) => {
                 self.http += 1;
-                self.out.push(Item { offset_us: start, stream: self.stream, kind: ItemKind::Http { step: self.http }, phase: self.phase });
+                self.out.push(Item {
+                    offset_us: start,
+                    stream: self.stream,
+                    kind: ItemKind::Http { step: self.http },
+                    phase: self.phase,
+                });
                 start
             }
         }
@@ -165,8 +189,12 @@ pub fn write_csv(plan: &Plan, items: &[Item], out: &mut dyn Write) -> std::io::R
     for it in items {
         let name = &plan.streams[it.stream as usize].name;
         match it.kind {
-            ItemKind::Message { seq } => writeln!(w, "{name},{seq},message,{},{}", it.phase, it.offset_us)?,
-            ItemKind::Http { step } => writeln!(w, "{name},{step},http,{},{}", it.phase, it.offset_us)?,
+            ItemKind::Message { seq } => {
+                writeln!(w, "{name},{seq},message,{},{}", it.phase, it.offset_us)?
+            }
+            ItemKind::Http { step } => {
+                writeln!(w, "{name},{step},http,{},{}", it.phase, it.offset_us)?
+            }
         }
     }
     w.flush()
@@ -193,7 +221,9 @@ mod tests {
 
     #[test]
     fn constant_is_evenly_spaced() {
-        let o = offsets(&plan("[[stream.phase]]\nkind = \"constant\"\nrate = \"10/s\"\nduration = \"60s\"\n"));
+        let o = offsets(&plan(
+            "[[stream.phase]]\nkind = \"constant\"\nrate = \"10/s\"\nduration = \"60s\"\n",
+        ));
         assert_eq!(o.len(), 600);
         assert!(o.windows(2).all(|w| w[1] - w[0] == 100_000));
     }
@@ -211,7 +241,10 @@ mod tests {
         let o = offsets(&plan(
             "[[stream.phase]]\nkind = \"repeat\"\ntimes = 3\nphases = [{ kind = \"burst\", count = 2 }, { kind = \"idle\", duration = \"1m\" }]\n",
         ));
-        assert_eq!(o, vec![0, 0, 60_000_000, 60_000_000, 120_000_000, 120_000_000]);
+        assert_eq!(
+            o,
+            vec![0, 0, 60_000_000, 60_000_000, 120_000_000, 120_000_000]
+        );
     }
 
     #[test]

@@ -43,7 +43,11 @@ fn format_micros(us: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         return write!(f, "{us}us");
     }
     if us < US_PER_S {
-        return if us % 1_000 == 0 { write!(f, "{}ms", us / 1_000) } else { write!(f, "{:.3}ms", us as f64 / 1_000.0) };
+        return if us.is_multiple_of(1_000) {
+            write!(f, "{}ms", us / 1_000)
+        } else {
+            write!(f, "{:.3}ms", us as f64 / 1_000.0)
+        };
     }
     // Whole hours and minutes, then seconds with millisecond precision where there is a fraction.
     let (secs, frac_ms) = (us / US_PER_S, (us % US_PER_S) / 1_000);
@@ -70,16 +74,22 @@ pub fn parse_duration(text: &str) -> Result<Micros, String> {
         return Err("empty duration; write e.g. `90s`, `5m` or `1h30m`".into());
     }
     if t.starts_with('-') {
-        return Err(format!("`{t}` is negative; durations must be zero or more, e.g. `30s`"));
+        return Err(format!(
+            "`{t}` is negative; durations must be zero or more, e.g. `30s`"
+        ));
     }
     if t.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return Err(format!("`{t}` has no unit; write e.g. `{t}s` (units: us, ms, s, m, h, d)"));
+        return Err(format!(
+            "`{t}` has no unit; write e.g. `{t}s` (units: us, ms, s, m, h, d)"
+        ));
     }
     // humantime handles `1h30m`, `250ms`, `2d`; it refuses fractions, which we accept for one unit (`1.5s`).
     if let Some((num, unit)) = split_number_unit(t)
         && num.contains('.')
     {
-        let value: f64 = num.parse().map_err(|_| format!("`{t}` is not a number with a unit"))?;
+        let value: f64 = num
+            .parse()
+            .map_err(|_| format!("`{t}` is not a number with a unit"))?;
         let scale = match unit {
             "us" | "µs" => 1.0,
             "ms" => 1e3,
@@ -87,7 +97,11 @@ pub fn parse_duration(text: &str) -> Result<Micros, String> {
             "m" => 60e6,
             "h" => 3600e6,
             "d" => 86_400e6,
-            _ => return Err(format!("`{t}`: unknown unit `{unit}` (use us, ms, s, m, h, d)")),
+            _ => {
+                return Err(format!(
+                    "`{t}`: unknown unit `{unit}` (use us, ms, s, m, h, d)"
+                ));
+            }
         };
         return Ok(Micros((value * scale).round() as u64));
     }
@@ -124,7 +138,9 @@ pub struct Rate {
 pub fn parse_rate(text: &str) -> Result<Rate, String> {
     let t = text.trim();
     let Some((num, unit)) = t.split_once('/') else {
-        return Err(format!("`{t}` is not a rate; write e.g. `10/s`, `600/m` or `36000/h`"));
+        return Err(format!(
+            "`{t}` is not a rate; write e.g. `10/s`, `600/m` or `36000/h`"
+        ));
     };
     let value: f64 = num
         .trim()
@@ -140,7 +156,9 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
     if !value.is_finite() || value < 0.0 {
         return Err(format!("`{t}` is negative; a rate must be zero or more"));
     }
-    Ok(Rate { per_sec: value / per })
+    Ok(Rate {
+        per_sec: value / per,
+    })
 }
 
 impl<'de> Deserialize<'de> for Rate {
@@ -210,7 +228,9 @@ impl Dist {
             Dist::Fixed(d) => *d,
             Dist::Uniform { min, max } => Micros((min.0 + max.0) / 2),
             Dist::Normal { mean, .. } => *mean,
-            Dist::LogNormal { median, sigma } => Micros::from_secs_f64(median.as_secs_f64() * (sigma * sigma / 2.0).exp()),
+            Dist::LogNormal { median, sigma } => {
+                Micros::from_secs_f64(median.as_secs_f64() * (sigma * sigma / 2.0).exp())
+            }
             Dist::Empirical(v) => Micros(v.iter().map(|m| m.0).sum::<u64>() / v.len() as u64),
         }
     }
@@ -227,12 +247,19 @@ pub fn parse_dist(text: &str) -> Result<Dist, String> {
         return Err(format!("`{t}`: missing `)`"));
     }
     let name = t[..open].trim();
-    let args: Vec<&str> = t[open + 1..t.len() - 1].split(',').map(str::trim).filter(|a| !a.is_empty()).collect();
+    let args: Vec<&str> = t[open + 1..t.len() - 1]
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect();
     let want = |n: usize| -> Result<(), String> {
         if args.len() == n {
             Ok(())
         } else {
-            Err(format!("`{t}`: {name} takes {n} arguments, got {}", args.len()))
+            Err(format!(
+                "`{t}`: {name} takes {n} arguments, got {}",
+                args.len()
+            ))
         }
     };
     match name {
@@ -240,13 +267,19 @@ pub fn parse_dist(text: &str) -> Result<Dist, String> {
             want(2)?;
             let (min, max) = (parse_duration(args[0])?, parse_duration(args[1])?);
             if max < min {
-                return Err(format!("`{t}`: the upper bound is below the lower bound; write uniform({}, {})", args[1], args[0]));
+                return Err(format!(
+                    "`{t}`: the upper bound is below the lower bound; write uniform({}, {})",
+                    args[1], args[0]
+                ));
             }
             Ok(Dist::Uniform { min, max })
         }
         "normal" => {
             want(2)?;
-            Ok(Dist::Normal { mean: parse_duration(args[0])?, stddev: parse_duration(args[1])? })
+            Ok(Dist::Normal {
+                mean: parse_duration(args[0])?,
+                stddev: parse_duration(args[1])?,
+            })
         }
         "lognormal" => {
             want(2)?;
@@ -256,13 +289,20 @@ pub fn parse_dist(text: &str) -> Result<Dist, String> {
             if !(sigma.is_finite() && sigma >= 0.0) {
                 return Err(format!("`{t}`: sigma must be zero or more"));
             }
-            Ok(Dist::LogNormal { median: parse_duration(args[0])?, sigma })
+            Ok(Dist::LogNormal {
+                median: parse_duration(args[0])?,
+                sigma,
+            })
         }
         "empirical" => {
             if args.is_empty() {
                 return Err(format!("`{t}`: empirical needs at least one value"));
             }
-            Ok(Dist::Empirical(args.iter().map(|a| parse_duration(a)).collect::<Result<_, _>>()?))
+            Ok(Dist::Empirical(
+                args.iter()
+                    .map(|a| parse_duration(a))
+                    .collect::<Result<_, _>>()?,
+            ))
         }
         other => Err(format!(
             "`{t}`: unknown distribution `{other}` (use uniform, normal, lognormal or empirical, or a plain duration)"
@@ -282,7 +322,9 @@ impl<'de> Deserialize<'de> for Dist {
             Raw::Text(s) => parse_dist(&s).map_err(serde::de::Error::custom),
             Raw::List(items) => {
                 if items.is_empty() {
-                    return Err(serde::de::Error::custom("an empirical list needs at least one duration"));
+                    return Err(serde::de::Error::custom(
+                        "an empirical list needs at least one duration",
+                    ));
                 }
                 items
                     .iter()
@@ -381,9 +423,16 @@ mod tests {
             let s = d.sample(&mut rng);
             assert!(s >= Micros::from_secs(60) && s <= Micros::from_secs(120));
         }
-        assert_eq!(parse_dist("45s").unwrap(), Dist::Fixed(Micros::from_secs(45)));
+        assert_eq!(
+            parse_dist("45s").unwrap(),
+            Dist::Fixed(Micros::from_secs(45))
+        );
         assert!(parse_dist("uniform(2m, 1m)").unwrap_err().contains("below"));
-        assert!(parse_dist("gamma(1s, 2s)").unwrap_err().contains("unknown distribution"));
+        assert!(
+            parse_dist("gamma(1s, 2s)")
+                .unwrap_err()
+                .contains("unknown distribution")
+        );
         let e = parse_dist("empirical(1s, 2s, 3s)").unwrap();
         assert_eq!(e.mean(), Micros::from_secs(2));
     }

@@ -22,13 +22,25 @@ fn phase(r: &RunReport, pod: &str, name: &str) -> Option<u64> {
 #[test]
 fn delivery_accounting() {
     let d = fixture().delivery;
-    assert_eq!((d.scheduled, d.published, d.publish_failed, d.completed), (4, 3, 1, 2));
+    assert_eq!(
+        (d.scheduled, d.published, d.publish_failed, d.completed),
+        (4, 3, 1, 2)
+    );
     assert_eq!(d.duplicates, 1, "the second completion of seq 1");
-    assert_eq!(d.lost, 1, "seq 3 was published and never completed; seq 2 never reached Pub/Sub");
+    assert_eq!(
+        d.lost, 1,
+        "seq 3 was published and never completed; seq 2 never reached Pub/Sub"
+    );
     assert_eq!(d.lost_ids.len(), 1);
-    assert_eq!((d.lost_ids[0].stream.as_str(), d.lost_ids[0].seq), ("upscale", 3));
+    assert_eq!(
+        (d.lost_ids[0].stream.as_str(), d.lost_ids[0].seq),
+        ("upscale", 3)
+    );
     assert_eq!(d.late, 0);
-    assert_eq!(d.publish_errors.get("UNAVAILABLE: connection refused"), Some(&1));
+    assert_eq!(
+        d.publish_errors.get("UNAVAILABLE: connection refused"),
+        Some(&1)
+    );
 }
 
 #[test]
@@ -59,15 +71,31 @@ fn message_latencies_are_exact() {
 fn cold_start_phases_are_exact() {
     let r = fixture();
     let a = |k| phase(&r, "upscale-a", k);
-    assert_eq!(a("activation"), Some(29_980 * MS), "first message published 1.02 s, replicas 0→1 at 31 s");
+    assert_eq!(
+        a("activation"),
+        Some(29_980 * MS),
+        "first message published 1.02 s, replicas 0→1 at 31 s"
+    );
     assert_eq!(a("pod_creation"), Some(0));
-    assert_eq!(a("node_provisioning"), Some(90_100 * MS), "created 31 s, scheduled 121.1 s");
-    assert_eq!(a("image_pull"), Some(45_100 * MS), "scheduled 121.1 s, pulled 166.2 s");
+    assert_eq!(
+        a("node_provisioning"),
+        Some(90_100 * MS),
+        "created 31 s, scheduled 121.1 s"
+    );
+    assert_eq!(
+        a("image_pull"),
+        Some(45_100 * MS),
+        "scheduled 121.1 s, pulled 166.2 s"
+    );
     assert_eq!(a("container_start"), Some(2 * S));
     assert_eq!(a("model_load"), Some(40 * S));
     assert_eq!(a("ready"), Some(800 * MS));
     assert_eq!(a("first_message"), Some(6_010 * MS));
-    assert_eq!(a("total"), Some(207_980 * MS), "first message 1.02 s → ready 209 s");
+    assert_eq!(
+        a("total"),
+        Some(207_980 * MS),
+        "first message 1.02 s → ready 209 s"
+    );
     // The second pod: on a node that was there, image cached, and no model_loaded signal.
     let b = |k| phase(&r, "upscale-b", k);
     assert_eq!(b("activation"), None, "not the first pod of its cycle");
@@ -75,10 +103,22 @@ fn cold_start_phases_are_exact() {
     assert_eq!(b("node_provisioning"), Some(500 * MS));
     assert_eq!(b("image_pull"), Some(0));
     assert_eq!(b("container_start"), Some(2 * S));
-    assert_eq!(b("model_load"), Some(37_500 * MS), "container start → ready, the worker did not report");
-    assert_eq!(b("ready"), None, "unknown without a model_loaded signal, never made up");
+    assert_eq!(
+        b("model_load"),
+        Some(37_500 * MS),
+        "container start → ready, the worker did not report"
+    );
+    assert_eq!(
+        b("ready"),
+        None,
+        "unknown without a model_loaded signal, never made up"
+    );
     assert_eq!(b("first_message"), None, "it never completed a message");
-    assert_eq!(b("total"), Some(40 * S), "HPA asked at 220 s, ready at 260 s");
+    assert_eq!(
+        b("total"),
+        Some(40 * S),
+        "HPA asked at 220 s, ready at 260 s"
+    );
 }
 
 #[test]
@@ -120,16 +160,38 @@ fn hgrm_snapshot() {
 #[test]
 fn summary_json_matches_its_schema() {
     let out = tempfile::tempdir().unwrap();
-    bin().args(["run", "workloads/burst.toml", "--quiet", "--run-id", "s", "--out"]).arg(out.path()).assert().success();
-    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path("docs/summary.schema.json")).unwrap()).unwrap();
+    bin()
+        .args([
+            "run",
+            "workloads/burst.toml",
+            "--quiet",
+            "--run-id",
+            "s",
+            "--out",
+        ])
+        .arg(out.path())
+        .assert()
+        .success();
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path("docs/summary.schema.json")).unwrap())
+            .unwrap();
     let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
     for summary in [
-        serde_json::from_slice::<serde_json::Value>(&std::fs::read(out.path().join("s/summary.json")).unwrap()).unwrap(),
+        serde_json::from_slice::<serde_json::Value>(
+            &std::fs::read(out.path().join("s/summary.json")).unwrap(),
+        )
+        .unwrap(),
         serde_json::to_value(imagen_load::report::Summary::from_report(&fixture())).unwrap(),
     ] {
-        let errors: Vec<String> = validator.iter_errors(&summary).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&summary)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
         assert!(errors.is_empty(), "{errors:#?}");
-        assert_eq!(summary["schema_version"], imagen_load::report::SCHEMA_VERSION);
+        assert_eq!(
+            summary["schema_version"],
+            imagen_load::report::SCHEMA_VERSION
+        );
     }
 }
 
@@ -138,7 +200,18 @@ fn hlog_reads_back_to_the_same_counts_and_percentiles() {
     use hdrhistogram::serialization::Deserializer;
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     let out = tempfile::tempdir().unwrap();
-    bin().args(["run", "workloads/burst.toml", "--quiet", "--run-id", "h", "--out"]).arg(out.path()).assert().success();
+    bin()
+        .args([
+            "run",
+            "workloads/burst.toml",
+            "--quiet",
+            "--run-id",
+            "h",
+            "--out",
+        ])
+        .arg(out.path())
+        .assert()
+        .success();
     let bytes = std::fs::read(out.path().join("h/e2e_latency.hlog")).unwrap();
     let (events, _) = eventlog::read(&out.path().join("h/events.jsonl")).unwrap();
     let report = analysis::analyze(events);
@@ -148,26 +221,45 @@ fn hlog_reads_back_to_the_same_counts_and_percentiles() {
     let mut intervals = 0;
     for entry in IntervalLogIterator::new(&bytes) {
         if let LogEntry::Interval(i) = entry.expect("a well-formed log line") {
-            let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, i.encoded_histogram()).unwrap();
+            let raw = base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                i.encoded_histogram(),
+            )
+            .unwrap();
             let h: hdrhistogram::Histogram<u64> = d.deserialize(&mut raw.as_slice()).unwrap();
             match i.tag() {
                 None => {
                     all.add(&h).unwrap();
                     intervals += 1;
                 }
-                Some(tag) => tagged.entry(tag.as_str().to_string()).or_insert_with(imagen_load::analysis::series::new_histogram).add(&h).unwrap(),
+                Some(tag) => tagged
+                    .entry(tag.as_str().to_string())
+                    .or_insert_with(imagen_load::analysis::series::new_histogram)
+                    .add(&h)
+                    .unwrap(),
             }
         }
     }
-    assert!(intervals > 1, "one interval per reporting period with completions");
+    assert!(
+        intervals > 1,
+        "one interval per reporting period with completions"
+    );
     let whole = report.series.get("e2e_latency", "all", None).unwrap();
     assert_eq!(all.len(), whole.len());
     for q in [0.5, 0.9, 0.99, 1.0] {
-        assert_eq!(all.value_at_quantile(q), whole.value_at_quantile(q), "quantile {q}");
+        assert_eq!(
+            all.value_at_quantile(q),
+            whole.value_at_quantile(q),
+            "quantile {q}"
+        );
     }
     for s in &report.run.streams {
         let h = &tagged[&format!("e2e_latency.{s}")];
-        assert_eq!(h.len(), report.series.get("e2e_latency", s, None).unwrap().len(), "{s}");
+        assert_eq!(
+            h.len(),
+            report.series.get("e2e_latency", s, None).unwrap().len(),
+            "{s}"
+        );
     }
 }
 
@@ -188,7 +280,40 @@ fn a_cut_and_damaged_log_still_analyses_with_a_warning() {
         .stdout(predicates::str::contains("ends mid-line"))
         .stdout(predicates::str::contains("1 corrupt line(s)"))
         .stdout(predicates::str::contains("the run did not finish"));
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["delivery"]["completed"], 2);
-    assert_eq!(summary["delivery"]["open_at_end"], 1, "seq 3 had not been declared lost when the log was cut");
+    assert_eq!(
+        summary["delivery"]["open_at_end"], 1,
+        "seq 3 had not been declared lost when the log was cut"
+    );
+}
+
+#[test]
+fn events_out_of_order_within_the_window_analyse_the_same() {
+    let (events, _) = eventlog::read(&path("fixtures/events/hand-built.jsonl")).unwrap();
+    // Swap neighbours: every event arrives up to one place (at most tens of seconds) out of order.
+    let mut shuffled = events.clone();
+    for i in (1..shuffled.len() - 1).step_by(2) {
+        shuffled.swap(i, i + 1);
+    }
+    let mut stream = analysis::Reordering::new(imagen_load::app::REORDER_WINDOW_US);
+    for e in shuffled {
+        stream.push(e);
+    }
+    let a = stream.finish();
+    let b = analysis::analyze(events);
+    assert_eq!(a.messages, b.messages);
+    assert_eq!(a.delivery.completed, b.delivery.completed);
+    assert_eq!(
+        a.pods
+            .iter()
+            .map(|p| p.phases_us.clone())
+            .collect::<Vec<_>>(),
+        b.pods
+            .iter()
+            .map(|p| p.phases_us.clone())
+            .collect::<Vec<_>>()
+    );
+    assert!(a.warnings.iter().all(|w| !w.contains("out of time order")));
 }

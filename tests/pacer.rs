@@ -23,7 +23,9 @@ impl Target for StallOnce {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalling_target_does_not_move_the_schedule() {
     // 20 messages, 50 ms apart: a closed-loop sender would push everything after message 2 back by a second.
-    let plan = plan_from("[[stream]]\nname = \"s\"\npayload = '{\"n\": {{seq}}}'\n[[stream.phase]]\nkind = \"constant\"\nrate = \"20/s\"\nduration = \"1s\"\n");
+    let plan = plan_from(
+        "[[stream]]\nname = \"s\"\npayload = '{\"n\": {{seq}}}'\n[[stream.phase]]\nkind = \"constant\"\nrate = \"20/s\"\nduration = \"1s\"\n",
+    );
     let items = schedule::build(&plan);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let stats = imagen_load::runner::run(&plan, "test-run", &items, Arc::new(StallOnce), tx).await;
@@ -35,25 +37,50 @@ async fn a_stalling_target_does_not_move_the_schedule() {
             EventKind::Scheduled { id, intended_us } => {
                 intended.insert(id.seq, intended_us);
             }
-            EventKind::Published { id, lateness_us, server_id } => published.push((id.seq, e.t_us, lateness_us, server_id)),
+            EventKind::Published {
+                id,
+                lateness_us,
+                server_id,
+            } => published.push((id.seq, e.t_us, lateness_us, server_id)),
             _ => {}
         }
     }
     assert_eq!(published.len(), 20);
     for (seq, t, lateness, server_id) in &published {
         let want = intended[seq];
-        assert_eq!(want, seq * 50_000, "intended instants come from the schedule");
-        assert!(*lateness < 300_000, "message {seq} was released {lateness} µs late");
+        assert_eq!(
+            want,
+            seq * 50_000,
+            "intended instants come from the schedule"
+        );
+        assert!(
+            *lateness < 300_000,
+            "message {seq} was released {lateness} µs late"
+        );
         assert_eq!(server_id.as_deref(), Some(format!("srv-{seq}").as_str()));
         if *seq == 2 {
-            assert!(t - want >= 1_000_000, "the stall is recorded as publish delay: {} µs", t - want);
+            assert!(
+                t - want >= 1_000_000,
+                "the stall is recorded as publish delay: {} µs",
+                t - want
+            );
         } else {
-            assert!(t - want < 300_000, "message {seq} published {} µs after its instant", t - want);
+            assert!(
+                t - want < 300_000,
+                "message {seq} published {} µs after its instant",
+                t - want
+            );
         }
     }
     // Messages after the stalled one were published before it finished.
     let stalled_done = published.iter().find(|p| p.0 == 2).unwrap().1;
-    assert!(published.iter().filter(|p| p.0 > 2 && p.1 < stalled_done).count() >= 10);
+    assert!(
+        published
+            .iter()
+            .filter(|p| p.0 > 2 && p.1 < stalled_done)
+            .count()
+            >= 10
+    );
 }
 
 #[tokio::test]
@@ -66,7 +93,9 @@ async fn http_steps_are_called_and_recorded() {
         let mut buf = vec![0u8; 4096];
         let n = sock.read(&mut buf).await.unwrap();
         let request = String::from_utf8_lossy(&buf[..n]).to_string();
-        sock.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await.unwrap();
+        sock.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
         request
     });
     let plan = plan_from(&format!(
@@ -74,13 +103,23 @@ async fn http_steps_are_called_and_recorded() {
     ));
     let items = schedule::build(&plan);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    imagen_load::runner::run(&plan, "r", &items, Arc::new(imagen_load::runner::NoopTarget), tx).await;
+    imagen_load::runner::run(
+        &plan,
+        "r",
+        &items,
+        Arc::new(imagen_load::runner::NoopTarget),
+        tx,
+    )
+    .await;
     let request = server.await.unwrap();
     assert!(request.starts_with("POST /warmup"), "{request}");
     assert!(request.to_lowercase().contains("x-test: 1"));
     let mut calls = Vec::new();
     while let Ok(e) = rx.try_recv() {
-        if let EventKind::HttpCalled { status, simulated, .. } = e.kind {
+        if let EventKind::HttpCalled {
+            status, simulated, ..
+        } = e.kind
+        {
             calls.push((status, simulated));
         }
     }

@@ -3,7 +3,11 @@ use imagen_load::schedule::{self, ItemKind};
 use proptest::prelude::*;
 
 fn offsets(src: &str) -> Vec<u64> {
-    schedule::build(&plan_from(src)).iter().filter(|i| matches!(i.kind, ItemKind::Message { .. })).map(|i| i.offset_us).collect()
+    schedule::build(&plan_from(src))
+        .iter()
+        .filter(|i| matches!(i.kind, ItemKind::Message { .. }))
+        .map(|i| i.offset_us)
+        .collect()
 }
 
 fn stream(phases: &str) -> String {
@@ -12,7 +16,9 @@ fn stream(phases: &str) -> String {
 
 #[test]
 fn constant_10_per_second_for_60s_is_600_evenly_spaced() {
-    let o = offsets(&stream("[[stream.phase]]\nkind = \"constant\"\nrate = \"10/s\"\nduration = \"60s\"\n"));
+    let o = offsets(&stream(
+        "[[stream.phase]]\nkind = \"constant\"\nrate = \"10/s\"\nduration = \"60s\"\n",
+    ));
     assert_eq!(o.len(), 600);
     assert_eq!(o[0], 0);
     assert!(o.windows(2).all(|w| w[1] - w[0] == 100_000));
@@ -20,7 +26,9 @@ fn constant_10_per_second_for_60s_is_600_evenly_spaced() {
 
 #[test]
 fn burst_100_within_10s_stays_inside_the_window() {
-    let o = offsets(&stream("[[stream.phase]]\nkind = \"burst\"\ncount = 100\nwithin = \"10s\"\nspread = \"random\"\n"));
+    let o = offsets(&stream(
+        "[[stream.phase]]\nkind = \"burst\"\ncount = 100\nwithin = \"10s\"\nspread = \"random\"\n",
+    ));
     assert_eq!(o.len(), 100);
     assert!(o.iter().all(|&t| t < 10_000_000));
 }
@@ -32,19 +40,36 @@ fn http_steps_sit_at_their_point_in_the_schedule() {
     ));
     let items = schedule::build(&p);
     assert_eq!(items.len(), 2);
-    assert_eq!((items[0].offset_us, items[0].kind), (60_000_000, ItemKind::Http { step: 1 }));
+    assert_eq!(
+        (items[0].offset_us, items[0].kind),
+        (60_000_000, ItemKind::Http { step: 1 })
+    );
     assert_eq!(items[1].offset_us, 60_000_000);
 }
 
 fn rate_phase() -> impl Strategy<Value = (String, f64, u64)> {
     // (phase TOML, expected message count as Λ(T), duration in µs)
     let constant = (1u32..50, 1u64..120).prop_map(|(r, d)| {
-        (format!("kind = \"constant\"\nrate = \"{r}/s\"\nduration = \"{d}s\"\n"), r as f64 * d as f64, d * 1_000_000)
+        (
+            format!("kind = \"constant\"\nrate = \"{r}/s\"\nduration = \"{d}s\"\n"),
+            r as f64 * d as f64,
+            d * 1_000_000,
+        )
     });
     let ramp = (0u32..40, 1u32..40, 1u64..120).prop_map(|(a, b, d)| {
-        (format!("kind = \"ramp\"\nfrom = \"{a}/s\"\nto = \"{b}/s\"\nduration = \"{d}s\"\n"), (a + b) as f64 / 2.0 * d as f64, d * 1_000_000)
+        (
+            format!("kind = \"ramp\"\nfrom = \"{a}/s\"\nto = \"{b}/s\"\nduration = \"{d}s\"\n"),
+            (a + b) as f64 / 2.0 * d as f64,
+            d * 1_000_000,
+        )
     });
-    let burst = (1u64..500, 1u64..30).prop_map(|(n, w)| (format!("kind = \"burst\"\ncount = {n}\nwithin = \"{w}s\"\n"), n as f64, w * 1_000_000));
+    let burst = (1u64..500, 1u64..30).prop_map(|(n, w)| {
+        (
+            format!("kind = \"burst\"\ncount = {n}\nwithin = \"{w}s\"\n"),
+            n as f64,
+            w * 1_000_000,
+        )
+    });
     let sine = (5u32..40, 0u32..5, 10u64..300, 1u64..600).prop_map(|(b, a, p, d)| {
         let (base, amp, period, dur) = (b as f64, a as f64, p as f64, d as f64);
         let w = std::f64::consts::TAU / period;

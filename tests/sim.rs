@@ -48,7 +48,11 @@ name = "upscale"
 }
 
 fn first_time(events: &[Event], f: impl Fn(&EventKind) -> bool) -> u64 {
-    events.iter().find(|e| f(&e.kind)).map(|e| e.t_us).expect("event present")
+    events
+        .iter()
+        .find(|e| f(&e.kind))
+        .map(|e| e.t_us)
+        .expect("event present")
 }
 
 fn phase(r: &RunReport, pod: usize, name: &str) -> Option<u64> {
@@ -57,15 +61,42 @@ fn phase(r: &RunReport, pod: usize, name: &str) -> Option<u64> {
 
 #[test]
 fn one_message_from_zero_completes_at_the_formula() {
-    let plan = plan_from(&fixed("2s", "", "[[stream.phase]]\nkind = \"burst\"\ncount = 1\n"));
+    let plan = plan_from(&fixed(
+        "2s",
+        "",
+        "[[stream.phase]]\nkind = \"burst\"\ncount = 1\n",
+    ));
     let events = simulate_events(&plan, "t");
     // KEDA's first poll that sees the message (30 s), the autoscaler's scan (same instant), node 90 s,
     // pull 45 s, model 45 s, processing 2 s.
     let done = first_time(&events, |k| matches!(k, EventKind::Completed { .. }));
     assert_eq!(done, (30 + 90 + 45 + 45 + 2) * S);
     // The last poll that saw a backlog was at 210 s; cooldown 300 s later the deployment goes to zero.
-    let zero = first_time(&events, |k| matches!(k, EventKind::Replicas { desired: 0, ready: 0, .. }) );
-    let zero_after_start = events.iter().filter(|e| matches!(e.kind, EventKind::Replicas { desired: 0, ready: 0, .. })).map(|e| e.t_us).find(|&t| t > 0).unwrap();
+    let zero = first_time(&events, |k| {
+        matches!(
+            k,
+            EventKind::Replicas {
+                desired: 0,
+                ready: 0,
+                ..
+            }
+        )
+    });
+    let zero_after_start = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::Replicas {
+                    desired: 0,
+                    ready: 0,
+                    ..
+                }
+            )
+        })
+        .map(|e| e.t_us)
+        .find(|&t| t > 0)
+        .unwrap();
     assert_eq!(zero, 0, "the deployment starts at zero");
     assert_eq!(zero_after_start, (210 + 300) * S);
     // Empty from 510 s, the node goes after the scale-down-unneeded time (10 min).
@@ -76,7 +107,15 @@ fn one_message_from_zero_completes_at_the_formula() {
     assert_eq!(r.delivery.completed, 1);
     let m = r.messages[0];
     assert_eq!(m.e2e_us(), 212 * S);
-    assert_eq!((m.publish_delay_us, m.capacity_wait_us, m.queueing_us, m.processing_us), (Some(0), Some(210 * S), Some(0), Some(2 * S)));
+    assert_eq!(
+        (
+            m.publish_delay_us,
+            m.capacity_wait_us,
+            m.queueing_us,
+            m.processing_us
+        ),
+        (Some(0), Some(210 * S), Some(0), Some(2 * S))
+    );
     assert!(m.cold);
     assert_eq!(r.pods.len(), 1);
     for (name, secs) in [
@@ -120,18 +159,26 @@ fn a_second_pod_on_the_same_node_skips_the_pull() {
     assert_eq!(phase(&r, 1, "node_provisioning"), Some(0));
     assert_eq!(phase(&r, 1, "image_pull"), Some(0));
     assert_eq!(phase(&r, 1, "model_load"), Some(45 * S));
-    assert_eq!(phase(&r, 1, "activation"), None, "only the first pod of a cycle has an activation phase");
+    assert_eq!(
+        phase(&r, 1, "activation"),
+        None,
+        "only the first pod of a cycle has an activation phase"
+    );
     assert_eq!(r.cost.nodes_created, 1);
 }
 
 #[test]
 fn a_hot_pipeline_has_no_cold_start() {
-    let src = fixed("2s", "", "[[stream.phase]]\nkind = \"burst\"\ncount = 1\n").replace("max_replicas = 1", "max_replicas = 1\nmin_replicas = 1");
+    let src = fixed("2s", "", "[[stream.phase]]\nkind = \"burst\"\ncount = 1\n")
+        .replace("max_replicas = 1", "max_replicas = 1\nmin_replicas = 1");
     let r = analysis::analyze(simulate_events(&plan_from(&src), "t"));
     assert_eq!(r.messages[0].e2e_us(), 2 * S);
     assert!(!r.messages[0].cold);
     assert!(r.pods.iter().all(|p| p.preexisting));
-    assert!(r.series.stats("e2e_latency", "all", Some(true)).is_none(), "no cold message");
+    assert!(
+        r.series.stats("e2e_latency", "all", Some(true)).is_none(),
+        "no cold message"
+    );
     assert_eq!(r.cost.nodes_created, 0);
 }
 
@@ -140,13 +187,41 @@ fn same_workload_and_seed_give_identical_event_logs() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     for dir in [&a, &b] {
-        crate::common::bin().args(["run", "workloads/burst.toml", "--quiet", "--run-id", "same", "--out"]).arg(dir.path()).assert().success();
+        crate::common::bin()
+            .args([
+                "run",
+                "workloads/burst.toml",
+                "--quiet",
+                "--run-id",
+                "same",
+                "--out",
+            ])
+            .arg(dir.path())
+            .assert()
+            .success();
     }
     let read = |d: &tempfile::TempDir| std::fs::read(d.path().join("same/events.jsonl")).unwrap();
     assert_eq!(read(&a), read(&b));
     let c = tempfile::tempdir().unwrap();
-    crate::common::bin().args(["run", "workloads/burst.toml", "--quiet", "--run-id", "same", "--seed", "43", "--out"]).arg(c.path()).assert().success();
-    assert_ne!(read(&a), read(&c), "another seed draws other provisioning, pull and load times");
+    crate::common::bin()
+        .args([
+            "run",
+            "workloads/burst.toml",
+            "--quiet",
+            "--run-id",
+            "same",
+            "--seed",
+            "43",
+            "--out",
+        ])
+        .arg(c.path())
+        .assert()
+        .success();
+    assert_ne!(
+        read(&a),
+        read(&c),
+        "another seed draws other provisioning, pull and load times"
+    );
 }
 
 #[test]
@@ -186,13 +261,27 @@ fn seed_scenario_orders_cold_starts_latency_and_cost() {
     let always = run(&["sim.keda.min_replicas=1"]);
     let starts = |r: &RunReport| r.pods.iter().filter(|p| !p.preexisting).count();
     let p95 = |r: &RunReport| r.series.stats("e2e_latency", "all", None).unwrap().p95_us;
-    assert!(starts(&cold) > starts(&hybrid) && starts(&hybrid) > starts(&always), "cold starts");
+    assert!(
+        starts(&cold) > starts(&hybrid) && starts(&hybrid) > starts(&always),
+        "cold starts"
+    );
     assert_eq!(starts(&always), 0);
-    assert!(p95(&cold) > p95(&hybrid) && p95(&hybrid) > p95(&always), "p95 latency");
-    assert!(always.cost.cost_usd > hybrid.cost.cost_usd && hybrid.cost.cost_usd > cold.cost.cost_usd, "cost");
+    assert!(
+        p95(&cold) > p95(&hybrid) && p95(&hybrid) > p95(&always),
+        "p95 latency"
+    );
+    assert!(
+        always.cost.cost_usd > hybrid.cost.cost_usd && hybrid.cost.cost_usd > cold.cost.cost_usd,
+        "cost"
+    );
     // Always-on is four GPUs for the whole window at $0.48 per GPU-hour.
     let hours = always.run.end_us as f64 / 3.6e9;
-    assert!((always.cost.cost_usd - 4.0 * hours * 0.48).abs() < 0.01, "{} vs {}", always.cost.cost_usd, 4.0 * hours * 0.48);
+    assert!(
+        (always.cost.cost_usd - 4.0 * hours * 0.48).abs() < 0.01,
+        "{} vs {}",
+        always.cost.cost_usd,
+        4.0 * hours * 0.48
+    );
     for r in [&cold, &hybrid, &always] {
         assert_eq!(r.delivery.completed, 150);
         assert_eq!(r.delivery.lost, 0);

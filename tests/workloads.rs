@@ -45,20 +45,39 @@ fn every_broken_workload_fails_with_its_place_and_key() {
         }
         let name = p.file_name().unwrap().to_str().unwrap().to_string();
         let text = std::fs::read_to_string(&p).unwrap();
-        let line = text.lines().position(|l| l.contains("# <- error")).unwrap_or_else(|| panic!("{name} has no marker")) + 1;
+        let line = text
+            .lines()
+            .position(|l| l.contains("# <- error"))
+            .unwrap_or_else(|| panic!("{name} has no marker"))
+            + 1;
         let out = bin().arg("validate").arg(&p).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{name}: exit code");
         assert!(out.stdout.is_empty(), "{name}: nothing on stdout");
         let err = String::from_utf8(out.stderr).unwrap();
         let place = format!("{name}:{line}:");
-        assert!(err.contains(&place), "{name}: expected `{place}<col>` in\n{err}");
+        assert!(
+            err.contains(&place),
+            "{name}: expected `{place}<col>` in\n{err}"
+        );
         let after = &err[err.find(&place).unwrap() + place.len()..];
-        assert!(after.chars().next().is_some_and(|c| c.is_ascii_digit()), "{name}: no column after the line in\n{err}");
+        assert!(
+            after.chars().next().is_some_and(|c| c.is_ascii_digit()),
+            "{name}: no column after the line in\n{err}"
+        );
         if name != "syntax-error.toml" {
-            let (_, key) = expected_keys.iter().find(|(f, _)| *f == name).unwrap_or_else(|| panic!("add {name} to the table"));
-            assert!(err.contains(&format!("`{key}`")), "{name}: expected key `{key}` in\n{err}");
+            let (_, key) = expected_keys
+                .iter()
+                .find(|(f, _)| *f == name)
+                .unwrap_or_else(|| panic!("add {name} to the table"));
+            assert!(
+                err.contains(&format!("`{key}`")),
+                "{name}: expected key `{key}` in\n{err}"
+            );
         }
-        assert!(err.contains("fix:") || name == "negative-rate.toml" || name == "no-unit.toml", "{name}: no fix in\n{err}");
+        assert!(
+            err.contains("fix:") || name == "negative-rate.toml" || name == "no-unit.toml",
+            "{name}: no fix in\n{err}"
+        );
         seen += 1;
     }
     assert!(seen >= 10, "at least ten broken fixtures, found {seen}");
@@ -77,7 +96,12 @@ fn validate_reports_every_problem_at_once() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("4 problems"), "{err}");
-    for place in ["many.toml:2:", "many.toml:7:", "many.toml:10:", "many.toml:11:"] {
+    for place in [
+        "many.toml:2:",
+        "many.toml:7:",
+        "many.toml:10:",
+        "many.toml:11:",
+    ] {
         assert!(err.contains(place), "missing {place} in\n{err}");
     }
 }

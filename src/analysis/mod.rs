@@ -9,7 +9,7 @@ pub use series::{SeriesKey, SeriesSet, Stats};
 
 use crate::event::{Event, EventKind, MsgId, Source};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// The cold-start phases of one pod, in order. Each is a duration in microseconds, `None` when unknown
 /// (a signal was missing) or not applicable (activation for pods after the first of a cycle).
@@ -159,16 +159,41 @@ impl MessageLatency {
     }
 }
 
+/// An instant that may be unknown, in 8 bytes (`u64::MAX` = unknown): per-message state is the analysis's
+/// only memory that grows with the run, so it is kept small (64 bytes a message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct At(u64);
+
+impl Default for At {
+    fn default() -> Self {
+        At(u64::MAX)
+    }
+}
+
+impl At {
+    fn get(self) -> Option<u64> {
+        (self.0 != u64::MAX).then_some(self.0)
+    }
+    fn set(&mut self, t: u64) {
+        self.0 = t;
+    }
+    fn is_some(self) -> bool {
+        self.0 != u64::MAX
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Msg {
-    intended: Option<u64>,
-    published: Option<u64>,
+    intended: At,
+    published: At,
     /// Delivered to a worker (last attempt before completion).
-    delivered: Option<u64>,
+    delivered: At,
     /// When capacity (a ready replica) first existed after the message was published, for cold messages.
-    capacity: Option<u64>,
-    completed: Option<u64>,
-    processing: Option<(u64, u64)>,
+    capacity: At,
+    completed: At,
+    /// Worker-reported processing start and end.
+    processing_start: At,
+    processing_end: At,
     cold: bool,
     lost: bool,
     publish_failed: bool,
@@ -179,8 +204,7 @@ struct Pod {
     deployment: String,
     preexisting: bool,
     created: u64,
-    trigger: Option<u64>,
-    activation: Option<u64>,
+
     unschedulable: Option<u64>,
     scheduled: Option<u64>,
     node: Option<String>,
@@ -203,7 +227,8 @@ struct Deployment {
     /// Cold messages waiting for the first ready replica.
     cold_waiting: Vec<(u32, u64)>,
     cycle: Option<usize>,
-    first_pod_pending: bool,
+    /// Every time desired replicas went up: what new pods were created for.
+    triggers: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -222,13 +247,81 @@ pub fn analyze(mut events: Vec<Event>) -> RunReport {
     events.sort_by_key(|e| e.t_us);
     let mut a = Analyzer::default();
     for e in &events {
-        a.event(e);
+        a.push(e);
     }
     a.finish()
 }
 
+/// Streams events into an [`Analyzer`] through a reorder window: events may arrive up to `window_us` out of
+/// time order (watchers and subscribers report with different delays) and are still analysed in order.
+/// Memory stays bounded by the window, not by the log.
+pub struct Reordering {
+    analyzer: Analyzer,
+    /// Held events, sorted by time (ties in arrival order).
+    buf: VecDeque<Event>,
+    max_t: u64,
+    released_t: u64,
+    late: u64,
+    window_us: u64,
+}
+
+impl Reordering {
+    pub fn new(window_us: u64) -> Self {
+        Reordering {
+            analyzer: Analyzer::default(),
+            buf: VecDeque::new(),
+            max_t: 0,
+            released_t: 0,
+            late: 0,
+            window_us,
+        }
+    }
+
+    pub fn push(&mut self, e: Event) {
+        if e.t_us < self.released_t {
+            // Too late to be put in its place: analysed now, and counted.
+            self.late += 1;
+            self.analyzer.push(&e);
+            return;
+        }
+        self.max_t = self.max_t.max(e.t_us);
+        // Most events arrive in order: append; the others are placed after every held event of their time.
+        if self.buf.back().is_none_or(|b| b.t_us <= e.t_us) {
+            self.buf.push_back(e);
+        } else {
+            let at = self.buf.partition_point(|b| b.t_us <= e.t_us);
+            self.buf.insert(at, e);
+        }
+        while self
+            .buf
+            .front()
+            .is_some_and(|f| f.t_us + self.window_us <= self.max_t)
+        {
+            let e = self.buf.pop_front().expect("non-empty");
+            self.released_t = e.t_us;
+            self.analyzer.push(&e);
+        }
+    }
+
+    pub fn finish(mut self) -> RunReport {
+        for e in std::mem::take(&mut self.buf) {
+            self.analyzer.push(&e);
+        }
+        let late = self.late;
+        let mut report = self.analyzer.finish();
+        if late > 0 {
+            report.warnings.push(format!(
+                "{late} events arrived more than {} out of time order and were analysed where they arrived",
+                crate::units::Micros(self.window_us)
+            ));
+        }
+        report
+    }
+}
+
+/// The analysis state machine: feed it events in time order with [`Analyzer::push`], then [`Analyzer::finish`].
 #[derive(Default)]
-struct Analyzer {
+pub struct Analyzer {
     info: Option<RunInfo>,
     stream_index: HashMap<String, u32>,
     streams: Vec<String>,
@@ -247,8 +340,6 @@ struct Analyzer {
     /// Node → (cycle, index into cycle_nodes[cycle]) currently billed to it.
     node_owner: HashMap<String, (usize, usize)>,
     cycle_open: Vec<bool>,
-    /// Per deployment: when its desired replicas last went up (what a new pod was created for).
-    last_trigger: HashMap<String, u64>,
     delivery: Delivery,
     duplicates_by_completion: u64,
     http_calls: u64,
@@ -281,11 +372,22 @@ impl Analyzer {
         &mut v[seq]
     }
 
-    fn event(&mut self, e: &Event) {
+    pub fn push(&mut self, e: &Event) {
         let t = e.t_us;
         self.last_t = self.last_t.max(t);
         match &e.kind {
-            EventKind::RunStarted { run_id, workload, seed, target, wall_clock_start_unix_us, streams, warmup_us, deadline_us, price_per_gpu_hour_usd, .. } => {
+            EventKind::RunStarted {
+                run_id,
+                workload,
+                seed,
+                target,
+                wall_clock_start_unix_us,
+                streams,
+                warmup_us,
+                deadline_us,
+                price_per_gpu_hour_usd,
+                ..
+            } => {
                 for s in streams {
                     self.stream(s);
                 }
@@ -310,15 +412,18 @@ impl Analyzer {
             }
             EventKind::Scheduled { id, intended_us } => {
                 self.delivery.scheduled += 1;
-                self.msg(id).intended = Some(*intended_us);
+                self.msg(id).intended.set(*intended_us);
             }
             EventKind::Published { id, .. } => {
                 self.delivery.published += 1;
-                let dep = id.stream.clone();
-                let s = self.stream(&dep);
-                let m = self.msg(id);
-                m.published = Some(t);
-                let d = self.deployments.entry(dep).or_default();
+                let s = self.stream(&id.stream);
+                self.msg(id).published.set(t);
+                // The stream's deployment has the stream's name.
+                if !self.deployments.contains_key(&id.stream) {
+                    self.deployments
+                        .insert(id.stream.clone(), Deployment::default());
+                }
+                let d = self.deployments.get_mut(&id.stream).expect("inserted");
                 if d.ready == 0 {
                     self.msgs[s as usize][id.seq as usize].cold = true;
                     d.cold_waiting.push((s, id.seq));
@@ -329,23 +434,37 @@ impl Analyzer {
             }
             EventKind::PublishFailed { id, error } => {
                 self.delivery.publish_failed += 1;
-                *self.delivery.publish_errors.entry(short(error)).or_default() += 1;
+                *self
+                    .delivery
+                    .publish_errors
+                    .entry(short(error))
+                    .or_default() += 1;
                 self.msg(id).publish_failed = true;
             }
             EventKind::Delivered { id, .. } => {
-                self.msg(id).delivered = Some(t);
+                self.msg(id).delivered.set(t);
             }
-            EventKind::Completed { id, pod, processing_start_us, processing_end_us, .. } => {
+            EventKind::Completed {
+                id,
+                pod,
+                processing_start_us,
+                processing_end_us,
+                ..
+            } => {
                 let m = self.msg(id);
                 if m.completed.is_some() {
                     self.duplicates_by_completion += 1;
                     return;
                 }
-                m.completed = Some(t);
+                m.completed.set(t);
                 if let (Some(a), Some(b)) = (processing_start_us, processing_end_us) {
-                    m.processing = Some((*a, *b));
+                    m.processing_start.set(*a);
+                    m.processing_end.set(*b);
                 }
-                let busy = m.processing.map(|(a, b)| b.saturating_sub(a)).unwrap_or(0);
+                let busy = match (m.processing_start.get(), m.processing_end.get()) {
+                    (Some(a), Some(b)) => b.saturating_sub(a),
+                    _ => 0,
+                };
                 self.gpu_busy_us += busy;
                 if let Some(p) = self.pods.get_mut(pod) {
                     p.first_done.get_or_insert(t);
@@ -360,16 +479,23 @@ impl Analyzer {
             EventKind::Duplicate { .. } => self.delivery.duplicates += 1,
             EventKind::Lost { id } => self.msg(id).lost = true,
             EventKind::HttpCalled { .. } => self.http_calls += 1,
-            EventKind::Backlog { .. } | EventKind::MetricRead { .. } | EventKind::ScalerActive { .. } | EventKind::SimPodTruth { .. } => {}
-            EventKind::Replicas { deployment, desired, ready } => self.replicas(t, deployment, *desired, *ready),
-            EventKind::PodCreated { pod, deployment, preexisting } => {
+            EventKind::Backlog { .. }
+            | EventKind::MetricRead { .. }
+            | EventKind::ScalerActive { .. }
+            | EventKind::SimPodTruth { .. } => {}
+            EventKind::Replicas {
+                deployment,
+                desired,
+                ready,
+            } => self.replicas(t, deployment, *desired, *ready),
+            EventKind::PodCreated {
+                pod,
+                deployment,
+                preexisting,
+            } => {
                 let d = self.deployments.entry(deployment.clone()).or_default();
-                let activation = if d.first_pod_pending && !preexisting {
-                    d.first_pod_pending = false;
-                    d.cycle.and_then(|c| self.cycles[c].first_message_us).map(|m| self.cycles[d.cycle.unwrap()].start_us.saturating_sub(m))
-                } else {
-                    None
-                };
+                // Its trigger and whether it opened its cycle are settled at the end, from times alone: a watcher
+                // may report the pod before the Deployment change that made it, at the same instant.
                 let cycle = if *preexisting { None } else { d.cycle };
                 self.pods.insert(
                     pod.clone(),
@@ -377,8 +503,6 @@ impl Analyzer {
                         deployment: deployment.clone(),
                         preexisting: *preexisting,
                         created: t,
-                        trigger: self.last_trigger.get(deployment).copied(),
-                        activation,
                         cycle,
                         ..Pod::default()
                     },
@@ -426,9 +550,20 @@ impl Analyzer {
                     p.deleted = Some(t);
                 }
             }
-            EventKind::NodeCreated { node, gpus, preexisting, .. } => {
+            EventKind::NodeCreated {
+                node,
+                gpus,
+                preexisting,
+                ..
+            } => {
                 self.live_nodes += 1;
-                let n = Node { created: t, gpus: *gpus, trigger: self.last_scale_up, preexisting: *preexisting, ..Node::default() };
+                let n = Node {
+                    created: t,
+                    gpus: *gpus,
+                    trigger: self.last_scale_up,
+                    preexisting: *preexisting,
+                    ..Node::default()
+                };
                 self.nodes.insert(node.clone(), n);
                 self.node_order.push(node.clone());
                 for (i, c) in self.cycles.iter_mut().enumerate() {
@@ -474,10 +609,15 @@ impl Analyzer {
             self.node_owner.remove(node);
         }
         if let Some(c) = cycle {
-            let fresh = previous.is_none() && self.nodes.get(node).is_some_and(|n| !n.preexisting && n.created >= self.cycles[c].start_us);
+            let fresh = previous.is_none()
+                && self
+                    .nodes
+                    .get(node)
+                    .is_some_and(|n| !n.preexisting && n.created >= self.cycles[c].start_us);
             let from = if fresh { self.nodes[node].created } else { t };
             self.cycle_nodes[c].push((node.to_string(), from, None));
-            self.node_owner.insert(node.to_string(), (c, self.cycle_nodes[c].len() - 1));
+            self.node_owner
+                .insert(node.to_string(), (c, self.cycle_nodes[c].len() - 1));
         }
     }
 
@@ -485,7 +625,7 @@ impl Analyzer {
         let d = self.deployments.entry(deployment.to_string()).or_default();
         let (old_desired, old_ready) = (d.desired, d.ready);
         if desired > old_desired {
-            self.last_trigger.insert(deployment.to_string(), t);
+            d.triggers.push(t);
         }
         if old_desired == 0 && old_ready == 0 && desired > 0 {
             // A scale cycle starts (0 → N).
@@ -508,7 +648,17 @@ impl Analyzer {
             self.cycle_nodes.push(Vec::new());
             self.cycle_open.push(true);
             d.cycle = Some(c);
-            d.first_pod_pending = true;
+            // Pods reported a moment before the change that opened the cycle (same instant) belong to it.
+            for p in self.pods.values_mut() {
+                if p.deployment == deployment
+                    && !p.preexisting
+                    && p.cycle.is_none()
+                    && p.created >= t
+                    && p.deleted.is_none()
+                {
+                    p.cycle = Some(c);
+                }
+            }
         }
         if let Some(c) = d.cycle {
             let cy = &mut self.cycles[c];
@@ -525,7 +675,7 @@ impl Analyzer {
         }
         if old_ready == 0 && ready > 0 {
             for (s, seq) in d.cold_waiting.drain(..) {
-                self.msgs[s as usize][seq as usize].capacity = Some(t);
+                self.msgs[s as usize][seq as usize].capacity.set(t);
             }
         }
         if desired == 0 && ready == 0 {
@@ -535,10 +685,11 @@ impl Analyzer {
         d.ready = ready;
     }
 
-    fn finish(mut self) -> RunReport {
+    pub fn finish(mut self) -> RunReport {
         let end = self.last_t;
         let mut info = self.info.take().unwrap_or_else(|| {
-            self.warnings.push("the event log has no run_started header; run details are unknown".into());
+            self.warnings
+                .push("the event log has no run_started header; run details are unknown".into());
             RunInfo {
                 run_id: "unknown".into(),
                 workload: "unknown".into(),
@@ -558,26 +709,43 @@ impl Analyzer {
         info.finished = self.finished;
         info.interrupted = self.interrupted;
         if !self.finished {
-            self.warnings.push("the run did not finish (no run_finished event): results cover what was logged".into());
+            self.warnings.push(
+                "the run did not finish (no run_finished event): results cover what was logged"
+                    .into(),
+            );
         }
         let mut series = SeriesSet::default();
-        let mut messages: Vec<MessageLatency> = Vec::new();
+        let done = self
+            .msgs
+            .iter()
+            .flatten()
+            .filter(|m| m.completed.is_some())
+            .count();
+        let mut messages: Vec<MessageLatency> = Vec::with_capacity(done);
         let mut delivery = std::mem::take(&mut self.delivery);
         delivery.duplicates += self.duplicates_by_completion;
         let mut no_intended = 0u64;
         for (s, msgs) in self.msgs.iter().enumerate() {
             let stream = &self.streams[s];
+            let scope = series.scope_id(stream);
             for (seq, m) in msgs.iter().enumerate() {
-                if m.intended.is_none() && m.published.is_none() && m.completed.is_none() && !m.lost {
+                if !m.intended.is_some()
+                    && !m.published.is_some()
+                    && !m.completed.is_some()
+                    && !m.lost
+                {
                     continue; // a gap in sequence numbers: never scheduled in this log
                 }
-                let Some(done) = m.completed else {
-                    if m.publish_failed && m.published.is_none() {
+                let Some(done) = m.completed.get() else {
+                    if m.publish_failed && !m.published.is_some() {
                         continue; // counted as a publish failure, never reached Pub/Sub
                     }
                     if m.lost || self.finished {
                         delivery.lost += 1;
-                        delivery.lost_ids.push(MsgId { stream: stream.clone(), seq: seq as u64 });
+                        delivery.lost_ids.push(MsgId {
+                            stream: stream.clone(),
+                            seq: seq as u64,
+                        });
                     } else {
                         delivery.open_at_end += 1;
                     }
@@ -587,7 +755,7 @@ impl Analyzer {
                 if done > info.deadline_us {
                     delivery.late += 1;
                 }
-                let Some(intended) = m.intended else {
+                let Some(intended) = m.intended.get() else {
                     no_intended += 1;
                     continue;
                 };
@@ -606,22 +774,29 @@ impl Analyzer {
                     queueing_us: None,
                     processing_us: None,
                 };
-                if let Some(p) = m.published {
+                if let Some(p) = m.published.get() {
                     rec.publish_delay_us = Some(p.saturating_sub(intended));
-                    if let Some(start) = m.processing.map(|(a, _)| a).or(m.delivered) {
+                    if let Some(start) = m.processing_start.get().or(m.delivered.get()) {
                         // Cold: waiting until the first replica was ready (or delivery, if sooner); then queueing.
-                        let cap = if m.cold { m.capacity.unwrap_or(start).min(start).max(p) } else { p };
+                        let cap = if m.cold {
+                            m.capacity.get().unwrap_or(start).min(start).max(p)
+                        } else {
+                            p
+                        };
                         rec.capacity_wait_us = Some(cap - p);
                         rec.queueing_us = Some(start.saturating_sub(cap));
                     }
                 }
-                rec.processing_us = match (m.processing, m.delivered) {
-                    (Some((a, b)), _) => Some(b.saturating_sub(a)),
-                    (None, Some(d)) => Some(done.saturating_sub(d)),
+                rec.processing_us = match (
+                    (m.processing_start.get(), m.processing_end.get()),
+                    m.delivered.get(),
+                ) {
+                    ((Some(a), Some(b)), _) => Some(b.saturating_sub(a)),
+                    (_, Some(d)) => Some(done.saturating_sub(d)),
                     _ => None,
                 };
                 let cold = Some(m.cold);
-                series.record("e2e_latency", stream, cold, rec.e2e_us());
+                series.record_at("e2e_latency", scope, cold, rec.e2e_us());
                 for (metric, v) in [
                     ("publish_delay", rec.publish_delay_us),
                     ("capacity_wait", rec.capacity_wait_us),
@@ -629,14 +804,16 @@ impl Analyzer {
                     ("processing", rec.processing_us),
                 ] {
                     if let Some(v) = v {
-                        series.record(metric, stream, cold, v);
+                        series.record_at(metric, scope, cold, v);
                     }
                 }
                 messages.push(rec);
             }
         }
         if no_intended > 0 {
-            self.warnings.push(format!("{no_intended} completions had no scheduled event: counted, but without a latency"));
+            self.warnings.push(format!(
+                "{no_intended} completions had no scheduled event: counted, but without a latency"
+            ));
         }
         messages.sort_by_key(|m| (m.completed_us, m.stream, m.seq));
         delivery.lost_ids.sort();
@@ -669,9 +846,36 @@ impl Analyzer {
     }
 
     fn pod_phases(&mut self, series: &mut SeriesSet) -> Vec<PodColdStart> {
+        // The first pod created in each cycle carries the cycle's activation.
+        let mut first_of_cycle: HashMap<usize, (u64, &str)> = HashMap::new();
+        for name in &self.pod_order {
+            let p = &self.pods[name];
+            if let Some(c) = p.cycle {
+                let e = first_of_cycle.entry(c).or_insert((p.created, name));
+                if p.created < e.0 {
+                    *e = (p.created, name);
+                }
+            }
+        }
         let mut out = Vec::new();
         for name in &self.pod_order {
             let p = &self.pods[name];
+            let triggers = self
+                .deployments
+                .get(&p.deployment)
+                .map(|d| d.triggers.as_slice())
+                .unwrap_or(&[]);
+            let trigger = triggers[..triggers.partition_point(|&x| x <= p.created)]
+                .last()
+                .copied();
+            let activation = p
+                .cycle
+                .filter(|c| first_of_cycle.get(c).is_some_and(|f| f.1 == name.as_str()))
+                .and_then(|c| {
+                    self.cycles[c]
+                        .first_message_us
+                        .map(|m| self.cycles[c].start_us.saturating_sub(m))
+                });
             let diff = |a: Option<u64>, b: Option<u64>| match (a, b) {
                 (Some(a), Some(b)) if b >= a => Some(b - a),
                 _ => None,
@@ -679,19 +883,26 @@ impl Analyzer {
             let mut phases = BTreeMap::new();
             if !p.preexisting {
                 let model_end = p.loaded.or(p.ready);
-                let origin = match (p.activation, p.trigger) {
+                let origin = match (activation, trigger) {
                     (Some(act), Some(trig)) => Some(trig.saturating_sub(act)),
                     (None, trig) => trig,
                     (Some(_), None) => None,
                 };
                 let values = [
-                    ("activation", p.activation),
-                    ("pod_creation", diff(p.trigger, Some(p.created))),
+                    ("activation", activation),
+                    ("pod_creation", diff(trigger, Some(p.created))),
                     ("node_provisioning", diff(Some(p.created), p.scheduled)),
                     ("image_pull", diff(p.scheduled, p.pulled)),
                     ("container_start", diff(p.pulled, p.started)),
                     ("model_load", diff(p.started, model_end)),
-                    ("ready", if p.loaded.is_some() { diff(p.loaded, p.ready) } else { None }),
+                    (
+                        "ready",
+                        if p.loaded.is_some() {
+                            diff(p.loaded, p.ready)
+                        } else {
+                            None
+                        },
+                    ),
                     ("first_message", diff(p.ready, p.first_done)),
                     ("total", diff(origin, p.ready)),
                 ];
@@ -733,7 +944,12 @@ impl Analyzer {
                     series.record("node.boot", "gpu-pool", None, ready.saturating_sub(trig));
                 }
                 if let (Some(ready), Some(gpu)) = (n.ready, n.gpu) {
-                    series.record("node.gpu_driver", "gpu-pool", None, gpu.saturating_sub(ready));
+                    series.record(
+                        "node.gpu_driver",
+                        "gpu-pool",
+                        None,
+                        gpu.saturating_sub(ready),
+                    );
                 }
             }
         }

@@ -27,7 +27,11 @@ impl SeriesKey {
         if let Some(c) = self.cold {
             tags.push(format!("cold:{c}"));
         }
-        if tags.is_empty() { self.metric.to_string() } else { format!("{}{{{}}}", self.metric, tags.join(",")) }
+        if tags.is_empty() {
+            self.metric.to_string()
+        } else {
+            format!("{}{{{}}}", self.metric, tags.join(","))
+        }
     }
 
     /// A file-name-safe form: `e2e_latency.upscale.cold`.
@@ -50,12 +54,35 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_US, SIGFIG).expect("valid histogram bounds")
 }
 
-#[derive(Debug, Clone, Default)]
+/// Every series of a run, in a dense `[metric][scope][all|cold|warm]` table: recording is on the hot path
+/// (several records per message), so lookups are index arithmetic, not hashing.
+#[derive(Debug, Clone)]
 pub struct SeriesSet {
-    hists: std::collections::HashMap<(&'static str, u16, Option<bool>), Histogram<u64>>,
+    metrics: Vec<&'static str>,
+    /// Scope 0 is always `all`.
     scopes: Vec<String>,
+    table: Vec<Vec<[Option<Histogram<u64>>; 3]>>,
     /// Values above a day, clamped to the histogram's top.
     pub clamped: u64,
+}
+
+impl Default for SeriesSet {
+    fn default() -> Self {
+        SeriesSet {
+            metrics: Vec::new(),
+            scopes: vec![ALL.to_string()],
+            table: Vec::new(),
+            clamped: 0,
+        }
+    }
+}
+
+fn cold_index(cold: Option<bool>) -> usize {
+    match cold {
+        None => 0,
+        Some(true) => 1,
+        Some(false) => 2,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -85,70 +112,114 @@ impl Stats {
             max_us: h.max(),
         }
     }
-
-    /// Percentile by name, as thresholds write it: `p(95)`, or `p95`, `p99.9`, `med`, `min`, `max`.
-    pub fn quantile_us(&self, p: f64) -> Option<u64> {
-        match p {
-            x if x == 50.0 => Some(self.p50_us),
-            x if x == 90.0 => Some(self.p90_us),
-            x if x == 95.0 => Some(self.p95_us),
-            x if x == 99.0 => Some(self.p99_us),
-            x if x == 99.9 => Some(self.p999_us),
-            x if x == 100.0 => Some(self.max_us),
-            _ => None,
-        }
-    }
 }
 
 impl SeriesSet {
     /// Records into the scope's series and the `all` series; with `cold` given, also into the cold/warm split.
     pub fn record(&mut self, metric: &'static str, scope: &str, cold: Option<bool>, value_us: u64) {
+        let s = self.scope_id(scope);
+        self.record_at(metric, s, cold, value_us);
+    }
+
+    /// As [`record`](Self::record), with the scope already looked up by [`scope_id`](Self::scope_id).
+    pub fn record_at(
+        &mut self,
+        metric: &'static str,
+        scope: usize,
+        cold: Option<bool>,
+        value_us: u64,
+    ) {
         let v = if value_us > MAX_US {
             self.clamped += 1;
             MAX_US
         } else {
             value_us
         };
-        let (s, all) = (self.scope_id(scope), self.scope_id(ALL));
-        for id in [s, all] {
-            self.one(metric, id, None, v);
-            if cold.is_some() {
-                self.one(metric, id, cold, v);
+        let m = self.metric_id(metric);
+        let row = &mut self.table[m];
+        if row.len() < self.scopes.len() {
+            row.resize_with(self.scopes.len(), Default::default);
+        }
+        let scopes: &[usize] = if scope == 0 { &[0] } else { &[scope, 0] };
+        let cells: &[usize] = if cold.is_some() {
+            &[0, cold_index(cold)]
+        } else {
+            &[0]
+        };
+        for &s in scopes {
+            for &c in cells {
+                row[s][c]
+                    .get_or_insert_with(new_histogram)
+                    .record(v)
+                    .expect("value within bounds");
             }
         }
     }
 
-    fn scope_id(&mut self, scope: &str) -> u16 {
+    pub fn scope_id(&mut self, scope: &str) -> usize {
         match self.scopes.iter().position(|s| s == scope) {
-            Some(i) => i as u16,
+            Some(i) => i,
             None => {
                 self.scopes.push(scope.to_string());
-                (self.scopes.len() - 1) as u16
+                self.scopes.len() - 1
             }
         }
     }
 
-    fn one(&mut self, metric: &'static str, scope: u16, cold: Option<bool>, v: u64) {
-        self.hists.entry((metric, scope, cold)).or_insert_with(new_histogram).record(v).expect("value within bounds");
+    fn metric_id(&mut self, metric: &'static str) -> usize {
+        // Metric names are static strings: compare addresses first, then text.
+        match self
+            .metrics
+            .iter()
+            .position(|m| std::ptr::eq(*m, metric) || *m == metric)
+        {
+            Some(i) => i,
+            None => {
+                self.metrics.push(metric);
+                self.table.push(Vec::new());
+                self.metrics.len() - 1
+            }
+        }
     }
 
     /// Every series, sorted by metric, scope (`all` first), then all/cold/warm.
     pub fn iter(&self) -> impl Iterator<Item = (SeriesKey, &Histogram<u64>)> {
-        let mut v: Vec<(SeriesKey, &Histogram<u64>)> = self
-            .hists
-            .iter()
-            .map(|(&(metric, scope, cold), h)| (SeriesKey { metric, scope: self.scopes[scope as usize].clone(), cold }, h))
-            .collect();
+        let mut v: Vec<(SeriesKey, &Histogram<u64>)> = Vec::new();
+        for (m, row) in self.table.iter().enumerate() {
+            for (s, cells) in row.iter().enumerate() {
+                for (c, h) in cells.iter().enumerate() {
+                    if let Some(h) = h {
+                        let cold = [None, Some(true), Some(false)][c];
+                        v.push((
+                            SeriesKey {
+                                metric: self.metrics[m],
+                                scope: self.scopes[s].clone(),
+                                cold,
+                            },
+                            h,
+                        ));
+                    }
+                }
+            }
+        }
         v.sort_by(|a, b| {
-            let rank = |k: &SeriesKey| (k.metric, k.scope != ALL, k.scope.clone(), k.cold.map(|c| if c { 1 } else { 2 }).unwrap_or(0));
+            let rank = |k: &SeriesKey| {
+                (
+                    k.metric,
+                    k.scope != ALL,
+                    k.scope.clone(),
+                    cold_index(k.cold),
+                )
+            };
             rank(&a.0).cmp(&rank(&b.0))
         });
         v.into_iter()
     }
 
     pub fn get(&self, metric: &str, scope: &str, cold: Option<bool>) -> Option<&Histogram<u64>> {
-        let s = self.scopes.iter().position(|x| x == scope)? as u16;
-        self.hists.iter().find(|((m, sc, c), _)| *m == metric && *sc == s && *c == cold).map(|(_, h)| h)
+        let m = self.metrics.iter().position(|x| *x == metric)?;
+        let s = self.scopes.iter().position(|x| x == scope)?;
+        self.table[m].get(s)?[cold_index(cold)].as_ref()
     }
 
     pub fn stats(&self, metric: &str, scope: &str, cold: Option<bool>) -> Option<Stats> {
@@ -156,10 +227,15 @@ impl SeriesSet {
     }
 
     pub fn len(&self) -> usize {
-        self.hists.len()
+        self.table
+            .iter()
+            .flatten()
+            .flatten()
+            .filter(|h| h.is_some())
+            .count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.hists.is_empty()
+        self.len() == 0
     }
 }

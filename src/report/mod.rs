@@ -32,7 +32,10 @@ pub trait Exporter {
 }
 
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(|source| Error::WriteFailed { path: path.to_path_buf(), source })
+    std::fs::write(path, bytes).map_err(|source| Error::WriteFailed {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 pub struct SummaryJson;
@@ -42,7 +45,8 @@ pub struct Hlog;
 impl Exporter for SummaryJson {
     fn write(&self, report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>> {
         let path = dir.join("summary.json");
-        let mut text = serde_json::to_string_pretty(&Summary::from_report(report)).expect("summary serializes");
+        let mut text = serde_json::to_string_pretty(&Summary::from_report(report))
+            .expect("summary serializes");
         text.push('\n');
         write_file(&path, text.as_bytes())?;
         Ok(vec![path])
@@ -52,7 +56,10 @@ impl Exporter for SummaryJson {
 impl Exporter for Hgrm {
     fn write(&self, report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>> {
         let hdir = dir.join("histograms");
-        std::fs::create_dir_all(&hdir).map_err(|source| Error::WriteFailed { path: hdir.clone(), source })?;
+        std::fs::create_dir_all(&hdir).map_err(|source| Error::WriteFailed {
+            path: hdir.clone(),
+            source,
+        })?;
         let mut out = Vec::new();
         for (key, h) in report.series.iter() {
             if h.is_empty() {

@@ -44,7 +44,13 @@ impl<'a> Summary<'a> {
             series: r
                 .series
                 .iter()
-                .map(|(k, h)| SeriesRow { label: k.label(), metric: k.metric.to_string(), scope: k.scope.clone(), cold: k.cold, stats: Stats::of(h) })
+                .map(|(k, h)| SeriesRow {
+                    label: k.label(),
+                    metric: k.metric.to_string(),
+                    scope: k.scope.clone(),
+                    cold: k.cold,
+                    stats: Stats::of(h),
+                })
                 .collect(),
             pods: &r.pods,
             cycles: &r.cycles,

@@ -18,7 +18,11 @@ pub fn human_us(us: u64) -> String {
         format!("{}m{:02}s", m as u64, (s - m * 60.0).round() as u64)
     } else {
         let h = (s / 3600.0).floor();
-        format!("{}h{:02}m", h as u64, ((s - h * 3600.0) / 60.0).floor() as u64)
+        format!(
+            "{}h{:02}m",
+            h as u64,
+            ((s - h * 3600.0) / 60.0).floor() as u64
+        )
     }
 }
 
@@ -28,20 +32,35 @@ struct Style {
 
 impl Style {
     fn head(&self, s: &str) -> String {
-        if self.color { format!("\x1b[1m{s}\x1b[0m") } else { s.to_string() }
+        if self.color {
+            format!("\x1b[1m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
     }
     fn bad(&self, s: &str) -> String {
-        if self.color { format!("\x1b[31m{s}\x1b[0m") } else { s.to_string() }
+        if self.color {
+            format!("\x1b[31m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
     }
     fn dim(&self, s: &str) -> String {
-        if self.color { format!("\x1b[2m{s}\x1b[0m") } else { s.to_string() }
+        if self.color {
+            format!("\x1b[2m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
     }
 }
 
 const COLS: [&str; 7] = ["n", "p50", "p90", "p95", "p99", "p99.9", "max"];
 
 fn row(out: &mut String, label: &str, st: &Stats) {
-    let cells = [st.p50_us, st.p90_us, st.p95_us, st.p99_us, st.p999_us, st.max_us].map(human_us);
+    let cells = [
+        st.p50_us, st.p90_us, st.p95_us, st.p99_us, st.p999_us, st.max_us,
+    ]
+    .map(human_us);
     write!(out, "  {label:<40}{:>7}", st.count).unwrap();
     for c in cells {
         write!(out, "{c:>9}").unwrap();
@@ -62,8 +81,26 @@ pub fn render(r: &RunReport, color: bool) -> String {
     let style = Style { color };
     let mut out = String::new();
     let run = &r.run;
-    writeln!(out, "{}", style.head(&format!("imagen-load · run {} · workload {} (seed {}) · target {}", run.run_id, run.workload, run.seed, run.target))).unwrap();
-    writeln!(out, "observed {} of run time{}", human_us(run.end_us), if run.interrupted { " · INTERRUPTED" } else { "" }).unwrap();
+    writeln!(
+        out,
+        "{}",
+        style.head(&format!(
+            "imagen-load · run {} · workload {} (seed {}) · target {}",
+            run.run_id, run.workload, run.seed, run.target
+        ))
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "observed {} of run time{}",
+        human_us(run.end_us),
+        if run.interrupted {
+            " · INTERRUPTED"
+        } else {
+            ""
+        }
+    )
+    .unwrap();
     out.push('\n');
 
     let d = &r.delivery;
@@ -83,12 +120,34 @@ pub fn render(r: &RunReport, color: bool) -> String {
     )
     .unwrap();
     if d.warmup_excluded > 0 {
-        writeln!(out, "  {} completed during warm-up, left out of the latency statistics", d.warmup_excluded).unwrap();
+        writeln!(
+            out,
+            "  {} completed during warm-up, left out of the latency statistics",
+            d.warmup_excluded
+        )
+        .unwrap();
     }
     if !d.lost_ids.is_empty() {
-        let ids: Vec<String> = d.lost_ids.iter().take(8).map(|i| format!("{}#{}", i.stream, i.seq)).collect();
-        let more = if d.lost_ids.len() > 8 { format!(" and {} more (summary.json lists all)", d.lost_ids.len() - 8) } else { String::new() };
-        writeln!(out, "  {}", style.bad(&format!("lost: {}{more}", ids.join(", ")))).unwrap();
+        let ids: Vec<String> = d
+            .lost_ids
+            .iter()
+            .take(8)
+            .map(|i| format!("{}#{}", i.stream, i.seq))
+            .collect();
+        let more = if d.lost_ids.len() > 8 {
+            format!(
+                " and {} more (summary.json lists all)",
+                d.lost_ids.len() - 8
+            )
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "  {}",
+            style.bad(&format!("lost: {}{more}", ids.join(", ")))
+        )
+        .unwrap();
     }
     out.push('\n');
 
@@ -96,7 +155,9 @@ pub fn render(r: &RunReport, color: bool) -> String {
     let mut scopes = vec!["all".to_string()];
     scopes.extend(run.streams.iter().cloned());
     for s in &scopes {
-        let Some(both) = r.series.stats("e2e_latency", s, None) else { continue };
+        let Some(both) = r.series.stats("e2e_latency", s, None) else {
+            continue;
+        };
         let cold = r.series.stats("e2e_latency", s, Some(true));
         let warm = r.series.stats("e2e_latency", s, Some(false));
         let tag = match (&cold, &warm) {
@@ -112,12 +173,25 @@ pub fn render(r: &RunReport, color: bool) -> String {
         }
     }
     if d.lost > 0 {
-        writeln!(out, "  {}", style.dim(&format!("({} lost messages are not in these percentiles)", d.lost))).unwrap();
+        writeln!(
+            out,
+            "  {}",
+            style.dim(&format!(
+                "({} lost messages are not in these percentiles)",
+                d.lost
+            ))
+        )
+        .unwrap();
     }
     out.push('\n');
 
     header(&mut out, &style, "Where message time went (all streams)");
-    for (m, label) in [("publish_delay", "publish delay"), ("capacity_wait", "waiting for capacity"), ("queueing", "queueing"), ("processing", "processing")] {
+    for (m, label) in [
+        ("publish_delay", "publish delay"),
+        ("capacity_wait", "waiting for capacity"),
+        ("queueing", "queueing"),
+        ("processing", "processing"),
+    ] {
         if let Some(st) = r.series.stats(m, "all", None) {
             row(&mut out, label, &st);
         }
@@ -134,17 +208,27 @@ pub fn render(r: &RunReport, color: bool) -> String {
         }
         for m in ["node.boot", "node.gpu_driver"] {
             if let Some(st) = r.series.stats(m, "gpu-pool", None) {
-                row(&mut out, &format!("  {}", m.replace('.', " ").replace('_', " ")), &st);
+                row(&mut out, &format!("  {}", m.replace(['.', '_'], " ")), &st);
             }
         }
         out.push('\n');
     } else {
-        writeln!(out, "{}\n  no pod started during the run\n", style.head("Cold starts")).unwrap();
+        writeln!(
+            out,
+            "{}\n  no pod started during the run\n",
+            style.head("Cold starts")
+        )
+        .unwrap();
     }
 
     if !r.cycles.is_empty() {
         writeln!(out, "{}", style.head("Scale cycles (0 → N → 0)")).unwrap();
-        writeln!(out, "  {:<20}{:>7}{:>14}{:>8}{:>16}{:>14}{:>10}", "deployment", "cycles", "first ready", "peak", "to 0 replicas", "to 0 nodes", "cost").unwrap();
+        writeln!(
+            out,
+            "  {:<20}{:>7}{:>14}{:>8}{:>16}{:>14}{:>10}",
+            "deployment", "cycles", "first ready", "peak", "to 0 replicas", "to 0 nodes", "cost"
+        )
+        .unwrap();
         for s in &run.streams {
             let cs: Vec<_> = r.cycles.iter().filter(|c| &c.deployment == s).collect();
             if cs.is_empty() {
@@ -153,7 +237,9 @@ pub fn render(r: &RunReport, color: bool) -> String {
             let med = |f: &dyn Fn(&crate::analysis::ScaleCycle) -> Option<u64>| {
                 let mut v: Vec<u64> = cs.iter().filter_map(|c| f(c)).collect();
                 v.sort();
-                v.get(v.len().saturating_sub(1) / 2).map(|x| human_us(*x)).unwrap_or_else(|| "-".into())
+                v.get(v.len().saturating_sub(1) / 2)
+                    .map(|x| human_us(*x))
+                    .unwrap_or_else(|| "-".into())
             };
             writeln!(
                 out,
@@ -168,7 +254,12 @@ pub fn render(r: &RunReport, color: bool) -> String {
             )
             .unwrap();
         }
-        writeln!(out, "  {}", style.dim("(medians over cycles; first ready counts from the first message at zero)")).unwrap();
+        writeln!(
+            out,
+            "  {}",
+            style.dim("(medians over cycles; first ready counts from the first message at zero)")
+        )
+        .unwrap();
         out.push('\n');
     }
 

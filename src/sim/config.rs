@@ -13,8 +13,14 @@ use toml::de::{DeTable, DeValue};
 
 /// Built-in profiles, also shipped as files under `fixtures/profiles/`.
 pub const BUILTIN_PROFILES: [(&str, &str); 2] = [
-    ("gke-t4", include_str!("../../fixtures/profiles/gke-t4.toml")),
-    ("kind-local", include_str!("../../fixtures/profiles/kind-local.toml")),
+    (
+        "gke-t4",
+        include_str!("../../fixtures/profiles/gke-t4.toml"),
+    ),
+    (
+        "kind-local",
+        include_str!("../../fixtures/profiles/kind-local.toml"),
+    ),
 ];
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,8 +57,14 @@ pub struct PubsubModel {
 impl Default for PubsubModel {
     fn default() -> Self {
         PubsubModel {
-            publish_latency: Dist::Uniform { min: Micros::from_millis(10), max: Micros::from_millis(40) },
-            delivery_latency: Dist::Uniform { min: Micros::from_millis(5), max: Micros::from_millis(50) },
+            publish_latency: Dist::Uniform {
+                min: Micros::from_millis(10),
+                max: Micros::from_millis(40),
+            },
+            delivery_latency: Dist::Uniform {
+                min: Micros::from_millis(5),
+                max: Micros::from_millis(50),
+            },
             ack_deadline: Micros::from_secs(60),
         }
     }
@@ -80,7 +92,11 @@ pub struct MetricsModel {
 
 impl Default for MetricsModel {
     fn default() -> Self {
-        MetricsModel { source: MetricSource::GcpMonitoring, sample_period: None, delay: None }
+        MetricsModel {
+            source: MetricSource::GcpMonitoring,
+            sample_period: None,
+            delay: None,
+        }
     }
 }
 
@@ -93,7 +109,10 @@ impl MetricsModel {
     }
     pub fn delay(&self) -> Dist {
         self.delay.clone().unwrap_or(match self.source {
-            MetricSource::GcpMonitoring => Dist::Uniform { min: Micros::from_secs(30), max: Micros::from_secs(120) },
+            MetricSource::GcpMonitoring => Dist::Uniform {
+                min: Micros::from_secs(30),
+                max: Micros::from_secs(120),
+            },
             MetricSource::MetricsApi => Dist::Fixed(Micros::ZERO),
         })
     }
@@ -139,7 +158,11 @@ pub struct HpaModel {
 
 impl Default for HpaModel {
     fn default() -> Self {
-        HpaModel { sync_period: Micros::from_secs(15), scale_down_stabilization: Micros::from_secs(300), tolerance: 0.1 }
+        HpaModel {
+            sync_period: Micros::from_secs(15),
+            scale_down_stabilization: Micros::from_secs(300),
+            tolerance: 0.1,
+        }
     }
 }
 
@@ -165,9 +188,15 @@ impl Default for AutoscalerModel {
     fn default() -> Self {
         AutoscalerModel {
             scan_interval: Micros::from_secs(10),
-            node_provision: Dist::Uniform { min: Micros::from_secs(45), max: Micros::from_secs(85) },
+            node_provision: Dist::Uniform {
+                min: Micros::from_secs(45),
+                max: Micros::from_secs(85),
+            },
             node_ready: Dist::Fixed(Micros::from_secs(5)),
-            gpu_driver: Dist::Uniform { min: Micros::from_secs(10), max: Micros::from_secs(30) },
+            gpu_driver: Dist::Uniform {
+                min: Micros::from_secs(10),
+                max: Micros::from_secs(30),
+            },
             scale_down_unneeded: Micros::from_secs(600),
             scale_down_delay_after_add: Micros::from_secs(600),
             max_nodes: 16,
@@ -190,7 +219,10 @@ pub struct KubeletModel {
 impl Default for KubeletModel {
     fn default() -> Self {
         KubeletModel {
-            image_pull: Dist::Uniform { min: Micros::from_secs(30), max: Micros::from_secs(60) },
+            image_pull: Dist::Uniform {
+                min: Micros::from_secs(30),
+                max: Micros::from_secs(60),
+            },
             container_start: Dist::Fixed(Micros::from_secs(2)),
             image_bytes: 6_500_000_000,
         }
@@ -216,11 +248,20 @@ pub struct WorkerModel {
 impl Default for WorkerModel {
     fn default() -> Self {
         WorkerModel {
-            model_load: Dist::Uniform { min: Micros::from_secs(30), max: Micros::from_secs(60) },
+            model_load: Dist::Uniform {
+                min: Micros::from_secs(30),
+                max: Micros::from_secs(60),
+            },
             model_cache: false,
-            cached_model_load: Dist::Uniform { min: Micros::from_secs(8), max: Micros::from_secs(15) },
+            cached_model_load: Dist::Uniform {
+                min: Micros::from_secs(8),
+                max: Micros::from_secs(15),
+            },
             readiness_delay: Dist::Fixed(Micros::ZERO),
-            processing: Dist::LogNormal { median: Micros::from_secs(6), sigma: 0.3 },
+            processing: Dist::LogNormal {
+                median: Micros::from_secs(6),
+                sigma: 0.3,
+            },
             concurrency: 1,
             termination_grace: Micros::from_secs(30),
         }
@@ -250,7 +291,12 @@ struct PipelineRaw {
 }
 
 /// Resolves `[sim]` (with its profile) into a validated config; problems go to `diag`.
-pub(crate) fn resolve(diag: &mut Diagnostics<'_>, sim: Option<&Val<'_>>, streams: &[String], base_dir: &Path) -> Option<SimConfig> {
+pub(crate) fn resolve(
+    diag: &mut Diagnostics<'_>,
+    sim: Option<&Val<'_>>,
+    streams: &[String],
+    base_dir: &Path,
+) -> Option<SimConfig> {
     let empty = Spanned::new(0..0, DeValue::Table(DeTable::default()));
     let sim = sim.unwrap_or(&empty);
     // The workload's own `[sim]` is checked alone first, so its problems point at its own lines.
@@ -268,20 +314,40 @@ pub(crate) fn resolve(diag: &mut Diagnostics<'_>, sim: Option<&Val<'_>>, streams
                         Some(psim) => {
                             // The profile is checked on its own too, with its own file and lines.
                             let _: Option<SimRaw> = crate::workload::de(&mut pdiag, psim, "sim");
-                            if let Some(base) = crate::workload::de::<toml::Value>(&mut pdiag, psim, "sim") {
+                            if let Some(base) =
+                                crate::workload::de::<toml::Value>(&mut pdiag, psim, "sim")
+                            {
                                 merged = overlay(base, own.clone());
                             }
                         }
-                        None => pdiag.push(Some(0..0), "sim", "the profile has no `[sim]` table", Some("put the parameters under `[sim]`".into())),
+                        None => pdiag.push(
+                            Some(0..0),
+                            "sim",
+                            "the profile has no `[sim]` table",
+                            Some("put the parameters under `[sim]`".into()),
+                        ),
                     },
-                    Err(e) => pdiag.push(e.span(), "", format!("not valid TOML: {}", e.message().trim()), None),
+                    Err(e) => pdiag.push(
+                        e.span(),
+                        "",
+                        format!("not valid TOML: {}", e.message().trim()),
+                        None,
+                    ),
                 }
                 diag.problems.append(&mut pdiag.problems);
                 label = origin;
             }
             Err(e) => {
                 let names: Vec<&str> = BUILTIN_PROFILES.iter().map(|(n, _)| *n).collect();
-                diag.push(Some(p.span()), "sim.profile", e, Some(format!("use a built-in profile ({}) or a path to a .toml file", names.join(", "))));
+                diag.push(
+                    Some(p.span()),
+                    "sim.profile",
+                    e,
+                    Some(format!(
+                        "use a built-in profile ({}) or a path to a .toml file",
+                        names.join(", ")
+                    )),
+                );
             }
         }
     }
@@ -289,19 +355,36 @@ pub(crate) fn resolve(diag: &mut Diagnostics<'_>, sim: Option<&Val<'_>>, streams
         Ok(r) => r,
         Err(e) => {
             let e: toml::de::Error = e;
-            diag.push(Some(sim.span()), "sim", format!("the profile and `[sim]` do not combine: {}", e.message().trim()), None);
+            diag.push(
+                Some(sim.span()),
+                "sim",
+                format!(
+                    "the profile and `[sim]` do not combine: {}",
+                    e.message().trim()
+                ),
+                None,
+            );
             return None;
         }
     };
     let mut ok = validate_global(diag, sim, &raw);
     for name in raw.pipeline.keys() {
         if !streams.contains(name) {
-            let span = sim.get_ref().get("pipeline").and_then(|p| p.get_ref().get(name.as_str())).map(|v| v.span());
+            let span = sim
+                .get_ref()
+                .get("pipeline")
+                .and_then(|p| p.get_ref().get(name.as_str()))
+                .map(|v| v.span());
             let fix = match crate::workload::nearest(name, streams.iter().map(String::as_str)) {
                 Some(n) => format!("did you mean `{n}`? pipelines are named after streams"),
                 None => format!("pipelines are named after streams: {}", streams.join(", ")),
             };
-            diag.push(span, format!("sim.pipeline.{name}"), format!("no stream is named `{name}`"), Some(fix));
+            diag.push(
+                span,
+                format!("sim.pipeline.{name}"),
+                format!("no stream is named `{name}`"),
+                Some(fix),
+            );
             ok = false;
         }
     }
@@ -309,20 +392,47 @@ pub(crate) fn resolve(diag: &mut Diagnostics<'_>, sim: Option<&Val<'_>>, streams
     for s in streams {
         let over = raw.pipeline.get(s).cloned().unwrap_or_default();
         let key = format!("sim.pipeline.{s}");
-        let span = sim.get_ref().get("pipeline").and_then(|p| p.get_ref().get(s.as_str())).map(|v| v.span());
-        let keda = merge_section(diag, &raw.keda, over.keda, &format!("{key}.keda"), span.clone());
-        let kubelet = merge_section(diag, &raw.kubelet, over.kubelet, &format!("{key}.kubelet"), span.clone());
-        let worker = merge_section(diag, &raw.worker, over.worker, &format!("{key}.worker"), span.clone());
+        let span = sim
+            .get_ref()
+            .get("pipeline")
+            .and_then(|p| p.get_ref().get(s.as_str()))
+            .map(|v| v.span());
+        let keda = merge_section(
+            diag,
+            &raw.keda,
+            over.keda,
+            &format!("{key}.keda"),
+            span.clone(),
+        );
+        let kubelet = merge_section(
+            diag,
+            &raw.kubelet,
+            over.kubelet,
+            &format!("{key}.kubelet"),
+            span.clone(),
+        );
+        let worker = merge_section(
+            diag,
+            &raw.worker,
+            over.worker,
+            &format!("{key}.worker"),
+            span.clone(),
+        );
         match (keda, kubelet, worker) {
             (Some(keda), Some(kubelet), Some(worker)) => {
-                let p = PipelineModel { name: s.clone(), keda, kubelet, worker };
+                let p = PipelineModel {
+                    name: s.clone(),
+                    keda,
+                    kubelet,
+                    worker,
+                };
                 ok &= validate_pipeline(diag, &p, &key, span.or(Some(sim.span())));
                 pipelines.push(p);
             }
             _ => ok = false,
         }
     }
-    ok.then(|| SimConfig {
+    ok.then_some(SimConfig {
         profile: label,
         pubsub: raw.pubsub,
         metrics: raw.metrics,
@@ -336,14 +446,21 @@ fn load_profile(name: &str, base_dir: &Path) -> Result<(String, String), String>
     if let Some((n, text)) = BUILTIN_PROFILES.iter().find(|(n, _)| *n == name) {
         return Ok((text.to_string(), format!("profile {n} (built-in)")));
     }
-    let candidates = [base_dir.join(name), Path::new("fixtures/profiles").join(format!("{name}.toml"))];
+    let candidates = [
+        base_dir.join(name),
+        Path::new("fixtures/profiles").join(format!("{name}.toml")),
+    ];
     for c in &candidates {
         if c.is_file() {
-            let text = std::fs::read_to_string(c).map_err(|e| format!("cannot read profile `{}`: {e}", c.display()))?;
+            let text = std::fs::read_to_string(c)
+                .map_err(|e| format!("cannot read profile `{}`: {e}", c.display()))?;
             return Ok((text, c.display().to_string()));
         }
     }
-    Err(format!("no profile `{name}`: not built in, and not a file at {}", candidates[0].display()))
+    Err(format!(
+        "no profile `{name}`: not built in, and not a file at {}",
+        candidates[0].display()
+    ))
 }
 
 /// `top` wins over `base`, table by table.
@@ -372,7 +489,9 @@ fn merge_section<T: Serialize + serde::de::DeserializeOwned>(
     span: Option<std::ops::Range<usize>>,
 ) -> Option<T> {
     let Some(over) = over else {
-        return toml::Value::try_from(global).ok().and_then(|v| v.try_into().ok());
+        return toml::Value::try_from(global)
+            .ok()
+            .and_then(|v| v.try_into().ok());
     };
     let mut base = toml::Table::try_from(global).expect("models serialize to tables");
     for (k, v) in over {
@@ -382,7 +501,12 @@ fn merge_section<T: Serialize + serde::de::DeserializeOwned>(
         Ok(t) => Some(t),
         Err(e) => {
             let e: toml::de::Error = e;
-            diag.push(span, key, e.message().trim().to_string(), Some("see docs/simulator.md for the keys of this section".into()));
+            diag.push(
+                span,
+                key,
+                e.message().trim().to_string(),
+                Some("see docs/simulator.md for the keys of this section".into()),
+            );
             None
         }
     }
@@ -402,47 +526,109 @@ fn validate_global(diag: &mut Diagnostics<'_>, sim: &Val<'_>, raw: &SimRaw) -> b
     };
     let mut check = |cond: bool, path: &[&str], msg: &str, fix: &str| {
         if !cond {
-            diag.push(span(path), format!("sim.{}", path.join(".")), msg, Some(fix.into()));
+            diag.push(
+                span(path),
+                format!("sim.{}", path.join(".")),
+                msg,
+                Some(fix.into()),
+            );
             ok = false;
         }
     };
     let a = &raw.autoscaler;
-    check(a.scan_interval.0 > 0, &["autoscaler", "scan_interval"], "must be above zero", "the cluster autoscaler default is `10s`");
-    check(a.gpus_per_node >= 1, &["autoscaler", "gpus_per_node"], "a GPU node has at least one GPU", "write e.g. `gpus_per_node = 1`");
-    check(a.max_nodes >= 1, &["autoscaler", "max_nodes"], "the pool needs room for at least one node", "write e.g. `max_nodes = 8`");
+    check(
+        a.scan_interval.0 > 0,
+        &["autoscaler", "scan_interval"],
+        "must be above zero",
+        "the cluster autoscaler default is `10s`",
+    );
+    check(
+        a.gpus_per_node >= 1,
+        &["autoscaler", "gpus_per_node"],
+        "a GPU node has at least one GPU",
+        "write e.g. `gpus_per_node = 1`",
+    );
+    check(
+        a.max_nodes >= 1,
+        &["autoscaler", "max_nodes"],
+        "the pool needs room for at least one node",
+        "write e.g. `max_nodes = 8`",
+    );
     check(
         a.price_per_gpu_hour_usd.is_finite() && a.price_per_gpu_hour_usd >= 0.0,
         &["autoscaler", "price_per_gpu_hour_usd"],
         "must be zero or more",
         "e.g. `0.48` for an on-demand T4",
     );
-    check(raw.hpa.sync_period.0 > 0, &["hpa", "sync_period"], "must be above zero", "the Kubernetes default is `15s`");
-    check((0.0..1.0).contains(&raw.hpa.tolerance), &["hpa", "tolerance"], "must be in [0, 1)", "the Kubernetes default is `0.1`");
+    check(
+        raw.hpa.sync_period.0 > 0,
+        &["hpa", "sync_period"],
+        "must be above zero",
+        "the Kubernetes default is `15s`",
+    );
+    check(
+        (0.0..1.0).contains(&raw.hpa.tolerance),
+        &["hpa", "tolerance"],
+        "must be in [0, 1)",
+        "the Kubernetes default is `0.1`",
+    );
     ok
 }
 
-fn validate_pipeline(diag: &mut Diagnostics<'_>, p: &PipelineModel, key: &str, span: Option<std::ops::Range<usize>>) -> bool {
+fn validate_pipeline(
+    diag: &mut Diagnostics<'_>,
+    p: &PipelineModel,
+    key: &str,
+    span: Option<std::ops::Range<usize>>,
+) -> bool {
     let k = &p.keda;
     let mut problems = Vec::new();
     if k.polling_interval.0 == 0 {
-        problems.push(("keda.polling_interval", "must be above zero".to_string(), "KEDA's default is `30s`"));
+        problems.push((
+            "keda.polling_interval",
+            "must be above zero".to_string(),
+            "KEDA's default is `30s`",
+        ));
     }
     if k.max_replicas == 0 || k.max_replicas < k.min_replicas {
-        problems.push(("keda.max_replicas", format!("max_replicas {} must be at least 1 and at least min_replicas {}", k.max_replicas, k.min_replicas), "raise max_replicas"));
+        problems.push((
+            "keda.max_replicas",
+            format!(
+                "max_replicas {} must be at least 1 and at least min_replicas {}",
+                k.max_replicas, k.min_replicas
+            ),
+            "raise max_replicas",
+        ));
     }
     if let Some(idle) = k.idle_replicas
         && (idle >= k.min_replicas.max(1) || idle != 0)
     {
-        problems.push(("keda.idle_replicas", format!("idle_replicas {idle} must be 0 and below min_replicas"), "KEDA only supports idleReplicaCount = 0"));
+        problems.push((
+            "keda.idle_replicas",
+            format!("idle_replicas {idle} must be 0 and below min_replicas"),
+            "KEDA only supports idleReplicaCount = 0",
+        ));
     }
     if !(k.target_value.is_finite() && k.target_value > 0.0) {
-        problems.push(("keda.target_value", format!("must be above zero, got {}", k.target_value), "e.g. `target_value = 10` messages per replica"));
+        problems.push((
+            "keda.target_value",
+            format!("must be above zero, got {}", k.target_value),
+            "e.g. `target_value = 10` messages per replica",
+        ));
     }
     if !(k.activation_value.is_finite() && k.activation_value >= 0.0) {
-        problems.push(("keda.activation_value", "must be zero or more".to_string(), "KEDA's default is 0"));
+        problems.push((
+            "keda.activation_value",
+            "must be zero or more".to_string(),
+            "KEDA's default is 0",
+        ));
     }
     if p.worker.concurrency == 0 {
-        problems.push(("worker.concurrency", "a worker processes at least one message at a time".to_string(), "write `concurrency = 1`"));
+        problems.push((
+            "worker.concurrency",
+            "a worker processes at least one message at a time".to_string(),
+            "write `concurrency = 1`",
+        ));
     }
     let ok = problems.is_empty();
     for (k, msg, fix) in problems {

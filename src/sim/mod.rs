@@ -188,7 +188,10 @@ pub fn simulate<F: FnMut(Event)>(plan: &Plan, items: &[Item], emit: F) -> SimOut
     sim.now = hard_stop;
     let end = sim.now;
     sim.out(Source::Sim, EventKind::RunFinished { interrupted: false });
-    SimOutcome { end_us: end, events: sim.emitted }
+    SimOutcome {
+        end_us: end,
+        events: sim.emitted,
+    }
 }
 
 impl<F: FnMut(Event)> Sim<'_, F> {
@@ -220,7 +223,9 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 self.bind(pod, node);
                 self.nodes[node].image_ready_at[p] = Some(0);
                 self.pods[pod].state = PodState::Ready;
-                self.ev(EventKind::PodReady { pod: self.pods[pod].name.clone() });
+                self.ev(EventKind::PodReady {
+                    pod: self.pods[pod].name.clone(),
+                });
             }
             self.pipelines[p].desired = min;
             self.pipelines[p].ready = min;
@@ -228,7 +233,8 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             self.report_replicas(p);
         }
         for (i, item) in self.items.iter().enumerate() {
-            self.queue.push(Reverse((item.offset_us, i as u64, Ev::Send { item: i })));
+            self.queue
+                .push(Reverse((item.offset_us, i as u64, Ev::Send { item: i })));
         }
         self.seq = self.items.len() as u64;
         for p in 0..self.pipelines.len() {
@@ -250,7 +256,14 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 let id = self.msg_id(msg);
                 let server_id = Some(format!("sim-{p}-{}", self.msgs[msg].seq));
                 // Stamped when Pub/Sub acknowledges the publish; the sim's pacer is never late.
-                self.out(Source::Harness, EventKind::Published { id, lateness_us: 0, server_id });
+                self.out(
+                    Source::Harness,
+                    EventKind::Published {
+                        id,
+                        lateness_us: 0,
+                        server_id,
+                    },
+                );
                 self.pipelines[p].backlog.push_back(msg);
                 self.change_unacked(p, 1);
                 self.deliver(p);
@@ -258,13 +271,21 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             Ev::MetricSample { p } => {
                 let delay = Self::sample(&mut self.pipelines[p].rng, &self.cfg.metrics.delay());
                 let value = self.pipelines[p].unacked;
-                self.pipelines[p].samples.push_back((self.now + delay, self.now, value));
+                self.pipelines[p]
+                    .samples
+                    .push_back((self.now + delay, self.now, value));
                 self.backlog_event(p);
-                self.at(self.now + self.cfg.metrics.sample_period().0, Ev::MetricSample { p });
+                self.at(
+                    self.now + self.cfg.metrics.sample_period().0,
+                    Ev::MetricSample { p },
+                );
             }
             Ev::KedaPoll { p } => {
                 self.keda_poll(p);
-                self.at(self.now + self.pipelines[p].model.keda.polling_interval.0, Ev::KedaPoll { p });
+                self.at(
+                    self.now + self.pipelines[p].model.keda.polling_interval.0,
+                    Ev::KedaPoll { p },
+                );
             }
             Ev::HpaSync => {
                 for p in 0..self.pipelines.len() {
@@ -278,19 +299,29 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             }
             Ev::NodeRegistered { node } => {
                 let n = &self.nodes[node];
-                let kind = EventKind::NodeCreated { node: n.name.clone(), pool: NODE_POOL.into(), gpus: n.gpus, preexisting: false };
+                let kind = EventKind::NodeCreated {
+                    node: n.name.clone(),
+                    pool: NODE_POOL.into(),
+                    gpus: n.gpus,
+                    preexisting: false,
+                };
                 self.ev(kind);
                 let d = Self::sample(&mut self.node_rng, &self.cfg.autoscaler.node_ready);
                 self.at(self.now + d, Ev::NodeReady { node });
             }
             Ev::NodeReady { node } => {
-                self.ev(EventKind::NodeReady { node: self.nodes[node].name.clone() });
+                self.ev(EventKind::NodeReady {
+                    node: self.nodes[node].name.clone(),
+                });
                 let d = Self::sample(&mut self.node_rng, &self.cfg.autoscaler.gpu_driver);
                 self.at(self.now + d, Ev::GpuReady { node });
             }
             Ev::GpuReady { node } => {
                 self.nodes[node].gpu_ready = true;
-                let kind = EventKind::GpuAllocatable { node: self.nodes[node].name.clone(), gpus: self.nodes[node].gpus };
+                let kind = EventKind::GpuAllocatable {
+                    node: self.nodes[node].name.clone(),
+                    gpus: self.nodes[node].gpus,
+                };
                 self.ev(kind);
                 self.schedule_pending();
             }
@@ -301,10 +332,16 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 }
                 self.pods[pod].truth.container_start_us = self.now - self.pods[pod].mark_us;
                 self.pods[pod].mark_us = self.now;
-                self.ev(EventKind::ContainerStarted { pod: self.pods[pod].name.clone() });
+                self.ev(EventKind::ContainerStarted {
+                    pod: self.pods[pod].name.clone(),
+                });
                 let p = self.pods[pod].p;
                 let w = &self.pipelines[p].model.worker;
-                let dist = if w.model_cache { w.cached_model_load.clone() } else { w.model_load.clone() };
+                let dist = if w.model_cache {
+                    w.cached_model_load.clone()
+                } else {
+                    w.model_load.clone()
+                };
                 let d = Self::sample(&mut self.pipelines[p].rng, &dist);
                 self.at(self.now + d, Ev::PodLoaded { pod });
             }
@@ -315,7 +352,10 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 let took = self.now - self.pods[pod].mark_us;
                 self.pods[pod].truth.model_load_us = took;
                 self.pods[pod].mark_us = self.now;
-                self.ev(EventKind::ModelLoaded { pod: self.pods[pod].name.clone(), duration_us: Some(took) });
+                self.ev(EventKind::ModelLoaded {
+                    pod: self.pods[pod].name.clone(),
+                    duration_us: Some(took),
+                });
                 let p = self.pods[pod].p;
                 let dist = self.pipelines[p].model.worker.readiness_delay.clone();
                 let d = Self::sample(&mut self.pipelines[p].rng, &dist);
@@ -330,7 +370,10 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 let name = self.pods[pod].name.clone();
                 self.ev(EventKind::PodReady { pod: name.clone() });
                 let truth = self.pods[pod].truth.clone();
-                self.ev(EventKind::SimPodTruth { pod: name, phases: truth });
+                self.ev(EventKind::SimPodTruth {
+                    pod: name,
+                    phases: truth,
+                });
                 let p = self.pods[pod].p;
                 self.pipelines[p].ready += 1;
                 self.report_replicas(p);
@@ -340,13 +383,22 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 if self.msgs[msg].attempt != attempt {
                     return;
                 }
-                let Some(pod) = self.msgs[msg].pod else { return };
+                let Some(pod) = self.msgs[msg].pod else {
+                    return;
+                };
                 if self.pods[pod].state == PodState::Gone {
                     return;
                 }
                 self.msgs[msg].delivered_us = self.now;
                 let id = self.msg_id(msg);
-                self.out(Source::Sim, EventKind::Delivered { id, pod: self.pods[pod].name.clone(), attempt });
+                self.out(
+                    Source::Sim,
+                    EventKind::Delivered {
+                        id,
+                        pod: self.pods[pod].name.clone(),
+                        attempt,
+                    },
+                );
                 let p = self.msgs[msg].p;
                 let dist = self.pipelines[p].model.worker.processing.clone();
                 let d = Self::sample(&mut self.pipelines[p].rng, &dist);
@@ -389,7 +441,10 @@ impl<F: FnMut(Event)> Sim<'_, F> {
 
     fn msg_id(&self, msg: usize) -> MsgId {
         let m = &self.msgs[msg];
-        MsgId { stream: self.plan.streams[m.p].name.clone(), seq: m.seq }
+        MsgId {
+            stream: self.plan.streams[m.p].name.clone(),
+            seq: m.seq,
+        }
     }
 
     fn send(&mut self, item: usize) {
@@ -398,9 +453,22 @@ impl<F: FnMut(Event)> Sim<'_, F> {
         match it.kind {
             ItemKind::Message { seq } => {
                 let msg = self.msgs.len();
-                self.msgs.push(Msg { p, seq, attempt: 1, pod: None, delivered_us: 0, done: false });
+                self.msgs.push(Msg {
+                    p,
+                    seq,
+                    attempt: 1,
+                    pod: None,
+                    delivered_us: 0,
+                    done: false,
+                });
                 let id = self.msg_id(msg);
-                self.out(Source::Harness, EventKind::Scheduled { id: id.clone(), intended_us: it.offset_us });
+                self.out(
+                    Source::Harness,
+                    EventKind::Scheduled {
+                        id: id.clone(),
+                        intended_us: it.offset_us,
+                    },
+                );
                 let lat = Self::sample(&mut self.pubsub_rng, &self.cfg.pubsub.publish_latency);
                 self.at(self.now + lat, Ev::Stored { msg });
             }
@@ -441,7 +509,10 @@ impl<F: FnMut(Event)> Sim<'_, F> {
     }
 
     fn backlog_event(&mut self, p: usize) {
-        let kind = EventKind::Backlog { subscription: format!("{}-sub", self.plan.streams[p].topic), depth: self.pipelines[p].unacked };
+        let kind = EventKind::Backlog {
+            subscription: format!("{}-sub", self.plan.streams[p].topic),
+            depth: self.pipelines[p].unacked,
+        };
         self.ev(kind);
     }
 
@@ -459,7 +530,8 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             }
             // Drop samples superseded by a newer visible one.
             if let Some((taken, _)) = best {
-                pl.samples.retain(|&(visible, t, _)| t >= taken || visible > now);
+                pl.samples
+                    .retain(|&(visible, t, _)| t >= taken || visible > now);
             }
             best.map_or(0.0, |(_, v)| v as f64)
         } else {
@@ -477,7 +549,10 @@ impl<F: FnMut(Event)> Sim<'_, F> {
     fn keda_poll(&mut self, p: usize) {
         let value = self.metric(p);
         let name = self.plan.streams[p].name.clone();
-        self.ev(EventKind::MetricRead { scaled_object: name, value });
+        self.ev(EventKind::MetricRead {
+            scaled_object: name,
+            value,
+        });
         let k = self.pipelines[p].model.keda.clone();
         if value > k.activation_value {
             self.pipelines[p].last_active_us = self.now;
@@ -487,7 +562,9 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             if self.pipelines[p].desired == 0 {
                 self.set_desired(p, k.min_replicas.max(1));
             }
-        } else if self.pipelines[p].active && self.now - self.pipelines[p].last_active_us >= k.cooldown_period.0 {
+        } else if self.pipelines[p].active
+            && self.now - self.pipelines[p].last_active_us >= k.cooldown_period.0
+        {
             self.set_active(p, false);
             if k.min_replicas == 0 {
                 self.pipelines[p].recommendations.clear();
@@ -498,7 +575,10 @@ impl<F: FnMut(Event)> Sim<'_, F> {
 
     fn set_active(&mut self, p: usize, active: bool) {
         self.pipelines[p].active = active;
-        self.ev(EventKind::ScalerActive { scaled_object: self.plan.streams[p].name.clone(), active });
+        self.ev(EventKind::ScalerActive {
+            scaled_object: self.plan.streams[p].name.clone(),
+            active,
+        });
     }
 
     fn hpa_sync(&mut self, p: usize) {
@@ -509,7 +589,11 @@ impl<F: FnMut(Event)> Sim<'_, F> {
         let value = self.metric(p);
         let k = self.pipelines[p].model.keda.clone();
         let ratio = value / (k.target_value * current as f64);
-        let mut rec = if (ratio - 1.0).abs() <= self.cfg.hpa.tolerance { current } else { (value / k.target_value).ceil() as u32 };
+        let mut rec = if (ratio - 1.0).abs() <= self.cfg.hpa.tolerance {
+            current
+        } else {
+            (value / k.target_value).ceil() as u32
+        };
         rec = rec.clamp(k.min_replicas.max(1), k.max_replicas);
         let window = self.cfg.hpa.scale_down_stabilization.0;
         let now = self.now;
@@ -519,7 +603,15 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             recs.pop_front();
         }
         // Scale-down stabilisation: never go below the highest recommendation of the window.
-        let stabilised = if rec < current { recs.iter().map(|&(_, r)| r).max().unwrap_or(rec).min(current) } else { rec };
+        let stabilised = if rec < current {
+            recs.iter()
+                .map(|&(_, r)| r)
+                .max()
+                .unwrap_or(rec)
+                .min(current)
+        } else {
+            rec
+        };
         if stabilised != current {
             self.set_desired(p, stabilised);
         }
@@ -529,7 +621,12 @@ impl<F: FnMut(Event)> Sim<'_, F> {
         // The Deployment's spec changes first; its controller then creates or deletes pods.
         self.pipelines[p].desired = desired;
         self.report_replicas(p);
-        let alive: Vec<usize> = self.pipelines[p].pods.iter().copied().filter(|&i| self.pods[i].state != PodState::Terminating).collect();
+        let alive: Vec<usize> = self.pipelines[p]
+            .pods
+            .iter()
+            .copied()
+            .filter(|&i| self.pods[i].state != PodState::Terminating)
+            .collect();
         if (alive.len() as u32) < desired {
             for _ in alive.len() as u32..desired {
                 let pod = self.new_pod(p, false);
@@ -561,7 +658,11 @@ impl<F: FnMut(Event)> Sim<'_, F> {
         if pl.last_reported != (pl.desired, pl.ready) {
             let (desired, ready) = (pl.desired, pl.ready);
             self.pipelines[p].last_reported = (desired, ready);
-            self.ev(EventKind::Replicas { deployment: self.plan.streams[p].name.clone(), desired, ready });
+            self.ev(EventKind::Replicas {
+                deployment: self.plan.streams[p].name.clone(),
+                desired,
+                ready,
+            });
         }
     }
 
@@ -580,7 +681,11 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             mark_us: self.now,
         });
         self.pipelines[p].pods.push(i);
-        self.ev(EventKind::PodCreated { pod: name, deployment: self.plan.streams[p].name.clone(), preexisting });
+        self.ev(EventKind::PodCreated {
+            pod: name,
+            deployment: self.plan.streams[p].name.clone(),
+            preexisting,
+        });
         i
     }
 
@@ -598,7 +703,12 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             unneeded_since: None,
         });
         if preexisting {
-            self.ev(EventKind::NodeCreated { node: name.clone(), pool: NODE_POOL.into(), gpus, preexisting: true });
+            self.ev(EventKind::NodeCreated {
+                node: name.clone(),
+                pool: NODE_POOL.into(),
+                gpus,
+                preexisting: true,
+            });
             self.ev(EventKind::NodeReady { node: name.clone() });
             self.ev(EventKind::GpuAllocatable { node: name, gpus });
         }
@@ -622,8 +732,12 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 if !self.pods[pod].unschedulable_reported {
                     self.pods[pod].unschedulable_reported = true;
                     let total = self.nodes.iter().filter(|n| !n.gone).count();
-                    let reason = format!("0/{total} nodes are available: Insufficient nvidia.com/gpu");
-                    self.ev(EventKind::PodUnschedulable { pod: self.pods[pod].name.clone(), reason });
+                    let reason =
+                        format!("0/{total} nodes are available: Insufficient nvidia.com/gpu");
+                    self.ev(EventKind::PodUnschedulable {
+                        pod: self.pods[pod].name.clone(),
+                        reason,
+                    });
                 }
                 if !self.pending.contains(&pod) {
                     self.pending.push_back(pod);
@@ -651,12 +765,21 @@ impl<F: FnMut(Event)> Sim<'_, F> {
         pd.truth.node_provisioning_us = t_sched - pd.created_us;
         pd.mark_us = t_sched;
         let (name, p) = (pd.name.clone(), pd.p);
-        self.ev(EventKind::PodScheduled { pod: name.clone(), node: self.nodes[node].name.clone() });
+        self.ev(EventKind::PodScheduled {
+            pod: name.clone(),
+            node: self.nodes[node].name.clone(),
+        });
         let image = format!("imagen/{}-worker:1", self.plan.streams[p].name);
         match self.nodes[node].image_ready_at[p] {
             Some(t) if t <= self.now => {
                 let bytes = Some(self.pipelines[p].model.kubelet.image_bytes);
-                self.ev(EventKind::ImagePulled { pod: name, image, duration_us: 0, bytes, cached: true });
+                self.ev(EventKind::ImagePulled {
+                    pod: name,
+                    image,
+                    duration_us: 0,
+                    bytes,
+                    cached: true,
+                });
                 self.pods[pod].truth.image_pull_us = 0;
                 self.start_container(pod);
             }
@@ -684,7 +807,13 @@ impl<F: FnMut(Event)> Sim<'_, F> {
         let p = self.pods[pod].p;
         let image = format!("imagen/{}-worker:1", self.plan.streams[p].name);
         let bytes = Some(self.pipelines[p].model.kubelet.image_bytes);
-        self.ev(EventKind::ImagePulled { pod: self.pods[pod].name.clone(), image, duration_us: took, bytes, cached: false });
+        self.ev(EventKind::ImagePulled {
+            pod: self.pods[pod].name.clone(),
+            image,
+            duration_us: took,
+            bytes,
+            cached: false,
+        });
         self.start_container(pod);
     }
 
@@ -692,7 +821,7 @@ impl<F: FnMut(Event)> Sim<'_, F> {
         self.pods[pod].mark_us = self.now;
         let p = self.pods[pod].p;
         let dist = self.pipelines[p].model.kubelet.container_start.clone();
-                let d = Self::sample(&mut self.pipelines[p].rng, &dist);
+        let d = Self::sample(&mut self.pipelines[p].rng, &dist);
         self.at(self.now + d, Ev::PodStarted { pod });
     }
 
@@ -722,7 +851,9 @@ impl<F: FnMut(Event)> Sim<'_, F> {
         }
         self.pending.retain(|&x| x != pod);
         self.pipelines[p].pods.retain(|&x| x != pod);
-        self.ev(EventKind::PodDeleted { pod: self.pods[pod].name.clone() });
+        self.ev(EventKind::PodDeleted {
+            pod: self.pods[pod].name.clone(),
+        });
         self.report_replicas(p);
         self.schedule_pending();
     }
@@ -750,7 +881,9 @@ impl<F: FnMut(Event)> Sim<'_, F> {
         if self.msgs[msg].attempt != attempt {
             return;
         }
-        let Some(pod) = self.msgs[msg].pod else { return };
+        let Some(pod) = self.msgs[msg].pod else {
+            return;
+        };
         if self.pods[pod].state == PodState::Gone {
             return;
         }
@@ -763,7 +896,13 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             let d = self.msgs[msg].delivered_us;
             self.out(
                 Source::Worker,
-                EventKind::Completed { id, pod: name, received_us: Some(d), processing_start_us: Some(d), processing_end_us: Some(self.now) },
+                EventKind::Completed {
+                    id,
+                    pod: name,
+                    received_us: Some(d),
+                    processing_start_us: Some(d),
+                    processing_end_us: Some(self.now),
+                },
             );
             let p = self.msgs[msg].p;
             self.change_unacked(p, -1);
@@ -783,12 +922,27 @@ impl<F: FnMut(Event)> Sim<'_, F> {
     fn ca_scan(&mut self) {
         let a = &self.cfg.autoscaler;
         // Scale-up: pending pods beyond what nodes already on their way will hold.
-        let upcoming: u32 = self.nodes.iter().filter(|n| !n.gone && !n.gpu_ready).map(|n| n.gpus - n.used).sum();
-        let pending = self.pending.iter().filter(|&&i| self.pods[i].state == PodState::Pending).count() as u32;
+        let upcoming: u32 = self
+            .nodes
+            .iter()
+            .filter(|n| !n.gone && !n.gpu_ready)
+            .map(|n| n.gpus - n.used)
+            .sum();
+        let pending = self
+            .pending
+            .iter()
+            .filter(|&&i| self.pods[i].state == PodState::Pending)
+            .count() as u32;
         let live = self.nodes.iter().filter(|n| !n.gone).count() as u32;
         if pending > upcoming && live < a.max_nodes {
-            let needed = (pending - upcoming).div_ceil(a.gpus_per_node).min(a.max_nodes - live);
-            self.ev(EventKind::ScaleUpTriggered { node_group: NODE_POOL.into(), from: live, to: live + needed });
+            let needed = (pending - upcoming)
+                .div_ceil(a.gpus_per_node)
+                .min(a.max_nodes - live);
+            self.ev(EventKind::ScaleUpTriggered {
+                node_group: NODE_POOL.into(),
+                from: live,
+                to: live + needed,
+            });
             self.last_scale_up_us = Some(self.now);
             for _ in 0..needed {
                 let node = self.new_node(false);

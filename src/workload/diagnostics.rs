@@ -44,10 +44,20 @@ pub(crate) struct Diagnostics<'s> {
 
 impl<'s> Diagnostics<'s> {
     pub fn new(file: &Path, src: &'s str) -> Self {
-        Diagnostics { file: file.to_path_buf(), src, problems: Vec::new() }
+        Diagnostics {
+            file: file.to_path_buf(),
+            src,
+            problems: Vec::new(),
+        }
     }
 
-    pub fn push(&mut self, span: Option<Range<usize>>, key: impl Into<String>, message: impl Into<String>, fix: Option<String>) {
+    pub fn push(
+        &mut self,
+        span: Option<Range<usize>>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+        fix: Option<String>,
+    ) {
         let (line, column) = span.map(|s| line_col(self.src, s.start)).unwrap_or((0, 0));
         self.problems.push(Problem {
             file: self.file.clone(),
@@ -82,7 +92,9 @@ pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     let candidates: Vec<&'a str> = candidates.into_iter().collect();
     // A shortened or lengthened name (`cooldown` for `cooldown_period`) is a likely mistake too.
     if word.len() >= 4
-        && let Some(c) = candidates.iter().find(|c| c.starts_with(word) || word.starts_with(**c))
+        && let Some(c) = candidates
+            .iter()
+            .find(|c| c.starts_with(word) || word.starts_with(**c))
     {
         return Some(c);
     }
@@ -111,24 +123,41 @@ fn explain_serde_message(message: &str, key_prefix: &str) -> (String, Option<Str
     for (what, label) in [("unknown field", "key"), ("unknown variant", "kind")] {
         if let Some(rest) = message.strip_prefix(what) {
             let names = backticked(rest);
-            let Some((bad, valid)) = names.split_first() else { break };
+            let Some((bad, valid)) = names.split_first() else {
+                break;
+            };
             let fix = match nearest(bad, valid.iter().copied()) {
-                Some(near) => format!("did you mean `{near}`? (valid {label}s: {})", valid.join(", ")),
+                Some(near) => format!(
+                    "did you mean `{near}`? (valid {label}s: {})",
+                    valid.join(", ")
+                ),
                 None if valid.is_empty() => format!("remove `{bad}`; this table takes no keys"),
                 None => format!("remove `{bad}` or use one of: {}", valid.join(", ")),
             };
-            let key = if label == "key" { join(bad) } else { join("kind") };
+            let key = if label == "key" {
+                join(bad)
+            } else {
+                join("kind")
+            };
             return (key, Some(fix));
         }
     }
-    if let Some(rest) = message.strip_prefix("missing field") {
-        if let Some(field) = backticked(rest).first() {
-            return (join(field), Some(format!("add `{field} = ...` to this table (see workloads/README.md)")));
-        }
+    if let Some(rest) = message.strip_prefix("missing field")
+        && let Some(field) = backticked(rest).first()
+    {
+        return (
+            join(field),
+            Some(format!(
+                "add `{field} = ...` to this table (see workloads/README.md)"
+            )),
+        );
     }
     let fix = if message.contains("invalid value: integer") {
         Some("write a whole number of zero or more".to_string())
-    } else if message.contains("expected i64") || message.contains("expected u64") || message.contains("expected u32") {
+    } else if message.contains("expected i64")
+        || message.contains("expected u64")
+        || message.contains("expected u32")
+    {
         Some("write a whole number, without quotes".to_string())
     } else if message.contains("expected f64") {
         Some("write a number, without quotes".to_string())
@@ -154,7 +183,10 @@ mod tests {
 
     #[test]
     fn unknown_field_suggests_nearest() {
-        let (key, fix) = explain_serde_message("unknown field `rte`, expected `rate` or `duration`", "stream[1].phase[2]");
+        let (key, fix) = explain_serde_message(
+            "unknown field `rte`, expected `rate` or `duration`",
+            "stream[1].phase[2]",
+        );
         assert_eq!(key, "stream[1].phase[2].rte");
         assert!(fix.unwrap().contains("did you mean `rate`"));
     }

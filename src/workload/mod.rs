@@ -28,7 +28,9 @@ pub const MAX_PAYLOAD_TEMPLATE_BYTES: usize = 10 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read workload file {path}: {source}\n    fix: check the path; workloads ship under workloads/")]
+    #[error(
+        "cannot read workload file {path}: {source}\n    fix: check the path; workloads ship under workloads/"
+    )]
     ReadFailed {
         path: PathBuf,
         #[source]
@@ -36,7 +38,9 @@ pub enum Error {
     },
     #[error("{}", render_problems(.problems))]
     Invalid { problems: Vec<Problem> },
-    #[error("`--set {text}`: {message}\n    fix: write `--set section.key=value`, e.g. `--set sim.keda.min_replicas=1`")]
+    #[error(
+        "`--set {text}`: {message}\n    fix: write `--set section.key=value`, e.g. `--set sim.keda.min_replicas=1`"
+    )]
     BadOverride { text: String, message: String },
 }
 
@@ -91,22 +95,47 @@ pub struct StreamPlan {
 /// One step of a stream's schedule, resolved and validated.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Phase {
-    Idle { duration: Micros },
+    Idle {
+        duration: Micros,
+    },
     /// A rate-driven phase: constant, ramp, poisson, sine or diurnal.
-    Rate { shape: RateShape, duration: Micros, arrivals: Arrivals },
-    Burst { count: u64, within: Micros, spread: Spread },
+    Rate {
+        shape: RateShape,
+        duration: Micros,
+        arrivals: Arrivals,
+    },
+    Burst {
+        count: u64,
+        within: Micros,
+        spread: Spread,
+    },
     /// Offsets from the phase start, sorted, already scaled.
-    Trace { file: PathBuf, offsets: Vec<Micros>, duration: Micros },
-    Repeat { times: u32, phases: Vec<Phase> },
+    Trace {
+        file: PathBuf,
+        offsets: Vec<Micros>,
+        duration: Micros,
+    },
+    Repeat {
+        times: u32,
+        phases: Vec<Phase>,
+    },
     Http(HttpStep),
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RateShape {
     Constant(Rate),
-    Ramp { from: Rate, to: Rate },
+    Ramp {
+        from: Rate,
+        to: Rate,
+    },
     /// rate(t) = base + amplitude * sin(2π (t + shift) / period)
-    Sine { base: Rate, amplitude: Rate, period: Micros, shift: Micros },
+    Sine {
+        base: Rate,
+        amplitude: Rate,
+        period: Micros,
+        shift: Micros,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
@@ -164,9 +193,13 @@ impl Phase {
     /// How long the phase occupies the stream's timeline.
     pub fn duration(&self) -> Micros {
         match self {
-            Phase::Idle { duration } | Phase::Rate { duration, .. } | Phase::Trace { duration, .. } => *duration,
+            Phase::Idle { duration }
+            | Phase::Rate { duration, .. }
+            | Phase::Trace { duration, .. } => *duration,
             Phase::Burst { within, .. } => *within,
-            Phase::Repeat { times, phases } => Micros(phases.iter().map(|p| p.duration().0).sum::<u64>() * *times as u64),
+            Phase::Repeat { times, phases } => {
+                Micros(phases.iter().map(|p| p.duration().0).sum::<u64>() * *times as u64)
+            }
             Phase::Http(_) => Micros::ZERO,
         }
     }
@@ -175,10 +208,14 @@ impl Phase {
     pub fn expected_messages(&self) -> f64 {
         match self {
             Phase::Idle { .. } | Phase::Http(_) => 0.0,
-            Phase::Rate { shape, duration, .. } => shape.cumulative(duration.as_secs_f64(), duration.as_secs_f64()),
+            Phase::Rate {
+                shape, duration, ..
+            } => shape.cumulative(duration.as_secs_f64(), duration.as_secs_f64()),
             Phase::Burst { count, .. } => *count as f64,
             Phase::Trace { offsets, .. } => offsets.len() as f64,
-            Phase::Repeat { times, phases } => *times as f64 * phases.iter().map(Phase::expected_messages).sum::<f64>(),
+            Phase::Repeat { times, phases } => {
+                *times as f64 * phases.iter().map(Phase::expected_messages).sum::<f64>()
+            }
         }
     }
 }
@@ -189,7 +226,12 @@ impl RateShape {
         match self {
             RateShape::Constant(r) => r.per_sec,
             RateShape::Ramp { from, to } => from.per_sec + (to.per_sec - from.per_sec) * t / total,
-            RateShape::Sine { base, amplitude, period, shift } => {
+            RateShape::Sine {
+                base,
+                amplitude,
+                period,
+                shift,
+            } => {
                 let w = std::f64::consts::TAU / period.as_secs_f64();
                 base.per_sec + amplitude.per_sec * (w * (t + shift.as_secs_f64())).sin()
             }
@@ -200,8 +242,15 @@ impl RateShape {
     pub fn cumulative(&self, t: f64, total: f64) -> f64 {
         match self {
             RateShape::Constant(r) => r.per_sec * t,
-            RateShape::Ramp { from, to } => from.per_sec * t + (to.per_sec - from.per_sec) * t * t / (2.0 * total),
-            RateShape::Sine { base, amplitude, period, shift } => {
+            RateShape::Ramp { from, to } => {
+                from.per_sec * t + (to.per_sec - from.per_sec) * t * t / (2.0 * total)
+            }
+            RateShape::Sine {
+                base,
+                amplitude,
+                period,
+                shift,
+            } => {
                 let p = period.as_secs_f64();
                 let w = std::f64::consts::TAU / p;
                 let s = shift.as_secs_f64();
@@ -254,12 +303,20 @@ pub struct Override {
 impl std::str::FromStr for Override {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}` has no `=`; write KEY=VALUE"))?;
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}` has no `=`; write KEY=VALUE"))?;
         let path: Vec<String> = k.trim().split('.').map(|p| p.trim().to_string()).collect();
         if path.iter().any(String::is_empty) {
-            return Err(format!("`{k}` is not a dotted key like `sim.keda.cooldown_period`"));
+            return Err(format!(
+                "`{k}` is not a dotted key like `sim.keda.cooldown_period`"
+            ));
         }
-        Ok(Override { path, value: v.trim().to_string(), text: s.to_string() })
+        Ok(Override {
+            path,
+            value: v.trim().to_string(),
+            text: s.to_string(),
+        })
     }
 }
 
@@ -268,21 +325,34 @@ fn apply_overrides(src: &str, overrides: &[Override]) -> Result<String> {
     if overrides.is_empty() {
         return Ok(src.to_string());
     }
-    let mut doc: toml_edit::DocumentMut = src
-        .parse()
-        .map_err(|e: toml_edit::TomlError| Error::BadOverride { text: String::new(), message: e.to_string() })?;
+    let mut doc: toml_edit::DocumentMut =
+        src.parse()
+            .map_err(|e: toml_edit::TomlError| Error::BadOverride {
+                text: String::new(),
+                message: e.to_string(),
+            })?;
     for o in overrides {
-        let bad = |message: String| Error::BadOverride { text: o.text.clone(), message };
+        let bad = |message: String| Error::BadOverride {
+            text: o.text.clone(),
+            message,
+        };
         // A value is TOML when it parses as one (`1`, `true`, `"x"`, `[1, 2]`), otherwise a plain string (`90s`).
-        let value: toml_edit::Value = o.value.parse().unwrap_or_else(|_| toml_edit::Value::from(o.value.as_str()));
+        let value: toml_edit::Value = o
+            .value
+            .parse()
+            .unwrap_or_else(|_| toml_edit::Value::from(o.value.as_str()));
         let (last, parents) = o.path.split_last().expect("non-empty path");
         let mut table = doc.as_table_mut() as &mut dyn toml_edit::TableLike;
         for p in parents {
             let entry = table.entry(p).or_insert(toml_edit::table());
             if entry.is_array_of_tables() {
-                return Err(bad(format!("`{p}` is a list of tables; `--set` only reaches keys of plain tables")));
+                return Err(bad(format!(
+                    "`{p}` is a list of tables; `--set` only reaches keys of plain tables"
+                )));
             }
-            table = entry.as_table_like_mut().ok_or_else(|| bad(format!("`{p}` is a value, not a table")))?;
+            table = entry
+                .as_table_like_mut()
+                .ok_or_else(|| bad(format!("`{p}` is a value, not a table")))?;
         }
         table.insert(last, toml_edit::Item::Value(value));
     }
@@ -291,7 +361,10 @@ fn apply_overrides(src: &str, overrides: &[Override]) -> Result<String> {
 
 /// Reads, overrides and validates a workload file.
 pub fn load(path: &Path, overrides: &[Override]) -> Result<Plan> {
-    let src = std::fs::read_to_string(path).map_err(|source| Error::ReadFailed { path: path.to_path_buf(), source })?;
+    let src = std::fs::read_to_string(path).map_err(|source| Error::ReadFailed {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let src = apply_overrides(&src, overrides)?;
     parse(path, &src)
 }
@@ -302,8 +375,15 @@ pub fn parse(path: &Path, src: &str) -> Result<Plan> {
     let root = match DeTable::parse(src) {
         Ok(t) => t,
         Err(e) => {
-            diag.push(e.span(), "", format!("not valid TOML: {}", e.message().trim()), Some("fix the TOML syntax at this place".into()));
-            return Err(Error::Invalid { problems: diag.problems });
+            diag.push(
+                e.span(),
+                "",
+                format!("not valid TOML: {}", e.message().trim()),
+                Some("fix the TOML syntax at this place".into()),
+            );
+            return Err(Error::Invalid {
+                problems: diag.problems,
+            });
         }
     };
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -363,7 +443,9 @@ enum PhaseRaw {
     Http(HttpStep),
 }
 
-const PHASE_KINDS: [&str; 10] = ["idle", "constant", "ramp", "burst", "poisson", "sine", "diurnal", "trace", "repeat", "http"];
+const PHASE_KINDS: [&str; 10] = [
+    "idle", "constant", "ramp", "burst", "poisson", "sine", "diurnal", "trace", "repeat", "http",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -443,10 +525,20 @@ struct RepeatRaw {
     _phases: toml::Value,
 }
 
-fn de_phase(diag: &mut Diagnostics<'_>, v: &Val<'_>, table: &DeTable<'_>, key: &str) -> Option<PhaseRaw> {
+fn de_phase(
+    diag: &mut Diagnostics<'_>,
+    v: &Val<'_>,
+    table: &DeTable<'_>,
+    key: &str,
+) -> Option<PhaseRaw> {
     let kind_v = table.get("kind")?;
     let Some(kind) = kind_v.get_ref().as_str() else {
-        diag.push(Some(kind_v.span()), format!("{key}.kind"), "`kind` must be a string", Some(format!("one of: {}", PHASE_KINDS.join(", "))));
+        diag.push(
+            Some(kind_v.span()),
+            format!("{key}.kind"),
+            "`kind` must be a string",
+            Some(format!("one of: {}", PHASE_KINDS.join(", "))),
+        );
         return None;
     };
     let mut rest = table.clone();
@@ -468,7 +560,12 @@ fn de_phase(diag: &mut Diagnostics<'_>, v: &Val<'_>, table: &DeTable<'_>, key: &
                 Some(n) => format!("did you mean `{n}`? (kinds: {})", PHASE_KINDS.join(", ")),
                 None => format!("use one of: {}", PHASE_KINDS.join(", ")),
             };
-            diag.push(Some(kind_v.span()), format!("{key}.kind"), format!("unknown phase kind `{other}`"), Some(fix));
+            diag.push(
+                Some(kind_v.span()),
+                format!("{key}.kind"),
+                format!("unknown phase kind `{other}`"),
+                Some(fix),
+            );
             None
         }
     }
@@ -487,7 +584,11 @@ fn one() -> f64 {
 pub(crate) type Val<'a> = Spanned<DeValue<'a>>;
 
 /// Deserializes one spanned value, recording any error with its place and the key it belongs to.
-pub(crate) fn de<T: serde::de::DeserializeOwned>(diag: &mut Diagnostics<'_>, v: &Val<'_>, key: &str) -> Option<T> {
+pub(crate) fn de<T: serde::de::DeserializeOwned>(
+    diag: &mut Diagnostics<'_>,
+    v: &Val<'_>,
+    key: &str,
+) -> Option<T> {
     match T::deserialize(toml::de::ValueDeserializer::from(v.clone())) {
         Ok(t) => Some(t),
         Err(e) => {
@@ -523,24 +624,46 @@ fn key_at(v: &Val<'_>, offset: usize) -> Option<String> {
     None
 }
 
-fn resolve(diag: &mut Diagnostics<'_>, root: &DeTable<'_>, base_dir: &Path, path: &Path) -> Option<Plan> {
+fn resolve(
+    diag: &mut Diagnostics<'_>,
+    root: &DeTable<'_>,
+    base_dir: &Path,
+    path: &Path,
+) -> Option<Plan> {
     for (k, v) in root.iter() {
         let key = k.get_ref().as_ref();
         if !TOP_KEYS.contains(&key) {
             let fix = match nearest(key, TOP_KEYS) {
-                Some(n) => format!("did you mean `[{n}]`? (top-level tables: {})", TOP_KEYS.join(", ")),
+                Some(n) => format!(
+                    "did you mean `[{n}]`? (top-level tables: {})",
+                    TOP_KEYS.join(", ")
+                ),
                 None => format!("remove it; top-level tables are {}", TOP_KEYS.join(", ")),
             };
-            diag.push(Some(k.span()), key, format!("unknown top-level key `{key}`"), Some(fix));
+            diag.push(
+                Some(k.span()),
+                key,
+                format!("unknown top-level key `{key}`"),
+                Some(fix),
+            );
         } else if matches!(key, "cluster" | "thresholds") {
             diag.push(
                 Some(k.span()),
                 key,
-                format!("`[{key}]` is reserved for a later version of imagen-load and is not read yet"),
-                Some(format!("remove `[{key}]` for now; the simulator is the only target in this version")),
+                format!(
+                    "`[{key}]` is reserved for a later version of imagen-load and is not read yet"
+                ),
+                Some(format!(
+                    "remove `[{key}]` for now; the simulator is the only target in this version"
+                )),
             );
         } else if key != "stream" && v.get_ref().as_table().is_none() {
-            diag.push(Some(v.span()), key, format!("`{key}` must be a table"), Some(format!("write it as `[{key}]`")));
+            diag.push(
+                Some(v.span()),
+                key,
+                format!("`{key}` must be a table"),
+                Some(format!("write it as `[{key}]`")),
+            );
         }
     }
     let whole = 0..0;
@@ -559,7 +682,12 @@ fn resolve(diag: &mut Diagnostics<'_>, root: &DeTable<'_>, base_dir: &Path, path
             .filter_map(|(i, s)| resolve_stream(diag, s, i + 1, base_dir))
             .collect::<Vec<_>>(),
         Some((span, _)) => {
-            diag.push(Some(span), "stream", "`stream` must be a list of tables", Some("write each stream as `[[stream]]`".into()));
+            diag.push(
+                Some(span),
+                "stream",
+                "`stream` must be a list of tables",
+                Some("write each stream as `[[stream]]`".into()),
+            );
             Vec::new()
         }
         None => {
@@ -567,7 +695,10 @@ fn resolve(diag: &mut Diagnostics<'_>, root: &DeTable<'_>, base_dir: &Path, path
                 Some(whole.clone()),
                 "stream",
                 "the workload has no streams",
-                Some("add at least one `[[stream]]` with a `name` and `[[stream.phase]]` entries".into()),
+                Some(
+                    "add at least one `[[stream]]` with a `name` and `[[stream.phase]]` entries"
+                        .into(),
+                ),
             );
             Vec::new()
         }
@@ -581,12 +712,19 @@ fn resolve(diag: &mut Diagnostics<'_>, root: &DeTable<'_>, base_dir: &Path, path
                     span,
                     format!("stream[{}].name", i + 1),
                     format!("stream name `{}` is already used by stream {first}", s.name),
-                    Some("give every stream its own name (it names the pipeline and its Deployment)".into()),
+                    Some(
+                        "give every stream its own name (it names the pipeline and its Deployment)"
+                            .into(),
+                    ),
                 );
             }
         }
     }
-    let total: f64 = streams.iter().flat_map(|s| &s.phases).map(Phase::expected_messages).sum();
+    let total: f64 = streams
+        .iter()
+        .flat_map(|s| &s.phases)
+        .map(Phase::expected_messages)
+        .sum();
     if total > MAX_MESSAGES_PER_RUN as f64 {
         diag.push(
             None,
@@ -598,11 +736,25 @@ fn resolve(diag: &mut Diagnostics<'_>, root: &DeTable<'_>, base_dir: &Path, path
     let stream_names: Vec<String> = streams.iter().map(|s| s.name.clone()).collect();
     let sim = crate::sim::config::resolve(diag, root.get("sim"), &stream_names, base_dir);
     let name = run.name.clone().unwrap_or_else(|| {
-        path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "workload".into())
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "workload".into())
     });
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || name.is_empty() {
-        let span = root.get("run").and_then(|r| r.get_ref().get("name")).map(|v| v.span());
-        diag.push(span, "run.name", format!("run name `{name}` must be letters, digits, `-` or `_`"), Some("it names the results folder; e.g. `burst-nightly`".into()));
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        || name.is_empty()
+    {
+        let span = root
+            .get("run")
+            .and_then(|r| r.get_ref().get("name"))
+            .map(|v| v.span());
+        diag.push(
+            span,
+            "run.name",
+            format!("run name `{name}` must be letters, digits, `-` or `_`"),
+            Some("it names the results folder; e.g. `burst-nightly`".into()),
+        );
     }
     Some(Plan {
         source: path.to_path_buf(),
@@ -617,10 +769,20 @@ fn resolve(diag: &mut Diagnostics<'_>, root: &DeTable<'_>, base_dir: &Path, path
     })
 }
 
-fn resolve_stream(diag: &mut Diagnostics<'_>, v: &Val<'_>, n: usize, base_dir: &Path) -> Option<StreamPlan> {
+fn resolve_stream(
+    diag: &mut Diagnostics<'_>,
+    v: &Val<'_>,
+    n: usize,
+    base_dir: &Path,
+) -> Option<StreamPlan> {
     let key = format!("stream[{n}]");
     let Some(table) = v.get_ref().as_table() else {
-        diag.push(Some(v.span()), &key, "each stream must be a table", Some("write it as `[[stream]]`".into()));
+        diag.push(
+            Some(v.span()),
+            &key,
+            "each stream must be a table",
+            Some("write it as `[[stream]]`".into()),
+        );
         return None;
     };
     // Deserialize the stream's own keys without its phases, so phase errors are reported phase by phase.
@@ -633,7 +795,12 @@ fn resolve_stream(diag: &mut Diagnostics<'_>, v: &Val<'_>, n: usize, base_dir: &
             resolve_phases(diag, arr.iter(), &format!("{key}.phase"), base_dir)
         }
         Some((span, _)) => {
-            diag.push(Some(span), format!("{key}.phase"), "`phase` must be a non-empty list of tables", Some("write each phase as `[[stream.phase]]` with a `kind`".into()));
+            diag.push(
+                Some(span),
+                format!("{key}.phase"),
+                "`phase` must be a non-empty list of tables",
+                Some("write each phase as `[[stream.phase]]` with a `kind`".into()),
+            );
             None
         }
         None => {
@@ -641,17 +808,30 @@ fn resolve_stream(diag: &mut Diagnostics<'_>, v: &Val<'_>, n: usize, base_dir: &
                 Some(v.span()),
                 format!("{key}.phase"),
                 "the stream has no phases",
-                Some("add `[[stream.phase]]` entries, e.g. `kind = \"burst\"` and `count = 20`".into()),
+                Some(
+                    "add `[[stream.phase]]` entries, e.g. `kind = \"burst\"` and `count = 20`"
+                        .into(),
+                ),
             );
             None
         }
     };
     let raw = raw?;
-    let payload_src = raw.payload.unwrap_or_else(|| r#"{"id":"{{uuid}}","seq":{{seq}}}"#.to_string());
+    let payload_src = raw
+        .payload
+        .unwrap_or_else(|| r#"{"id":"{{uuid}}","seq":{{seq}}}"#.to_string());
     let mut ok = true;
     if payload_src.len() > MAX_PAYLOAD_TEMPLATE_BYTES {
         let span = table.get("payload").map(|p| p.span());
-        diag.push(span, format!("{key}.payload"), format!("the payload template is {} bytes; the limit is {MAX_PAYLOAD_TEMPLATE_BYTES}", payload_src.len()), Some("send a reference (e.g. a GCS URI) instead of the image bytes".into()));
+        diag.push(
+            span,
+            format!("{key}.payload"),
+            format!(
+                "the payload template is {} bytes; the limit is {MAX_PAYLOAD_TEMPLATE_BYTES}",
+                payload_src.len()
+            ),
+            Some("send a reference (e.g. a GCS URI) instead of the image bytes".into()),
+        );
         ok = false;
     }
     let payload = match Template::parse(&payload_src) {
@@ -676,13 +856,31 @@ fn resolve_stream(diag: &mut Diagnostics<'_>, v: &Val<'_>, n: usize, base_dir: &
         }
         if k.starts_with("imagen_load_") {
             let span = table.get("attributes").map(|p| p.span());
-            diag.push(span, format!("{key}.attributes.{k}"), "attributes starting with `imagen_load_` are set by the harness", Some(format!("rename `{k}`")));
+            diag.push(
+                span,
+                format!("{key}.attributes.{k}"),
+                "attributes starting with `imagen_load_` are set by the harness",
+                Some(format!("rename `{k}`")),
+            );
             ok = false;
         }
     }
-    if raw.name.is_empty() || !raw.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if raw.name.is_empty()
+        || !raw
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         let span = table.get("name").map(|p| p.span());
-        diag.push(span, format!("{key}.name"), format!("stream name `{}` must be non-empty letters, digits, `-` or `_`", raw.name), Some("name it after its pipeline, e.g. `upscale`".into()));
+        diag.push(
+            span,
+            format!("{key}.name"),
+            format!(
+                "stream name `{}` must be non-empty letters, digits, `-` or `_`",
+                raw.name
+            ),
+            Some("name it after its pipeline, e.g. `upscale`".into()),
+        );
         ok = false;
     }
     let topic = raw.topic.unwrap_or_else(|| format!("imagen-{}", raw.name));
@@ -690,7 +888,13 @@ fn resolve_stream(diag: &mut Diagnostics<'_>, v: &Val<'_>, n: usize, base_dir: &
     if !ok {
         return None;
     }
-    Some(StreamPlan { name: raw.name, topic, payload: payload?, attributes, phases })
+    Some(StreamPlan {
+        name: raw.name,
+        topic,
+        payload: payload?,
+        attributes,
+        phases,
+    })
 }
 
 fn resolve_phases<'a, 'i: 'a>(
@@ -710,9 +914,19 @@ fn resolve_phases<'a, 'i: 'a>(
     ok.then_some(out)
 }
 
-fn resolve_phase(diag: &mut Diagnostics<'_>, v: &Val<'_>, key: &str, base_dir: &Path) -> Option<Phase> {
+fn resolve_phase(
+    diag: &mut Diagnostics<'_>,
+    v: &Val<'_>,
+    key: &str,
+    base_dir: &Path,
+) -> Option<Phase> {
     let Some(table) = v.get_ref().as_table() else {
-        diag.push(Some(v.span()), key, "a phase must be a table with a `kind`", Some("e.g. `{ kind = \"idle\", duration = \"5m\" }`".into()));
+        diag.push(
+            Some(v.span()),
+            key,
+            "a phase must be a table with a `kind`",
+            Some("e.g. `{ kind = \"idle\", duration = \"5m\" }`".into()),
+        );
         return None;
     };
     if !table.contains_key("kind") {
@@ -734,48 +948,137 @@ fn resolve_phase(diag: &mut Diagnostics<'_>, v: &Val<'_>, key: &str, base_dir: &
     match raw {
         PhaseRaw::Idle(IdleRaw { duration }) => {
             if !positive(duration) {
-                return bad(diag, "duration", "an idle phase must last longer than zero".into(), "write e.g. `duration = \"5m\"`, or remove the phase");
+                return bad(
+                    diag,
+                    "duration",
+                    "an idle phase must last longer than zero".into(),
+                    "write e.g. `duration = \"5m\"`, or remove the phase",
+                );
             }
             Some(Phase::Idle { duration })
         }
-        PhaseRaw::Constant(RateRaw { rate, duration }) | PhaseRaw::Poisson(RateRaw { rate, duration }) => {
+        PhaseRaw::Constant(RateRaw { rate, duration })
+        | PhaseRaw::Poisson(RateRaw { rate, duration }) => {
             let poisson = table.get("kind").and_then(|k| k.get_ref().as_str()) == Some("poisson");
             if rate.per_sec <= 0.0 {
-                return bad(diag, "rate", format!("the rate must be above zero, got {rate}"), "write e.g. `rate = \"10/s\"`, or use an `idle` phase");
+                return bad(
+                    diag,
+                    "rate",
+                    format!("the rate must be above zero, got {rate}"),
+                    "write e.g. `rate = \"10/s\"`, or use an `idle` phase",
+                );
             }
             if !positive(duration) {
-                return bad(diag, "duration", "the phase must last longer than zero".into(), "write e.g. `duration = \"60s\"`");
+                return bad(
+                    diag,
+                    "duration",
+                    "the phase must last longer than zero".into(),
+                    "write e.g. `duration = \"60s\"`",
+                );
             }
-            let arrivals = if poisson { Arrivals::Poisson } else { Arrivals::Even };
-            Some(Phase::Rate { shape: RateShape::Constant(rate), duration, arrivals })
+            let arrivals = if poisson {
+                Arrivals::Poisson
+            } else {
+                Arrivals::Even
+            };
+            Some(Phase::Rate {
+                shape: RateShape::Constant(rate),
+                duration,
+                arrivals,
+            })
         }
-        PhaseRaw::Ramp(RampRaw { from, to, duration, arrivals }) => {
+        PhaseRaw::Ramp(RampRaw {
+            from,
+            to,
+            duration,
+            arrivals,
+        }) => {
             if from.per_sec <= 0.0 && to.per_sec <= 0.0 {
-                return bad(diag, "to", "a ramp from zero to zero sends nothing".into(), "give `to` a rate above zero, or use an `idle` phase");
+                return bad(
+                    diag,
+                    "to",
+                    "a ramp from zero to zero sends nothing".into(),
+                    "give `to` a rate above zero, or use an `idle` phase",
+                );
             }
             if !positive(duration) {
-                return bad(diag, "duration", "the ramp must last longer than zero".into(), "write e.g. `duration = \"2m\"`");
+                return bad(
+                    diag,
+                    "duration",
+                    "the ramp must last longer than zero".into(),
+                    "write e.g. `duration = \"2m\"`",
+                );
             }
-            Some(Phase::Rate { shape: RateShape::Ramp { from, to }, duration, arrivals })
+            Some(Phase::Rate {
+                shape: RateShape::Ramp { from, to },
+                duration,
+                arrivals,
+            })
         }
-        PhaseRaw::Burst(BurstRaw { count, within, spread }) => {
+        PhaseRaw::Burst(BurstRaw {
+            count,
+            within,
+            spread,
+        }) => {
             if count <= 0 {
-                return bad(diag, "count", format!("a burst needs at least one message, got {count}"), "write e.g. `count = 20`");
+                return bad(
+                    diag,
+                    "count",
+                    format!("a burst needs at least one message, got {count}"),
+                    "write e.g. `count = 20`",
+                );
             }
-            Some(Phase::Burst { count: count as u64, within, spread })
+            Some(Phase::Burst {
+                count: count as u64,
+                within,
+                spread,
+            })
         }
-        PhaseRaw::Sine(SineRaw { base, amplitude, period, duration, arrivals }) => {
-            sine(diag, key, &span_of, base, amplitude, period, Micros::ZERO, duration, arrivals)
-        }
-        PhaseRaw::Diurnal(DiurnalRaw { base, amplitude, period, peak, duration, arrivals }) => {
+        PhaseRaw::Sine(SineRaw {
+            base,
+            amplitude,
+            period,
+            duration,
+            arrivals,
+        }) => sine(
+            diag,
+            key,
+            &span_of,
+            base,
+            amplitude,
+            period,
+            Micros::ZERO,
+            duration,
+            arrivals,
+        ),
+        PhaseRaw::Diurnal(DiurnalRaw {
+            base,
+            amplitude,
+            period,
+            peak,
+            duration,
+            arrivals,
+        }) => {
             // sin peaks at a quarter period; shift so that the peak falls at `peak`.
             let p = period.0.max(1);
             let shift = Micros((p / 4 + p - (peak.0 % p)) % p);
-            sine(diag, key, &span_of, base, amplitude, period, shift, duration, arrivals)
+            sine(
+                diag, key, &span_of, base, amplitude, period, shift, duration, arrivals,
+            )
         }
-        PhaseRaw::Trace(TraceRaw { file, time_scale, column, duration }) => {
+        PhaseRaw::Trace(TraceRaw {
+            file,
+            time_scale,
+            column,
+            duration,
+        }) => {
             if !(time_scale.is_finite() && time_scale > 0.0) {
-                return bad(diag, "time_scale", format!("time_scale must be above zero, got {time_scale}"), "1.0 replays in real time; 0.5 twice as fast");
+                return bad(
+                    diag,
+                    "time_scale",
+                    format!("time_scale must be above zero, got {time_scale}"),
+                    "1.0 replays in real time; 0.5 twice as fast",
+                );
             }
             let path = base_dir.join(&file);
             match trace::load(&path, column.as_deref(), time_scale) {
@@ -783,38 +1086,85 @@ fn resolve_phase(diag: &mut Diagnostics<'_>, v: &Val<'_>, key: &str, base_dir: &
                     let last = offsets.last().copied().unwrap_or_default();
                     let d = match duration {
                         Some(d) if d < last => {
-                            return bad(diag, "duration", format!("the trace runs {last} but the phase lasts only {d}"), "remove `duration` or make it longer than the trace");
+                            return bad(
+                                diag,
+                                "duration",
+                                format!("the trace runs {last} but the phase lasts only {d}"),
+                                "remove `duration` or make it longer than the trace",
+                            );
                         }
                         Some(d) => d,
                         None => Micros(last.0 + 1),
                     };
-                    Some(Phase::Trace { file: path, offsets, duration: d })
+                    Some(Phase::Trace {
+                        file: path,
+                        offsets,
+                        duration: d,
+                    })
                 }
-                Err(e) => bad(diag, "file", e, "the path is relative to the workload file; fix the file or the path"),
+                Err(e) => bad(
+                    diag,
+                    "file",
+                    e,
+                    "the path is relative to the workload file; fix the file or the path",
+                ),
             }
         }
         PhaseRaw::Repeat(RepeatRaw { times, .. }) => {
             if times <= 0 {
-                return bad(diag, "times", format!("`times` must be at least 1, got {times}"), "write e.g. `times = 3`");
+                return bad(
+                    diag,
+                    "times",
+                    format!("`times` must be at least 1, got {times}"),
+                    "write e.g. `times = 3`",
+                );
             }
             let Some(DeValue::Array(arr)) = table.get("phases").map(|p| p.get_ref()) else {
-                return bad(diag, "phases", "`phases` must be a list of phases".into(), "write `phases = [ { kind = \"burst\", count = 10 }, ... ]`");
+                return bad(
+                    diag,
+                    "phases",
+                    "`phases` must be a list of phases".into(),
+                    "write `phases = [ { kind = \"burst\", count = 10 }, ... ]`",
+                );
             };
             if arr.is_empty() {
-                return bad(diag, "phases", "`phases` is empty".into(), "list the phases to repeat");
+                return bad(
+                    diag,
+                    "phases",
+                    "`phases` is empty".into(),
+                    "list the phases to repeat",
+                );
             }
             let phases = resolve_phases(diag, arr.iter(), &format!("{key}.phases"), base_dir)?;
-            Some(Phase::Repeat { times: times as u32, phases })
+            Some(Phase::Repeat {
+                times: times as u32,
+                phases,
+            })
         }
         PhaseRaw::Http(step) => {
             if !(step.url.starts_with("http://") || step.url.starts_with("https://")) {
-                return bad(diag, "url", format!("`{}` is not an http(s) URL", step.url), "write e.g. `url = \"http://127.0.0.1:8080/warmup\"`");
+                return bad(
+                    diag,
+                    "url",
+                    format!("`{}` is not an http(s) URL", step.url),
+                    "write e.g. `url = \"http://127.0.0.1:8080/warmup\"`",
+                );
             }
             if step.method.parse::<reqwest::Method>().is_err() {
-                return bad(diag, "method", format!("`{}` is not an HTTP method", step.method), "use GET, POST, PUT, ...");
+                return bad(
+                    diag,
+                    "method",
+                    format!("`{}` is not an HTTP method", step.method),
+                    "use GET, POST, PUT, ...",
+                );
             }
             if step.timeout.0 == 0 {
-                return bad(diag, "timeout", "the timeout must be above zero".into(), "write e.g. `timeout = \"10s\"`");
+                return bad(
+                    diag,
+                    "timeout",
+                    "the timeout must be above zero".into(),
+                    "write e.g. `timeout = \"10s\"`",
+                );
             }
             Some(Phase::Http(step))
         }
@@ -833,20 +1183,43 @@ fn sine(
     duration: Micros,
     arrivals: Arrivals,
 ) -> Option<Phase> {
-    let mut push = |k: &str, msg: String, fix: &str| diag.push(span_of(k), format!("{key}.{k}"), msg, Some(fix.into()));
+    let mut push = |k: &str, msg: String, fix: &str| {
+        diag.push(span_of(k), format!("{key}.{k}"), msg, Some(fix.into()))
+    };
     if base.per_sec <= 0.0 {
-        push("base", format!("the base rate must be above zero, got {base}"), "write e.g. `base = \"5/s\"`");
+        push(
+            "base",
+            format!("the base rate must be above zero, got {base}"),
+            "write e.g. `base = \"5/s\"`",
+        );
         return None;
     }
     if amplitude.per_sec > base.per_sec {
-        push("amplitude", format!("amplitude {amplitude} exceeds base {base}: the rate would go below zero"), "make `amplitude` at most `base`");
+        push(
+            "amplitude",
+            format!("amplitude {amplitude} exceeds base {base}: the rate would go below zero"),
+            "make `amplitude` at most `base`",
+        );
         return None;
     }
     if period.0 == 0 || duration.0 == 0 {
-        push(if period.0 == 0 { "period" } else { "duration" }, "must be longer than zero".into(), "write e.g. `\"24h\"`");
+        push(
+            if period.0 == 0 { "period" } else { "duration" },
+            "must be longer than zero".into(),
+            "write e.g. `\"24h\"`",
+        );
         return None;
     }
-    Some(Phase::Rate { shape: RateShape::Sine { base, amplitude, period, shift }, duration, arrivals })
+    Some(Phase::Rate {
+        shape: RateShape::Sine {
+            base,
+            amplitude,
+            period,
+            shift,
+        },
+        duration,
+        arrivals,
+    })
 }
 
 #[cfg(test)]
@@ -874,7 +1247,9 @@ mod tests {
 
     #[test]
     fn unknown_phase_key_has_line_column_and_suggestion() {
-        let p = problems("[[stream]]\nname = \"a\"\n[[stream.phase]]\nkind = \"constant\"\nrte = \"10/s\"\nduration = \"60s\"\n");
+        let p = problems(
+            "[[stream]]\nname = \"a\"\n[[stream.phase]]\nkind = \"constant\"\nrte = \"10/s\"\nduration = \"60s\"\n",
+        );
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!((p[0].line, p[0].column), (5, 1), "{}", p[0]);
         assert!(p[0].key.ends_with("rte"), "{}", p[0]);
@@ -891,7 +1266,10 @@ mod tests {
 
     #[test]
     fn ramp_inverse_matches_cumulative() {
-        let s = RateShape::Ramp { from: Rate { per_sec: 2.0 }, to: Rate { per_sec: 10.0 } };
+        let s = RateShape::Ramp {
+            from: Rate { per_sec: 2.0 },
+            to: Rate { per_sec: 10.0 },
+        };
         for k in [0.0, 1.0, 50.0, 359.0] {
             let t = s.inverse(k, 60.0);
             assert!((s.cumulative(t, 60.0) - k).abs() < 1e-6);

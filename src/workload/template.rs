@@ -45,16 +45,22 @@ impl Template {
                 parts.push(Part::Text(rest[..open].to_string()));
             }
             let after = &rest[open + 2..];
-            let close = after
-                .find("}}")
-                .ok_or_else(|| format!("`{{{{` at byte {} is never closed with `}}}}`", text.len() - rest.len() + open))?;
+            let close = after.find("}}").ok_or_else(|| {
+                format!(
+                    "`{{{{` at byte {} is never closed with `}}}}`",
+                    text.len() - rest.len() + open
+                )
+            })?;
             parts.push(parse_placeholder(after[..close].trim())?);
             rest = &after[close + 2..];
         }
         if !rest.is_empty() {
             parts.push(Part::Text(rest.to_string()));
         }
-        Ok(Template { parts, source: text.to_string() })
+        Ok(Template {
+            parts,
+            source: text.to_string(),
+        })
     }
 
     pub fn source(&self) -> &str {
@@ -70,26 +76,45 @@ impl Template {
                 Part::Seq => write!(out, "{}", ctx.seq).expect("write to String"),
                 Part::Uuid => {
                     let bytes: [u8; 16] = rng.random();
-                    write!(out, "{}", uuid::Builder::from_random_bytes(bytes).into_uuid()).expect("write to String")
+                    write!(
+                        out,
+                        "{}",
+                        uuid::Builder::from_random_bytes(bytes).into_uuid()
+                    )
+                    .expect("write to String")
                 }
                 Part::Stream => out.push_str(ctx.stream),
                 Part::Run => out.push_str(ctx.run_id),
                 Part::IntendedUs => write!(out, "{}", ctx.intended_us).expect("write to String"),
                 Part::Choice(options) => out.push_str(&options[rng.random_range(0..options.len())]),
-                Part::Int(lo, hi) => write!(out, "{}", rng.random_range(*lo..=*hi)).expect("write to String"),
+                Part::Int(lo, hi) => {
+                    write!(out, "{}", rng.random_range(*lo..=*hi)).expect("write to String")
+                }
             }
         }
         out
     }
 }
 
-const PLACEHOLDERS: [&str; 7] = ["seq", "uuid", "stream", "run", "intended_us", "choice", "int"];
+const PLACEHOLDERS: [&str; 7] = [
+    "seq",
+    "uuid",
+    "stream",
+    "run",
+    "intended_us",
+    "choice",
+    "int",
+];
 
 fn parse_placeholder(inner: &str) -> Result<Part, String> {
     let (name, args) = inner.split_once(char::is_whitespace).unwrap_or((inner, ""));
     let args = args.trim();
     let no_args = |p: Part| {
-        if args.is_empty() { Ok(p) } else { Err(format!("`{{{{{name}}}}}` takes no arguments")) }
+        if args.is_empty() {
+            Ok(p)
+        } else {
+            Err(format!("`{{{{{name}}}}}` takes no arguments"))
+        }
     };
     match name {
         "seq" => no_args(Part::Seq),
@@ -109,7 +134,9 @@ fn parse_placeholder(inner: &str) -> Result<Part, String> {
             let parsed: Option<Vec<i64>> = nums.iter().map(|n| n.parse().ok()).collect();
             match parsed.as_deref() {
                 Some([lo, hi]) if lo <= hi => Ok(Part::Int(*lo, *hi)),
-                _ => Err(format!("`{{{{int {args}}}}}`: write `{{{{int LO HI}}}}` with LO <= HI, e.g. `{{{{int 1 100}}}}`")),
+                _ => Err(format!(
+                    "`{{{{int {args}}}}}`: write `{{{{int LO HI}}}}` with LO <= HI, e.g. `{{{{int 1 100}}}}`"
+                )),
             }
         }
         other => {
@@ -128,14 +155,26 @@ mod tests {
     use super::*;
 
     fn ctx(seq: u64, seed: u64) -> RenderContext<'static> {
-        RenderContext { stream: "upscale", run_id: "r1", seq, intended_us: 5, seed }
+        RenderContext {
+            stream: "upscale",
+            run_id: "r1",
+            seq,
+            intended_us: 5,
+            seed,
+        }
     }
 
     #[test]
     fn renders_placeholders() {
-        let t = Template::parse(r#"{"seq": {{seq}}, "s": "{{stream}}", "size": {{choice 512|1024}}, "n": {{int 3 3}}}"#).unwrap();
+        let t = Template::parse(
+            r#"{"seq": {{seq}}, "s": "{{stream}}", "size": {{choice 512|1024}}, "n": {{int 3 3}}}"#,
+        )
+        .unwrap();
         let out = t.render(&ctx(7, 1));
-        assert!(out.starts_with(r#"{"seq": 7, "s": "upscale", "size": "#), "{out}");
+        assert!(
+            out.starts_with(r#"{"seq": 7, "s": "upscale", "size": "#),
+            "{out}"
+        );
         assert!(out.ends_with(r#""n": 3}"#), "{out}");
     }
 
@@ -149,8 +188,16 @@ mod tests {
 
     #[test]
     fn bad_placeholders_explain_themselves() {
-        assert!(Template::parse("{{sequ}}").unwrap_err().contains("did you mean `{{seq}}`"));
-        assert!(Template::parse("{{seq").unwrap_err().contains("never closed"));
+        assert!(
+            Template::parse("{{sequ}}")
+                .unwrap_err()
+                .contains("did you mean `{{seq}}`")
+        );
+        assert!(
+            Template::parse("{{seq")
+                .unwrap_err()
+                .contains("never closed")
+        );
         assert!(Template::parse("{{int 5 1}}").is_err());
         assert!(Template::parse("{{choice}}").is_err());
     }

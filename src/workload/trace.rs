@@ -9,9 +9,17 @@ use std::path::Path;
 pub const MAX_TRACE_ROWS: usize = 50_000_000;
 
 pub fn load(path: &Path, column: Option<&str>, time_scale: f64) -> Result<Vec<Micros>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open trace `{}`: {e}", path.display()))?;
-    let is_jsonl = matches!(path.extension().and_then(|e| e.to_str()), Some("jsonl" | "ndjson" | "json"));
-    let raw = if is_jsonl { read_jsonl(path, file, column.unwrap_or("t"))? } else { read_csv(path, file, column)? };
+    let file = std::fs::File::open(path)
+        .map_err(|e| format!("cannot open trace `{}`: {e}", path.display()))?;
+    let is_jsonl = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("jsonl" | "ndjson" | "json")
+    );
+    let raw = if is_jsonl {
+        read_jsonl(path, file, column.unwrap_or("t"))?
+    } else {
+        read_csv(path, file, column)?
+    };
     if raw.is_empty() {
         return Err(format!("trace `{}` has no rows", path.display()));
     }
@@ -33,11 +41,21 @@ pub fn load(path: &Path, column: Option<&str>, time_scale: f64) -> Result<Vec<Mi
 
 fn value_seconds(text: &str) -> Option<f64> {
     let t = text.trim();
-    t.parse::<f64>().ok().filter(|v| v.is_finite()).or_else(|| parse_duration(t).ok().map(Micros::as_secs_f64))
+    t.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .or_else(|| parse_duration(t).ok().map(Micros::as_secs_f64))
 }
 
-fn read_csv(path: &Path, file: std::fs::File, column: Option<&str>) -> Result<Vec<(usize, f64)>, String> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(std::io::BufReader::new(file));
+fn read_csv(
+    path: &Path,
+    file: std::fs::File,
+    column: Option<&str>,
+) -> Result<Vec<(usize, f64)>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(std::io::BufReader::new(file));
     let mut out = Vec::new();
     let mut col = 0usize;
     for (i, rec) in reader.records().enumerate() {
@@ -51,7 +69,10 @@ fn read_csv(path: &Path, file: std::fs::File, column: Option<&str>) -> Result<Ve
                 continue;
             }
             if column.is_some() {
-                return Err(format!("trace `{}` has no column `{wanted}` in its header", path.display()));
+                return Err(format!(
+                    "trace `{}` has no column `{wanted}` in its header",
+                    path.display()
+                ));
             }
             if rec.get(0).and_then(value_seconds).is_none() {
                 continue; // a header without a `t` column: use the first column
@@ -61,7 +82,10 @@ fn read_csv(path: &Path, file: std::fs::File, column: Option<&str>) -> Result<Ve
         let t = value_seconds(cell).ok_or_else(|| format!("trace `{}` line {line}: `{cell}` is not a time (seconds or a duration like `1.5s`)", path.display()))?;
         out.push((line, t));
         if out.len() > MAX_TRACE_ROWS {
-            return Err(format!("trace `{}` has more than {MAX_TRACE_ROWS} rows", path.display()));
+            return Err(format!(
+                "trace `{}` has more than {MAX_TRACE_ROWS} rows",
+                path.display()
+            ));
         }
     }
     Ok(out)
@@ -76,16 +100,25 @@ fn read_jsonl(path: &Path, file: std::fs::File, field: &str) -> Result<Vec<(usiz
         if line.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| format!("trace `{}` line {n}: not JSON ({e})", path.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| format!("trace `{}` line {n}: not JSON ({e})", path.display()))?;
         let t = match v.get(field) {
             Some(serde_json::Value::Number(x)) => x.as_f64(),
             Some(serde_json::Value::String(s)) => value_seconds(s),
             _ => None,
         }
-        .ok_or_else(|| format!("trace `{}` line {n}: no time in field `{field}`", path.display()))?;
+        .ok_or_else(|| {
+            format!(
+                "trace `{}` line {n}: no time in field `{field}`",
+                path.display()
+            )
+        })?;
         out.push((n, t));
         if out.len() > MAX_TRACE_ROWS {
-            return Err(format!("trace `{}` has more than {MAX_TRACE_ROWS} rows", path.display()));
+            return Err(format!(
+                "trace `{}` has more than {MAX_TRACE_ROWS} rows",
+                path.display()
+            ));
         }
     }
     Ok(out)

@@ -1,0 +1,20 @@
+//! The simulator on a simulated day of the four pipelines (~100,000 messages, workloads/diurnal.toml):
+//! wall time for the whole day, and simulated events per second.
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::path::Path;
+
+fn bench(c: &mut Criterion) {
+    let plan = imagen_load::workload::load(Path::new("workloads/diurnal.toml"), &[]).unwrap();
+    let items = imagen_load::schedule::build(&plan);
+    let events = imagen_load::sim::simulate(&plan, &items, |_| {}).events;
+    let mut g = c.benchmark_group("sim");
+    g.throughput(Throughput::Elements(events));
+    g.bench_function(
+        format!("diurnal_day_{}_messages_{}_events", items.len(), events),
+        |b| b.iter(|| imagen_load::sim::simulate(&plan, &items, |e| drop(std::hint::black_box(e)))),
+    );
+    g.finish();
+}
+
+criterion_group! { name = benches; config = Criterion::default().sample_size(10); targets = bench }
+criterion_main!(benches);

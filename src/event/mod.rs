@@ -1,0 +1,440 @@
+//! The one event vocabulary. Every observation (scheduled, published, completed, pod/node/image/model phases,
+//! replicas, backlog) is an [`Event`]: a time in microseconds since the run started, the source that saw it, and
+//! what was seen. The simulator, the Pub/Sub tracker and the Kubernetes watchers are only producers of these;
+//! analysis is a pure function of a list of them. `events.jsonl` holds one per line.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the event format, written in the `run_started` header of every log.
+pub const EVENT_LOG_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The harness itself (pacer, publisher, run lifecycle).
+    Harness,
+    /// The built-in simulator.
+    Sim,
+    Pubsub,
+    Kube,
+    Worker,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "wire::Wire")]
+pub struct Event {
+    /// Observed time, microseconds since the run started (the run's time zero is the pacer's origin).
+    pub t_us: u64,
+    pub source: Source,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Identifies a message: its stream and its sequence number in that stream (from 0).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MsgId {
+    pub stream: String,
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    RunStarted {
+        log_version: u32,
+        run_id: String,
+        workload: String,
+        seed: u64,
+        target: String,
+        /// Wall-clock time of t_us = 0, microseconds since the Unix epoch; 0 for simulated runs (virtual time).
+        wall_clock_start_unix_us: u64,
+        streams: Vec<String>,
+        /// Messages intended after this offset are still in the statistics; before it, excluded (warm-up).
+        warmup_us: u64,
+        /// Messages not completed by this offset are lost.
+        deadline_us: u64,
+        /// Price per GPU-hour used for cost (so cost can be re-analysed from the log alone).
+        price_per_gpu_hour_usd: f64,
+    },
+    RunFinished {
+        interrupted: bool,
+    },
+    // ---- messages
+    Scheduled {
+        #[serde(flatten)]
+        id: MsgId,
+        intended_us: u64,
+    },
+    /// Stamped when Pub/Sub acknowledged the publish.
+    Published {
+        #[serde(flatten)]
+        id: MsgId,
+        /// Actual send − intended send: the generator's own lag.
+        lateness_us: u64,
+        server_id: Option<String>,
+    },
+    PublishFailed {
+        #[serde(flatten)]
+        id: MsgId,
+        error: String,
+    },
+    /// A worker received the message (a pull delivery). `attempt` counts from 1.
+    Delivered {
+        #[serde(flatten)]
+        id: MsgId,
+        pod: String,
+        attempt: u32,
+    },
+    Completed {
+        #[serde(flatten)]
+        id: MsgId,
+        pod: String,
+        /// Worker-reported timestamps (µs since run start on the worker's clock), where the worker reports them.
+        received_us: Option<u64>,
+        processing_start_us: Option<u64>,
+        processing_end_us: Option<u64>,
+    },
+    Duplicate {
+        #[serde(flatten)]
+        id: MsgId,
+        pod: String,
+    },
+    Lost {
+        #[serde(flatten)]
+        id: MsgId,
+    },
+    HttpCalled {
+        stream: String,
+        step: u32,
+        method: String,
+        url: String,
+        intended_us: u64,
+        status: Option<u16>,
+        error: Option<String>,
+        response_time_us: u64,
+        simulated: bool,
+    },
+    // ---- queue and scaling
+    Backlog {
+        subscription: String,
+        depth: u64,
+    },
+    /// The value KEDA/HPA read for the scaler's metric at this time (after sampling and lag).
+    MetricRead {
+        scaled_object: String,
+        value: f64,
+    },
+    ScalerActive {
+        scaled_object: String,
+        active: bool,
+    },
+    Replicas {
+        deployment: String,
+        desired: u32,
+        ready: u32,
+    },
+    // ---- pods
+    PodCreated {
+        pod: String,
+        deployment: String,
+        /// Present before the run started (initial state); not a cold start.
+        preexisting: bool,
+    },
+    PodUnschedulable {
+        pod: String,
+        reason: String,
+    },
+    ScaleUpTriggered {
+        node_group: String,
+        from: u32,
+        to: u32,
+    },
+    PodScheduled {
+        pod: String,
+        node: String,
+    },
+    ImagePulling {
+        pod: String,
+        image: String,
+    },
+    ImagePulled {
+        pod: String,
+        image: String,
+        /// The kubelet-reported pull time (0 when cached).
+        duration_us: u64,
+        bytes: Option<u64>,
+        cached: bool,
+    },
+    ContainerStarted {
+        pod: String,
+    },
+    ModelLoaded {
+        pod: String,
+        /// Worker-reported load time, where known.
+        duration_us: Option<u64>,
+    },
+    PodReady {
+        pod: String,
+    },
+    PodDeleted {
+        pod: String,
+    },
+    // ---- nodes
+    NodeCreated {
+        node: String,
+        pool: String,
+        gpus: u32,
+        preexisting: bool,
+    },
+    NodeReady {
+        node: String,
+    },
+    GpuAllocatable {
+        node: String,
+        gpus: u32,
+    },
+    NodeDeleted {
+        node: String,
+    },
+    /// Simulator ground truth of one pod's cold start, for tests that compare analysis with truth.
+    SimPodTruth {
+        pod: String,
+        phases: PodPhaseTruth,
+    },
+}
+
+/// Exact per-pod phase durations known to the simulator (µs); `None` where the phase did not apply.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PodPhaseTruth {
+    pub node_provisioning_us: u64,
+    pub image_pull_us: u64,
+    pub container_start_us: u64,
+    pub model_load_us: u64,
+    pub ready_us: u64,
+}
+
+mod wire;
+
+impl Event {
+    pub fn new(t_us: u64, source: Source, kind: EventKind) -> Self {
+        Event { t_us, source, kind }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(seq: u64) -> MsgId {
+        MsgId {
+            stream: "upscale".into(),
+            seq,
+        }
+    }
+
+    /// One of every kind, with optional fields both present and absent.
+    pub(crate) fn every_kind() -> Vec<EventKind> {
+        vec![
+            EventKind::RunStarted {
+                log_version: EVENT_LOG_VERSION,
+                run_id: "r".into(),
+                workload: "w".into(),
+                seed: 3,
+                target: "sim".into(),
+                wall_clock_start_unix_us: 1,
+                streams: vec!["upscale".into(), "comic".into()],
+                warmup_us: 2,
+                deadline_us: 4,
+                price_per_gpu_hour_usd: 0.48,
+            },
+            EventKind::RunFinished { interrupted: true },
+            EventKind::Scheduled {
+                id: id(1),
+                intended_us: 5,
+            },
+            EventKind::Published {
+                id: id(1),
+                lateness_us: 6,
+                server_id: Some("s".into()),
+            },
+            EventKind::Published {
+                id: id(2),
+                lateness_us: 0,
+                server_id: None,
+            },
+            EventKind::PublishFailed {
+                id: id(3),
+                error: "e".into(),
+            },
+            EventKind::Delivered {
+                id: id(1),
+                pod: "p".into(),
+                attempt: 2,
+            },
+            EventKind::Completed {
+                id: id(1),
+                pod: "p".into(),
+                received_us: Some(1),
+                processing_start_us: Some(2),
+                processing_end_us: Some(3),
+            },
+            EventKind::Completed {
+                id: id(2),
+                pod: "p".into(),
+                received_us: None,
+                processing_start_us: None,
+                processing_end_us: None,
+            },
+            EventKind::Duplicate {
+                id: id(1),
+                pod: "p".into(),
+            },
+            EventKind::Lost { id: id(4) },
+            EventKind::HttpCalled {
+                stream: "upscale".into(),
+                step: 1,
+                method: "POST".into(),
+                url: "http://127.0.0.1/warmup".into(),
+                intended_us: 7,
+                status: Some(202),
+                error: None,
+                response_time_us: 8,
+                simulated: false,
+            },
+            EventKind::Backlog {
+                subscription: "s".into(),
+                depth: 9,
+            },
+            EventKind::MetricRead {
+                scaled_object: "o".into(),
+                value: 1.5,
+            },
+            EventKind::ScalerActive {
+                scaled_object: "o".into(),
+                active: true,
+            },
+            EventKind::Replicas {
+                deployment: "d".into(),
+                desired: 2,
+                ready: 1,
+            },
+            EventKind::PodCreated {
+                pod: "p".into(),
+                deployment: "d".into(),
+                preexisting: false,
+            },
+            EventKind::PodUnschedulable {
+                pod: "p".into(),
+                reason: "r".into(),
+            },
+            EventKind::ScaleUpTriggered {
+                node_group: "g".into(),
+                from: 0,
+                to: 2,
+            },
+            EventKind::PodScheduled {
+                pod: "p".into(),
+                node: "n".into(),
+            },
+            EventKind::ImagePulling {
+                pod: "p".into(),
+                image: "i".into(),
+            },
+            EventKind::ImagePulled {
+                pod: "p".into(),
+                image: "i".into(),
+                duration_us: 10,
+                bytes: Some(11),
+                cached: false,
+            },
+            EventKind::ImagePulled {
+                pod: "p".into(),
+                image: "i".into(),
+                duration_us: 0,
+                bytes: None,
+                cached: true,
+            },
+            EventKind::ContainerStarted { pod: "p".into() },
+            EventKind::ModelLoaded {
+                pod: "p".into(),
+                duration_us: Some(12),
+            },
+            EventKind::ModelLoaded {
+                pod: "p".into(),
+                duration_us: None,
+            },
+            EventKind::PodReady { pod: "p".into() },
+            EventKind::PodDeleted { pod: "p".into() },
+            EventKind::NodeCreated {
+                node: "n".into(),
+                pool: "g".into(),
+                gpus: 1,
+                preexisting: true,
+            },
+            EventKind::NodeReady { node: "n".into() },
+            EventKind::GpuAllocatable {
+                node: "n".into(),
+                gpus: 1,
+            },
+            EventKind::NodeDeleted { node: "n".into() },
+            EventKind::SimPodTruth {
+                pod: "p".into(),
+                phases: PodPhaseTruth {
+                    node_provisioning_us: 1,
+                    image_pull_us: 2,
+                    container_start_us: 3,
+                    model_load_us: 4,
+                    ready_us: 5,
+                },
+            },
+        ]
+    }
+
+    #[test]
+    fn events_round_trip_as_flat_json() {
+        let e = Event::new(
+            5,
+            Source::Sim,
+            EventKind::Published {
+                id: id(3),
+                lateness_us: 0,
+                server_id: None,
+            },
+        );
+        let line = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            line,
+            r#"{"t_us":5,"source":"sim","event":"published","stream":"upscale","seq":3,"lateness_us":0,"server_id":null}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), e);
+    }
+
+    /// The fast reader (a flat wire struct) and the derived writer agree on every kind.
+    #[test]
+    fn every_kind_round_trips() {
+        for (i, kind) in every_kind().into_iter().enumerate() {
+            let e = Event::new(i as u64, Source::Kube, kind);
+            let line = serde_json::to_string(&e).unwrap();
+            assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), e, "{line}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_missing_ones_named() {
+        let e: Event = serde_json::from_str(
+            r#"{"t_us":1,"source":"kube","event":"pod_ready","pod":"p","extra":1}"#,
+        )
+        .unwrap();
+        assert_eq!(e.kind, EventKind::PodReady { pod: "p".into() });
+        let err =
+            serde_json::from_str::<Event>(r#"{"t_us":1,"source":"kube","event":"pod_ready"}"#)
+                .unwrap_err();
+        assert!(err.to_string().contains("`pod`"), "{err}");
+        assert!(
+            serde_json::from_str::<Event>(
+                r#"{"t_us":1,"source":"kube","event":"pod_exploded","pod":"p"}"#
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,252 @@
+//! Reading events fast: every event is read into one flat struct of optional fields and then checked into its
+//! kind. The derived reader for `#[serde(flatten)]` + an internally tagged enum buffers each line several times
+//! and was most of `analyze`'s time on large logs. Unknown fields are ignored, so newer logs still read.
+
+use super::{Event, EventKind, MsgId, PodPhaseTruth, Source};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum Tag {
+    RunStarted,
+    RunFinished,
+    Scheduled,
+    Published,
+    PublishFailed,
+    Delivered,
+    Completed,
+    Duplicate,
+    Lost,
+    HttpCalled,
+    Backlog,
+    MetricRead,
+    ScalerActive,
+    Replicas,
+    PodCreated,
+    PodUnschedulable,
+    ScaleUpTriggered,
+    PodScheduled,
+    ImagePulling,
+    ImagePulled,
+    ContainerStarted,
+    ModelLoaded,
+    PodReady,
+    PodDeleted,
+    NodeCreated,
+    NodeReady,
+    GpuAllocatable,
+    NodeDeleted,
+    SimPodTruth,
+}
+
+#[derive(Deserialize)]
+pub(super) struct Wire {
+    t_us: u64,
+    source: Source,
+    event: Tag,
+    log_version: Option<u32>,
+    run_id: Option<String>,
+    workload: Option<String>,
+    seed: Option<u64>,
+    target: Option<String>,
+    wall_clock_start_unix_us: Option<u64>,
+    streams: Option<Vec<String>>,
+    warmup_us: Option<u64>,
+    deadline_us: Option<u64>,
+    price_per_gpu_hour_usd: Option<f64>,
+    interrupted: Option<bool>,
+    stream: Option<String>,
+    seq: Option<u64>,
+    intended_us: Option<u64>,
+    lateness_us: Option<u64>,
+    server_id: Option<String>,
+    error: Option<String>,
+    pod: Option<String>,
+    attempt: Option<u32>,
+    received_us: Option<u64>,
+    processing_start_us: Option<u64>,
+    processing_end_us: Option<u64>,
+    step: Option<u32>,
+    method: Option<String>,
+    url: Option<String>,
+    status: Option<u16>,
+    response_time_us: Option<u64>,
+    simulated: Option<bool>,
+    subscription: Option<String>,
+    depth: Option<u64>,
+    scaled_object: Option<String>,
+    value: Option<f64>,
+    active: Option<bool>,
+    deployment: Option<String>,
+    desired: Option<u32>,
+    ready: Option<u32>,
+    preexisting: Option<bool>,
+    reason: Option<String>,
+    node_group: Option<String>,
+    from: Option<u32>,
+    to: Option<u32>,
+    node: Option<String>,
+    image: Option<String>,
+    duration_us: Option<u64>,
+    bytes: Option<u64>,
+    cached: Option<bool>,
+    pool: Option<String>,
+    gpus: Option<u32>,
+    phases: Option<PodPhaseTruth>,
+}
+
+fn req<T>(v: Option<T>, field: &str) -> Result<T, String> {
+    v.ok_or_else(|| format!("missing field `{field}`"))
+}
+
+impl TryFrom<Wire> for Event {
+    type Error = String;
+
+    fn try_from(w: Wire) -> Result<Event, String> {
+        macro_rules! r {
+            ($f:ident) => {
+                req(w.$f, stringify!($f))?
+            };
+        }
+        let id = |stream: Option<String>, seq: Option<u64>| -> Result<MsgId, String> {
+            Ok(MsgId {
+                stream: req(stream, "stream")?,
+                seq: req(seq, "seq")?,
+            })
+        };
+        let kind = match w.event {
+            Tag::RunStarted => EventKind::RunStarted {
+                log_version: r!(log_version),
+                run_id: r!(run_id),
+                workload: r!(workload),
+                seed: r!(seed),
+                target: r!(target),
+                wall_clock_start_unix_us: r!(wall_clock_start_unix_us),
+                streams: r!(streams),
+                warmup_us: r!(warmup_us),
+                deadline_us: r!(deadline_us),
+                price_per_gpu_hour_usd: r!(price_per_gpu_hour_usd),
+            },
+            Tag::RunFinished => EventKind::RunFinished {
+                interrupted: r!(interrupted),
+            },
+            Tag::Scheduled => EventKind::Scheduled {
+                intended_us: r!(intended_us),
+                id: id(w.stream, w.seq)?,
+            },
+            Tag::Published => EventKind::Published {
+                lateness_us: r!(lateness_us),
+                server_id: w.server_id,
+                id: id(w.stream, w.seq)?,
+            },
+            Tag::PublishFailed => EventKind::PublishFailed {
+                error: r!(error),
+                id: id(w.stream, w.seq)?,
+            },
+            Tag::Delivered => EventKind::Delivered {
+                pod: r!(pod),
+                attempt: r!(attempt),
+                id: id(w.stream, w.seq)?,
+            },
+            Tag::Completed => EventKind::Completed {
+                pod: r!(pod),
+                received_us: w.received_us,
+                processing_start_us: w.processing_start_us,
+                processing_end_us: w.processing_end_us,
+                id: id(w.stream, w.seq)?,
+            },
+            Tag::Duplicate => EventKind::Duplicate {
+                pod: r!(pod),
+                id: id(w.stream, w.seq)?,
+            },
+            Tag::Lost => EventKind::Lost {
+                id: id(w.stream, w.seq)?,
+            },
+            Tag::HttpCalled => EventKind::HttpCalled {
+                stream: r!(stream),
+                step: r!(step),
+                method: r!(method),
+                url: r!(url),
+                intended_us: r!(intended_us),
+                status: w.status,
+                error: w.error,
+                response_time_us: r!(response_time_us),
+                simulated: r!(simulated),
+            },
+            Tag::Backlog => EventKind::Backlog {
+                subscription: r!(subscription),
+                depth: r!(depth),
+            },
+            Tag::MetricRead => EventKind::MetricRead {
+                scaled_object: r!(scaled_object),
+                value: r!(value),
+            },
+            Tag::ScalerActive => EventKind::ScalerActive {
+                scaled_object: r!(scaled_object),
+                active: r!(active),
+            },
+            Tag::Replicas => EventKind::Replicas {
+                deployment: r!(deployment),
+                desired: r!(desired),
+                ready: r!(ready),
+            },
+            Tag::PodCreated => EventKind::PodCreated {
+                pod: r!(pod),
+                deployment: r!(deployment),
+                preexisting: r!(preexisting),
+            },
+            Tag::PodUnschedulable => EventKind::PodUnschedulable {
+                pod: r!(pod),
+                reason: r!(reason),
+            },
+            Tag::ScaleUpTriggered => EventKind::ScaleUpTriggered {
+                node_group: r!(node_group),
+                from: r!(from),
+                to: r!(to),
+            },
+            Tag::PodScheduled => EventKind::PodScheduled {
+                pod: r!(pod),
+                node: r!(node),
+            },
+            Tag::ImagePulling => EventKind::ImagePulling {
+                pod: r!(pod),
+                image: r!(image),
+            },
+            Tag::ImagePulled => EventKind::ImagePulled {
+                pod: r!(pod),
+                image: r!(image),
+                duration_us: r!(duration_us),
+                bytes: w.bytes,
+                cached: r!(cached),
+            },
+            Tag::ContainerStarted => EventKind::ContainerStarted { pod: r!(pod) },
+            Tag::ModelLoaded => EventKind::ModelLoaded {
+                pod: r!(pod),
+                duration_us: w.duration_us,
+            },
+            Tag::PodReady => EventKind::PodReady { pod: r!(pod) },
+            Tag::PodDeleted => EventKind::PodDeleted { pod: r!(pod) },
+            Tag::NodeCreated => EventKind::NodeCreated {
+                node: r!(node),
+                pool: r!(pool),
+                gpus: r!(gpus),
+                preexisting: r!(preexisting),
+            },
+            Tag::NodeReady => EventKind::NodeReady { node: r!(node) },
+            Tag::GpuAllocatable => EventKind::GpuAllocatable {
+                node: r!(node),
+                gpus: r!(gpus),
+            },
+            Tag::NodeDeleted => EventKind::NodeDeleted { node: r!(node) },
+            Tag::SimPodTruth => EventKind::SimPodTruth {
+                pod: r!(pod),
+                phases: r!(phases),
+            },
+        };
+        Ok(Event {
+            t_us: w.t_us,
+            source: w.source,
+            kind,
+        })
+    }
+}
