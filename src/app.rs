@@ -248,7 +248,8 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     let mut analyzer = analysis::Analyzer::default();
     analyzer.push(&header);
     let mut write_error = None;
-    let outcome = crate::sim::simulate(&plan, &items, |e| {
+    let stop = stop_on_signal();
+    let outcome = crate::sim::simulate_until(&plan, &items, &stop, |e| {
         if write_error.is_none()
             && let Err(err) = writer.append(&e)
         {
@@ -278,7 +279,53 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
             files.len() + 2
         )?;
     }
+    if outcome.interrupted {
+        bail!(
+            "interrupted: partial results (marked interrupted) were written to {}",
+            dir.display()
+        );
+    }
     Ok(ExitStatus::Ok)
+}
+
+/// A flag set by the first Ctrl-C (SIGINT) or SIGTERM, so a run can stop cleanly and still write its results.
+/// A second signal is left to its default action (terminate at once); `events.jsonl` is then still readable.
+fn stop_on_signal() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                #[cfg(unix)]
+                {
+                    let Ok(mut term) =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                #[cfg(not(unix))]
+                let _ = tokio::signal::ctrl_c().await;
+                eprintln!("stopping: writing partial results (press Ctrl-C again to abort)");
+                flag.store(true, Ordering::Relaxed);
+            });
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no signal handling for this run: {e}");
+    }
+    stop
 }
 
 /// The `run_started` event that opens every event log.

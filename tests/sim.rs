@@ -287,3 +287,26 @@ fn seed_scenario_orders_cold_starts_latency_and_cost() {
         assert_eq!(r.delivery.lost, 0);
     }
 }
+
+#[test]
+fn a_stopped_simulation_says_so_and_loses_nothing() {
+    let plan = plan_from(
+        "[[stream]]\nname = \"s\"\n[[stream.phase]]\nkind = \"constant\"\nrate = \"20/s\"\nduration = \"1h\"\n",
+    );
+    let items = imagen_load::schedule::build(&plan);
+    let mut events = vec![imagen_load::app::run_header(&plan, &items, "t", 0)];
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    let outcome = imagen_load::sim::simulate_until(&plan, &items, &stop, |e| events.push(e));
+    assert!(outcome.interrupted);
+    assert!(matches!(
+        events.last().unwrap().kind,
+        EventKind::RunFinished { interrupted: true }
+    ));
+    let r = analysis::analyze(events);
+    assert!(r.run.interrupted);
+    assert_eq!(r.delivery.lost, 0, "in flight when stopped is not lost");
+    assert_eq!(
+        r.delivery.published,
+        r.delivery.completed + r.delivery.open_at_end
+    );
+}

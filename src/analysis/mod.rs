@@ -67,7 +67,7 @@ pub struct Delivery {
     pub lost: u64,
     /// Completed after the run's deadline.
     pub late: u64,
-    /// Neither completed nor declared lost when the log ends (an interrupted run).
+    /// Neither completed nor declared lost when the log ends (an interrupted or cut-short run).
     pub open_at_end: u64,
     /// Completed, but intended during the warm-up: counted here, left out of latency statistics.
     pub warmup_excluded: u64,
@@ -740,7 +740,8 @@ impl Analyzer {
                     if m.publish_failed && !m.published.is_some() {
                         continue; // counted as a publish failure, never reached Pub/Sub
                     }
-                    if m.lost || self.finished {
+                    // A finished run's deadline has passed for everything; an interrupted one's has not.
+                    if m.lost || (self.finished && !self.interrupted) {
                         delivery.lost += 1;
                         delivery.lost_ids.push(MsgId {
                             stream: stream.clone(),

@@ -18,6 +18,7 @@ use config::{PipelineModel, SimConfig};
 use rand::{SeedableRng, rngs::StdRng};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const NODE_POOL: &str = "gpu-pool";
 
@@ -26,6 +27,8 @@ pub const NODE_POOL: &str = "gpu-pool";
 pub struct SimOutcome {
     pub end_us: u64,
     pub events: u64,
+    /// Stopped early by Ctrl-C or SIGTERM.
+    pub interrupted: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -132,6 +135,16 @@ struct Sim<'a, F: FnMut(Event)> {
 
 /// Runs the plan's schedule through the model; `emit` receives every event in time order.
 pub fn simulate<F: FnMut(Event)>(plan: &Plan, items: &[Item], emit: F) -> SimOutcome {
+    simulate_until(plan, items, &AtomicBool::new(false), emit)
+}
+
+/// As [`simulate`], stopping early (with `run_finished {interrupted: true}`) once `stop` is set.
+pub fn simulate_until<F: FnMut(Event)>(
+    plan: &Plan,
+    items: &[Item],
+    stop: &AtomicBool,
+    emit: F,
+) -> SimOutcome {
     let cfg = &plan.sim;
     let pipelines = cfg
         .pipelines
@@ -175,9 +188,15 @@ pub fn simulate<F: FnMut(Event)>(plan: &Plan, items: &[Item], emit: F) -> SimOut
     };
     sim.start();
     let hard_stop = last + plan.deadline.0 + plan.drain.0;
+    let mut interrupted = false;
+    let mut handled = 0u64;
     while let Some(Reverse((t, _, ev))) = sim.queue.pop() {
         if t > hard_stop {
-            sim.now = hard_stop;
+            break;
+        }
+        handled += 1;
+        if handled.is_multiple_of(4096) && stop.load(Ordering::Relaxed) {
+            interrupted = true;
             break;
         }
         sim.now = t;
@@ -185,12 +204,15 @@ pub fn simulate<F: FnMut(Event)>(plan: &Plan, items: &[Item], emit: F) -> SimOut
     }
     // Every setup is observed over the same window (last send + deadline + drain), so costs compare fairly:
     // stopping once a setup is idle would bill an always-on setup for a shorter window than a scale-to-zero one.
-    sim.now = hard_stop;
+    if !interrupted {
+        sim.now = hard_stop;
+    }
     let end = sim.now;
-    sim.out(Source::Sim, EventKind::RunFinished { interrupted: false });
+    sim.out(Source::Sim, EventKind::RunFinished { interrupted });
     SimOutcome {
         end_us: end,
         events: sim.emitted,
+        interrupted,
     }
 }
 
