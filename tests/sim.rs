@@ -306,7 +306,8 @@ fn a_stopped_simulation_says_so_and_loses_nothing() {
     assert!(r.run.interrupted);
     assert_eq!(r.delivery.lost, 0, "in flight when stopped is not lost");
     assert_eq!(
-        r.delivery.published,
-        r.delivery.completed + r.delivery.open_at_end
+        r.delivery.scheduled,
+        r.delivery.completed + r.delivery.open_at_end,
+        "every message accounted for"
     );
 }
