@@ -8,7 +8,7 @@ pub fn busy_day() -> imagen_load::workload::Plan {
     );
     for s in ["upscale", "enhance", "comic", "background-remove"] {
         src.push_str(&format!(
-            "[[stream]]\nname = \"{s}\"\n[[stream.phase]]\nkind = \"diurnal\"\nbase = \"40/m\"\namplitude = \"30/m\"\nduration = \"24h\"\narrivals = \"poisson\"\n"
+            "[[stream]]\nname = \"{s}\"\n[[stream.phase]]\nkind = \"diurnal\"\nbase = \"44/m\"\namplitude = \"30/m\"\nduration = \"24h\"\narrivals = \"poisson\"\n"
         ));
     }
     imagen_load::workload::parse(Path::new("busy-day.toml"), &src).unwrap()

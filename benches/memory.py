@@ -21,7 +21,7 @@ busy = os.path.join(tmp, "busy-day.toml")
 with open(busy, "w") as f:
     f.write('[run]\nname = "busy-day"\nseed = 9\n[sim.keda]\nmax_replicas = 8\n[sim.autoscaler]\nmax_nodes = 40\n')
     for s in ["upscale", "enhance", "comic", "background-remove"]:
-        f.write(f'[[stream]]\nname = "{s}"\n[[stream.phase]]\nkind = "diurnal"\nbase = "40/m"\namplitude = "30/m"\n'
+        f.write(f'[[stream]]\nname = "{s}"\n[[stream.phase]]\nkind = "diurnal"\nbase = "44/m"\namplitude = "30/m"\n'
                 f'duration = "24h"\narrivals = "poisson"\n')
 
 secs, rss = measure([bin_, "run", "workloads/diurnal.toml", "--quiet", "--out", tmp, "--run-id", "diurnal"])

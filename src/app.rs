@@ -266,17 +266,16 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     let report = analyzer.finish();
     let files = report::write_all(&report, &dir)?;
     if !args.quiet {
-        let mut stdout = std::io::stdout().lock();
-        let color = stdout.is_terminal();
-        write!(stdout, "{}", report::render_terminal(&report, color))?;
-        writeln!(
-            stdout,
-            "\nsimulated {} in {:.2}s ({} events) · results in {} ({} files)",
-            crate::report::human_duration(outcome.end_us),
-            simulated_in.as_secs_f64(),
-            outcome.events + 1,
-            dir.display(),
-            files.len() + 2
+        print_report(
+            &report,
+            &format!(
+                "simulated {} in {:.2}s ({} events) · results in {} ({} files)",
+                crate::report::human_duration(outcome.end_us),
+                simulated_in.as_secs_f64(),
+                outcome.events + 1,
+                dir.display(),
+                files.len() + 2
+            ),
         )?;
     }
     if outcome.interrupted {
@@ -326,6 +325,14 @@ fn stop_on_signal() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
         tracing::warn!("no signal handling for this run: {e}");
     }
     stop
+}
+
+/// The terminal summary (coloured only on a terminal), then one closing line.
+fn print_report(report: &RunReport, closing: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    let color = stdout.is_terminal();
+    write!(stdout, "{}", report::render_terminal(report, color))?;
+    writeln!(stdout, "\n{closing}")
 }
 
 /// The `run_started` event that opens every event log.
@@ -399,16 +406,15 @@ fn analyze(args: &AnalyzeArgs) -> anyhow::Result<ExitStatus> {
     report.warnings = warnings;
     let files = report::write_all(&report, &dir)?;
     if !args.quiet {
-        let mut stdout = std::io::stdout().lock();
-        let color = stdout.is_terminal();
-        write!(stdout, "{}", report::render_terminal(&report, color))?;
-        writeln!(
-            stdout,
-            "\nre-analysed {} ({} lines) · wrote {} files in {}",
-            log.display(),
-            read.lines,
-            files.len(),
-            dir.display()
+        print_report(
+            &report,
+            &format!(
+                "re-analysed {} ({} lines) · wrote {} files in {}",
+                log.display(),
+                read.lines,
+                files.len(),
+                dir.display()
+            ),
         )?;
     }
     Ok(ExitStatus::Ok)

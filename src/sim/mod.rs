@@ -402,15 +402,9 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 self.deliver(p);
             }
             Ev::Delivered { msg, attempt } => {
-                if self.msgs[msg].attempt != attempt {
-                    return;
-                }
-                let Some(pod) = self.msgs[msg].pod else {
+                let Some(pod) = self.current_holder(msg, attempt) else {
                     return;
                 };
-                if self.pods[pod].state == PodState::Gone {
-                    return;
-                }
                 self.msgs[msg].delivered_us = self.now;
                 let id = self.msg_id(msg);
                 self.out(
@@ -899,16 +893,18 @@ impl<F: FnMut(Event)> Sim<'_, F> {
         }
     }
 
+    /// The pod holding this delivery attempt, if the attempt is still the current one and its pod still exists;
+    /// events of superseded attempts (redelivered, or the pod killed) are ignored.
+    fn current_holder(&self, msg: usize, attempt: u32) -> Option<usize> {
+        let m = &self.msgs[msg];
+        let pod = m.pod.filter(|_| m.attempt == attempt)?;
+        (self.pods[pod].state != PodState::Gone).then_some(pod)
+    }
+
     fn done(&mut self, msg: usize, attempt: u32) {
-        if self.msgs[msg].attempt != attempt {
-            return;
-        }
-        let Some(pod) = self.msgs[msg].pod else {
+        let Some(pod) = self.current_holder(msg, attempt) else {
             return;
         };
-        if self.pods[pod].state == PodState::Gone {
-            return;
-        }
         let id = self.msg_id(msg);
         let name = self.pods[pod].name.clone();
         if self.msgs[msg].done {

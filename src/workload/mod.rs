@@ -221,23 +221,6 @@ impl Phase {
 }
 
 impl RateShape {
-    /// Rate in messages per second at `t` seconds into a phase of `total` seconds.
-    pub fn rate_at(&self, t: f64, total: f64) -> f64 {
-        match self {
-            RateShape::Constant(r) => r.per_sec,
-            RateShape::Ramp { from, to } => from.per_sec + (to.per_sec - from.per_sec) * t / total,
-            RateShape::Sine {
-                base,
-                amplitude,
-                period,
-                shift,
-            } => {
-                let w = std::f64::consts::TAU / period.as_secs_f64();
-                base.per_sec + amplitude.per_sec * (w * (t + shift.as_secs_f64())).sin()
-            }
-        }
-    }
-
     /// Λ(t): messages expected from the phase start to `t` seconds.
     pub fn cumulative(&self, t: f64, total: f64) -> f64 {
         match self {
