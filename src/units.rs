@@ -192,10 +192,21 @@ fn trim_float(v: f64) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Dist {
     Fixed(Micros),
-    Uniform { min: Micros, max: Micros },
-    Normal { mean: Micros, stddev: Micros },
-    LogNormal { median: Micros, sigma: f64 },
+    Uniform {
+        min: Micros,
+        max: Micros,
+    },
+    Normal {
+        mean: Micros,
+        stddev: Micros,
+    },
+    LogNormal {
+        median: Micros,
+        sigma: f64,
+    },
     Empirical(Vec<Micros>),
+    /// Values with weights (counts from a measured histogram), sampled in proportion.
+    Histogram(Vec<(Micros, u64)>),
 }
 
 impl Dist {
@@ -219,6 +230,17 @@ impl Dist {
                 Micros(n.sample(rng).max(0.0).round() as u64)
             }
             Dist::Empirical(values) => values[rng.random_range(0..values.len())],
+            Dist::Histogram(bins) => {
+                let total: u64 = bins.iter().map(|b| b.1).sum();
+                let mut pick = rng.random_range(0..total);
+                for (v, w) in bins {
+                    if pick < *w {
+                        return *v;
+                    }
+                    pick -= w;
+                }
+                bins[bins.len() - 1].0
+            }
         }
     }
 
@@ -232,6 +254,16 @@ impl Dist {
                 Micros::from_secs_f64(median.as_secs_f64() * (sigma * sigma / 2.0).exp())
             }
             Dist::Empirical(v) => Micros(v.iter().map(|m| m.0).sum::<u64>() / v.len() as u64),
+            Dist::Histogram(bins) => {
+                let total: u64 = bins.iter().map(|b| b.1).sum();
+                Micros(
+                    (bins
+                        .iter()
+                        .map(|(v, w)| v.0 as u128 * *w as u128)
+                        .sum::<u128>()
+                        / total as u128) as u64,
+                )
+            }
         }
     }
 }
@@ -304,8 +336,32 @@ pub fn parse_dist(text: &str) -> Result<Dist, String> {
                     .collect::<Result<_, _>>()?,
             ))
         }
+        "histogram" => {
+            if args.is_empty() {
+                return Err(format!(
+                    "`{t}`: histogram needs `value:count` pairs, e.g. histogram(30s:5, 45s:12)"
+                ));
+            }
+            let bins = args
+                .iter()
+                .map(|a| {
+                    let (v, w) = a.split_once(':').ok_or_else(|| {
+                        format!("`{t}`: `{a}` is not `value:count`, e.g. `45s:12`")
+                    })?;
+                    let w: u64 = w
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("`{t}`: count `{w}` is not a whole number"))?;
+                    Ok((parse_duration(v)?, w))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            if bins.iter().all(|b| b.1 == 0) {
+                return Err(format!("`{t}`: every count is zero"));
+            }
+            Ok(Dist::Histogram(bins))
+        }
         other => Err(format!(
-            "`{t}`: unknown distribution `{other}` (use uniform, normal, lognormal or empirical, or a plain duration)"
+            "`{t}`: unknown distribution `{other}` (use uniform, normal, lognormal, empirical or histogram, or a plain duration)"
         )),
     }
 }
@@ -344,6 +400,10 @@ impl fmt::Display for Dist {
             Dist::Uniform { min, max } => write!(f, "uniform({min}, {max})"),
             Dist::Normal { mean, stddev } => write!(f, "normal({mean}, {stddev})"),
             Dist::LogNormal { median, sigma } => write!(f, "lognormal({median}, {sigma})"),
+            Dist::Histogram(bins) => {
+                let parts: Vec<String> = bins.iter().map(|(v, w)| format!("{v}:{w}")).collect();
+                write!(f, "histogram({})", parts.join(", "))
+            }
             Dist::Empirical(v) => {
                 write!(f, "empirical(")?;
                 for (i, d) in v.iter().enumerate() {
@@ -435,6 +495,17 @@ mod tests {
         );
         let e = parse_dist("empirical(1s, 2s, 3s)").unwrap();
         assert_eq!(e.mean(), Micros::from_secs(2));
+        let h = parse_dist("histogram(10s:1, 20s:3, 99s:0)").unwrap();
+        assert_eq!(h.mean(), Micros(17_500_000));
+        assert_eq!(h.to_string(), "histogram(10s:1, 20s:3, 1m39s:0)");
+        for _ in 0..200 {
+            assert_ne!(
+                h.sample(&mut rng),
+                Micros::from_secs(99),
+                "a zero count is never drawn"
+            );
+        }
+        assert!(parse_dist("histogram(10s)").is_err());
     }
 
     #[test]

@@ -311,3 +311,63 @@ fn a_stopped_simulation_says_so_and_loses_nothing() {
         "every message accounted for"
     );
 }
+
+#[test]
+fn a_lapsed_lease_delivers_again_and_completes_twice() {
+    // Two hot pods, processing 90 s, ack deadline 60 s, nobody extends the lease: Pub/Sub hands the message to
+    // the second pod at 60 s while the first still works on it. The first completes at 90 s, the second at 150 s.
+    let src = fixed("90s", "", "[[stream.phase]]\nkind = \"burst\"\ncount = 1\n")
+        .replace("max_replicas = 1", "max_replicas = 2\nmin_replicas = 2")
+        .replace(
+            "processing = \"90s\"",
+            "processing = \"90s\"\nlease_extension = false",
+        );
+    let events = simulate_events(&plan_from(&src), "t");
+    let completed = first_time(&events, |k| matches!(k, EventKind::Completed { .. }));
+    let duplicate = first_time(&events, |k| matches!(k, EventKind::Duplicate { .. }));
+    assert_eq!((completed, duplicate), (90 * S, 150 * S));
+    let r = analysis::analyze(events);
+    assert_eq!(
+        (
+            r.delivery.completed,
+            r.delivery.duplicates,
+            r.delivery.redelivered
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        r.messages[0].e2e_us(),
+        90 * S,
+        "latency counts the first completion"
+    );
+}
+
+#[test]
+fn a_crashing_worker_restarts_and_its_message_comes_back_after_the_ack_deadline() {
+    // Every processing attempt crashes the worker: the message is redelivered 60 s (the ack deadline) after each
+    // crash, the container restarts (10 s back-off, model load 45 s), and the message is lost at the deadline.
+    let src = fixed("10s", "", "[[stream.phase]]\nkind = \"burst\"\ncount = 1\n").replace(
+        "processing = \"10s\"",
+        "processing = \"10s\"\ncrash_probability = 1.0",
+    );
+    let events = simulate_events(&plan_from(&src), "t");
+    let crash = first_time(&events, |k| matches!(k, EventKind::PodNotReady { .. }));
+    let second = events
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::Delivered { attempt: 2, .. }))
+        .unwrap()
+        .t_us;
+    assert!(
+        (210 * S..220 * S).contains(&crash),
+        "crashes during the first 10 s of processing: {crash}"
+    );
+    // Redelivered when the lease lapses (crash + 60 s), once the pod is ready again (crash + 10 + 0 + 45 s).
+    assert_eq!(second, crash + 60 * S);
+    let r = analysis::analyze(events);
+    assert_eq!(r.delivery.completed, 0);
+    assert_eq!(r.delivery.lost, 1);
+    assert!(r.delivery.redelivered >= 2);
+    assert!(r.pods[0].restarts >= 2);
+    // The cold start is the first start's; restarts do not change its phases.
+    assert_eq!(r.pods[0].phases_us["model_load"], Some(45 * S));
+}

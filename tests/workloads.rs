@@ -74,10 +74,7 @@ fn every_broken_workload_fails_with_its_place_and_key() {
                 "{name}: expected key `{key}` in\n{err}"
             );
         }
-        assert!(
-            err.contains("fix:") || name == "negative-rate.toml" || name == "no-unit.toml",
-            "{name}: no fix in\n{err}"
-        );
+        assert!(err.contains("fix:"), "{name}: no fix in\n{err}");
         seen += 1;
     }
     assert!(seen >= 10, "at least ten broken fixtures, found {seen}");

@@ -63,6 +63,8 @@ pub struct Delivery {
     pub completed: u64,
     /// Completions of a message already completed (Pub/Sub delivers at least once).
     pub duplicates: u64,
+    /// Deliveries after the first (a worker died, or a lease lapsed).
+    pub redelivered: u64,
     /// Published but never completed (by the deadline or the end of the log). Publish failures are not here.
     pub lost: u64,
     /// Completed after the run's deadline.
@@ -85,6 +87,8 @@ pub struct PodColdStart {
     pub created_us: u64,
     pub ready_us: Option<u64>,
     pub image_cached: Option<bool>,
+    /// Times the pod stopped being ready after its cold start (a crashed worker restarting).
+    pub restarts: u32,
     /// Phase name → duration (µs); absent or null when unknown.
     pub phases_us: BTreeMap<String, Option<u64>>,
 }
@@ -107,6 +111,8 @@ pub struct ScaleCycle {
     pub to_zero_nodes_us: Option<u64>,
     pub messages: u64,
     pub gpu_busy_seconds: f64,
+    /// GPU-seconds of the cycle's nodes not spent processing.
+    pub gpu_idle_seconds: f64,
     pub node_seconds: f64,
     pub cost_usd: f64,
 }
@@ -216,6 +222,7 @@ struct Pod {
     first_done: Option<u64>,
     deleted: Option<u64>,
     cycle: Option<usize>,
+    restarts: u32,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -441,7 +448,10 @@ impl Analyzer {
                     .or_default() += 1;
                 self.msg(id).publish_failed = true;
             }
-            EventKind::Delivered { id, .. } => {
+            EventKind::Delivered { id, attempt, .. } => {
+                if *attempt > 1 {
+                    self.delivery.redelivered += 1;
+                }
                 self.msg(id).delivered.set(t);
             }
             EventKind::Completed {
@@ -538,6 +548,11 @@ impl Analyzer {
             EventKind::ModelLoaded { pod, .. } => {
                 if let Some(p) = self.pods.get_mut(pod) {
                     p.loaded.get_or_insert(t);
+                }
+            }
+            EventKind::PodNotReady { pod, .. } => {
+                if let Some(p) = self.pods.get_mut(pod) {
+                    p.restarts += 1;
                 }
             }
             EventKind::PodReady { pod } => {
@@ -642,6 +657,7 @@ impl Analyzer {
                 to_zero_nodes_us: None,
                 messages: 0,
                 gpu_busy_seconds: 0.0,
+                gpu_idle_seconds: 0.0,
                 node_seconds: 0.0,
                 cost_usd: 0.0,
             });
@@ -922,6 +938,7 @@ impl Analyzer {
                 created_us: p.created,
                 ready_us: p.ready,
                 image_cached: p.cached,
+                restarts: p.restarts,
                 phases_us: phases,
             });
         }
@@ -967,16 +984,19 @@ impl Analyzer {
             let spans = &self.cycle_nodes[i];
             let mut all_left = !spans.is_empty();
             let mut last_left = 0;
+            let mut gpu_seconds = 0.0;
             for (name, from, until) in spans {
                 let gpus = self.nodes.get(name).map_or(1, |n| n.gpus) as f64;
                 let secs = until.unwrap_or(end).saturating_sub(*from) as f64 / 1e6;
                 cy.node_seconds += secs;
+                gpu_seconds += secs * gpus;
                 cy.cost_usd += secs * gpus / 3600.0 * price;
                 match until {
                     Some(u) => last_left = last_left.max(*u),
                     None => all_left = false,
                 }
             }
+            cy.gpu_idle_seconds = (gpu_seconds - cy.gpu_busy_seconds).max(0.0);
             if all_left && let Some(last) = cy.last_completion_us {
                 cy.to_zero_nodes_us = Some(last_left.saturating_sub(last));
             }

@@ -176,6 +176,11 @@ pub enum EventKind {
     PodReady {
         pod: String,
     },
+    /// A ready pod stopped being ready (its container exited and restarts, or its readiness probe failed).
+    PodNotReady {
+        pod: String,
+        reason: String,
+    },
     PodDeleted {
         pod: String,
     },
@@ -364,6 +369,10 @@ mod tests {
                 duration_us: None,
             },
             EventKind::PodReady { pod: "p".into() },
+            EventKind::PodNotReady {
+                pod: "p".into(),
+                reason: "r".into(),
+            },
             EventKind::PodDeleted { pod: "p".into() },
             EventKind::NodeCreated {
                 node: "n".into(),

@@ -31,6 +31,7 @@ pub(super) enum Tag {
     ContainerStarted,
     ModelLoaded,
     PodReady,
+    PodNotReady,
     PodDeleted,
     NodeCreated,
     NodeReady,
@@ -225,6 +226,10 @@ impl TryFrom<Wire> for Event {
                 duration_us: w.duration_us,
             },
             Tag::PodReady => EventKind::PodReady { pod: r!(pod) },
+            Tag::PodNotReady => EventKind::PodNotReady {
+                pod: r!(pod),
+                reason: r!(reason),
+            },
             Tag::PodDeleted => EventKind::PodDeleted { pod: r!(pod) },
             Tag::NodeCreated => EventKind::NodeCreated {
                 node: r!(node),

@@ -119,6 +119,14 @@ pub fn render(r: &RunReport, color: bool) -> String {
         if d.open_at_end > 0 { format!("  open at end {}", d.open_at_end) } else { String::new() },
     )
     .unwrap();
+    if d.redelivered > 0 {
+        writeln!(
+            out,
+            "  {} redeliveries (a worker died or a lease lapsed)",
+            d.redelivered
+        )
+        .unwrap();
+    }
     if d.warmup_excluded > 0 {
         writeln!(
             out,
@@ -205,6 +213,24 @@ pub fn render(r: &RunReport, color: bool) -> String {
             if let Some(st) = r.series.stats(COLD_START_METRICS[i], "all", None) {
                 row(&mut out, &phase.replace('_', " "), &st);
             }
+        }
+        if run.streams.len() > 1 {
+            for s in &run.streams {
+                if let Some(st) = r.series.stats("cold_start.total", s, None) {
+                    row(&mut out, &format!("total · {s}"), &st);
+                }
+            }
+        }
+        let restarts: u32 = r.pods.iter().map(|p| p.restarts).sum();
+        if restarts > 0 {
+            writeln!(
+                out,
+                "  {}",
+                style.bad(&format!(
+                    "{restarts} worker restarts after a crash (pods[].restarts in summary.json)"
+                ))
+            )
+            .unwrap();
         }
         for m in ["node.boot", "node.gpu_driver"] {
             if let Some(st) = r.series.stats(m, "gpu-pool", None) {

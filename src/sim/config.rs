@@ -243,6 +243,12 @@ pub struct WorkerModel {
     pub concurrency: u32,
     /// A deleted pod finishes its current messages if they end within this grace period.
     pub termination_grace: Micros,
+    /// Chance that the worker process dies while processing a message (GPU OOM, driver fault): its messages are
+    /// redelivered after the ack deadline and the container restarts (back-off, start, model load).
+    pub crash_probability: f64,
+    /// The client library extends message leases while processing (the official clients do). Without it, a
+    /// message processed for longer than the ack deadline is delivered again and completed twice.
+    pub lease_extension: bool,
 }
 
 impl Default for WorkerModel {
@@ -264,6 +270,8 @@ impl Default for WorkerModel {
             },
             concurrency: 1,
             termination_grace: Micros::from_secs(30),
+            crash_probability: 0.0,
+            lease_extension: true,
         }
     }
 }
@@ -621,6 +629,16 @@ fn validate_pipeline(
             "keda.activation_value",
             "must be zero or more".to_string(),
             "KEDA's default is 0",
+        ));
+    }
+    if !(0.0..=1.0).contains(&p.worker.crash_probability) {
+        problems.push((
+            "worker.crash_probability",
+            format!(
+                "must be between 0 and 1, got {}",
+                p.worker.crash_probability
+            ),
+            "e.g. `crash_probability = 0.01` for one crash in a hundred messages",
         ));
     }
     if p.worker.concurrency == 0 {

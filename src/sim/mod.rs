@@ -15,12 +15,14 @@ use crate::schedule::{Item, ItemKind};
 use crate::units::{Dist, derive_seed};
 use crate::workload::{HttpSimEffect, Plan};
 use config::{PipelineModel, SimConfig};
-use rand::{SeedableRng, rngs::StdRng};
+use rand::{RngExt, SeedableRng, rngs::StdRng};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const NODE_POOL: &str = "gpu-pool";
+/// kubelet's first restart back-off after a container exits.
+const RESTART_BACKOFF_US: u64 = 10_000_000;
 
 /// What the simulation did, besides the events it emitted.
 #[derive(Debug, Clone)]
@@ -33,23 +35,63 @@ pub struct SimOutcome {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
-    Send { item: usize },
-    Stored { msg: usize },
-    MetricSample { p: usize },
-    KedaPoll { p: usize },
+    Send {
+        item: usize,
+    },
+    Stored {
+        msg: usize,
+    },
+    MetricSample {
+        p: usize,
+    },
+    KedaPoll {
+        p: usize,
+    },
     HpaSync,
     CaScan,
-    NodeRegistered { node: usize },
-    NodeReady { node: usize },
-    GpuReady { node: usize },
-    PodPulled { pod: usize },
-    PodStarted { pod: usize },
-    PodLoaded { pod: usize },
-    PodReady { pod: usize },
-    Delivered { msg: usize, attempt: u32 },
-    Done { msg: usize, attempt: u32 },
-    Redeliver { msg: usize, attempt: u32 },
-    GraceOver { pod: usize },
+    NodeRegistered {
+        node: usize,
+    },
+    NodeReady {
+        node: usize,
+    },
+    GpuReady {
+        node: usize,
+    },
+    PodPulled {
+        pod: usize,
+    },
+    PodStarted {
+        pod: usize,
+    },
+    PodLoaded {
+        pod: usize,
+    },
+    PodReady {
+        pod: usize,
+    },
+    Delivered {
+        msg: usize,
+        attempt: u32,
+    },
+    Done {
+        msg: usize,
+        attempt: u32,
+        pod: usize,
+    },
+    /// The worker process dies while processing this delivery (a GPU OOM, a driver fault).
+    Crash {
+        msg: usize,
+        attempt: u32,
+        pod: usize,
+    },
+    Redeliver {
+        msg: usize,
+        attempt: u32,
+    },
+    GraceOver {
+        pod: usize,
+    },
     Deadline,
 }
 
@@ -67,7 +109,9 @@ struct Pod {
     p: usize,
     state: PodState,
     node: Option<usize>,
-    busy: u32,
+    /// Deliveries in progress: (message, attempt).
+    holding: Vec<(usize, u32)>,
+    restarts: u32,
     created_us: u64,
     unschedulable_reported: bool,
     truth: PodPhaseTruth,
@@ -352,7 +396,9 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 if self.pods[pod].state != PodState::Starting {
                     return;
                 }
-                self.pods[pod].truth.container_start_us = self.now - self.pods[pod].mark_us;
+                if self.pods[pod].restarts == 0 {
+                    self.pods[pod].truth.container_start_us = self.now - self.pods[pod].mark_us;
+                }
                 self.pods[pod].mark_us = self.now;
                 self.ev(EventKind::ContainerStarted {
                     pod: self.pods[pod].name.clone(),
@@ -372,7 +418,9 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                     return;
                 }
                 let took = self.now - self.pods[pod].mark_us;
-                self.pods[pod].truth.model_load_us = took;
+                if self.pods[pod].restarts == 0 {
+                    self.pods[pod].truth.model_load_us = took;
+                }
                 self.pods[pod].mark_us = self.now;
                 self.ev(EventKind::ModelLoaded {
                     pod: self.pods[pod].name.clone(),
@@ -387,15 +435,18 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 if self.pods[pod].state != PodState::Starting {
                     return;
                 }
-                self.pods[pod].truth.ready_us = self.now - self.pods[pod].mark_us;
                 self.pods[pod].state = PodState::Ready;
                 let name = self.pods[pod].name.clone();
                 self.ev(EventKind::PodReady { pod: name.clone() });
-                let truth = self.pods[pod].truth.clone();
-                self.ev(EventKind::SimPodTruth {
-                    pod: name,
-                    phases: truth,
-                });
+                if self.pods[pod].restarts == 0 {
+                    // Ground truth describes the cold start, not restarts after a crash.
+                    self.pods[pod].truth.ready_us = self.now - self.pods[pod].mark_us;
+                    let truth = self.pods[pod].truth.clone();
+                    self.ev(EventKind::SimPodTruth {
+                        pod: name,
+                        phases: truth,
+                    });
+                }
                 let p = self.pods[pod].p;
                 self.pipelines[p].ready += 1;
                 self.report_replicas(p);
@@ -405,6 +456,9 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 let Some(pod) = self.current_holder(msg, attempt) else {
                     return;
                 };
+                if !self.pods[pod].holding.contains(&(msg, attempt)) {
+                    return;
+                }
                 self.msgs[msg].delivered_us = self.now;
                 let id = self.msg_id(msg);
                 self.out(
@@ -416,15 +470,29 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                     },
                 );
                 let p = self.msgs[msg].p;
-                let dist = self.pipelines[p].model.worker.processing.clone();
-                let d = Self::sample(&mut self.pipelines[p].rng, &dist);
-                self.at(self.now + d.max(1), Ev::Done { msg, attempt });
+                let w = self.pipelines[p].model.worker.clone();
+                let d = Self::sample(&mut self.pipelines[p].rng, &w.processing).max(1);
+                let crashes = w.crash_probability > 0.0
+                    && self.pipelines[p].rng.random::<f64>() < w.crash_probability;
+                if crashes {
+                    let at = (d as f64 * self.pipelines[p].rng.random::<f64>()) as u64;
+                    self.at(self.now + at, Ev::Crash { msg, attempt, pod });
+                } else {
+                    self.at(self.now + d, Ev::Done { msg, attempt, pod });
+                }
+                let ack = self.cfg.pubsub.ack_deadline.0;
+                if !w.lease_extension && d > ack {
+                    // Nobody extends the lease: Pub/Sub hands the message out again while this worker still has it.
+                    self.at(self.now + ack, Ev::Redeliver { msg, attempt });
+                }
             }
-            Ev::Done { msg, attempt } => self.done(msg, attempt),
+            Ev::Done { msg, attempt, pod } => self.done(msg, attempt, pod),
+            Ev::Crash { msg, attempt, pod } => self.crash(msg, attempt, pod),
             Ev::Redeliver { msg, attempt } => {
                 if self.msgs[msg].attempt != attempt || self.msgs[msg].done {
                     return;
                 }
+                // A pod still working on the old attempt keeps it; if it finishes, that is a duplicate.
                 self.msgs[msg].attempt += 1;
                 self.msgs[msg].pod = None;
                 let p = self.msgs[msg].p;
@@ -433,14 +501,7 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             }
             Ev::GraceOver { pod } => {
                 if self.pods[pod].state == PodState::Terminating {
-                    // Whatever the pod still holds is abandoned; Pub/Sub redelivers it after the ack deadline.
-                    let ack = self.cfg.pubsub.ack_deadline.0;
-                    for m in 0..self.msgs.len() {
-                        if self.msgs[m].pod == Some(pod) && !self.msgs[m].done {
-                            let attempt = self.msgs[m].attempt;
-                            self.at(self.now + ack, Ev::Redeliver { msg: m, attempt });
-                        }
-                    }
+                    self.abandon(pod);
                     self.remove_pod(pod);
                 }
             }
@@ -656,7 +717,7 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 let rank = match pod.state {
                     PodState::Pending => 0,
                     PodState::Starting => 1,
-                    _ if pod.busy == 0 => 2,
+                    _ if pod.holding.is_empty() => 2,
                     _ => 3,
                 };
                 (rank, Reverse(pod.created_us), Reverse(i))
@@ -690,7 +751,8 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             p,
             state: PodState::Pending,
             node: None,
-            busy: 0,
+            holding: Vec::new(),
+            restarts: 0,
             created_us: self.now,
             unschedulable_reported: false,
             truth: PodPhaseTruth::default(),
@@ -844,7 +906,7 @@ impl<F: FnMut(Event)> Sim<'_, F> {
     fn terminate(&mut self, pod: usize) {
         let p = self.pods[pod].p;
         match self.pods[pod].state {
-            PodState::Ready if self.pods[pod].busy > 0 => {
+            PodState::Ready if !self.pods[pod].holding.is_empty() => {
                 self.pipelines[p].ready -= 1;
                 self.pods[pod].state = PodState::Terminating;
                 let grace = self.pipelines[p].model.worker.termination_grace.0;
@@ -881,14 +943,20 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 .pods
                 .iter()
                 .copied()
-                .filter(|&i| self.pods[i].state == PodState::Ready && self.pods[i].busy < conc)
-                .min_by_key(|&i| (self.pods[i].busy, i));
+                .filter(|&i| {
+                    self.pods[i].state == PodState::Ready
+                        && (self.pods[i].holding.len() as u32) < conc
+                })
+                .min_by_key(|&i| (self.pods[i].holding.len(), i));
             let Some(pod) = pod else { return };
             let msg = self.pipelines[p].backlog.pop_front().expect("non-empty");
-            self.pods[pod].busy += 1;
+            if self.msgs[msg].done {
+                continue; // acked by an earlier delivery while this one waited: Pub/Sub drops it
+            }
+            let attempt = self.msgs[msg].attempt;
+            self.pods[pod].holding.push((msg, attempt));
             self.msgs[msg].pod = Some(pod);
             let d = Self::sample(&mut self.pubsub_rng, &self.cfg.pubsub.delivery_latency);
-            let attempt = self.msgs[msg].attempt;
             self.at(self.now + d, Ev::Delivered { msg, attempt });
         }
     }
@@ -901,10 +969,20 @@ impl<F: FnMut(Event)> Sim<'_, F> {
         (self.pods[pod].state != PodState::Gone).then_some(pod)
     }
 
-    fn done(&mut self, msg: usize, attempt: u32) {
-        let Some(pod) = self.current_holder(msg, attempt) else {
+    /// A worker finished a delivery. It counts if the pod still holds it (the pod may have crashed or been
+    /// killed since); a message already completed by another delivery is a duplicate (at-least-once).
+    fn done(&mut self, msg: usize, attempt: u32, pod: usize) {
+        let Some(k) = self.pods[pod]
+            .holding
+            .iter()
+            .position(|&h| h == (msg, attempt))
+        else {
             return;
         };
+        if self.pods[pod].state == PodState::Gone {
+            return;
+        }
+        self.pods[pod].holding.swap_remove(k);
         let id = self.msg_id(msg);
         let name = self.pods[pod].name.clone();
         if self.msgs[msg].done {
@@ -925,16 +1003,53 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             let p = self.msgs[msg].p;
             self.change_unacked(p, -1);
         }
-        self.msgs[msg].pod = None;
-        self.pods[pod].busy -= 1;
+        if self.msgs[msg].pod == Some(pod) {
+            self.msgs[msg].pod = None;
+        }
         let p = self.pods[pod].p;
         if self.pods[pod].state == PodState::Terminating {
-            if self.pods[pod].busy == 0 {
+            if self.pods[pod].holding.is_empty() {
                 self.remove_pod(pod);
             }
         } else {
             self.deliver(p);
         }
+    }
+
+    /// Everything `pod` holds is abandoned: Pub/Sub redelivers it once its lease lapses (the ack deadline).
+    fn abandon(&mut self, pod: usize) {
+        let ack = self.cfg.pubsub.ack_deadline.0;
+        for (msg, attempt) in std::mem::take(&mut self.pods[pod].holding) {
+            if self.msgs[msg].attempt == attempt && !self.msgs[msg].done {
+                self.at(self.now + ack, Ev::Redeliver { msg, attempt });
+            }
+        }
+    }
+
+    /// The worker process died: its deliveries are abandoned and the container restarts after kubelet's back-off
+    /// (10 s), loads the model again, and becomes ready again.
+    fn crash(&mut self, msg: usize, attempt: u32, pod: usize) {
+        if !self.pods[pod].holding.contains(&(msg, attempt)) {
+            return;
+        }
+        self.abandon(pod);
+        let p = self.pods[pod].p;
+        let name = self.pods[pod].name.clone();
+        match self.pods[pod].state {
+            PodState::Terminating => return self.remove_pod(pod),
+            PodState::Ready => self.pipelines[p].ready -= 1,
+            _ => {}
+        }
+        self.pods[pod].state = PodState::Starting;
+        self.pods[pod].restarts += 1;
+        self.ev(EventKind::PodNotReady {
+            pod: name,
+            reason: "worker exited (code 137, OOMKilled)".into(),
+        });
+        self.report_replicas(p);
+        let dist = self.pipelines[p].model.kubelet.container_start.clone();
+        let d = Self::sample(&mut self.pipelines[p].rng, &dist);
+        self.at(self.now + RESTART_BACKOFF_US + d, Ev::PodStarted { pod });
     }
 
     fn ca_scan(&mut self) {

@@ -71,9 +71,14 @@ impl<'s> Diagnostics<'s> {
 
     /// Records a serde/TOML error, turning "unknown field `x`, expected one of ..." into a nearest-match fix.
     pub fn push_de(&mut self, err: &toml::de::Error, fallback: Range<usize>, key_prefix: &str) {
-        let message = err.message().trim().to_string();
+        let full = err.message().trim().to_string();
         let span = err.span().or(Some(fallback));
-        let (key, fix) = explain_serde_message(&message, key_prefix);
+        let (key, fix) = explain_serde_message(&full, key_prefix);
+        // When the fix came from the message itself (`what; how`), print only the `what` part as the message.
+        let message = match (&fix, full.split_once("; ")) {
+            (Some(f), Some((what, how))) if f == how => what.to_string(),
+            _ => full,
+        };
         self.push(span, key, message, fix);
     }
 }
@@ -151,6 +156,10 @@ fn explain_serde_message(message: &str, key_prefix: &str) -> (String, Option<Str
                 "add `{field} = ...` to this table (see workloads/README.md)"
             )),
         );
+    }
+    // Our own value parsers say what is wrong, then `; ` and how to write it.
+    if let Some((_, how)) = message.split_once("; ") {
+        return (key_prefix.to_string(), Some(how.to_string()));
     }
     let fix = if message.contains("invalid value: integer") {
         Some("write a whole number of zero or more".to_string())
