@@ -234,6 +234,11 @@ fn run_id_for(plan: &Plan) -> String {
 
 fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     let plan = load_plan(&args.workload)?;
+    let mut thresholds = plan.thresholds.clone();
+    if let Some(gates) = &args.gates {
+        let streams: Vec<String> = plan.streams.iter().map(|s| s.name.clone()).collect();
+        thresholds.extend(crate::gates::load_file(gates, &streams)?);
+    }
     let items = schedule::build(&plan);
     let run_id = args.run_id.clone().unwrap_or_else(|| run_id_for(&plan));
     let dir = args.out.join(&run_id);
@@ -263,7 +268,8 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     writer.finish()?;
     let simulated_in = started.elapsed();
     std::fs::write(dir.join("workload.toml"), std::fs::read(&plan.source)?)?;
-    let report = analyzer.finish();
+    let mut report = analyzer.finish();
+    report.thresholds = crate::gates::evaluate(&thresholds, &report);
     let files = report::write_all(&report, &dir)?;
     if !args.quiet {
         print_report(
@@ -284,7 +290,15 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
             dir.display()
         );
     }
-    Ok(ExitStatus::Ok)
+    Ok(gate_status(&report))
+}
+
+fn gate_status(report: &RunReport) -> ExitStatus {
+    if report.failed_thresholds() > 0 {
+        ExitStatus::GateFailed
+    } else {
+        ExitStatus::Ok
+    }
 }
 
 /// A flag set by the first Ctrl-C (SIGINT) or SIGTERM, so a run can stop cleanly and still write its results.
@@ -404,6 +418,10 @@ fn analyze(args: &AnalyzeArgs) -> anyhow::Result<ExitStatus> {
     let mut warnings = read.warnings();
     warnings.append(&mut report.warnings);
     report.warnings = warnings;
+    if let Some(gates) = &args.gates {
+        let thresholds = crate::gates::load_file(gates, &report.run.streams)?;
+        report.thresholds = crate::gates::evaluate(&thresholds, &report);
+    }
     let files = report::write_all(&report, &dir)?;
     if !args.quiet {
         print_report(
@@ -417,5 +435,5 @@ fn analyze(args: &AnalyzeArgs) -> anyhow::Result<ExitStatus> {
             ),
         )?;
     }
-    Ok(ExitStatus::Ok)
+    Ok(gate_status(&report))
 }

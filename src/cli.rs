@@ -25,7 +25,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a workload and write a results folder (events.jsonl, summary.json, histograms, report).
+    /// Run a workload and write a results folder (events.jsonl, summary.json, histograms, junit.xml, report.md).
+    ///
+    /// Exit code 1 when a threshold (`[thresholds]` in the workload, or `--gates FILE`) fails.
     ///
     /// With no target configured the run drives the built-in simulator in virtual time: a day of traffic takes
     /// seconds, and no cloud, Docker or cluster is needed.
@@ -87,12 +89,18 @@ pub struct RunArgs {
     /// Do not print the terminal summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// More thresholds from a gates file (its `[thresholds]` table), on top of the workload's own.
+    #[arg(long, value_name = "FILE")]
+    pub gates: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
     /// A results folder (or its events.jsonl).
     pub results: PathBuf,
+    /// Evaluate the thresholds of this gates file (`[thresholds]`); exit 1 if one fails.
+    #[arg(long, value_name = "FILE")]
+    pub gates: Option<PathBuf>,
     /// Do not print the terminal summary.
     #[arg(short, long)]
     pub quiet: bool,

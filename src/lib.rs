@@ -6,6 +6,7 @@ pub mod app;
 pub mod cli;
 pub mod event;
 pub mod eventlog;
+pub mod gates;
 pub mod pacer;
 pub mod report;
 pub mod runner;

@@ -10,6 +10,8 @@ mod schedule;
 mod pacer;
 // The simulator: hand-computed cases, determinism, the seed scenario's ordering.
 mod sim;
+// Thresholds: exit codes, junit.xml, report.md.
+mod gates;
 // Analysis: hand-built event logs with hand-computed answers, ground truth, outputs and their formats.
 mod analysis;
 

@@ -140,6 +140,14 @@ pub struct RunReport {
     pub warnings: Vec<String>,
     /// Every completed message outside the warm-up, exact to the microsecond, in completion order.
     pub messages: Vec<MessageLatency>,
+    /// Threshold outcomes, filled in by the caller that has thresholds (`gates::evaluate`).
+    pub thresholds: Vec<crate::gates::Outcome>,
+}
+
+impl RunReport {
+    pub fn failed_thresholds(&self) -> usize {
+        self.thresholds.iter().filter(|t| !t.passed).count()
+    }
 }
 
 /// One completed message's latency and its split, exact (µs). `None` where a signal was missing.
@@ -859,6 +867,7 @@ impl Analyzer {
             http_calls: self.http_calls,
             warnings: self.warnings,
             messages,
+            thresholds: Vec::new(),
         }
     }
 

@@ -1,6 +1,8 @@
 //! Exporters: one per format behind one trait, fanned out by [`write_all`]. Each reads the [`RunReport`] only.
 
 mod hdr;
+pub mod junit;
+pub mod markdown;
 mod summary;
 mod terminal;
 
@@ -41,6 +43,24 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 pub struct SummaryJson;
 pub struct Hgrm;
 pub struct Hlog;
+pub struct JUnit;
+pub struct Markdown;
+
+impl Exporter for JUnit {
+    fn write(&self, report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>> {
+        let path = dir.join("junit.xml");
+        write_file(&path, junit::render(report).as_bytes())?;
+        Ok(vec![path])
+    }
+}
+
+impl Exporter for Markdown {
+    fn write(&self, report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>> {
+        let path = dir.join("report.md");
+        write_file(&path, markdown::render(report).as_bytes())?;
+        Ok(vec![path])
+    }
+}
 
 impl Exporter for SummaryJson {
     fn write(&self, report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>> {
@@ -83,7 +103,7 @@ impl Exporter for Hlog {
 
 /// Writes every output format into `dir`; returns the files written.
 pub fn write_all(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>> {
-    let exporters: [&dyn Exporter; 3] = [&SummaryJson, &Hgrm, &Hlog];
+    let exporters: [&dyn Exporter; 5] = [&SummaryJson, &Hgrm, &Hlog, &JUnit, &Markdown];
     let mut files = Vec::new();
     for e in exporters {
         files.extend(e.write(report, dir)?);

@@ -18,6 +18,7 @@ pub struct Summary<'a> {
     pub cycles: &'a [ScaleCycle],
     pub cost: &'a Cost,
     pub http_calls: u64,
+    pub thresholds: &'a [crate::gates::Outcome],
     pub warnings: &'a [String],
 }
 
@@ -56,6 +57,7 @@ impl<'a> Summary<'a> {
             cycles: &r.cycles,
             cost: &r.cost,
             http_calls: r.http_calls,
+            thresholds: &r.thresholds,
             warnings: &r.warnings,
         }
     }

@@ -303,6 +303,35 @@ pub fn render(r: &RunReport, color: bool) -> String {
         run.price_per_gpu_hour_usd
     )
     .unwrap();
+    if !r.thresholds.is_empty() {
+        out.push('\n');
+        let failed = r.failed_thresholds();
+        let head = if failed == 0 {
+            format!("Thresholds: all {} passed", r.thresholds.len())
+        } else {
+            format!("Thresholds: {failed} of {} FAILED", r.thresholds.len())
+        };
+        writeln!(
+            out,
+            "{}",
+            if failed == 0 {
+                style.head(&head)
+            } else {
+                style.bad(&head)
+            }
+        )
+        .unwrap();
+        for t in &r.thresholds {
+            let line = format!(
+                "{} {} {}: {}",
+                if t.passed { "  ok  " } else { "  FAIL" },
+                t.metric,
+                t.condition,
+                t.describe()
+            );
+            writeln!(out, "{}", if t.passed { line } else { style.bad(&line) }).unwrap();
+        }
+    }
     if !r.warnings.is_empty() {
         out.push('\n');
         writeln!(out, "{}", style.bad("Warnings")).unwrap();

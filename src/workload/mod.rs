@@ -74,6 +74,8 @@ pub struct Plan {
     pub target: TargetKind,
     pub streams: Vec<StreamPlan>,
     pub sim: SimConfig,
+    /// `[thresholds]`: the run's pass/fail conditions (exit code 1 when one fails).
+    pub thresholds: Vec<crate::gates::Threshold>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -629,7 +631,7 @@ fn resolve(
                 format!("unknown top-level key `{key}`"),
                 Some(fix),
             );
-        } else if matches!(key, "cluster" | "thresholds") {
+        } else if key == "cluster" {
             diag.push(
                 Some(k.span()),
                 key,
@@ -718,6 +720,10 @@ fn resolve(
     }
     let stream_names: Vec<String> = streams.iter().map(|s| s.name.clone()).collect();
     let sim = crate::sim::config::resolve(diag, root.get("sim"), &stream_names, base_dir);
+    let thresholds = root
+        .get("thresholds")
+        .map(|t| crate::gates::parse_table(diag, t, &stream_names))
+        .unwrap_or_default();
     let name = run.name.clone().unwrap_or_else(|| {
         path.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -749,6 +755,7 @@ fn resolve(
         target: target.unwrap_or(TargetKind::Sim),
         streams,
         sim: sim?,
+        thresholds,
     })
 }
 

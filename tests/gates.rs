@@ -1,0 +1,248 @@
+//! Thresholds end to end: exit codes on fixture runs, junit.xml in the shape CI tools read, report.md.
+
+use crate::common::{bin, path};
+use imagen_load::analysis;
+use imagen_load::eventlog;
+use predicates::str::contains;
+use quick_xml::Reader;
+use quick_xml::events::Event as Xml;
+
+fn run_with(gates: &str, out: &tempfile::TempDir) -> std::process::Output {
+    bin()
+        .args([
+            "run",
+            "workloads/burst.toml",
+            "--quiet",
+            "--run-id",
+            "g",
+            "--gates",
+            gates,
+            "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap()
+}
+
+/// The elements and attributes of a JUnit file, checked the way CI reporters read them.
+struct Junit {
+    tests: usize,
+    failures: usize,
+    cases: Vec<(String, String, Option<String>)>,
+}
+
+fn read_junit(xml: &str) -> Junit {
+    let mut reader = Reader::from_str(xml);
+    let (mut tests, mut failures, mut cases) = (None, None, Vec::new());
+    let mut stack: Vec<String> = Vec::new();
+    let attr = |e: &quick_xml::events::BytesStart, name: &str| {
+        e.attributes()
+            .flatten()
+            .find(|a| a.key.as_ref() == name)
+            .map(|a| {
+                a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .unwrap()
+                    .to_string()
+            })
+    };
+    loop {
+        match reader.read_event().expect("well-formed XML") {
+            Xml::Start(e) | Xml::Empty(e)
+                if e.name().as_ref() == "testsuites" || e.name().as_ref() == "testsuite" =>
+            {
+                if e.name().as_ref() == "testsuite" {
+                    assert_eq!(
+                        stack.last().map(String::as_str),
+                        Some("testsuites"),
+                        "testsuite inside testsuites"
+                    );
+                    tests = attr(&e, "tests").map(|v| v.parse::<usize>().unwrap());
+                    failures = attr(&e, "failures").map(|v| v.parse::<usize>().unwrap());
+                    for required in ["name", "errors", "skipped", "time"] {
+                        assert!(attr(&e, required).is_some(), "testsuite needs `{required}`");
+                    }
+                }
+                stack.push(e.name().as_ref().to_string());
+            }
+            Xml::Start(e) if e.name().as_ref() == "testcase" => {
+                assert_eq!(stack.last().map(String::as_str), Some("testsuite"));
+                cases.push((
+                    attr(&e, "classname").unwrap(),
+                    attr(&e, "name").unwrap(),
+                    None,
+                ));
+                stack.push("testcase".into());
+            }
+            Xml::Empty(e) if e.name().as_ref() == "testcase" => {
+                cases.push((
+                    attr(&e, "classname").unwrap(),
+                    attr(&e, "name").unwrap(),
+                    None,
+                ));
+            }
+            Xml::Start(e) if e.name().as_ref() == "failure" => {
+                assert_eq!(
+                    stack.last().map(String::as_str),
+                    Some("testcase"),
+                    "failure inside a testcase"
+                );
+                assert_eq!(attr(&e, "type").as_deref(), Some("threshold"));
+                cases.last_mut().unwrap().2 = attr(&e, "message");
+                stack.push("failure".into());
+            }
+            Xml::Start(e) => stack.push(e.name().as_ref().to_string()),
+            Xml::End(_) => {
+                stack.pop();
+            }
+            Xml::Eof => break,
+            _ => {}
+        }
+    }
+    assert!(stack.is_empty(), "every element closed");
+    Junit {
+        tests: tests.expect("testsuite tests="),
+        failures: failures.expect("testsuite failures="),
+        cases,
+    }
+}
+
+#[test]
+fn thresholds_that_hold_exit_0() {
+    let out = tempfile::tempdir().unwrap();
+    let o = run_with("fixtures/gates/burst-pass.toml", &out);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let j = read_junit(&std::fs::read_to_string(out.path().join("g/junit.xml")).unwrap());
+    assert_eq!((j.tests, j.failures), (8, 0));
+    assert!(j.cases.iter().all(|c| c.2.is_none()));
+}
+
+#[test]
+fn a_failed_threshold_exits_1_and_says_what_was_measured() {
+    let out = tempfile::tempdir().unwrap();
+    let o = run_with("fixtures/gates/burst-fail.toml", &out);
+    assert_eq!(o.status.code(), Some(1));
+    let j = read_junit(&std::fs::read_to_string(out.path().join("g/junit.xml")).unwrap());
+    assert_eq!((j.tests, j.failures), (4, 2));
+    let failed: Vec<&(String, String, Option<String>)> =
+        j.cases.iter().filter(|c| c.2.is_some()).collect();
+    let msg = failed
+        .iter()
+        .find(|c| c.0 == "thresholds.cold_start.total")
+        .unwrap()
+        .2
+        .as_ref()
+        .unwrap();
+    assert!(
+        msg.contains("max = 5m") && msg.contains("wanted max < 1m"),
+        "{msg}"
+    );
+    let md = std::fs::read_to_string(out.path().join("g/report.md")).unwrap();
+    assert!(
+        md.starts_with("## imagen-load · `burst` · **2 of 4 thresholds failed**"),
+        "{md}"
+    );
+    assert!(
+        md.find("### Failed thresholds").unwrap() < md.find("### Delivery").unwrap(),
+        "failures first"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("g/summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        summary["thresholds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["passed"] == false)
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn an_unknown_metric_is_a_configuration_error() {
+    let out = tempfile::tempdir().unwrap();
+    let o = run_with("fixtures/gates/unknown-metric.toml", &out);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("unknown-metric.toml:2:1") && err.contains("did you mean `e2e_latency`"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}
+
+#[test]
+fn workload_thresholds_are_checked_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("w.toml");
+    std::fs::write(
+        &p,
+        "[[stream]]\nname = \"upscale\"\n  [[stream.phase]]\n  kind = \"burst\"\n  count = 1\n[thresholds]\n\"e2e_latency{stream:upscal}\" = [\"p(95) < 5m\"]\n\"lost\" = [\"p(95) < 1\"]\n",
+    )
+    .unwrap();
+    bin()
+        .arg("validate")
+        .arg(&p)
+        .assert()
+        .code(2)
+        .stderr(contains("w.toml:7:1"))
+        .stderr(contains("no stream is named `upscal`"))
+        .stderr(contains("w.toml:8:"))
+        .stderr(contains("does not apply to the run total `lost`"));
+}
+
+#[test]
+fn analyze_evaluates_a_gates_file_on_an_old_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        path("fixtures/events/hand-built.jsonl"),
+        dir.path().join("events.jsonl"),
+    )
+    .unwrap();
+    let gates = dir.path().join("gates.toml");
+    std::fs::write(
+        &gates,
+        "[thresholds]\n\"lost\" = [\"count == 0\"]\n\"duplicates\" = [\"count <= 1\"]\n",
+    )
+    .unwrap();
+    bin()
+        .arg("analyze")
+        .arg(dir.path())
+        .arg("--gates")
+        .arg(&gates)
+        .assert()
+        .code(1)
+        .stdout(contains("FAIL lost count == 0"));
+}
+
+#[test]
+fn report_md_snapshot() {
+    let (events, _) = eventlog::read(&path("fixtures/events/hand-built.jsonl")).unwrap();
+    let mut r = analysis::analyze(events);
+    let streams = r.run.streams.clone();
+    let mut thresholds = Vec::new();
+    for (key, cond) in [
+        ("e2e_latency{stream:upscale}", "p(95) < 3m"),
+        ("lost", "count == 0"),
+        ("cold_start.image_pull", "max < 1m"),
+    ] {
+        let metric = imagen_load::gates::parse_key(key, &streams).unwrap();
+        let c = imagen_load::gates::parse_condition(cond, &metric).unwrap();
+        thresholds.push(imagen_load::gates::Threshold {
+            key: key.into(),
+            metric,
+            conditions: vec![c],
+        });
+    }
+    r.thresholds = imagen_load::gates::evaluate(&thresholds, &r);
+    insta::assert_snapshot!(imagen_load::report::markdown::render(&r));
+}
