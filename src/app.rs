@@ -2,7 +2,7 @@
 //! exit status. `anyhow` context is added here and nowhere deeper.
 
 use crate::analysis::{self, RunReport};
-use crate::cli::{AnalyzeArgs, Cli, Command, PlanArgs, RunArgs, WorkloadArgs};
+use crate::cli::{AnalyzeArgs, Cli, Command, CompareArgs, PlanArgs, RunArgs, WorkloadArgs};
 use crate::event::{EVENT_LOG_VERSION, Event, EventKind, Source};
 use crate::eventlog::{self, EventLogWriter};
 use crate::report;
@@ -38,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Plan(args) => plan(&args),
         Command::Run(args) => run_workload(&args),
         Command::Analyze(args) => analyze(&args),
+        Command::Compare(args) => compare(&args),
     }
 }
 
@@ -397,27 +398,60 @@ fn prepare_dir(dir: &Path, force: bool) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create results folder {}", dir.display()))
 }
 
-/// How far out of time order a log's events may be and still be analysed in order.
-pub const REORDER_WINDOW_US: u64 = 60_000_000;
-
-fn analyze(args: &AnalyzeArgs) -> anyhow::Result<ExitStatus> {
-    let (dir, log): (PathBuf, PathBuf) = if args.results.is_dir() {
-        (args.results.clone(), args.results.join("events.jsonl"))
+/// Analyses a results folder (or an events.jsonl) from its log; the log's own warnings come first.
+pub fn analyze_results(path: &Path) -> anyhow::Result<(RunReport, PathBuf, eventlog::ReadReport)> {
+    let (dir, log): (PathBuf, PathBuf) = if path.is_dir() {
+        (path.to_path_buf(), path.join("events.jsonl"))
     } else {
         (
-            args.results
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default(),
-            args.results.clone(),
+            path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            path.to_path_buf(),
         )
     };
     let mut stream = analysis::Reordering::new(REORDER_WINDOW_US);
     let read = eventlog::read_with(&log, |e| stream.push(e))?;
-    let mut report: RunReport = stream.finish();
+    let mut report = stream.finish();
     let mut warnings = read.warnings();
     warnings.append(&mut report.warnings);
     report.warnings = warnings;
+    Ok((report, dir, read))
+}
+
+fn compare(args: &CompareArgs) -> anyhow::Result<ExitStatus> {
+    let (base, _, _) = analyze_results(&args.base)?;
+    let (current, _, _) = analyze_results(&args.current)?;
+    if !(args.percentile > 0.0 && args.percentile <= 100.0) {
+        bail!(
+            "--percentile {} must be above 0 and at most 100",
+            args.percentile
+        );
+    }
+    let tolerance = args.fail_on_regression.unwrap_or(0.10);
+    let c = crate::compare::compare(&base, &current, args.percentile, tolerance);
+    let table = crate::compare::render(&c);
+    print!("{table}");
+    if let Some(md) = &args.markdown {
+        std::fs::write(md, &table).with_context(|| format!("cannot write {}", md.display()))?;
+    }
+    Ok(
+        if args.fail_on_regression.is_some() && c.regressions() > 0 {
+            ExitStatus::GateFailed
+        } else {
+            ExitStatus::Ok
+        },
+    )
+}
+
+/// How far out of time order a log's events may be and still be analysed in order.
+pub const REORDER_WINDOW_US: u64 = 60_000_000;
+
+fn analyze(args: &AnalyzeArgs) -> anyhow::Result<ExitStatus> {
+    let (mut report, dir, read) = analyze_results(&args.results)?;
+    let log = if args.results.is_dir() {
+        args.results.join("events.jsonl")
+    } else {
+        args.results.clone()
+    };
     if let Some(gates) = &args.gates {
         let thresholds = crate::gates::load_file(gates, &report.run.streams)?;
         report.thresholds = crate::gates::evaluate(&thresholds, &report);

@@ -38,6 +38,40 @@ pub enum Command {
     Plan(PlanArgs),
     /// Recompute every output of a results folder from its events.jsonl.
     Analyze(AnalyzeArgs),
+    /// Compare two results folders: per-metric deltas, and a regression gate that accounts for noise.
+    ///
+    /// A series regresses when its percentile is worse by more than the tolerance and a one-sided Mann-Whitney
+    /// test on the recorded histograms says it is slower; with too few samples it is not judged.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline results folder.
+    pub base: PathBuf,
+    /// The results folder to judge.
+    pub current: PathBuf,
+    /// Exit 1 when a series regresses by more than this, e.g. `10%` (without it, compare only reports).
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub fail_on_regression: Option<f64>,
+    /// The percentile the gate looks at.
+    #[arg(long, default_value_t = 95.0)]
+    pub percentile: f64,
+    /// Also write the table as Markdown to this file (for a PR comment).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("`{s}` is not a percentage; write e.g. `10%`"))?;
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(format!("`{s}` must be zero or more"));
+    }
+    Ok(v / 100.0)
 }
 
 #[derive(Debug, Args)]

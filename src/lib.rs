@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod app;
 pub mod cli;
+pub mod compare;
 pub mod event;
 pub mod eventlog;
 pub mod gates;

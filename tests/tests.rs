@@ -12,6 +12,8 @@ mod pacer;
 mod sim;
 // Thresholds: exit codes, junit.xml, report.md.
 mod gates;
+// Baseline comparison: noise-aware regression gate.
+mod compare;
 // Analysis: hand-built event logs with hand-computed answers, ground truth, outputs and their formats.
 mod analysis;
 

@@ -1,0 +1,160 @@
+//! `compare`: a known regression fails the gate; runs drawn from the same distribution pass it (at least 95 of
+//! 100 seeded trials); the table is snapshotted.
+
+use crate::common::{bin, plan_from};
+use imagen_load::analysis::{self, RunReport};
+use imagen_load::app::simulate_events;
+use imagen_load::compare::{Verdict, compare};
+
+fn steady(seed: u64, processing: &str) -> RunReport {
+    let src = format!(
+        r#"
+[run]
+seed = {seed}
+[sim.keda]
+min_replicas = 1
+max_replicas = 3
+[sim.worker]
+processing = "{processing}"
+[[stream]]
+name = "upscale"
+  [[stream.phase]]
+  kind = "poisson"
+  rate = "12/m"
+  duration = "30m"
+[[stream]]
+name = "enhance"
+  [[stream.phase]]
+  kind = "poisson"
+  rate = "6/m"
+  duration = "30m"
+"#
+    );
+    analysis::analyze(simulate_events(&plan_from(&src), &format!("seed-{seed}")))
+}
+
+#[test]
+fn runs_from_the_same_distribution_pass_in_at_least_95_of_100_trials() {
+    let mut passed = 0;
+    let mut judged = 0;
+    for trial in 0..100u64 {
+        let base = steady(1000 + 2 * trial, "lognormal(6s, 0.3)");
+        let current = steady(1001 + 2 * trial, "lognormal(6s, 0.3)");
+        let c = compare(&base, &current, 95.0, 0.10);
+        judged += c
+            .rows
+            .iter()
+            .filter(|r| r.verdict != Verdict::TooFewSamples)
+            .count();
+        if c.regressions() == 0 {
+            passed += 1;
+        }
+    }
+    eprintln!("same-distribution trials passed: {passed} of 100 ({judged} series judged)");
+    assert!(
+        passed >= 95,
+        "only {passed} of 100 same-distribution trials passed"
+    );
+    assert!(
+        judged >= 100 * 5,
+        "the trials must judge series, not skip them: {judged}"
+    );
+}
+
+#[test]
+fn a_real_slowdown_is_a_regression() {
+    let base = steady(7, "lognormal(6s, 0.3)");
+    let slower = steady(8, "lognormal(9s, 0.3)");
+    let c = compare(&base, &slower, 95.0, 0.10);
+    let row = |m: &str| {
+        c.rows
+            .iter()
+            .find(|r| r.metric == m)
+            .unwrap_or_else(|| panic!("no row {m}"))
+    };
+    assert_eq!(row("processing").verdict, Verdict::Regression);
+    assert_eq!(row("e2e_latency").verdict, Verdict::Regression);
+    assert!(c.regressions() >= 2);
+    // And the other way round it is an improvement, not a regression.
+    let back = compare(&slower, &base, 95.0, 0.10);
+    assert_eq!(back.regressions(), 0);
+    assert_eq!(
+        back.rows
+            .iter()
+            .find(|r| r.metric == "processing")
+            .unwrap()
+            .verdict,
+        Verdict::Improvement
+    );
+}
+
+#[test]
+fn compare_fails_on_fixture_runs_with_a_known_regression() {
+    let out = tempfile::tempdir().unwrap();
+    let run = |id: &str, extra: &[&str]| {
+        bin()
+            .args([
+                "run",
+                "workloads/burst.toml",
+                "--quiet",
+                "--run-id",
+                id,
+                "--out",
+            ])
+            .arg(out.path())
+            .args(extra)
+            .assert()
+            .success();
+    };
+    run("base", &[]);
+    run(
+        "slow-model",
+        &["--set", "sim.worker.model_load=uniform(120s, 150s)"],
+    );
+    let o = bin()
+        .arg("compare")
+        .arg(out.path().join("base"))
+        .arg(out.path().join("slow-model"))
+        .args(["--fail-on-regression", "10%", "--markdown"])
+        .arg(out.path().join("compare.md"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let table = String::from_utf8(o.stdout).unwrap();
+    assert!(table.contains("REGRESSION"), "{table}");
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("compare.md")).unwrap(),
+        table
+    );
+    // Without --fail-on-regression compare only reports.
+    bin()
+        .arg("compare")
+        .arg(out.path().join("base"))
+        .arg(out.path().join("slow-model"))
+        .assert()
+        .success();
+    // The same run against itself: nothing changes.
+    bin()
+        .arg("compare")
+        .arg(out.path().join("base"))
+        .arg(out.path().join("base"))
+        .args(["--fail-on-regression", "10%"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn compare_table_snapshot() {
+    let c = compare(
+        &steady(7, "lognormal(6s, 0.3)"),
+        &steady(8, "lognormal(9s, 0.3)"),
+        95.0,
+        0.10,
+    );
+    insta::assert_snapshot!(imagen_load::compare::render(&c));
+}
