@@ -14,6 +14,8 @@ mod sim;
 mod gates;
 // Baseline comparison: noise-aware regression gate.
 mod compare;
+// The HTML report: self-contained; renders in headless Chromium (ignored without chromium).
+mod browser;
 // Analysis: hand-built event logs with hand-computed answers, ground truth, outputs and their formats.
 mod analysis;
 

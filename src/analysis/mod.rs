@@ -142,6 +142,37 @@ pub struct RunReport {
     pub messages: Vec<MessageLatency>,
     /// Threshold outcomes, filled in by the caller that has thresholds (`gates::evaluate`).
     pub thresholds: Vec<crate::gates::Outcome>,
+    /// What happened over time, for charts.
+    pub timeline: Timeline,
+}
+
+/// Counts and levels over the run, for the timeline chart. Memory grows with run length (one slot per 10 s),
+/// not with messages.
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    pub slot_us: u64,
+    /// Messages published / completed in each slot.
+    pub published: Vec<u32>,
+    pub completed: Vec<u32>,
+    /// Sampled backlog per subscription: (time, depth).
+    pub backlog: BTreeMap<String, Vec<(u64, u64)>>,
+    /// Per deployment: (time, desired, ready) at every change.
+    pub replicas: BTreeMap<String, Vec<(u64, u32, u32)>>,
+    /// (time, live GPU nodes) at every change.
+    pub nodes: Vec<(u64, u32)>,
+}
+
+/// Timeline slot length.
+pub const TIMELINE_SLOT_US: u64 = 10_000_000;
+
+impl Timeline {
+    fn bump(v: &mut Vec<u32>, t: u64) {
+        let i = (t / TIMELINE_SLOT_US) as usize;
+        if v.len() <= i {
+            v.resize(i + 1, 0);
+        }
+        v[i] += 1;
+    }
 }
 
 impl RunReport {
@@ -363,6 +394,7 @@ pub struct Analyzer {
     interrupted: bool,
     warnings: Vec<String>,
     gpu_busy_us: u64,
+    timeline: Timeline,
 }
 
 impl Analyzer {
@@ -431,6 +463,7 @@ impl Analyzer {
             }
             EventKind::Published { id, .. } => {
                 self.delivery.published += 1;
+                Timeline::bump(&mut self.timeline.published, t);
                 let s = self.stream(&id.stream);
                 self.msg(id).published.set(t);
                 // The stream's deployment has the stream's name.
@@ -483,6 +516,7 @@ impl Analyzer {
                     (Some(a), Some(b)) => b.saturating_sub(a),
                     _ => 0,
                 };
+                Timeline::bump(&mut self.timeline.completed, t);
                 self.gpu_busy_us += busy;
                 if let Some(p) = self.pods.get_mut(pod) {
                     p.first_done.get_or_insert(t);
@@ -497,8 +531,17 @@ impl Analyzer {
             EventKind::Duplicate { .. } => self.delivery.duplicates += 1,
             EventKind::Lost { id } => self.msg(id).lost = true,
             EventKind::HttpCalled { .. } => self.http_calls += 1,
-            EventKind::Backlog { .. }
-            | EventKind::MetricRead { .. }
+            EventKind::Backlog {
+                subscription,
+                depth,
+            } => {
+                self.timeline
+                    .backlog
+                    .entry(subscription.clone())
+                    .or_default()
+                    .push((t, *depth));
+            }
+            EventKind::MetricRead { .. }
             | EventKind::ScalerActive { .. }
             | EventKind::SimPodTruth { .. } => {}
             EventKind::Replicas {
@@ -580,6 +623,7 @@ impl Analyzer {
                 ..
             } => {
                 self.live_nodes += 1;
+                self.timeline.nodes.push((t, self.live_nodes));
                 let n = Node {
                     created: t,
                     gpus: *gpus,
@@ -611,6 +655,7 @@ impl Analyzer {
                 {
                     n.deleted = Some(t);
                     self.live_nodes = self.live_nodes.saturating_sub(1);
+                    self.timeline.nodes.push((t, self.live_nodes));
                 }
                 if let Some((c, i)) = self.node_owner.remove(node) {
                     self.cycle_nodes[c][i].2 = Some(t);
@@ -645,6 +690,11 @@ impl Analyzer {
     }
 
     fn replicas(&mut self, t: u64, deployment: &str, desired: u32, ready: u32) {
+        self.timeline
+            .replicas
+            .entry(deployment.to_string())
+            .or_default()
+            .push((t, desired, ready));
         let d = self.deployments.entry(deployment.to_string()).or_default();
         let (old_desired, old_ready) = (d.desired, d.ready);
         if desired > old_desired {
@@ -868,6 +918,10 @@ impl Analyzer {
             warnings: self.warnings,
             messages,
             thresholds: Vec::new(),
+            timeline: Timeline {
+                slot_us: TIMELINE_SLOT_US,
+                ..self.timeline
+            },
         }
     }
 

@@ -1,6 +1,7 @@
 //! Exporters: one per format behind one trait, fanned out by [`write_all`]. Each reads the [`RunReport`] only.
 
 mod hdr;
+pub mod html;
 pub mod junit;
 pub mod markdown;
 mod summary;
@@ -45,6 +46,15 @@ pub struct Hgrm;
 pub struct Hlog;
 pub struct JUnit;
 pub struct Markdown;
+pub struct Html;
+
+impl Exporter for Html {
+    fn write(&self, report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>> {
+        let path = dir.join("report.html");
+        write_file(&path, html::render(report).as_bytes())?;
+        Ok(vec![path])
+    }
+}
 
 impl Exporter for JUnit {
     fn write(&self, report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>> {
@@ -103,7 +113,7 @@ impl Exporter for Hlog {
 
 /// Writes every output format into `dir`; returns the files written.
 pub fn write_all(report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>> {
-    let exporters: [&dyn Exporter; 5] = [&SummaryJson, &Hgrm, &Hlog, &JUnit, &Markdown];
+    let exporters: [&dyn Exporter; 6] = [&SummaryJson, &Hgrm, &Hlog, &JUnit, &Markdown, &Html];
     let mut files = Vec::new();
     for e in exporters {
         files.extend(e.write(report, dir)?);

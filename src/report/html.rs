@@ -1,0 +1,718 @@
+//! `report.html`: one self-contained file (no script, no network, no external assets), charts drawn as inline SVG:
+//! a timeline (published/completed, backlog, desired/ready replicas, GPU nodes), a per-pod cold-start waterfall,
+//! latency percentile curves per stream (cold and warm apart), delivery accounting, scale cycles, cost and
+//! thresholds. Readable on a laptop screen and printable.
+
+use crate::analysis::{POD_PHASES, RunReport, TIMELINE_SLOT_US};
+use crate::report::human_duration as h;
+use crate::report::junit::escape as esc;
+use std::fmt::Write as _;
+
+const PALETTE: [&str; 8] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+];
+const PHASE_COLORS: [&str; 7] = [
+    "#9e9e9e", "#bdbdbd", "#ff7f0e", "#1f77b4", "#17becf", "#9467bd", "#2ca02c",
+];
+const WIDTH: f64 = 920.0;
+
+/// A line on a chart: label, colour, dashed, points (x, y).
+struct Line<'a> {
+    label: String,
+    color: &'a str,
+    dashed: bool,
+    points: Vec<(f64, f64)>,
+}
+
+struct Axis {
+    min: f64,
+    max: f64,
+    ticks: Vec<(f64, String)>,
+}
+
+fn nice_ticks(max: f64, n: usize, fmt: &dyn Fn(f64) -> String) -> Vec<(f64, String)> {
+    if max <= 0.0 {
+        return vec![(0.0, fmt(0.0))];
+    }
+    let raw = max / n as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(raw);
+    (0..=((max / step).ceil() as usize))
+        .map(|i| i as f64 * step)
+        .map(|v| (v, fmt(v)))
+        .collect()
+}
+
+fn time_label(us: f64) -> String {
+    h(us.max(0.0) as u64)
+}
+
+/// A line chart with a legend; `x` and `y` give the ranges and ticks.
+fn chart(title: &str, height: f64, x: &Axis, y: &Axis, lines: &[Line<'_>], step: bool) -> String {
+    let (left, right, top, bottom) = (70.0, 210.0, 26.0, 28.0);
+    let (pw, ph) = (WIDTH - left - right, height - top - bottom);
+    let sx = |v: f64| left + (v - x.min) / (x.max - x.min).max(1e-12) * pw;
+    let y_max = y.max.max(y.ticks.last().map_or(0.0, |t| t.0)).max(1e-12);
+    let sy = |v: f64| top + ph - (v - y.min) / (y_max - y.min) * ph;
+    let mut s = String::new();
+    writeln!(
+        s,
+        r#"<svg viewBox="0 0 {WIDTH} {height}" width="100%" role="img" aria-label="{}">"#,
+        esc(title)
+    )
+    .unwrap();
+    writeln!(
+        s,
+        r#"<text x="{left}" y="16" class="t">{}</text>"#,
+        esc(title)
+    )
+    .unwrap();
+    for (v, label) in &y.ticks {
+        let yy = sy(*v);
+        writeln!(s, r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#e5e5e5"/><text x="{}" y="{:.1}" class="a" text-anchor="end">{}</text>"##, left + pw, left - 6.0, yy + 4.0, esc(label)).unwrap();
+    }
+    for (v, label) in x.ticks.iter().filter(|(v, _)| *v >= x.min && *v <= x.max) {
+        let xx = sx(*v);
+        writeln!(s, r##"<line x1="{xx:.1}" x2="{xx:.1}" y1="{top}" y2="{}" stroke="#f0f0f0"/><text x="{xx:.1}" y="{}" class="a" text-anchor="middle">{}</text>"##, top + ph, top + ph + 16.0, esc(label)).unwrap();
+    }
+    writeln!(
+        s,
+        r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>"##
+    )
+    .unwrap();
+    for (i, l) in lines.iter().enumerate() {
+        let mut d = String::new();
+        let mut prev: Option<(f64, f64)> = None;
+        for &(px, py) in &l.points {
+            let (cx, cy) = (sx(px), sy(py));
+            match prev {
+                None => write!(d, "M{cx:.1},{cy:.1}").unwrap(),
+                Some((_, py0)) if step => write!(d, " L{cx:.1},{py0:.1} L{cx:.1},{cy:.1}").unwrap(),
+                Some(_) => write!(d, " L{cx:.1},{cy:.1}").unwrap(),
+            }
+            prev = Some((cx, cy));
+        }
+        let dash = if l.dashed {
+            r#" stroke-dasharray="5 3""#
+        } else {
+            ""
+        };
+        writeln!(
+            s,
+            r#"<path d="{d}" fill="none" stroke="{}" stroke-width="1.6"{dash}/>"#,
+            l.color
+        )
+        .unwrap();
+        let ly = top + 12.0 + i as f64 * 16.0;
+        writeln!(
+            s,
+            r#"<line x1="{}" x2="{}" y1="{ly}" y2="{ly}" stroke="{}" stroke-width="2"{dash}/><text x="{}" y="{}" class="a">{}</text>"#,
+            left + pw + 10.0,
+            left + pw + 28.0,
+            l.color,
+            left + pw + 32.0,
+            ly + 4.0,
+            esc(&l.label)
+        )
+        .unwrap();
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn time_axis(end_us: u64) -> Axis {
+    let max = end_us.max(1) as f64;
+    Axis {
+        min: 0.0,
+        max,
+        ticks: nice_ticks(max / 60e6, 10, &|v| format!("{v}m"))
+            .into_iter()
+            .map(|(v, l)| (v * 60e6, l))
+            .collect(),
+    }
+}
+
+fn count_axis(max: f64) -> Axis {
+    Axis {
+        min: 0.0,
+        max: max.max(1.0),
+        ticks: nice_ticks(max.max(1.0), 4, &|v| format!("{v}")),
+    }
+}
+
+fn timeline(r: &RunReport) -> String {
+    let t = &r.timeline;
+    let end = r.run.end_us;
+    let x = time_axis(end);
+    let mut out = String::new();
+    // Messages per minute, published and completed, re-bucketed to at most ~200 points.
+    let slots = t.published.len().max(t.completed.len());
+    let per = (slots / 200).max(1);
+    let per_minute = 60e6 / (TIMELINE_SLOT_US as f64 * per as f64);
+    let series = |v: &[u32]| -> Vec<(f64, f64)> {
+        (0..slots.div_ceil(per))
+            .map(|b| {
+                let sum: u32 = v.iter().skip(b * per).take(per).sum();
+                (
+                    (b * per) as f64 * TIMELINE_SLOT_US as f64,
+                    sum as f64 * per_minute,
+                )
+            })
+            .collect()
+    };
+    let (p, c) = (series(&t.published), series(&t.completed));
+    let ymax = p.iter().chain(&c).map(|q| q.1).fold(0.0, f64::max);
+    out.push_str(&chart(
+        "Messages per minute",
+        170.0,
+        &x,
+        &count_axis(ymax),
+        &[
+            Line {
+                label: "published".into(),
+                color: PALETTE[0],
+                dashed: false,
+                points: p,
+            },
+            Line {
+                label: "completed".into(),
+                color: PALETTE[2],
+                dashed: false,
+                points: c,
+            },
+        ],
+        true,
+    ));
+    let backlog: Vec<Line<'_>> = t
+        .backlog
+        .iter()
+        .enumerate()
+        .map(|(i, (name, pts))| Line {
+            label: name
+                .trim_end_matches("-sub")
+                .trim_start_matches("imagen-")
+                .to_string(),
+            color: PALETTE[i % PALETTE.len()],
+            dashed: false,
+            points: pts
+                .iter()
+                .map(|&(t, d)| (t as f64, d as f64))
+                .chain(std::iter::once((
+                    end as f64,
+                    pts.last().map_or(0.0, |p| p.1 as f64),
+                )))
+                .collect(),
+        })
+        .collect();
+    if !backlog.is_empty() {
+        let ymax = backlog
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.1))
+            .fold(0.0, f64::max);
+        out.push_str(&chart(
+            "Backlog (unacked messages, as sampled)",
+            150.0,
+            &x,
+            &count_axis(ymax),
+            &backlog,
+            true,
+        ));
+    }
+    let mut replicas = Vec::new();
+    for (i, (name, pts)) in t.replicas.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let close = |v: f64| std::iter::once((end as f64, v));
+        let ready: Vec<(f64, f64)> = pts.iter().map(|&(t, _, r)| (t as f64, r as f64)).collect();
+        let desired: Vec<(f64, f64)> = pts.iter().map(|&(t, d, _)| (t as f64, d as f64)).collect();
+        let (lr, ld) = (
+            ready.last().map_or(0.0, |p| p.1),
+            desired.last().map_or(0.0, |p| p.1),
+        );
+        replicas.push(Line {
+            label: format!("{name} ready"),
+            color,
+            dashed: false,
+            points: ready.into_iter().chain(close(lr)).collect(),
+        });
+        replicas.push(Line {
+            label: format!("{name} desired"),
+            color,
+            dashed: true,
+            points: desired.into_iter().chain(close(ld)).collect(),
+        });
+    }
+    if !replicas.is_empty() {
+        let ymax = replicas
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.1))
+            .fold(0.0, f64::max);
+        let height = 150.0_f64.max(40.0 + 16.0 * replicas.len() as f64);
+        out.push_str(&chart(
+            "Replicas (solid ready, dashed desired)",
+            height,
+            &x,
+            &count_axis(ymax),
+            &replicas,
+            true,
+        ));
+    }
+    let mut nodes: Vec<(f64, f64)> = vec![(0.0, 0.0)];
+    nodes.extend(t.nodes.iter().map(|&(t, n)| (t as f64, n as f64)));
+    nodes.push((end as f64, nodes.last().map_or(0.0, |p| p.1)));
+    let ymax = nodes.iter().map(|p| p.1).fold(0.0, f64::max);
+    out.push_str(&chart(
+        "GPU nodes",
+        130.0,
+        &x,
+        &count_axis(ymax),
+        &[Line {
+            label: "nodes".into(),
+            color: PALETTE[4],
+            dashed: false,
+            points: nodes,
+        }],
+        true,
+    ));
+    out
+}
+
+/// Stacked horizontal bars, one per pod that cold-started, each phase a colour, on the run's time axis.
+fn waterfall(r: &RunReport) -> String {
+    const MAX_PODS: usize = 60;
+    let pods: Vec<_> = r
+        .pods
+        .iter()
+        .filter(|p| !p.preexisting)
+        .take(MAX_PODS)
+        .collect();
+    if pods.is_empty() {
+        return "<p>No pod cold-started during the run.</p>\n".into();
+    }
+    let shown = &POD_PHASES[..7]; // activation … ready; first_message and total are not segments
+    let (left, right, top, row) = (200.0, 20.0, 40.0, 14.0);
+    let height = top + row * pods.len() as f64 + 40.0;
+    let pw = WIDTH - left - right;
+    let mut spans = Vec::new();
+    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    for p in &pods {
+        let phases: Vec<u64> = shown
+            .iter()
+            .map(|k| p.phases_us.get(*k).copied().flatten().unwrap_or(0))
+            .collect();
+        let lead = phases[0] + phases[1];
+        let start = p.created_us.saturating_sub(lead);
+        let end = start + phases.iter().sum::<u64>();
+        lo = lo.min(start);
+        hi = hi.max(end.max(p.ready_us.unwrap_or(end)));
+        spans.push((p, start, phases));
+    }
+    let span = (hi - lo).max(1) as f64;
+    let sx = |t: u64| left + (t - lo) as f64 / span * pw;
+    let mut s = String::new();
+    writeln!(s, r#"<svg viewBox="0 0 {WIDTH} {height}" width="100%" role="img" aria-label="cold-start waterfall">"#).unwrap();
+    writeln!(s, r#"<text x="{left}" y="16" class="t">Cold starts, phase by phase (time since run start)</text>"#).unwrap();
+    for (i, phase) in shown.iter().enumerate() {
+        let lx = left + i as f64 * 100.0 - 40.0;
+        writeln!(s, r#"<rect x="{lx}" y="24" width="10" height="10" fill="{}"/><text x="{}" y="33" class="a">{}</text>"#, PHASE_COLORS[i], lx + 14.0, phase.replace('_', " ").replace("node provisioning", "node")).unwrap();
+    }
+    for (row_i, (p, start, phases)) in spans.iter().enumerate() {
+        let y = top + row_i as f64 * row;
+        writeln!(
+            s,
+            r#"<text x="{}" y="{:.1}" class="a" text-anchor="end">{}</text>"#,
+            left - 6.0,
+            y + 10.0,
+            esc(&p.pod)
+        )
+        .unwrap();
+        let mut t = *start;
+        for (i, d) in phases.iter().enumerate() {
+            if *d > 0 {
+                let (x0, x1) = (sx(t), sx(t + d));
+                writeln!(
+                    s,
+                    r#"<rect x="{x0:.1}" y="{y:.1}" width="{:.1}" height="{}" fill="{}"><title>{}: {} {}</title></rect>"#,
+                    (x1 - x0).max(0.5),
+                    row - 3.0,
+                    PHASE_COLORS[i],
+                    esc(&p.pod),
+                    shown[i].replace('_', " "),
+                    h(*d)
+                )
+                .unwrap();
+            }
+            t += d;
+        }
+    }
+    let axis_y = top + row * pods.len() as f64 + 14.0;
+    for (v, label) in nice_ticks(span / 60e6, 8, &|v| format!("{v}m")) {
+        let t = lo + (v * 60e6) as u64;
+        if t <= hi {
+            writeln!(
+                s,
+                r#"<text x="{:.1}" y="{axis_y}" class="a" text-anchor="middle">+{label}</text>"#,
+                sx(t)
+            )
+            .unwrap();
+        }
+    }
+    writeln!(
+        s,
+        r#"<text x="{left}" y="{}" class="a">0 = {}</text>"#,
+        axis_y + 16.0,
+        time_label(lo as f64)
+    )
+    .unwrap();
+    s.push_str("</svg>\n");
+    if r.pods.iter().filter(|p| !p.preexisting).count() > MAX_PODS {
+        writeln!(
+            s,
+            "<p class=\"note\">The first {MAX_PODS} pods are shown; summary.json lists all.</p>"
+        )
+        .unwrap();
+    }
+    s
+}
+
+/// Latency against percentile on HdrHistogram's log scale (1 / (1 − p)), per stream and cold/warm.
+fn percentile_curves(r: &RunReport) -> String {
+    let mut lines = Vec::new();
+    let mut scopes = vec!["all".to_string()];
+    scopes.extend(r.run.streams.iter().cloned());
+    let mut ymax = 0.0_f64;
+    for (i, s) in scopes.iter().enumerate() {
+        for (cold, tag, dashed) in [
+            (None, "", false),
+            (Some(true), " cold", true),
+            (Some(false), " warm", true),
+        ] {
+            if s != "all" && cold.is_some() {
+                continue;
+            }
+            let Some(hist) = r.series.get("e2e_latency", s, cold) else {
+                continue;
+            };
+            if cold.is_some() && r.series.get("e2e_latency", s, cold.map(|c| !c)).is_none() {
+                continue; // all cold or all warm: the split adds nothing
+            }
+            let points: Vec<(f64, f64)> = hist
+                .iter_quantiles(4)
+                .map(|v| {
+                    (
+                        v.quantile_iterated_to().min(0.9999),
+                        v.value_iterated_to() as f64 / 1e6,
+                    )
+                })
+                .map(|(q, y)| ((1.0 / (1.0 - q)).log10(), y))
+                .collect();
+            ymax = points.iter().map(|p| p.1).fold(ymax, f64::max);
+            let color = if cold.is_some() {
+                PALETTE[if cold == Some(true) { 1 } else { 2 }]
+            } else {
+                PALETTE[(i * 3) % PALETTE.len()]
+            };
+            lines.push(Line {
+                label: format!("{s}{tag}"),
+                color,
+                dashed,
+                points,
+            });
+        }
+    }
+    if lines.is_empty() {
+        return "<p>No completed messages.</p>\n".into();
+    }
+    let x = Axis {
+        min: 0.0,
+        max: 4.0,
+        ticks: vec![
+            (0.0, "0%".into()),
+            (1.0, "90%".into()),
+            (2.0, "99%".into()),
+            (3.0, "99.9%".into()),
+            (4.0, "99.99%".into()),
+        ],
+    };
+    let y = Axis {
+        min: 0.0,
+        max: ymax,
+        ticks: nice_ticks(ymax, 5, &|v| format!("{v}s")),
+    };
+    chart(
+        "End-to-end latency by percentile (seconds; log percentile axis)",
+        260.0,
+        &x,
+        &y,
+        &lines,
+        false,
+    )
+}
+
+fn table(head: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut s = String::from("<table><thead><tr>");
+    for h in head {
+        write!(s, "<th>{}</th>", esc(h)).unwrap();
+    }
+    s.push_str("</tr></thead><tbody>");
+    for r in rows {
+        s.push_str("<tr>");
+        for c in r {
+            write!(s, "<td>{c}</td>").unwrap();
+        }
+        s.push_str("</tr>");
+    }
+    s.push_str("</tbody></table>\n");
+    s
+}
+
+pub fn render(r: &RunReport) -> String {
+    let run = &r.run;
+    let d = &r.delivery;
+    let mut body = String::new();
+    let failed = r.failed_thresholds();
+    let verdict = match (r.thresholds.len(), failed) {
+        (0, _) => String::new(),
+        (n, 0) => format!(r#"<span class="ok">all {n} thresholds passed</span>"#),
+        (n, f) => format!(r#"<span class="bad">{f} of {n} thresholds failed</span>"#),
+    };
+    writeln!(
+        body,
+        "<h1>imagen-load · {} {verdict}</h1>",
+        esc(&run.workload)
+    )
+    .unwrap();
+    writeln!(
+        body,
+        "<p class=\"meta\">run <code>{}</code> · seed {} · target {} · {} observed{}</p>",
+        esc(&run.run_id),
+        run.seed,
+        esc(&run.target),
+        h(run.end_us),
+        if run.interrupted {
+            " · <b class=\"bad\">interrupted</b>"
+        } else {
+            ""
+        }
+    )
+    .unwrap();
+    if failed > 0 {
+        body.push_str("<h2>Failed thresholds</h2>");
+        body.push_str(&table(
+            &["metric", "condition", "measured"],
+            r.thresholds
+                .iter()
+                .filter(|t| !t.passed)
+                .map(|t| {
+                    vec![
+                        format!("<code>{}</code>", esc(&t.metric)),
+                        format!("<code>{}</code>", esc(&t.condition)),
+                        esc(t.measured.as_deref().unwrap_or("no samples")),
+                    ]
+                })
+                .collect(),
+        ));
+    }
+    body.push_str("<h2>Delivery</h2>");
+    body.push_str(&table(
+        &[
+            "scheduled",
+            "published",
+            "publish failures",
+            "completed",
+            "lost",
+            "late",
+            "duplicates",
+            "redelivered",
+        ],
+        vec![
+            [
+                d.scheduled,
+                d.published,
+                d.publish_failed,
+                d.completed,
+                d.lost,
+                d.late,
+                d.duplicates,
+                d.redelivered,
+            ]
+            .iter()
+            .map(|v| v.to_string())
+            .collect(),
+        ],
+    ));
+    if !d.lost_ids.is_empty() {
+        let ids: Vec<String> = d
+            .lost_ids
+            .iter()
+            .take(50)
+            .map(|i| format!("{}#{}", i.stream, i.seq))
+            .collect();
+        writeln!(
+            body,
+            "<p class=\"bad\">Lost: {}{}</p>",
+            esc(&ids.join(", ")),
+            if d.lost_ids.len() > 50 { " …" } else { "" }
+        )
+        .unwrap();
+    }
+    body.push_str("<h2>Timeline</h2>");
+    body.push_str(&timeline(r));
+    body.push_str("<h2>End-to-end latency</h2>");
+    body.push_str(&percentile_curves(r));
+    let mut rows = Vec::new();
+    let mut scopes = vec!["all".to_string()];
+    scopes.extend(run.streams.iter().cloned());
+    for s in &scopes {
+        for (cold, tag) in [
+            (None, ""),
+            (Some(true), " · cold"),
+            (Some(false), " · warm"),
+        ] {
+            if let Some(st) = r.series.stats("e2e_latency", s, cold) {
+                rows.push(vec![
+                    esc(&format!("{s}{tag}")),
+                    st.count.to_string(),
+                    h(st.p50_us),
+                    h(st.p90_us),
+                    h(st.p95_us),
+                    h(st.p99_us),
+                    h(st.max_us),
+                ]);
+            }
+        }
+    }
+    body.push_str(&table(
+        &["stream", "n", "p50", "p90", "p95", "p99", "max"],
+        rows,
+    ));
+    body.push_str("<h2>Cold starts</h2>");
+    body.push_str(&waterfall(r));
+    let rows = POD_PHASES
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            r.series
+                .stats(crate::analysis::COLD_START_METRICS[i], "all", None)
+                .map(|st| {
+                    vec![
+                        p.replace('_', " "),
+                        st.count.to_string(),
+                        h(st.p50_us),
+                        h(st.p95_us),
+                        h(st.max_us),
+                    ]
+                })
+        })
+        .collect();
+    body.push_str(&table(&["phase", "pods", "p50", "p95", "max"], rows));
+    if !r.cycles.is_empty() {
+        body.push_str("<h2>Scale cycles</h2>");
+        let fmt = |v: Option<u64>| v.map(h).unwrap_or_else(|| "–".into());
+        body.push_str(&table(
+            &[
+                "deployment",
+                "start",
+                "first ready",
+                "peak replicas",
+                "to 0 replicas",
+                "to 0 nodes",
+                "GPU busy / idle",
+                "cost",
+            ],
+            r.cycles
+                .iter()
+                .map(|c| {
+                    vec![
+                        esc(&c.deployment),
+                        h(c.start_us),
+                        fmt(c.time_to_first_ready_us),
+                        c.peak_replicas.to_string(),
+                        fmt(c.to_zero_replicas_us),
+                        fmt(c.to_zero_nodes_us),
+                        format!("{:.0} s / {:.0} s", c.gpu_busy_seconds, c.gpu_idle_seconds),
+                        format!("${:.2}", c.cost_usd),
+                    ]
+                })
+                .collect(),
+        ));
+    }
+    let c = &r.cost;
+    body.push_str("<h2>GPU cost</h2>");
+    body.push_str(&table(
+        &[
+            "GPU-hours",
+            "busy",
+            "idle",
+            "peak nodes",
+            "nodes created",
+            "cost",
+            "price",
+        ],
+        vec![vec![
+            format!("{:.2}", c.gpu_seconds / 3600.0),
+            format!("{:.2}", c.gpu_busy_seconds / 3600.0),
+            format!("{:.2}", c.gpu_idle_seconds / 3600.0),
+            c.peak_nodes.to_string(),
+            c.nodes_created.to_string(),
+            format!("<b>${:.2}</b>", c.cost_usd),
+            format!("${}/GPU-hour", run.price_per_gpu_hour_usd),
+        ]],
+    ));
+    if !r.thresholds.is_empty() {
+        body.push_str("<h2>Thresholds</h2>");
+        body.push_str(&table(
+            &["", "metric", "condition", "measured"],
+            r.thresholds
+                .iter()
+                .map(|t| {
+                    vec![
+                        if t.passed {
+                            "<span class=\"ok\">pass</span>".into()
+                        } else {
+                            "<span class=\"bad\">FAIL</span>".into()
+                        },
+                        format!("<code>{}</code>", esc(&t.metric)),
+                        format!("<code>{}</code>", esc(&t.condition)),
+                        esc(&t
+                            .measured
+                            .clone()
+                            .or_else(|| t.note.clone())
+                            .unwrap_or_default()),
+                    ]
+                })
+                .collect(),
+        ));
+    }
+    if !r.warnings.is_empty() {
+        body.push_str("<h2>Warnings</h2><ul>");
+        for w in &r.warnings {
+            write!(body, "<li>{}</li>", esc(w)).unwrap();
+        }
+        body.push_str("</ul>");
+    }
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>imagen-load · {title}</title>
+<style>
+body {{ font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px auto; max-width: 980px; color: #222; padding: 0 12px; }}
+h1 {{ font-size: 22px; margin: 0 0 4px; }} h2 {{ font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #ddd; }}
+.meta {{ color: #666; margin: 0; }} .ok {{ color: #1b7f3b; font-size: 15px; }} .bad {{ color: #c62828; }}
+table {{ border-collapse: collapse; margin: 8px 0; }} th, td {{ padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }} th {{ background: #f6f6f6; }}
+svg {{ display: block; margin: 6px 0 14px; }} svg .t {{ font-size: 13px; font-weight: 600; }} svg .a {{ font-size: 11px; fill: #444; }}
+code {{ font-size: 12px; }} .note {{ color: #666; font-size: 12px; }}
+@media print {{ body {{ margin: 0; max-width: none; }} h2 {{ break-after: avoid; }} svg, table {{ break-inside: avoid; }} }}
+</style></head>
+<body>
+{body}<p class="note">imagen-load {version} · every number here is recomputed by <code>imagen-load analyze</code> from events.jsonl.</p>
+</body></html>
+"#,
+        title = esc(&run.workload),
+        version = env!("CARGO_PKG_VERSION"),
+    )
+}
