@@ -2,7 +2,9 @@
 //! exit status. `anyhow` context is added here and nowhere deeper.
 
 use crate::analysis::{self, RunReport};
-use crate::cli::{AnalyzeArgs, Cli, Command, CompareArgs, PlanArgs, RunArgs, WorkloadArgs};
+use crate::cli::{
+    AnalyzeArgs, Cli, Command, CompareArgs, PlanArgs, ReportArgs, RunArgs, WorkloadArgs,
+};
 use crate::event::{EVENT_LOG_VERSION, Event, EventKind, Source};
 use crate::eventlog::{self, EventLogWriter};
 use crate::report;
@@ -39,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Run(args) => run_workload(&args),
         Command::Analyze(args) => analyze(&args),
         Command::Compare(args) => compare(&args),
+        Command::Report(args) => trend_report(&args),
     }
 }
 
@@ -440,6 +443,70 @@ fn compare(args: &CompareArgs) -> anyhow::Result<ExitStatus> {
             ExitStatus::Ok
         },
     )
+}
+
+fn trend_report(args: &ReportArgs) -> anyhow::Result<ExitStatus> {
+    use crate::report::trends;
+    let (runs, skipped) = trends::collect(&args.paths);
+    for s in &skipped {
+        eprintln!("skipped {s}");
+    }
+    if runs.is_empty() {
+        bail!(
+            "no results folder with a summary.json under {}\n    fix: pass results folders, or the folder that holds them",
+            args.paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let baseline = match &args.baseline {
+        Some(id) => runs
+            .iter()
+            .position(|r| &r.run.run_id == id)
+            .with_context(|| format!("no run `{id}` among the {} runs", runs.len()))?,
+        None => 0,
+    };
+    let n = runs.len();
+    let analyze = |p: &Path| {
+        analyze_results(p)
+            .ok()
+            .filter(|(r, _, _)| !r.messages.is_empty() || !r.pods.is_empty())
+            .map(|(r, _, _)| r)
+    };
+    let last = &runs[n - 1].dir;
+    let vs_previous = (n >= 2)
+        .then(|| trends::compare_runs(&runs[n - 2].dir, last, &analyze))
+        .flatten();
+    let vs_baseline = (baseline != n - 1)
+        .then(|| trends::compare_runs(&runs[baseline].dir, last, &analyze))
+        .flatten();
+    let t = trends::Trends {
+        runs: &runs,
+        baseline,
+        vs_previous,
+        vs_baseline,
+    };
+    let text = if args.out.extension().is_some_and(|e| e == "md") {
+        trends::markdown(&t)
+    } else {
+        trends::html(&t)
+    };
+    std::fs::write(&args.out, text)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let regressions = t.vs_previous.as_ref().map_or(0, |c| c.regressions())
+        + t.vs_baseline.as_ref().map_or(0, |c| c.regressions());
+    println!(
+        "{} runs · {regressions} regression(s) in the last run · wrote {}",
+        n,
+        args.out.display()
+    );
+    Ok(if args.fail_on_regression && regressions > 0 {
+        ExitStatus::GateFailed
+    } else {
+        ExitStatus::Ok
+    })
 }
 
 /// How far out of time order a log's events may be and still be analysed in order.

@@ -43,6 +43,26 @@ pub enum Command {
     /// A series regresses when its percentile is worse by more than the tolerance and a one-sided Mann-Whitney
     /// test on the recorded histograms says it is slower; with too few samples it is not judged.
     Compare(CompareArgs),
+    /// A trend report over many results folders (nightly): p50/p95/p99 of every metric across runs, the last run
+    /// against the previous one and a baseline, regressions first.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Results folders, or folders of them (default: results/). Runs are ordered by run id, which starts with the
+    /// run's UTC time.
+    #[arg(default_value = "results")]
+    pub paths: Vec<PathBuf>,
+    /// Where to write: `.html` for a page with charts, `.md` for Markdown.
+    #[arg(long, default_value = "nightly.html")]
+    pub out: PathBuf,
+    /// The run id to compare against (default: the first run).
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// Exit 1 when the last run regressed against the previous run or the baseline.
+    #[arg(long)]
+    pub fail_on_regression: bool,
 }
 
 #[derive(Debug, Args)]

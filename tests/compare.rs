@@ -158,3 +158,80 @@ fn compare_table_snapshot() {
     );
     insta::assert_snapshot!(imagen_load::compare::render(&c));
 }
+
+#[test]
+fn the_nightly_report_calls_out_a_regression_in_the_last_run() {
+    let out = tempfile::tempdir().unwrap();
+    let run = |id: &str, seed: &str, extra: &[&str]| {
+        bin()
+            .args([
+                "run",
+                "workloads/burst.toml",
+                "--quiet",
+                "--seed",
+                seed,
+                "--run-id",
+                id,
+                "--out",
+            ])
+            .arg(out.path())
+            .args(extra)
+            .assert()
+            .success();
+    };
+    run("20261121T020000Z-burst", "41", &[]);
+    run("20261122T020000Z-burst", "42", &[]);
+    // Two ordinary nights: no regression, exit 0 even with --fail-on-regression.
+    let md = out.path().join("n.md");
+    bin()
+        .arg("report")
+        .arg(out.path())
+        .arg("--out")
+        .arg(&md)
+        .arg("--fail-on-regression")
+        .assert()
+        .success();
+    assert!(
+        std::fs::read_to_string(&md)
+            .unwrap()
+            .contains("no regression in the last run")
+    );
+    // A night whose model loads take twice as long.
+    run(
+        "20261123T020000Z-burst",
+        "43",
+        &["--set", "sim.worker.model_load=uniform(120s, 150s)"],
+    );
+    bin()
+        .arg("report")
+        .arg(out.path())
+        .arg("--out")
+        .arg(&md)
+        .arg("--fail-on-regression")
+        .assert()
+        .code(1);
+    let text = std::fs::read_to_string(&md).unwrap();
+    let first_table = text.find("| metric |").unwrap();
+    let call = text
+        .find("**REGRESSION** `e2e_latency")
+        .expect("the regression is called out");
+    assert!(
+        call < first_table,
+        "regressions come before the tables:\n{text}"
+    );
+    assert!(
+        text.contains(
+            "3 runs, baseline `20261121T020000Z-burst`, previous `20261122T020000Z-burst`"
+        )
+    );
+    let html = out.path().join("n.html");
+    bin()
+        .arg("report")
+        .arg(out.path())
+        .arg("--out")
+        .arg(&html)
+        .assert()
+        .success();
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && page.contains("REGRESSION") && !page.contains("<script"));
+}

@@ -8,7 +8,7 @@ use crate::report::human_duration as h;
 use crate::report::junit::escape as esc;
 use std::fmt::Write as _;
 
-const PALETTE: [&str; 8] = [
+pub(crate) const PALETTE: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
 const PHASE_COLORS: [&str; 7] = [
@@ -17,20 +17,20 @@ const PHASE_COLORS: [&str; 7] = [
 const WIDTH: f64 = 920.0;
 
 /// A line on a chart: label, colour, dashed, points (x, y).
-struct Line<'a> {
-    label: String,
-    color: &'a str,
-    dashed: bool,
-    points: Vec<(f64, f64)>,
+pub(crate) struct Line<'a> {
+    pub label: String,
+    pub color: &'a str,
+    pub dashed: bool,
+    pub points: Vec<(f64, f64)>,
 }
 
-struct Axis {
-    min: f64,
-    max: f64,
-    ticks: Vec<(f64, String)>,
+pub(crate) struct Axis {
+    pub min: f64,
+    pub max: f64,
+    pub ticks: Vec<(f64, String)>,
 }
 
-fn nice_ticks(max: f64, n: usize, fmt: &dyn Fn(f64) -> String) -> Vec<(f64, String)> {
+pub(crate) fn nice_ticks(max: f64, n: usize, fmt: &dyn Fn(f64) -> String) -> Vec<(f64, String)> {
     if max <= 0.0 {
         return vec![(0.0, fmt(0.0))];
     }
@@ -52,7 +52,14 @@ fn time_label(us: f64) -> String {
 }
 
 /// A line chart with a legend; `x` and `y` give the ranges and ticks.
-fn chart(title: &str, height: f64, x: &Axis, y: &Axis, lines: &[Line<'_>], step: bool) -> String {
+pub(crate) fn chart(
+    title: &str,
+    height: f64,
+    x: &Axis,
+    y: &Axis,
+    lines: &[Line<'_>],
+    step: bool,
+) -> String {
     let (left, right, top, bottom) = (70.0, 210.0, 26.0, 28.0);
     let (pw, ph) = (WIDTH - left - right, height - top - bottom);
     let sx = |v: f64| left + (v - x.min) / (x.max - x.min).max(1e-12) * pw;
@@ -694,6 +701,11 @@ pub fn render(r: &RunReport) -> String {
         }
         body.push_str("</ul>");
     }
+    page(&run.workload, &body)
+}
+
+/// The page around a report's body: inline style only.
+pub(crate) fn page(title: &str, body: &str) -> String {
     format!(
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -712,7 +724,7 @@ code {{ font-size: 12px; }} .note {{ color: #666; font-size: 12px; }}
 {body}<p class="note">imagen-load {version} · every number here is recomputed by <code>imagen-load analyze</code> from events.jsonl.</p>
 </body></html>
 "#,
-        title = esc(&run.workload),
+        title = esc(title),
         version = env!("CARGO_PKG_VERSION"),
     )
 }

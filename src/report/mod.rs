@@ -6,6 +6,7 @@ pub mod junit;
 pub mod markdown;
 mod summary;
 mod terminal;
+pub mod trends;
 
 pub use hdr::{HGRM_SERIES, hgrm_text, write_hlog};
 pub use summary::{SCHEMA_VERSION, Summary};

@@ -2,11 +2,13 @@
 # Renders a run's report.html in headless Chromium (Debian's `chromium` package), fails on any console message or
 # network request, and saves a screenshot.
 #   apt-get install chromium            # once
-#   tests/browser/render.sh results/<run-id> [screenshot.png]
+#   tests/browser/render.sh results/<run-id> [screenshot.png]     # the run's report.html
+#   tests/browser/render.sh nightly.html [screenshot.png]         # any page the harness wrote
 # The Rust test `browser::report_renders_in_headless_chromium` (ignored unless chromium is installed) runs it.
 set -euo pipefail
-dir="$1"
-shot="${2:-$dir/report.png}"
+target="$1"
+if [ -d "$target" ]; then page="$target/report.html"; else page="$target"; fi
+shot="${2:-${page%.html}.png}"
 profile="$(mktemp -d)"
 trap 'rm -rf "$profile"' EXIT
 log="$profile/chromium.log"
@@ -14,10 +16,10 @@ log="$profile/chromium.log"
 timeout 90 chromium --headless=new --no-sandbox --disable-gpu --disable-quic --no-first-run \
   --disable-background-networking --disable-component-update --disable-sync --user-data-dir="$profile" \
   --hide-scrollbars --window-size=1100,3000 --enable-logging=stderr --v=0 \
-  --screenshot="$shot" "file://$(realpath "$dir")/report.html" 2>"$log" || { cat "$log" >&2; exit 1; }
+  --screenshot="$shot" "file://$(realpath "$page")" 2>"$log" || { cat "$log" >&2; exit 1; }
 if grep -E "CONSOLE|Uncaught|Failed to load resource|net::ERR" "$log" >&2; then
-  echo "report.html logged console errors or tried to load something" >&2
+  echo "$page logged console errors or tried to load something" >&2
   exit 1
 fi
 test -s "$shot"
-echo "rendered $dir/report.html without console errors; screenshot $shot"
+echo "rendered $page without console errors; screenshot $shot"

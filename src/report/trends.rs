@@ -1,0 +1,351 @@
+//! Nightly trends over many run folders: per metric, p50/p95/p99 across runs, the last run compared with the
+//! previous one and with a baseline, and regressions at the top. Verdicts come from [`crate::compare`], so a trend
+//! report flags what the regression gate would, not every wiggle.
+
+use crate::compare::{Comparison, Verdict};
+use crate::report::human_duration as h;
+use crate::report::junit::escape as esc;
+use serde::Deserialize;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The parts of a `summary.json` a trend report reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RunSummary {
+    pub run: RunHead,
+    pub series: Vec<SeriesRow>,
+    pub cost: CostRow,
+    pub delivery: DeliveryRow,
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RunHead {
+    pub run_id: String,
+    pub workload: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SeriesRow {
+    pub label: String,
+    pub count: u64,
+    pub p50_us: u64,
+    pub p95_us: u64,
+    pub p99_us: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CostRow {
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeliveryRow {
+    pub completed: u64,
+    pub lost: u64,
+}
+
+/// Run folders under `paths` (each a run folder, or a folder of run folders), sorted by run id. Folders without a
+/// readable `summary.json` are skipped and named in the second list.
+pub fn collect(paths: &[PathBuf]) -> (Vec<RunSummary>, Vec<String>) {
+    let mut dirs = Vec::new();
+    for p in paths {
+        if p.join("summary.json").is_file() {
+            dirs.push(p.clone());
+        } else if let Ok(entries) = std::fs::read_dir(p) {
+            let mut sub: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|d| d.join("summary.json").is_file())
+                .collect();
+            sub.sort();
+            dirs.extend(sub);
+        }
+    }
+    let (mut runs, mut skipped) = (Vec::new(), Vec::new());
+    for d in dirs {
+        match std::fs::read(d.join("summary.json"))
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<RunSummary>(&b).map_err(|e| e.to_string()))
+        {
+            Ok(mut s) => {
+                s.dir = d;
+                runs.push(s);
+            }
+            Err(e) => skipped.push(format!("{}: {e}", d.display())),
+        }
+    }
+    runs.sort_by(|a, b| a.run.run_id.cmp(&b.run.run_id));
+    (runs, skipped)
+}
+
+/// The metrics a trend report follows: every `all`-scope series, plus end-to-end latency per stream.
+fn followed(runs: &[RunSummary]) -> Vec<String> {
+    let mut labels: Vec<String> = Vec::new();
+    for r in runs {
+        for s in &r.series {
+            let keep = !s.label.contains('{')
+                || (s.label.starts_with("e2e_latency{scope:") && !s.label.contains("cold:"));
+            if keep && !labels.contains(&s.label) {
+                labels.push(s.label.clone());
+            }
+        }
+    }
+    labels
+}
+
+pub struct Trends<'a> {
+    pub runs: &'a [RunSummary],
+    pub baseline: usize,
+    /// Last vs previous, last vs baseline (when the runs have event logs to compare).
+    pub vs_previous: Option<Comparison>,
+    pub vs_baseline: Option<Comparison>,
+}
+
+fn regressions(c: &Option<Comparison>) -> Vec<(String, f64)> {
+    c.iter()
+        .flat_map(|c| {
+            c.rows
+                .iter()
+                .filter(|r| r.verdict == Verdict::Regression)
+                .map(|r| (r.metric.clone(), r.change))
+        })
+        .collect()
+}
+
+fn headline(t: &Trends<'_>) -> (String, Vec<String>) {
+    let last = &t.runs[t.runs.len() - 1];
+    let mut calls = Vec::new();
+    for (what, c) in [
+        ("the previous run", &t.vs_previous),
+        ("the baseline", &t.vs_baseline),
+    ] {
+        for (m, change) in regressions(c) {
+            calls.push(format!("`{m}` p95 {:+.0}% vs {what}", change * 100.0));
+        }
+        if let Some(c) = c
+            && c.current_lost > c.base_lost
+        {
+            calls.push(format!(
+                "{} lost messages (vs {} in {what})",
+                c.current_lost, c.base_lost
+            ));
+        }
+    }
+    let title = if calls.is_empty() {
+        format!(
+            "`{}`: no regression in the last run ({})",
+            last.run.workload, last.run.run_id
+        )
+    } else {
+        format!(
+            "`{}`: {} regression(s) in the last run ({})",
+            last.run.workload,
+            calls.len(),
+            last.run.run_id
+        )
+    };
+    (title, calls)
+}
+
+fn value<'a>(r: &'a RunSummary, label: &str) -> Option<&'a SeriesRow> {
+    r.series.iter().find(|s| s.label == label)
+}
+
+pub fn markdown(t: &Trends<'_>) -> String {
+    let mut md = String::new();
+    let (title, calls) = headline(t);
+    writeln!(md, "## imagen-load nightly · {title}\n").unwrap();
+    for c in &calls {
+        writeln!(md, "- **REGRESSION** {c}").unwrap();
+    }
+    if !calls.is_empty() {
+        md.push('\n');
+    }
+    let n = t.runs.len();
+    let (last, base) = (&t.runs[n - 1], &t.runs[t.baseline]);
+    let prev = (n >= 2).then(|| &t.runs[n - 2]);
+    writeln!(
+        md,
+        "{} runs, baseline `{}`, previous `{}`, last `{}`.\n",
+        n,
+        base.run.run_id,
+        prev.map_or("–", |p| p.run.run_id.as_str()),
+        last.run.run_id
+    )
+    .unwrap();
+    writeln!(md, "| metric | baseline p95 | previous p95 | last p50 | last p95 | last p99 | p95 vs previous | p95 vs baseline |").unwrap();
+    writeln!(
+        md,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )
+    .unwrap();
+    let pct = |a: Option<&SeriesRow>, b: Option<&SeriesRow>| match (a, b) {
+        (Some(a), Some(b)) if a.p95_us > 0 => {
+            format!("{:+.1}%", (b.p95_us as f64 / a.p95_us as f64 - 1.0) * 100.0)
+        }
+        _ => "–".into(),
+    };
+    for label in followed(t.runs) {
+        let l = value(last, &label);
+        let Some(lv) = l else { continue };
+        let p = prev.and_then(|p| value(p, &label));
+        let b = value(base, &label);
+        writeln!(
+            md,
+            "| `{label}` | {} | {} | {} | {} | {} | {} | {} |",
+            b.map_or("–".into(), |x| h(x.p95_us)),
+            p.map_or("–".into(), |x| h(x.p95_us)),
+            h(lv.p50_us),
+            h(lv.p95_us),
+            h(lv.p99_us),
+            pct(p, l),
+            pct(b, l)
+        )
+        .unwrap();
+    }
+    writeln!(
+        md,
+        "\n| run | completed | lost | cost |\n| --- | ---: | ---: | ---: |"
+    )
+    .unwrap();
+    for r in t.runs {
+        writeln!(
+            md,
+            "| `{}` | {} | {} | ${:.2} |",
+            r.run.run_id, r.delivery.completed, r.delivery.lost, r.cost.cost_usd
+        )
+        .unwrap();
+    }
+    md
+}
+
+pub fn html(t: &Trends<'_>) -> String {
+    let (title, calls) = headline(t);
+    let mut body = String::new();
+    writeln!(
+        body,
+        "<h1>imagen-load nightly</h1><p class=\"meta\">{}</p>",
+        esc(&title.replace('`', ""))
+    )
+    .unwrap();
+    if !calls.is_empty() {
+        body.push_str("<ul class=\"bad\">");
+        for c in &calls {
+            write!(
+                body,
+                "<li><b>REGRESSION</b> {}</li>",
+                esc(&c.replace('`', ""))
+            )
+            .unwrap();
+        }
+        body.push_str("</ul>");
+    }
+    let runs = t.runs;
+    let n = runs.len();
+    for label in followed(runs) {
+        let mut lines = Vec::new();
+        let mut ymax = 0.0_f64;
+        for (i, (name, pick)) in [("p50", 0), ("p95", 1), ("p99", 2)].into_iter().enumerate() {
+            let points: Vec<(f64, f64)> = runs
+                .iter()
+                .enumerate()
+                .filter_map(|(x, r)| {
+                    value(r, &label)
+                        .map(|s| (x as f64, [s.p50_us, s.p95_us, s.p99_us][pick] as f64 / 1e6))
+                })
+                .collect();
+            ymax = points.iter().map(|p| p.1).fold(ymax, f64::max);
+            lines.push(super::html::Line {
+                label: name.into(),
+                color: super::html::PALETTE[i],
+                dashed: false,
+                points,
+            });
+        }
+        let ticks = runs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| n <= 8 || i % n.div_ceil(8) == 0 || *i == n - 1)
+            .map(|(i, r)| (i as f64, short_id(&r.run.run_id)))
+            .collect();
+        let x = super::html::Axis {
+            min: 0.0,
+            max: (n.max(2) - 1) as f64,
+            ticks,
+        };
+        let y = super::html::Axis {
+            min: 0.0,
+            max: ymax,
+            ticks: super::html::nice_ticks(ymax, 4, &|v| format!("{v}s")),
+        };
+        body.push_str(&super::html::chart(
+            &format!("{label} (seconds)"),
+            170.0,
+            &x,
+            &y,
+            &lines,
+            false,
+        ));
+    }
+    body.push_str("<h2>Last run against the previous one and the baseline</h2>");
+    body.push_str(&markdown_table_as_html(&markdown(t)));
+    super::html::page("nightly", &body)
+}
+
+fn short_id(id: &str) -> String {
+    // `20261128T095011Z-burst` → `11-28 09:50`
+    let b = id.as_bytes();
+    if id.len() >= 16 && b[8] == b'T' && id[..8].chars().all(|c| c.is_ascii_digit()) {
+        format!("{}-{} {}:{}", &id[4..6], &id[6..8], &id[9..11], &id[11..13])
+    } else {
+        id.chars().take(14).collect()
+    }
+}
+
+/// Renders the Markdown tables of [`markdown`] as HTML tables (the same numbers on both pages).
+fn markdown_table_as_html(md: &str) -> String {
+    let mut out = String::new();
+    let mut in_table = false;
+    for line in md.lines() {
+        if line.starts_with('|') {
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            if cells.iter().all(|c| c.starts_with("---") || c.is_empty()) {
+                continue;
+            }
+            if !in_table {
+                out.push_str("<table>");
+                in_table = true;
+                out.push_str("<tr>");
+                for c in &cells {
+                    write!(out, "<th>{}</th>", esc(&c.replace('`', ""))).unwrap();
+                }
+                out.push_str("</tr>");
+                continue;
+            }
+            out.push_str("<tr>");
+            for c in &cells {
+                write!(out, "<td>{}</td>", esc(&c.replace('`', ""))).unwrap();
+            }
+            out.push_str("</tr>");
+        } else if in_table {
+            out.push_str("</table>\n");
+            in_table = false;
+        }
+    }
+    if in_table {
+        out.push_str("</table>\n");
+    }
+    out
+}
+
+/// Compares two runs from their event logs, when both have one.
+pub fn compare_runs(
+    base: &Path,
+    current: &Path,
+    analyze: &dyn Fn(&Path) -> Option<crate::analysis::RunReport>,
+) -> Option<Comparison> {
+    let (b, c) = (analyze(base)?, analyze(current)?);
+    Some(crate::compare::compare(&b, &c, 95.0, 0.10))
+}
