@@ -258,6 +258,12 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     analyzer.push(&header);
     let mut write_error = None;
     let stop = stop_on_signal();
+    // Thresholds with `abort_on_fail` are checked on the results so far, at most 100 times in the run.
+    let aborting = crate::gates::aborting(&thresholds);
+    let horizon = schedule::last_offset(&items).0 + plan.deadline.0 + plan.drain.0;
+    let check_every = (horizon / 100).max(60_000_000);
+    let mut next_check = check_every;
+    let mut aborted: Option<String> = None;
     let outcome = crate::sim::simulate_until(&plan, &items, &stop, |e| {
         if write_error.is_none()
             && let Err(err) = writer.append(&e)
@@ -265,6 +271,15 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
             write_error = Some(err);
         }
         analyzer.push(&e);
+        if !aborting.is_empty() && aborted.is_none() && e.t_us >= next_check {
+            next_check = e.t_us + check_every;
+            if let Some(why) =
+                crate::gates::first_abort(&aborting, &analyzer.clone().finish(), e.t_us)
+            {
+                stop.request(format!("threshold {why}; abort_on_fail"));
+                aborted = Some(why);
+            }
+        }
     });
     if let Some(e) = write_error {
         return Err(e.into());
@@ -288,6 +303,13 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
             ),
         )?;
     }
+    if let Some(why) = &aborted {
+        eprintln!(
+            "aborted: threshold {why}; partial results written to {}",
+            dir.display()
+        );
+        return Ok(ExitStatus::GateFailed);
+    }
     if outcome.interrupted {
         bail!(
             "interrupted: partial results (marked interrupted) were written to {}",
@@ -307,9 +329,8 @@ fn gate_status(report: &RunReport) -> ExitStatus {
 
 /// A flag set by the first Ctrl-C (SIGINT) or SIGTERM, so a run can stop cleanly and still write its results.
 /// A second signal is left to its default action (terminate at once); `events.jsonl` is then still readable.
-fn stop_on_signal() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
+fn stop_on_signal() -> std::sync::Arc<crate::sim::Stop> {
+    let stop = std::sync::Arc::new(crate::sim::Stop::default());
     let flag = stop.clone();
     let spawned = std::thread::Builder::new()
         .name("signals".into())
@@ -336,7 +357,7 @@ fn stop_on_signal() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
                 #[cfg(not(unix))]
                 let _ = tokio::signal::ctrl_c().await;
                 eprintln!("stopping: writing partial results (press Ctrl-C again to abort)");
-                flag.store(true, Ordering::Relaxed);
+                flag.request("interrupted by a signal (Ctrl-C or SIGTERM)");
             });
         });
     if let Err(e) = spawned {

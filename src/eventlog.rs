@@ -236,7 +236,10 @@ mod tests {
         Event::new(
             t,
             Source::Harness,
-            EventKind::RunFinished { interrupted: false },
+            EventKind::RunFinished {
+                interrupted: false,
+                reason: None,
+            },
         )
     }
 

@@ -246,3 +246,58 @@ fn report_md_snapshot() {
     r.thresholds = imagen_load::gates::evaluate(&thresholds, &r);
     insta::assert_snapshot!(imagen_load::report::markdown::render(&r));
 }
+
+#[test]
+fn abort_on_fail_stops_the_run_early_and_still_writes_results() {
+    let out = tempfile::tempdir().unwrap();
+    let o = run_with("fixtures/gates/burst-abort.toml", &out);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("aborted: threshold `e2e_latency p(95) < 3m` failed at")
+    );
+    let (events, _) = eventlog::read(&out.path().join("g/events.jsonl")).unwrap();
+    let last = events.last().unwrap();
+    match &last.kind {
+        imagen_load::event::EventKind::RunFinished {
+            interrupted: true,
+            reason: Some(r),
+        } => assert!(r.contains("abort_on_fail"), "{r}"),
+        other => panic!("expected an interrupted run_finished, got {other:?}"),
+    }
+    // Stopped after the 12-minute delay, long before the 73-minute window ends.
+    assert!(
+        (12 * 60_000_000..30 * 60_000_000).contains(&last.t_us),
+        "{}",
+        last.t_us
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("g/summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["run"]["interrupted"], true);
+    assert!(out.path().join("g/report.html").is_file() && out.path().join("g/junit.xml").is_file());
+}
+
+#[test]
+fn an_aborting_condition_is_a_table_with_known_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let gates = dir.path().join("g.toml");
+    std::fs::write(
+        &gates,
+        "[thresholds]\n\"lost\" = [{ threshold = \"count == 0\", abort_on_failure = true }]\n",
+    )
+    .unwrap();
+    bin()
+        .args(["validate", "workloads/burst.toml"])
+        .assert()
+        .success();
+    let out = tempfile::tempdir().unwrap();
+    bin()
+        .args(["run", "workloads/burst.toml", "--quiet", "--gates"])
+        .arg(&gates)
+        .arg("--out")
+        .arg(out.path())
+        .assert()
+        .code(2)
+        .stderr(contains("g.toml:2:"))
+        .stderr(contains("did you mean `abort_on_fail`"));
+}

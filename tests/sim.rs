@@ -295,12 +295,16 @@ fn a_stopped_simulation_says_so_and_loses_nothing() {
     );
     let items = imagen_load::schedule::build(&plan);
     let mut events = vec![imagen_load::app::run_header(&plan, &items, "t", 0)];
-    let stop = std::sync::atomic::AtomicBool::new(true);
+    let stop = imagen_load::sim::Stop::default();
+    stop.request("test");
     let outcome = imagen_load::sim::simulate_until(&plan, &items, &stop, |e| events.push(e));
     assert!(outcome.interrupted);
     assert!(matches!(
         events.last().unwrap().kind,
-        EventKind::RunFinished { interrupted: true }
+        EventKind::RunFinished {
+            interrupted: true,
+            ..
+        }
     ));
     let r = analysis::analyze(events);
     assert!(r.run.interrupted);

@@ -366,7 +366,8 @@ impl Reordering {
 }
 
 /// The analysis state machine: feed it events in time order with [`Analyzer::push`], then [`Analyzer::finish`].
-#[derive(Default)]
+/// Cloning it gives a report of the run so far (for thresholds that abort a run).
+#[derive(Default, Clone)]
 pub struct Analyzer {
     info: Option<RunInfo>,
     stream_index: HashMap<String, u32>,
@@ -453,9 +454,15 @@ impl Analyzer {
                     price_per_gpu_hour_usd: *price_per_gpu_hour_usd,
                 });
             }
-            EventKind::RunFinished { interrupted } => {
+            EventKind::RunFinished {
+                interrupted,
+                reason,
+            } => {
                 self.finished = true;
                 self.interrupted = *interrupted;
+                if let Some(r) = reason.as_ref().filter(|_| *interrupted) {
+                    self.warnings.push(format!("the run stopped early: {r}"));
+                }
             }
             EventKind::Scheduled { id, intended_us } => {
                 self.delivery.scheduled += 1;

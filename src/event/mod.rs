@@ -58,6 +58,8 @@ pub enum EventKind {
     },
     RunFinished {
         interrupted: bool,
+        /// Why a run stopped early: a signal, or the threshold that aborted it.
+        reason: Option<String>,
     },
     // ---- messages
     Scheduled {
@@ -252,7 +254,10 @@ mod tests {
                 deadline_us: 4,
                 price_per_gpu_hour_usd: 0.48,
             },
-            EventKind::RunFinished { interrupted: true },
+            EventKind::RunFinished {
+                interrupted: true,
+                reason: Some("signal".into()),
+            },
             EventKind::Scheduled {
                 id: id(1),
                 intended_us: 5,

@@ -129,6 +129,7 @@ impl TryFrom<Wire> for Event {
                 price_per_gpu_hour_usd: r!(price_per_gpu_hour_usd),
             },
             Tag::RunFinished => EventKind::RunFinished {
+                reason: w.reason.clone(),
                 interrupted: r!(interrupted),
             },
             Tag::Scheduled => EventKind::Scheduled {

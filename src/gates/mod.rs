@@ -104,6 +104,10 @@ pub struct Condition {
     /// µs for durations, a plain number otherwise.
     pub value: f64,
     pub text: String,
+    /// Stop the run as soon as this condition fails (checked during the run), still writing results.
+    pub abort_on_fail: bool,
+    /// Do not judge an aborting condition before this much of the run has passed.
+    pub delay_abort_eval: Micros,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -362,6 +366,8 @@ pub fn parse_condition(text: &str, metric: &Metric) -> Result<Condition, (String
         op,
         value,
         text: t.to_string(),
+        abort_on_fail: false,
+        delay_abort_eval: Micros::ZERO,
     })
 }
 
@@ -399,17 +405,29 @@ pub(crate) fn parse_table(
         };
         let mut conditions = Vec::new();
         for item in items {
-            let Some(text) = item.get_ref().as_str() else {
-                diag.push(
-                    Some(item.span()),
-                    &path,
-                    "a condition must be a string",
-                    Some("e.g. `[\"p(95) < 5m\", \"max < 8m\"]`".into()),
-                );
-                continue;
+            // A condition is a string, or a table that adds `abort_on_fail` and `delay_abort_eval` (as k6 does).
+            let (text, abort, delay) = match item.get_ref() {
+                DeValue::String(s) => (s.to_string(), false, Micros::ZERO),
+                DeValue::Table(_) => match crate::workload::de::<AbortRaw>(diag, item, &path) {
+                    Some(a) => (a.threshold, a.abort_on_fail, a.delay_abort_eval),
+                    None => continue,
+                },
+                _ => {
+                    diag.push(
+                        Some(item.span()),
+                        &path,
+                        "a condition must be a string or a table",
+                        Some("e.g. `[\"p(95) < 5m\", { threshold = \"max < 8m\", abort_on_fail = true }]`".into()),
+                    );
+                    continue;
+                }
             };
-            match parse_condition(text, &metric) {
-                Ok(c) => conditions.push(c),
+            match parse_condition(&text, &metric) {
+                Ok(c) => conditions.push(Condition {
+                    abort_on_fail: abort,
+                    delay_abort_eval: delay,
+                    ..c
+                }),
                 Err((msg, fix)) => diag.push(Some(item.span()), &path, msg, fix),
             }
         }
@@ -429,6 +447,64 @@ pub(crate) fn parse_table(
         });
     }
     out
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AbortRaw {
+    threshold: String,
+    #[serde(default)]
+    abort_on_fail: bool,
+    #[serde(default)]
+    delay_abort_eval: Micros,
+}
+
+/// Only the conditions that abort a run, for checking during it.
+pub fn aborting(thresholds: &[Threshold]) -> Vec<Threshold> {
+    thresholds
+        .iter()
+        .filter_map(|t| {
+            let conditions: Vec<Condition> = t
+                .conditions
+                .iter()
+                .filter(|c| c.abort_on_fail)
+                .cloned()
+                .collect();
+            (!conditions.is_empty()).then(|| Threshold {
+                conditions,
+                ..t.clone()
+            })
+        })
+        .collect()
+}
+
+/// During a run: the first aborting condition that fails on the results so far, once its delay has passed.
+pub fn first_abort(aborting: &[Threshold], partial: &RunReport, now_us: u64) -> Option<String> {
+    let due: Vec<Threshold> = aborting
+        .iter()
+        .map(|t| Threshold {
+            conditions: t
+                .conditions
+                .iter()
+                .filter(|c| now_us >= c.delay_abort_eval.0)
+                .cloned()
+                .collect(),
+            ..t.clone()
+        })
+        .filter(|t| !t.conditions.is_empty())
+        .collect();
+    evaluate(&due, partial)
+        .into_iter()
+        .find(|o| !o.passed)
+        .map(|o| {
+            format!(
+                "`{} {}` failed at {} ({})",
+                o.metric,
+                o.condition,
+                Micros(now_us),
+                o.describe()
+            )
+        })
 }
 
 /// Reads the `[thresholds]` table of a gates file (such as `ci/gates.toml`) for a workload with these streams.
@@ -619,6 +695,25 @@ mod tests {
         );
         assert!(e("lost{stream:upscale}").0.contains("takes no tags"));
         assert!(e("e2e_latency{stream:upscale").0.contains("not closed"));
+    }
+
+    #[test]
+    fn only_aborting_conditions_are_checked_during_a_run() {
+        let metric = Metric::Counter("lost");
+        let mut c = parse_condition("count == 0", &metric).unwrap();
+        let plain = Threshold {
+            key: "lost".into(),
+            metric: metric.clone(),
+            conditions: vec![c.clone()],
+        };
+        c.abort_on_fail = true;
+        let abort = Threshold {
+            key: "lost".into(),
+            metric,
+            conditions: vec![c],
+        };
+        assert!(aborting(&[plain]).is_empty());
+        assert_eq!(aborting(&[abort]).len(), 1);
     }
 
     #[test]

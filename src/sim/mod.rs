@@ -18,11 +18,38 @@ use config::{PipelineModel, SimConfig};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const NODE_POOL: &str = "gpu-pool";
 /// kubelet's first restart back-off after a container exits.
 const RESTART_BACKOFF_US: u64 = 10_000_000;
+
+/// A request to stop a run early, with its reason (a signal, or the threshold that aborted it). Shared between the
+/// run loop and whoever may ask it to stop.
+#[derive(Debug, Default)]
+pub struct Stop {
+    flag: AtomicBool,
+    reason: Mutex<Option<String>>,
+}
+
+impl Stop {
+    pub fn request(&self, reason: impl Into<String>) {
+        let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        r.get_or_insert_with(|| reason.into());
+        self.flag.store(true, Ordering::Relaxed);
+    }
+    pub fn requested(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+    pub fn reason(&self) -> String {
+        self.reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| "stopped".into())
+    }
+}
 
 /// What the simulation did, besides the events it emitted.
 #[derive(Debug, Clone)]
@@ -179,14 +206,14 @@ struct Sim<'a, F: FnMut(Event)> {
 
 /// Runs the plan's schedule through the model; `emit` receives every event in time order.
 pub fn simulate<F: FnMut(Event)>(plan: &Plan, items: &[Item], emit: F) -> SimOutcome {
-    simulate_until(plan, items, &AtomicBool::new(false), emit)
+    simulate_until(plan, items, &Stop::default(), emit)
 }
 
 /// As [`simulate`], stopping early (with `run_finished {interrupted: true}`) once `stop` is set.
 pub fn simulate_until<F: FnMut(Event)>(
     plan: &Plan,
     items: &[Item],
-    stop: &AtomicBool,
+    stop: &Stop,
     emit: F,
 ) -> SimOutcome {
     let cfg = &plan.sim;
@@ -233,13 +260,11 @@ pub fn simulate_until<F: FnMut(Event)>(
     sim.start();
     let hard_stop = last + plan.deadline.0 + plan.drain.0;
     let mut interrupted = false;
-    let mut handled = 0u64;
     while let Some(Reverse((t, _, ev))) = sim.queue.pop() {
         if t > hard_stop {
             break;
         }
-        handled += 1;
-        if handled.is_multiple_of(4096) && stop.load(Ordering::Relaxed) {
+        if stop.requested() {
             interrupted = true;
             break;
         }
@@ -252,7 +277,14 @@ pub fn simulate_until<F: FnMut(Event)>(
         sim.now = hard_stop;
     }
     let end = sim.now;
-    sim.out(Source::Sim, EventKind::RunFinished { interrupted });
+    let reason = interrupted.then(|| stop.reason());
+    sim.out(
+        Source::Sim,
+        EventKind::RunFinished {
+            interrupted,
+            reason,
+        },
+    );
     SimOutcome {
         end_us: end,
         events: sim.emitted,
