@@ -3,7 +3,7 @@
 
 use crate::analysis::{self, RunReport};
 use crate::cli::{
-    AnalyzeArgs, Cli, Command, CompareArgs, PlanArgs, ReportArgs, RunArgs, WorkloadArgs,
+    AnalyzeArgs, Cli, Command, CompareArgs, PlanArgs, ReportArgs, RunArgs, WhatifArgs, WorkloadArgs,
 };
 use crate::event::{EVENT_LOG_VERSION, Event, EventKind, Source};
 use crate::eventlog::{self, EventLogWriter};
@@ -42,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Analyze(args) => analyze(&args),
         Command::Compare(args) => compare(&args),
         Command::Report(args) => trend_report(&args),
+        Command::Whatif(args) => whatif(&args),
     }
 }
 
@@ -464,6 +465,68 @@ fn compare(args: &CompareArgs) -> anyhow::Result<ExitStatus> {
             ExitStatus::Ok
         },
     )
+}
+
+fn whatif(args: &WhatifArgs) -> anyhow::Result<ExitStatus> {
+    use crate::whatif;
+    let plan = load_plan(&args.workload)?;
+    let streams: Vec<String> = plan.streams.iter().map(|s| s.name.clone()).collect();
+    if !(0.0..=24.0).contains(&args.traffic_hours_per_day) {
+        bail!(
+            "--traffic-hours-per-day {} must be between 0 and 24",
+            args.traffic_hours_per_day
+        );
+    }
+    let specs: Vec<String> = if args.setups.is_empty() {
+        vec![
+            "all-cold".into(),
+            format!("hybrid:{}", streams[0]),
+            "always-on".into(),
+        ]
+    } else {
+        args.setups.clone()
+    };
+    let mut setups = specs
+        .iter()
+        .map(|s| whatif::setup(s, &streams))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(sweep) = &args.sweep {
+        setups = whatif::sweep(sweep, &setups[0], &streams)?;
+    }
+    let mut base: Vec<Override> = args
+        .workload
+        .overrides
+        .iter()
+        .map(|o| o.parse::<Override>().map_err(|m| anyhow::anyhow!(m)))
+        .collect::<anyhow::Result<_>>()?;
+    if let Some(seed) = args.workload.seed {
+        base.push(
+            format!("run.seed={seed}")
+                .parse()
+                .map_err(|m: String| anyhow::anyhow!(m))?,
+        );
+    }
+    let w = whatif::run(
+        &args.workload.workload,
+        &base,
+        &setups,
+        args.budget.0,
+        args.traffic_hours_per_day,
+    )?;
+    match args.format {
+        crate::cli::WhatifFormat::Table => print!("{}", whatif::markdown(&w)),
+        crate::cli::WhatifFormat::Json => {
+            for n in &w.notes {
+                eprintln!("{n}");
+            }
+            println!("{}", serde_json::to_string_pretty(&w.rows)?);
+        }
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, whatif::html(&w, args.sweep.is_some()))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(ExitStatus::Ok)
 }
 
 fn trend_report(args: &ReportArgs) -> anyhow::Result<ExitStatus> {

@@ -46,6 +46,40 @@ pub enum Command {
     /// A trend report over many results folders (nightly): p50/p95/p99 of every metric across runs, the last run
     /// against the previous one and a baseline, regressions first.
     Report(ReportArgs),
+    /// Compare scaling setups on the simulator before changing the cluster: the same workload and seed under
+    /// presets (all-cold, always-on, hybrid:<pipeline>) or the team's ScaledObject YAML, with cost per month.
+    Whatif(WhatifArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WhatifFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct WhatifArgs {
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// A setup: `baseline`, `all-cold`, `always-on`, `hybrid:<pipeline>[,<pipeline>]`, or a ScaledObject YAML file
+    /// (repeatable; default: all-cold, hybrid with the first stream, always-on).
+    #[arg(long = "setup", value_name = "SETUP")]
+    pub setups: Vec<String>,
+    /// Sweep a KEDA setting on top of the first setup: `cooldownPeriod=60s,300s,900s` (also pollingInterval,
+    /// minReplicaCount, maxReplicaCount).
+    #[arg(long, value_name = "FIELD=V1,V2,...")]
+    pub sweep: Option<String>,
+    /// Count messages slower than this end to end.
+    #[arg(long, default_value = "5m", value_parser = crate::units::parse_duration)]
+    pub budget: crate::units::Micros,
+    /// Hours a day that see this traffic (the rest of the day, only minimum replicas cost money).
+    #[arg(long, default_value_t = 24.0)]
+    pub traffic_hours_per_day: f64,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: WhatifFormat,
+    /// Also write an HTML page (with the sweep's latency and cost curves).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,7 @@ pub mod runner;
 pub mod schedule;
 pub mod sim;
 pub mod units;
+pub mod whatif;
 pub mod workload;
 
 pub use app::{ExitStatus, run};

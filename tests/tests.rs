@@ -16,6 +16,8 @@ mod gates;
 mod compare;
 // The HTML report: self-contained; renders in headless Chromium (ignored without chromium).
 mod browser;
+// What-if: setups, ScaledObject YAML, sweeps.
+mod whatif;
 // Analysis: hand-built event logs with hand-computed answers, ground truth, outputs and their formats.
 mod analysis;
 

@@ -87,6 +87,9 @@ pub struct PodColdStart {
     pub created_us: u64,
     pub ready_us: Option<u64>,
     pub image_cached: Option<bool>,
+    /// When the pod was bound to a node, and deleted (it holds a GPU in between).
+    pub scheduled_us: Option<u64>,
+    pub deleted_us: Option<u64>,
     /// Times the pod stopped being ready after its cold start (a crashed worker restarting).
     pub restarts: u32,
     /// Phase name → duration (µs); absent or null when unknown.
@@ -396,6 +399,7 @@ pub struct Analyzer {
     warnings: Vec<String>,
     gpu_busy_us: u64,
     timeline: Timeline,
+    pull_durations: Vec<(String, u64)>,
 }
 
 impl Analyzer {
@@ -592,10 +596,20 @@ impl Analyzer {
                 }
             }
             EventKind::ImagePulling { .. } => {}
-            EventKind::ImagePulled { pod, cached, .. } => {
+            EventKind::ImagePulled {
+                pod,
+                cached,
+                duration_us,
+                ..
+            } => {
                 if let Some(p) = self.pods.get_mut(pod) {
                     p.pulled = Some(t);
                     p.cached = Some(*cached);
+                    if !*cached {
+                        // The kubelet's own pull time, without waiting for another pod's pull.
+                        self.pull_durations
+                            .push((p.deployment.clone(), *duration_us));
+                    }
                 }
             }
             EventKind::ContainerStarted { pod } => {
@@ -901,6 +915,9 @@ impl Analyzer {
         delivery.lost_ids.sort();
 
         let pods = self.pod_phases(&mut series);
+        for (deployment, d) in std::mem::take(&mut self.pull_durations) {
+            series.record("kubelet.image_pull", &deployment, None, d);
+        }
         let cost = self.cost(end, info.price_per_gpu_hour_usd, &mut series);
         for (i, c) in self.cycles.iter().enumerate() {
             if let Some(v) = c.time_to_first_ready_us {
@@ -1008,6 +1025,8 @@ impl Analyzer {
                 created_us: p.created,
                 ready_us: p.ready,
                 image_cached: p.cached,
+                scheduled_us: p.scheduled,
+                deleted_us: p.deleted,
                 restarts: p.restarts,
                 phases_us: phases,
             });
@@ -1030,6 +1049,18 @@ impl Analyzer {
                 c.nodes_created += 1;
                 if let (Some(trig), Some(ready)) = (n.trigger, n.ready) {
                     series.record("node.boot", "gpu-pool", None, ready.saturating_sub(trig));
+                    series.record(
+                        "node.register",
+                        "gpu-pool",
+                        None,
+                        n.created.saturating_sub(trig),
+                    );
+                    series.record(
+                        "node.ready",
+                        "gpu-pool",
+                        None,
+                        ready.saturating_sub(n.created),
+                    );
                 }
                 if let (Some(ready), Some(gpu)) = (n.ready, n.gpu) {
                     series.record(

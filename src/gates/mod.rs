@@ -18,7 +18,7 @@ use serde::Serialize;
 use std::fmt;
 
 /// Histogram-backed metrics (values in µs). `scale_to_zero` is an alias of `scale.to_zero_replicas`.
-pub const SERIES_METRICS: [&str; 19] = [
+pub const SERIES_METRICS: [&str; 22] = [
     "e2e_latency",
     "publish_delay",
     "capacity_wait",
@@ -37,7 +37,10 @@ pub const SERIES_METRICS: [&str; 19] = [
     "scale.to_zero_replicas",
     "scale.to_zero_nodes",
     "node.boot",
+    "node.register",
+    "node.ready",
     "node.gpu_driver",
+    "kubelet.image_pull",
 ];
 
 /// Message series: the ones split cold and warm.

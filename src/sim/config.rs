@@ -376,7 +376,15 @@ pub(crate) fn resolve(
         }
     };
     let mut ok = validate_global(diag, sim, &raw);
-    for name in raw.pipeline.keys() {
+    // The workload's own pipeline entries must name its streams; a profile's may cover pipelines this workload
+    // does not have (a calibrated profile is shared by workloads), and those are simply not used.
+    let own_pipelines: Vec<String> = sim
+        .get_ref()
+        .get("pipeline")
+        .and_then(|p| p.get_ref().as_table())
+        .map(|t| t.keys().map(|k| k.get_ref().to_string()).collect())
+        .unwrap_or_default();
+    for name in raw.pipeline.keys().filter(|n| own_pipelines.contains(n)) {
         if !streams.contains(name) {
             let span = sim
                 .get_ref()
