@@ -128,7 +128,7 @@ pub fn sweep(spec: &str, base: &Setup, streams: &[String]) -> Result<Vec<Setup>>
         .iter()
         .map(|v| {
             if duration {
-                crate::units::parse_duration(v).map_err(|e| bad(e))?;
+                crate::units::parse_duration(v).map_err(&bad)?;
             } else if v.parse::<u32>().is_err() {
                 return Err(bad(format!("`{v}` is not a whole number")));
             }
