@@ -3,7 +3,8 @@
 
 use crate::analysis::{self, RunReport};
 use crate::cli::{
-    AnalyzeArgs, Cli, Command, CompareArgs, PlanArgs, ReportArgs, RunArgs, WhatifArgs, WorkloadArgs,
+    AnalyzeArgs, CalibrateArgs, Cli, Command, CompareArgs, PlanArgs, ReportArgs, RunArgs,
+    WhatifArgs, WorkloadArgs,
 };
 use crate::event::{EVENT_LOG_VERSION, Event, EventKind, Source};
 use crate::eventlog::{self, EventLogWriter};
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Compare(args) => compare(&args),
         Command::Report(args) => trend_report(&args),
         Command::Whatif(args) => whatif(&args),
+        Command::Calibrate(args) => calibrate(&args),
     }
 }
 
@@ -526,6 +528,49 @@ fn whatif(args: &WhatifArgs) -> anyhow::Result<ExitStatus> {
         std::fs::write(path, whatif::html(&w, args.sweep.is_some()))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    Ok(ExitStatus::Ok)
+}
+
+fn calibrate(args: &CalibrateArgs) -> anyhow::Result<ExitStatus> {
+    let (report, _, _) = analyze_results(&args.results)?;
+    let today = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let c = crate::calibrate::calibrate(&report, &today);
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "fixtures/profiles/calibrated-{}.toml",
+            report.run.run_id
+        ))
+    });
+    if out.exists() && !args.force {
+        bail!(
+            "{} already exists\n    fix: pass --force to replace it, or --out to write elsewhere",
+            out.display()
+        );
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::write(&out, &c.text).with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "calibrated {} parameters from run `{}`:",
+        c.used.len(),
+        report.run.run_id
+    );
+    for u in &c.used {
+        println!("  {u}");
+    }
+    if !c.skipped.is_empty() {
+        println!("kept as in the base profile:");
+        for s in &c.skipped {
+            println!("  {s}");
+        }
+    }
+    println!(
+        "wrote {} (use it with `[sim] profile = \"{}\"`)",
+        out.display(),
+        out.display()
+    );
     Ok(ExitStatus::Ok)
 }
 

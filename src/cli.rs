@@ -49,6 +49,21 @@ pub enum Command {
     /// Compare scaling setups on the simulator before changing the cluster: the same workload and seed under
     /// presets (all-cold, always-on, hybrid:<pipeline>) or the team's ScaledObject YAML, with cost per month.
     Whatif(WhatifArgs),
+    /// Turn a run's measured phases (node provisioning, image pull, model load, processing, ...) into a simulator
+    /// profile, so what-if answers rest on the team's own numbers.
+    Calibrate(CalibrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// A results folder (of a real run, or any run).
+    pub results: PathBuf,
+    /// Where to write the profile (default: fixtures/profiles/calibrated-<run-id>.toml).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Replace an existing profile file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod app;
+pub mod calibrate;
 pub mod cli;
 pub mod compare;
 pub mod event;

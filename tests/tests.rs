@@ -18,6 +18,8 @@ mod compare;
 mod browser;
 // What-if: setups, ScaledObject YAML, sweeps.
 mod whatif;
+// Calibration: measured phases → a profile → the same phases again.
+mod calibrate;
 // Analysis: hand-built event logs with hand-computed answers, ground truth, outputs and their formats.
 mod analysis;
 

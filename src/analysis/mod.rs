@@ -382,7 +382,8 @@ pub struct Analyzer {
     nodes: HashMap<String, Node>,
     node_order: Vec<String>,
     live_nodes: u32,
-    last_scale_up: Option<u64>,
+    /// Scale-ups not yet matched to a node, one entry per node asked for, oldest first.
+    pending_scale_ups: VecDeque<u64>,
     cycles: Vec<ScaleCycle>,
     /// Per cycle: (node, from, until) spans during which the node served the cycle; `until` is set when the
     /// node is deleted or handed to another deployment's pod.
@@ -586,7 +587,11 @@ impl Analyzer {
                     p.unschedulable.get_or_insert(t);
                 }
             }
-            EventKind::ScaleUpTriggered { .. } => self.last_scale_up = Some(t),
+            EventKind::ScaleUpTriggered { from, to, .. } => {
+                for _ in 0..to.saturating_sub(*from).max(1) {
+                    self.pending_scale_ups.push_back(t);
+                }
+            }
             EventKind::PodScheduled { pod, node } => {
                 if let Some(p) = self.pods.get_mut(pod) {
                     p.scheduled = Some(t);
@@ -648,7 +653,12 @@ impl Analyzer {
                 let n = Node {
                     created: t,
                     gpus: *gpus,
-                    trigger: self.last_scale_up,
+                    // The oldest scale-up still waiting for a node brought this one.
+                    trigger: if *preexisting {
+                        None
+                    } else {
+                        self.pending_scale_ups.pop_front()
+                    },
                     preexisting: *preexisting,
                     ..Node::default()
                 };
