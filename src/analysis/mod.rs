@@ -77,6 +77,22 @@ pub struct Delivery {
     pub publish_errors: BTreeMap<String, u64>,
 }
 
+impl Delivery {
+    /// The counts as (name, value), in the order reports show them.
+    pub fn columns(&self) -> [(&'static str, u64); 8] {
+        [
+            ("scheduled", self.scheduled),
+            ("published", self.published),
+            ("publish failures", self.publish_failed),
+            ("completed", self.completed),
+            ("lost", self.lost),
+            ("late", self.late),
+            ("duplicates", self.duplicates),
+            ("redelivered", self.redelivered),
+        ]
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PodColdStart {
     pub pod: String,

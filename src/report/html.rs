@@ -524,32 +524,10 @@ pub fn render(r: &RunReport) -> String {
         ));
     }
     body.push_str("<h2>Delivery</h2>");
+    let cols = d.columns();
     body.push_str(&table(
-        &[
-            "scheduled",
-            "published",
-            "publish failures",
-            "completed",
-            "lost",
-            "late",
-            "duplicates",
-            "redelivered",
-        ],
-        vec![
-            [
-                d.scheduled,
-                d.published,
-                d.publish_failed,
-                d.completed,
-                d.lost,
-                d.late,
-                d.duplicates,
-                d.redelivered,
-            ]
-            .iter()
-            .map(|v| v.to_string())
-            .collect(),
-        ],
+        &cols.map(|c| c.0),
+        vec![cols.iter().map(|c| c.1.to_string()).collect()],
     ));
     if !d.lost_ids.is_empty() {
         let ids: Vec<String> = d
@@ -727,4 +705,48 @@ code {{ font-size: 12px; }} .note {{ color: #666; font-size: 12px; }}
         title = esc(title),
         version = env!("CARGO_PKG_VERSION"),
     )
+}
+
+/// Markdown (headings, paragraphs and pipe tables, as this crate writes them) as HTML, for pages that show the
+/// same numbers as a Markdown report.
+pub(crate) fn markdown_to_html(md: &str) -> String {
+    let mut out = String::new();
+    let mut in_table = false;
+    let clean = |c: &str| esc(&c.replace("**", "").replace('`', ""));
+    for line in md.lines() {
+        if line.starts_with('|') {
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            if cells.iter().all(|c| c.starts_with("---")) {
+                continue;
+            }
+            let tag = if in_table { "td" } else { "th" };
+            if !in_table {
+                out.push_str("<table>");
+                in_table = true;
+            }
+            out.push_str("<tr>");
+            for c in cells {
+                write!(out, "<{tag}>{}</{tag}>", clean(c)).unwrap();
+            }
+            out.push_str("</tr>");
+            continue;
+        }
+        if in_table {
+            out.push_str("</table>\n");
+            in_table = false;
+        }
+        if let Some(h) = line.strip_prefix("## ") {
+            writeln!(out, "<h1>{}</h1>", clean(h)).unwrap();
+        } else if let Some(h) = line.strip_prefix("### ") {
+            writeln!(out, "<h2>{}</h2>", clean(h)).unwrap();
+        } else if let Some(item) = line.strip_prefix("- ") {
+            writeln!(out, "<p>• {}</p>", clean(item)).unwrap();
+        } else if !line.trim().is_empty() {
+            writeln!(out, "<p>{}</p>", clean(line)).unwrap();
+        }
+    }
+    if in_table {
+        out.push_str("</table>\n");
+    }
+    out
 }

@@ -46,26 +46,11 @@ pub fn render(r: &RunReport) -> String {
         }
         md.push('\n');
     }
-    let d = &r.delivery;
-    writeln!(md, "### Delivery\n\n| scheduled | published | publish failures | completed | lost | late | duplicates | redelivered |").unwrap();
-    writeln!(
-        md,
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    )
-    .unwrap();
-    writeln!(
-        md,
-        "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
-        d.scheduled,
-        d.published,
-        d.publish_failed,
-        d.completed,
-        d.lost,
-        d.late,
-        d.duplicates,
-        d.redelivered
-    )
-    .unwrap();
+    let cols = r.delivery.columns();
+    writeln!(md, "### Delivery\n").unwrap();
+    writeln!(md, "| {} |", cols.map(|c| c.0).join(" | ")).unwrap();
+    writeln!(md, "|{}", " ---: |".repeat(cols.len())).unwrap();
+    writeln!(md, "| {} |\n", cols.map(|c| c.1.to_string()).join(" | ")).unwrap();
     writeln!(md, "### End-to-end latency (from intended send)\n\n| stream | messages | p50 | p90 | p95 | p99 | max |").unwrap();
     writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |").unwrap();
     let mut scopes = vec!["all".to_string()];

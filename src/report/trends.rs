@@ -290,7 +290,14 @@ pub fn html(t: &Trends<'_>) -> String {
         ));
     }
     body.push_str("<h2>Last run against the previous one and the baseline</h2>");
-    body.push_str(&markdown_table_as_html(&markdown(t)));
+    let md = markdown(t);
+    // The tables of the Markdown report (its heading and call-outs are already at the top of the page).
+    let tables: String = md
+        .lines()
+        .filter(|l| l.starts_with('|') || l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    body.push_str(&super::html::markdown_to_html(&tables));
     super::html::page("nightly", &body)
 }
 
@@ -302,42 +309,6 @@ fn short_id(id: &str) -> String {
     } else {
         id.chars().take(14).collect()
     }
-}
-
-/// Renders the Markdown tables of [`markdown`] as HTML tables (the same numbers on both pages).
-fn markdown_table_as_html(md: &str) -> String {
-    let mut out = String::new();
-    let mut in_table = false;
-    for line in md.lines() {
-        if line.starts_with('|') {
-            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
-            if cells.iter().all(|c| c.starts_with("---") || c.is_empty()) {
-                continue;
-            }
-            if !in_table {
-                out.push_str("<table>");
-                in_table = true;
-                out.push_str("<tr>");
-                for c in &cells {
-                    write!(out, "<th>{}</th>", esc(&c.replace('`', ""))).unwrap();
-                }
-                out.push_str("</tr>");
-                continue;
-            }
-            out.push_str("<tr>");
-            for c in &cells {
-                write!(out, "<td>{}</td>", esc(&c.replace('`', ""))).unwrap();
-            }
-            out.push_str("</tr>");
-        } else if in_table {
-            out.push_str("</table>\n");
-            in_table = false;
-        }
-    }
-    if in_table {
-        out.push_str("</table>\n");
-    }
-    out
 }
 
 /// Compares two runs from their event logs, when both have one.

@@ -482,54 +482,6 @@ pub fn html(w: &WhatIf, swept: bool) -> String {
             false,
         ));
     }
-    // The Markdown table, rendered as a table.
-    let md = markdown(w);
-    let mut in_table = false;
-    for line in md.lines() {
-        if let Some(rest) = line.strip_prefix("## ") {
-            writeln!(
-                body,
-                "<h1>{}</h1>",
-                crate::report::junit::escape(&rest.replace('`', ""))
-            )
-            .unwrap();
-        } else if line.starts_with('|') {
-            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
-            if cells.iter().all(|c| c.starts_with("---")) {
-                continue;
-            }
-            let tag = if in_table { "td" } else { "th" };
-            if !in_table {
-                body.push_str("<table>");
-                in_table = true;
-            }
-            body.push_str("<tr>");
-            for c in cells {
-                write!(
-                    body,
-                    "<{tag}>{}</{tag}>",
-                    crate::report::junit::escape(&c.replace("**", ""))
-                )
-                .unwrap();
-            }
-            body.push_str("</tr>");
-        } else {
-            if in_table {
-                body.push_str("</table>");
-                in_table = false;
-            }
-            if !line.trim().is_empty() {
-                writeln!(
-                    body,
-                    "<p>{}</p>",
-                    crate::report::junit::escape(&line.replace("**", ""))
-                )
-                .unwrap();
-            }
-        }
-    }
-    if in_table {
-        body.push_str("</table>");
-    }
+    body.push_str(&crate::report::html::markdown_to_html(&markdown(w)));
     page("what-if", &body)
 }
