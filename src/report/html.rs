@@ -692,11 +692,11 @@ pub(crate) fn page(title: &str, body: &str) -> String {
 body {{ font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px auto; max-width: 980px; color: #222; padding: 0 12px; }}
 h1 {{ font-size: 22px; margin: 0 0 4px; }} h2 {{ font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #ddd; }}
 .meta {{ color: #666; margin: 0; }} .ok {{ color: #1b7f3b; font-size: 15px; }} .bad {{ color: #c62828; }}
-table {{ border-collapse: collapse; margin: 8px 0; }} th, td {{ padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; }}
+table {{ border-collapse: collapse; margin: 8px 0; display: block; max-width: 100%; overflow-x: auto; }} th, td {{ padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }} th {{ background: #f6f6f6; }}
 svg {{ display: block; margin: 6px 0 14px; }} svg .t {{ font-size: 13px; font-weight: 600; }} svg .a {{ font-size: 11px; fill: #444; }}
 code {{ font-size: 12px; }} .note {{ color: #666; font-size: 12px; }}
-@media print {{ body {{ margin: 0; max-width: none; }} h2 {{ break-after: avoid; }} svg, table {{ break-inside: avoid; }} }}
+@media print {{ body {{ margin: 0; max-width: none; }} table {{ display: table; font-size: 11px; }} h2 {{ break-after: avoid; }} svg, table {{ break-inside: avoid; }} }}
 </style></head>
 <body>
 {body}<p class="note">imagen-load {version} · every number here is recomputed by <code>imagen-load analyze</code> from events.jsonl.</p>

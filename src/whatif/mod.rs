@@ -408,7 +408,10 @@ pub fn markdown(w: &WhatIf) -> String {
 /// An HTML page: the table, and for a sweep the latency and cost curves.
 pub fn html(w: &WhatIf, swept: bool) -> String {
     use crate::report::html::{Axis, Line, PALETTE, chart, nice_ticks, page};
-    let mut body = String::new();
+    // The title and the assumptions first, then the sweep's curves, then the table.
+    let table = crate::report::html::markdown_to_html(&markdown(w));
+    let split = table.find("</p>").map_or(0, |i| i + "</p>".len());
+    let mut body = table[..split].to_string();
     let totals: Vec<&Row> = w.rows.iter().filter(|r| r.pipeline == "all").collect();
     if swept && totals.len() >= 2 {
         let x = Axis {
@@ -482,6 +485,6 @@ pub fn html(w: &WhatIf, swept: bool) -> String {
             false,
         ));
     }
-    body.push_str(&crate::report::html::markdown_to_html(&markdown(w)));
+    body.push_str(&table[split..]);
     page("what-if", &body)
 }
