@@ -2,8 +2,11 @@
 //! team's own numbers. Each measured phase becomes an empirical distribution. Phases with too few samples keep the
 //! defaults, and the profile's header says where and when it was measured.
 //!
-//! Not calibrated: the metric lag. The activation phase mixes Cloud Monitoring's sampling, its delay and KEDA's
-//! polling, and one run's events cannot separate them. The profile keeps the `[sim.metrics]` it is layered on.
+//! The metric lag is measured from the run's `metric_read` events (what the autoscaler saw) against the true
+//! backlog (published, not completed): when the value it reads changes, how long ago the backlog reached that value.
+//! Those lags are seen at the autoscaler's polls, and the simulator polls on top of the lag, so half the observed
+//! poll interval is taken off. The profile then reads the live backlog that much late (`sample_period = "0s"`,
+//! `delay` = the lags), which reproduces the staleness without guessing how it splits into sampling and delay.
 
 use crate::analysis::RunReport;
 use crate::analysis::series::ALL;
@@ -176,10 +179,43 @@ pub fn calibrate(r: &RunReport, measured_at: &str) -> Calibration {
             &mut skipped,
         );
     }
-    skipped.push(
-        "sim.metrics (metric lag): not calibrated; activation mixes sampling, delay and polling"
-            .into(),
-    );
+    match (
+        r.series.get("metrics.lag", ALL, None),
+        r.series.get("metrics.poll_interval", ALL, None),
+    ) {
+        (Some(lag), Some(poll)) if lag.len() >= MIN_SAMPLES => {
+            let half_poll = poll.value_at_quantile(0.5) / 2;
+            let mut shifted = crate::analysis::series::new_histogram();
+            for v in lag.iter_recorded() {
+                let value = lag
+                    .median_equivalent(v.value_iterated_to())
+                    .saturating_sub(half_poll);
+                shifted
+                    .record_n(value, v.count_at_value())
+                    .expect("in range");
+            }
+            used.push(format!(
+                "sim.metrics.delay (metrics.lag less half the {} poll interval): {} samples",
+                Micros(half_poll * 2),
+                lag.len()
+            ));
+            sections.push((
+                "sim.metrics".into(),
+                vec![
+                    ("sample_period".into(), "\"0s\"".into()),
+                    ("delay".into(), format!("\"{}\"", distribution(&shifted))),
+                ],
+            ));
+        }
+        (Some(lag), _) => skipped.push(format!(
+            "sim.metrics (metric lag): only {} samples",
+            lag.len()
+        )),
+        _ => skipped.push(
+            "sim.metrics (metric lag): the run has no metric_read events (the autoscaler's view)"
+                .into(),
+        ),
+    }
     let mut text = String::new();
     writeln!(
         text,
@@ -203,7 +239,11 @@ pub fn calibrate(r: &RunReport, measured_at: &str) -> Calibration {
         r.delivery.completed
     )
     .unwrap();
-    writeln!(text, "# Phases with fewer than {MIN_SAMPLES} samples, and the metric lag, keep the values this profile is layered on.").unwrap();
+    writeln!(
+        text,
+        "# Phases with fewer than {MIN_SAMPLES} samples keep the values this profile is layered on."
+    )
+    .unwrap();
     writeln!(text, "# Use it with `[sim] profile = \"<this file>\"`.").unwrap();
     if r.run.price_per_gpu_hour_usd > 0.0 {
         let a = match sections.iter_mut().find(|(s, _)| s == "sim.autoscaler") {

@@ -417,7 +417,17 @@ pub struct Analyzer {
     gpu_busy_us: u64,
     timeline: Timeline,
     pull_durations: Vec<(String, u64)>,
+    /// Per stream: the true backlog (published, not completed) at each change, kept for a while to measure how
+    /// stale the autoscaler's view of it is.
+    backlog_history: HashMap<String, VecDeque<(u64, i64)>>,
+    last_metric: HashMap<String, f64>,
+    last_metric_at: HashMap<String, u64>,
+    metric_lags: Vec<(String, u64)>,
+    poll_gaps: Vec<(String, u64)>,
 }
+
+/// How far back the metric lag is looked for.
+const METRIC_LAG_WINDOW_US: u64 = 15 * 60 * 1_000_000;
 
 impl Analyzer {
     fn stream(&mut self, name: &str) -> u32 {
@@ -494,6 +504,7 @@ impl Analyzer {
                 Timeline::bump(&mut self.timeline.published, t);
                 let s = self.stream(&id.stream);
                 self.msg(id).published.set(t);
+                self.true_backlog(&id.stream, t, 1);
                 // The stream's deployment has the stream's name.
                 if !self.deployments.contains_key(&id.stream) {
                     self.deployments
@@ -545,6 +556,7 @@ impl Analyzer {
                     _ => 0,
                 };
                 Timeline::bump(&mut self.timeline.completed, t);
+                self.true_backlog(&id.stream, t, -1);
                 self.gpu_busy_us += busy;
                 if let Some(p) = self.pods.get_mut(pod) {
                     p.first_done.get_or_insert(t);
@@ -569,9 +581,11 @@ impl Analyzer {
                     .or_default()
                     .push((t, *depth));
             }
-            EventKind::MetricRead { .. }
-            | EventKind::ScalerActive { .. }
-            | EventKind::SimPodTruth { .. } => {}
+            EventKind::MetricRead {
+                scaled_object,
+                value,
+            } => self.metric_read(t, scaled_object, *value),
+            EventKind::ScalerActive { .. } | EventKind::SimPodTruth { .. } => {}
             EventKind::Replicas {
                 deployment,
                 desired,
@@ -710,6 +724,46 @@ impl Analyzer {
             }
         }
         let _ = e.source == Source::Sim;
+    }
+
+    fn true_backlog(&mut self, stream: &str, t: u64, delta: i64) {
+        let h = self.backlog_history.entry(stream.to_string()).or_default();
+        let now = h.back().map_or(0, |b| b.1) + delta;
+        h.push_back((t, now));
+        while h.front().is_some_and(|f| f.0 + METRIC_LAG_WINDOW_US < t) && h.len() > 1 {
+            h.pop_front();
+        }
+    }
+
+    /// The metric lag: when the value the autoscaler reads changes from `u` to `v`, how long ago the true backlog
+    /// crossed `u` in that direction (the first thing a reader lagging by L would see, L later). The autoscaler's
+    /// read cadence is recorded too, since these lags are observed at its polls.
+    fn metric_read(&mut self, t: u64, stream: &str, value: f64) {
+        if let Some(prev) = self.last_metric_at.insert(stream.to_string(), t) {
+            self.poll_gaps
+                .push((stream.to_string(), t.saturating_sub(prev)));
+        }
+        let Some(old) = self.last_metric.insert(stream.to_string(), value) else {
+            return;
+        };
+        let Some(h) = self.backlog_history.get(stream).filter(|_| old != value) else {
+            return;
+        };
+        let (u, up) = (old.round() as i64, value > old);
+        let crossed = |before: i64, after: i64| {
+            if up {
+                before <= u && after > u
+            } else {
+                before >= u && after < u
+            }
+        };
+        let points: Vec<&(u64, i64)> = h.iter().filter(|p| p.0 <= t).collect();
+        for w in points.windows(2).rev() {
+            if crossed(w[0].1, w[1].1) {
+                self.metric_lags.push((stream.to_string(), t - w[1].0));
+                return;
+            }
+        }
     }
 
     /// A pod of `cycle` landed on `node`: the node is billed to that cycle from now (from its creation if it is
@@ -941,6 +995,12 @@ impl Analyzer {
         delivery.lost_ids.sort();
 
         let pods = self.pod_phases(&mut series);
+        for (stream, lag) in std::mem::take(&mut self.metric_lags) {
+            series.record("metrics.lag", &stream, None, lag);
+        }
+        for (stream, gap) in std::mem::take(&mut self.poll_gaps) {
+            series.record("metrics.poll_interval", &stream, None, gap);
+        }
         for (deployment, d) in std::mem::take(&mut self.pull_durations) {
             series.record("kubelet.image_pull", &deployment, None, d);
         }
