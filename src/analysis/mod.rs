@@ -727,7 +727,12 @@ impl Analyzer {
     }
 
     fn true_backlog(&mut self, stream: &str, t: u64, delta: i64) {
-        let h = self.backlog_history.entry(stream.to_string()).or_default();
+        // On the hot path (every publish and completion): look up before allocating a key.
+        if !self.backlog_history.contains_key(stream) {
+            self.backlog_history
+                .insert(stream.to_string(), VecDeque::new());
+        }
+        let h = self.backlog_history.get_mut(stream).expect("inserted");
         let now = h.back().map_or(0, |b| b.1) + delta;
         h.push_back((t, now));
         while h.front().is_some_and(|f| f.0 + METRIC_LAG_WINDOW_US < t) && h.len() > 1 {
