@@ -2,7 +2,7 @@
 //! plus the output formats: summary.json against its schema, the .hlog read back, snapshots of the terminal
 //! summary and the .hgrm text, and a damaged log.
 
-use crate::common::{bin, path};
+use crate::common::{bin, path, run_burst};
 use imagen_load::analysis::{self, RunReport};
 use imagen_load::eventlog;
 
@@ -160,18 +160,7 @@ fn hgrm_snapshot() {
 #[test]
 fn summary_json_matches_its_schema() {
     let out = tempfile::tempdir().unwrap();
-    bin()
-        .args([
-            "run",
-            "workloads/burst.toml",
-            "--quiet",
-            "--run-id",
-            "s",
-            "--out",
-        ])
-        .arg(out.path())
-        .assert()
-        .success();
+    run_burst(out.path(), "s", &[]).success();
     let schema: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path("docs/summary.schema.json")).unwrap())
             .unwrap();
@@ -200,18 +189,7 @@ fn hlog_reads_back_to_the_same_counts_and_percentiles() {
     use hdrhistogram::serialization::Deserializer;
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     let out = tempfile::tempdir().unwrap();
-    bin()
-        .args([
-            "run",
-            "workloads/burst.toml",
-            "--quiet",
-            "--run-id",
-            "h",
-            "--out",
-        ])
-        .arg(out.path())
-        .assert()
-        .success();
+    run_burst(out.path(), "h", &[]).success();
     let bytes = std::fs::read(out.path().join("h/e2e_latency.hlog")).unwrap();
     let (events, _) = eventlog::read(&out.path().join("h/events.jsonl")).unwrap();
     let report = analysis::analyze(events);

@@ -20,3 +20,19 @@ pub fn bin() -> assert_cmd::Command {
     c.current_dir(root());
     c
 }
+
+/// `imagen-load run workloads/burst.toml --quiet --run-id ID --out OUT EXTRA...`, for tests that need a run.
+pub fn run_burst(out: &Path, id: &str, extra: &[&str]) -> assert_cmd::assert::Assert {
+    bin()
+        .args([
+            "run",
+            "workloads/burst.toml",
+            "--quiet",
+            "--run-id",
+            id,
+            "--out",
+        ])
+        .arg(out)
+        .args(extra)
+        .assert()
+}

@@ -1,7 +1,7 @@
 //! `compare`: a known regression fails the gate; runs drawn from the same distribution pass it (at least 95 of
 //! 100 seeded trials); the table is snapshotted.
 
-use crate::common::{bin, plan_from};
+use crate::common::{bin, plan_from, run_burst};
 use imagen_load::analysis::{self, RunReport};
 use imagen_load::app::simulate_events;
 use imagen_load::compare::{Verdict, compare};
@@ -92,19 +92,7 @@ fn a_real_slowdown_is_a_regression() {
 fn compare_fails_on_fixture_runs_with_a_known_regression() {
     let out = tempfile::tempdir().unwrap();
     let run = |id: &str, extra: &[&str]| {
-        bin()
-            .args([
-                "run",
-                "workloads/burst.toml",
-                "--quiet",
-                "--run-id",
-                id,
-                "--out",
-            ])
-            .arg(out.path())
-            .args(extra)
-            .assert()
-            .success();
+        run_burst(out.path(), id, extra).success();
     };
     run("base", &[]);
     run(

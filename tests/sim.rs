@@ -187,18 +187,7 @@ fn same_workload_and_seed_give_identical_event_logs() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     for dir in [&a, &b] {
-        crate::common::bin()
-            .args([
-                "run",
-                "workloads/burst.toml",
-                "--quiet",
-                "--run-id",
-                "same",
-                "--out",
-            ])
-            .arg(dir.path())
-            .assert()
-            .success();
+        crate::common::run_burst(dir.path(), "same", &[]).success();
     }
     let read = |d: &tempfile::TempDir| std::fs::read(d.path().join("same/events.jsonl")).unwrap();
     assert_eq!(read(&a), read(&b));
