@@ -5,6 +5,7 @@ pub mod analysis;
 pub mod app;
 pub mod calibrate;
 pub mod cli;
+pub mod cluster;
 pub mod compare;
 pub mod event;
 pub mod eventlog;
