@@ -3,8 +3,8 @@
 
 use crate::analysis::{self, RunReport};
 use crate::cli::{
-    AnalyzeArgs, CalibrateArgs, Cli, Command, CompareArgs, PlanArgs, ReportArgs, RunArgs,
-    WhatifArgs, WorkloadArgs,
+    AnalyzeArgs, CalibrateArgs, Cli, Command, CompareArgs, ImportArgs, PlanArgs, ReportArgs,
+    RunArgs, WhatifArgs, WorkloadArgs,
 };
 use crate::event::{EVENT_LOG_VERSION, Event, EventKind, Source};
 use crate::eventlog::{self, EventLogWriter};
@@ -45,6 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Report(args) => trend_report(&args),
         Command::Whatif(args) => whatif(&args),
         Command::Calibrate(args) => calibrate(&args),
+        Command::Import(args) => import(&args),
     }
 }
 
@@ -527,6 +528,57 @@ fn whatif(args: &WhatifArgs) -> anyhow::Result<ExitStatus> {
     if let Some(path) = &args.html {
         std::fs::write(path, whatif::html(&w, args.sweep.is_some()))
             .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(ExitStatus::Ok)
+}
+
+fn import(args: &ImportArgs) -> anyhow::Result<ExitStatus> {
+    let files = args
+        .dumps
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .map(|t| (p.display().to_string(), t))
+                .with_context(|| format!("cannot read {}", p.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let imported = crate::cluster::import::import(&files, args.price_per_gpu_hour_usd)?;
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .replace(['-', ':'], "");
+    let run_id = args
+        .run_id
+        .clone()
+        .unwrap_or_else(|| format!("{stamp}-import"));
+    let dir = args.out.join(&run_id);
+    prepare_dir(&dir, args.force)?;
+    let mut writer = EventLogWriter::create(&dir.join("events.jsonl"))?;
+    let mut analyzer = analysis::Analyzer::default();
+    for e in &imported.events {
+        writer.append(e)?;
+        analyzer.push(e);
+    }
+    writer.finish()?;
+    let mut report = analyzer.finish();
+    report.run.run_id = run_id;
+    if imported.unparsed > 0 {
+        report.warnings.push(format!(
+            "{} event messages were not recognised and are kept raw in the dump",
+            imported.unparsed
+        ));
+    }
+    let files = report::write_all(&report, &dir)?;
+    if !args.quiet {
+        print_report(
+            &report,
+            &format!(
+                "imported {} events from the dump ({} deployments) · results in {} ({} files)",
+                imported.events.len(),
+                imported.deployments.len(),
+                dir.display(),
+                files.len() + 1
+            ),
+        )?;
     }
     Ok(ExitStatus::Ok)
 }

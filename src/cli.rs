@@ -52,6 +52,31 @@ pub enum Command {
     /// Turn a run's measured phases (node provisioning, image pull, model load, processing, ...) into a simulator
     /// profile, so what-if answers rest on the team's own numbers.
     Calibrate(CalibrateArgs),
+    /// Break down a cold start that already happened, from `kubectl get pods,nodes,events -o json` dumps, into a
+    /// results folder (what the dump lacks, such as the first message or the model-load signal, stays unknown).
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// JSON dumps (a `List`, or single objects), e.g. `kubectl get pods,nodes,events -n imagen -o json > dump.json`.
+    #[arg(required = true)]
+    pub dumps: Vec<PathBuf>,
+    /// Where results folders are created.
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// Name of the results folder (default `<time>-import`).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Replace an existing results folder.
+    #[arg(long)]
+    pub force: bool,
+    /// GPU price for the cost lines.
+    #[arg(long, default_value_t = 0.48)]
+    pub price_per_gpu_hour_usd: f64,
+    /// Do not print the terminal summary.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,8 @@ mod browser;
 mod whatif;
 // Calibration: measured phases → a profile → the same phases again.
 mod calibrate;
+// Seeing the cluster: a kubectl dump imported into the per-pod breakdown.
+mod cluster;
 // Analysis: hand-built event logs with hand-computed answers, ground truth, outputs and their formats.
 mod analysis;
 
