@@ -293,20 +293,16 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     std::fs::write(dir.join("workload.toml"), std::fs::read(&plan.source)?)?;
     let mut report = analyzer.finish();
     report.thresholds = crate::gates::evaluate(&thresholds, &report);
-    let files = report::write_all(&report, &dir)?;
-    if !args.quiet {
-        print_report(
-            &report,
-            &format!(
-                "simulated {} in {:.2}s ({} events) · results in {} ({} files)",
-                crate::report::human_duration(outcome.end_us),
-                simulated_in.as_secs_f64(),
-                outcome.events + 1,
-                dir.display(),
-                files.len() + 2
-            ),
-        )?;
-    }
+    write_and_print(&report, &dir, args.quiet, |files| {
+        format!(
+            "simulated {} in {:.2}s ({} events) · results in {} ({} files)",
+            crate::report::human_duration(outcome.end_us),
+            simulated_in.as_secs_f64(),
+            outcome.events + 1,
+            dir.display(),
+            files + 2
+        )
+    })?;
     if let Some(why) = &aborted {
         eprintln!(
             "aborted: threshold {why}; partial results written to {}",
@@ -368,6 +364,21 @@ fn stop_on_signal() -> std::sync::Arc<crate::sim::Stop> {
         tracing::warn!("no signal handling for this run: {e}");
     }
     stop
+}
+
+/// Writes every output of `report` into `dir` and, unless quiet, prints the summary with a closing line built from
+/// the number of files written.
+fn write_and_print(
+    report: &RunReport,
+    dir: &Path,
+    quiet: bool,
+    closing: impl FnOnce(usize) -> String,
+) -> anyhow::Result<()> {
+    let files = report::write_all(report, dir)?;
+    if !quiet {
+        print_report(report, &closing(files.len()))?;
+    }
+    Ok(())
 }
 
 /// The terminal summary (coloured only on a terminal), then one closing line.
@@ -567,19 +578,15 @@ fn import(args: &ImportArgs) -> anyhow::Result<ExitStatus> {
             imported.unparsed
         ));
     }
-    let files = report::write_all(&report, &dir)?;
-    if !args.quiet {
-        print_report(
-            &report,
-            &format!(
-                "imported {} events from the dump ({} deployments) · results in {} ({} files)",
-                imported.events.len(),
-                imported.deployments.len(),
-                dir.display(),
-                files.len() + 1
-            ),
-        )?;
-    }
+    write_and_print(&report, &dir, args.quiet, |files| {
+        format!(
+            "imported {} events from the dump ({} deployments) · results in {} ({} files)",
+            imported.events.len(),
+            imported.deployments.len(),
+            dir.display(),
+            files + 1
+        )
+    })?;
     Ok(ExitStatus::Ok)
 }
 
@@ -704,18 +711,13 @@ fn analyze(args: &AnalyzeArgs) -> anyhow::Result<ExitStatus> {
         let thresholds = crate::gates::load_file(gates, &report.run.streams)?;
         report.thresholds = crate::gates::evaluate(&thresholds, &report);
     }
-    let files = report::write_all(&report, &dir)?;
-    if !args.quiet {
-        print_report(
-            &report,
-            &format!(
-                "re-analysed {} ({} lines) · wrote {} files in {}",
-                log.display(),
-                read.lines,
-                files.len(),
-                dir.display()
-            ),
-        )?;
-    }
+    write_and_print(&report, &dir, args.quiet, |files| {
+        format!(
+            "re-analysed {} ({} lines) · wrote {files} files in {}",
+            log.display(),
+            read.lines,
+            dir.display()
+        )
+    })?;
     Ok(gate_status(&report))
 }

@@ -1,23 +1,15 @@
 //! The HTML report: self-contained (checked always) and rendering in headless Chromium (needs `chromium`).
 
-use crate::common::{bin, path};
+use crate::common::{path, run_burst};
 
 fn run_report() -> tempfile::TempDir {
     let out = tempfile::tempdir().unwrap();
-    bin()
-        .args([
-            "run",
-            "workloads/burst.toml",
-            "--quiet",
-            "--run-id",
-            "h",
-            "--gates",
-            "fixtures/gates/burst-fail.toml",
-            "--out",
-        ])
-        .arg(out.path())
-        .assert()
-        .code(1);
+    run_burst(
+        out.path(),
+        "h",
+        &["--gates", "fixtures/gates/burst-fail.toml"],
+    )
+    .code(1);
     out
 }
 

@@ -1,6 +1,6 @@
 //! Thresholds end to end: exit codes on fixture runs, junit.xml in the shape CI tools read, report.md.
 
-use crate::common::{bin, path};
+use crate::common::{bin, path, run_burst};
 use imagen_load::analysis;
 use imagen_load::eventlog;
 use predicates::str::contains;
@@ -8,20 +8,9 @@ use quick_xml::Reader;
 use quick_xml::events::Event as Xml;
 
 fn run_with(gates: &str, out: &tempfile::TempDir) -> std::process::Output {
-    bin()
-        .args([
-            "run",
-            "workloads/burst.toml",
-            "--quiet",
-            "--run-id",
-            "g",
-            "--gates",
-            gates,
-            "--out",
-        ])
-        .arg(out.path())
-        .output()
-        .unwrap()
+    run_burst(out.path(), "g", &["--gates", gates])
+        .get_output()
+        .clone()
 }
 
 /// The elements and attributes of a JUnit file, checked the way CI reporters read them.
