@@ -3,8 +3,8 @@
 
 use crate::analysis::{self, RunReport};
 use crate::cli::{
-    AnalyzeArgs, CalibrateArgs, Cli, Command, CompareArgs, ImportArgs, PlanArgs, ReportArgs,
-    RunArgs, WhatifArgs, WorkloadArgs,
+    AnalyzeArgs, CalibrateArgs, Cli, Command, CompareArgs, EmulatorArgs, ImportArgs, PlanArgs,
+    ReportArgs, RunArgs, TargetArg, WhatifArgs, WorkerArgs, WorkloadArgs,
 };
 use crate::event::{EVENT_LOG_VERSION, Event, EventKind, Source};
 use crate::eventlog::{self, EventLogWriter};
@@ -46,7 +46,112 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Whatif(args) => whatif(&args),
         Command::Calibrate(args) => calibrate(&args),
         Command::Import(args) => import(&args),
+        Command::Emulator(args) => serve_emulator(&args),
+        Command::Worker(args) => worker(args),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Resolves on the first Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn serve_emulator(args: &EmulatorArgs) -> anyhow::Result<ExitStatus> {
+    runtime()?.block_on(async {
+        let handle = crate::emulator::start((args.host, args.port).into()).await?;
+        println!(
+            "Pub/Sub emulator on {} (gRPC + REST); backlog at http://{}/backlog/SUBSCRIPTION\n\
+             export PUBSUB_EMULATOR_HOST={}",
+            handle.addr, handle.addr, handle.addr
+        );
+        shutdown_signal().await;
+        handle.stop().await;
+        Ok(ExitStatus::Ok)
+    })
+}
+
+fn worker(args: WorkerArgs) -> anyhow::Result<ExitStatus> {
+    let conn = match &args.emulator_host {
+        Some(h) if !h.is_empty() => crate::pubsub::Connection::emulator(h, &args.project),
+        _ => {
+            crate::pubsub::check_credentials().map_err(|e| anyhow::anyhow!(e))?;
+            crate::pubsub::Connection::gcp(&args.project)
+        }
+    };
+    let short = args
+        .subscription
+        .rsplit('/')
+        .next()
+        .unwrap_or(&args.subscription)
+        .to_string();
+    let pod = args
+        .pod
+        .clone()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| format!("worker-{}", std::process::id()));
+    let seed = args.seed.unwrap_or_else(|| {
+        pod.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        })
+    });
+    let cfg = crate::worker::WorkerConfig {
+        conn: conn.clone(),
+        subscription: args.subscription.clone(),
+        results_topic: args.results_topic.clone(),
+        pipeline: args.pipeline.clone().unwrap_or(short),
+        pod: pod.clone(),
+        model_load: args.model_load.clone(),
+        processing: args.processing.clone(),
+        concurrency: args.concurrency,
+        lazy_load: args.lazy_load,
+        seed,
+        http: (args.http_port != 0).then(|| (args.http_host, args.http_port).into()),
+    };
+    runtime()?.block_on(async move {
+        if let Some(topic) = &args.create_on_topic {
+            conn.ensure_topic(topic).await?;
+            conn.ensure_topic(&args.results_topic).await?;
+            conn.ensure_subscription(&args.subscription, topic, 60)
+                .await?;
+        }
+        eprintln!(
+            "worker {pod}: pulling {} on {}, completions to {}",
+            conn.subscription_path(&args.subscription),
+            conn.describe(),
+            conn.topic_path(&args.results_topic)
+        );
+        let stats = crate::worker::run(cfg, shutdown_signal()).await?;
+        eprintln!(
+            "worker {pod}: stopped after {} jobs ({} completions could not be published)",
+            stats.processed.load(std::sync::atomic::Ordering::Relaxed),
+            stats
+                .publish_failures
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
+        Ok(ExitStatus::Ok)
+    })
 }
 
 fn init_tracing(verbose: u8) {
@@ -187,8 +292,16 @@ pub fn describe(plan: &Plan, items: &[schedule::Item]) -> String {
     writeln!(out, "{}: ok", plan.source.display()).unwrap();
     writeln!(
         out,
-        "  run `{}` · seed {} · deadline {} · warm-up {} · drain {} · target sim ({})",
-        plan.name, plan.seed, plan.deadline, plan.warmup, plan.drain, plan.sim.profile
+        "  run `{}` · seed {} · deadline {} · warm-up {} · drain {} · target {}",
+        plan.name,
+        plan.seed,
+        plan.deadline,
+        plan.warmup,
+        plan.drain,
+        match plan.target {
+            crate::workload::TargetKind::Sim => format!("sim ({})", plan.sim.profile),
+            t => t.as_str().to_string(),
+        }
     )
     .unwrap();
     writeln!(
@@ -241,7 +354,17 @@ fn run_id_for(plan: &Plan) -> String {
 }
 
 fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
-    let plan = load_plan(&args.workload)?;
+    let mut plan = load_plan(&args.workload)?;
+    if let Some(t) = args.target {
+        plan.target = match t {
+            TargetArg::Sim => crate::workload::TargetKind::Sim,
+            TargetArg::Emulator => crate::workload::TargetKind::Emulator,
+            TargetArg::Gcp => crate::workload::TargetKind::Gcp,
+        };
+    }
+    if plan.target != crate::workload::TargetKind::Sim {
+        return run_live(args, &plan);
+    }
     let mut thresholds = plan.thresholds.clone();
     if let Some(gates) = &args.gates {
         let streams: Vec<String> = plan.streams.iter().map(|s| s.name.clone()).collect();
@@ -313,6 +436,73 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     if outcome.interrupted {
         bail!(
             "interrupted: partial results (marked interrupted) were written to {}",
+            dir.display()
+        );
+    }
+    Ok(gate_status(&report))
+}
+
+/// A real-time run against Pub/Sub (`emulator` or `gcp`): see `live`.
+fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
+    let mut thresholds = plan.thresholds.clone();
+    if let Some(gates) = &args.gates {
+        let streams: Vec<String> = plan.streams.iter().map(|s| s.name.clone()).collect();
+        thresholds.extend(crate::gates::load_file(gates, &streams)?);
+    }
+    let items = schedule::build(plan);
+    let run_id = args.run_id.clone().unwrap_or_else(|| run_id_for(plan));
+    let dir = args.out.join(&run_id);
+    let opts = crate::live::LiveOptions {
+        project: args.project.clone(),
+        emulator_host: args.emulator_host.clone(),
+        create_topics: if args.no_create_topics {
+            Some(false)
+        } else if args.create_topics {
+            Some(true)
+        } else {
+            None
+        },
+        progress: !args.no_progress && !args.quiet,
+    };
+    let stop = stop_on_signal();
+    let rt = runtime()?;
+    // Connect and set up first: an unreachable Pub/Sub fails here, before the results folder exists.
+    let prepared = rt.block_on(crate::live::prepare(plan, &opts))?;
+    prepare_dir(&dir, args.force)?;
+    if !args.quiet {
+        eprintln!(
+            "run {run_id}: {} messages into {} (project {}), live; results in {}",
+            items
+                .iter()
+                .filter(|i| matches!(i.kind, schedule::ItemKind::Message { .. }))
+                .count(),
+            prepared.describe(),
+            prepared.conn.project,
+            dir.display()
+        );
+    }
+    let outcome = rt.block_on(crate::live::run(
+        plan, &items, &run_id, &dir, prepared, &opts, stop,
+    ))?;
+    drop(rt);
+    std::fs::write(dir.join("workload.toml"), std::fs::read(&plan.source)?)?;
+    let (mut report, _, _) = analyze_results(&dir)?;
+    report.thresholds = crate::gates::evaluate(&thresholds, &report);
+    write_and_print(&report, &dir, args.quiet, |files| {
+        format!(
+            "ran {:.1}s live ({} events, {} lost, pacer p99 lateness {}) · results in {} ({} files)",
+            outcome.elapsed.as_secs_f64(),
+            outcome.events,
+            outcome.lost,
+            crate::units::Micros(outcome.lateness_p99_us),
+            dir.display(),
+            files + 2
+        )
+    })?;
+    if outcome.interrupted {
+        bail!(
+            "interrupted ({}): partial results (marked interrupted) were written to {}",
+            outcome.reason.unwrap_or_default(),
             dir.display()
         );
     }

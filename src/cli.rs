@@ -55,6 +55,72 @@ pub enum Command {
     /// Break down a cold start that already happened, from `kubectl get pods,nodes,events -o json` dumps, into a
     /// results folder (what the dump lacks, such as the first message or the model-load signal, stays unknown).
     Import(ImportArgs),
+    /// Serve the built-in Pub/Sub emulator (gRPC and REST on one port, plus `GET /backlog/{subscription}` for
+    /// KEDA's metrics-api trigger) until Ctrl-C. State is in memory.
+    Emulator(EmulatorArgs),
+    /// The reference worker: pulls jobs, loads a model once, processes each job, publishes completions per the
+    /// worker contract (docs/worker-contract.md); serves /healthz, /ready and POST /warmup.
+    Worker(WorkerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Port to listen on (0 picks a free one; the chosen address is printed).
+    #[arg(long, default_value_t = 8085)]
+    pub port: u16,
+    /// Address to bind. Loopback by default; `0.0.0.0` in a container.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The subscription to pull jobs from (short name or projects/P/subscriptions/S).
+    #[arg(long, env = "IMAGEN_SUBSCRIPTION")]
+    pub subscription: String,
+    /// The topic to publish completions to.
+    #[arg(
+        long,
+        env = "IMAGEN_RESULTS_TOPIC",
+        default_value = "imagen-load-results"
+    )]
+    pub results_topic: String,
+    /// The GCP project (any name on an emulator).
+    #[arg(long, env = "PUBSUB_PROJECT_ID", default_value = "imagen-load")]
+    pub project: String,
+    /// An emulator's host:port; without it the worker talks to Google Cloud with Application Default Credentials.
+    #[arg(long, env = "PUBSUB_EMULATOR_HOST")]
+    pub emulator_host: Option<String>,
+    /// The pipeline it serves (the stream name in the workload); default: the subscription's name.
+    #[arg(long, env = "IMAGEN_PIPELINE")]
+    pub pipeline: Option<String>,
+    /// Its name in reports (Kubernetes sets HOSTNAME to the pod name).
+    #[arg(long, env = "HOSTNAME")]
+    pub pod: Option<String>,
+    /// Model load time, a distribution as in the simulator, e.g. `uniform(30s, 60s)`.
+    #[arg(long, default_value = "2s", value_parser = crate::units::parse_dist)]
+    pub model_load: crate::units::Dist,
+    /// Processing time per job, e.g. `lognormal(8s, 0.3)`.
+    #[arg(long, default_value = "200ms", value_parser = crate::units::parse_dist)]
+    pub processing: crate::units::Dist,
+    /// Jobs processed at once.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Load the model on the first job or POST /warmup instead of at start.
+    #[arg(long)]
+    pub lazy_load: bool,
+    /// Seed for the sampled times (default: from the pod name).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Port for /healthz, /ready and POST /warmup (0: none).
+    #[arg(long, default_value_t = 8080)]
+    pub http_port: u16,
+    /// Address for the probe server (`0.0.0.0` in a pod).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub http_host: std::net::IpAddr,
+    /// Create the subscription on this topic if it does not exist.
+    #[arg(long, value_name = "TOPIC")]
+    pub create_on_topic: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -196,6 +262,10 @@ pub struct PlanArgs {
 pub enum TargetArg {
     /// The built-in simulation of the whole stack (the default).
     Sim,
+    /// A Pub/Sub emulator: PUBSUB_EMULATOR_HOST, else the built-in one, started for the run.
+    Emulator,
+    /// Google Cloud Pub/Sub with Application Default Credentials.
+    Gcp,
 }
 
 #[derive(Debug, Args)]
@@ -208,9 +278,24 @@ pub struct RunArgs {
     /// Name of the run's folder instead of `<time>-<workload name>`.
     #[arg(long)]
     pub run_id: Option<String>,
-    /// Where messages go. Only `sim` is in this version; Pub/Sub targets come next.
+    /// Where messages go (overrides `[target] kind`).
     #[arg(long, value_enum)]
     pub target: Option<TargetArg>,
+    /// GCP project for the Pub/Sub targets (overrides `[target] project`).
+    #[arg(long)]
+    pub project: Option<String>,
+    /// An emulator's host:port (overrides `[target] endpoint` and PUBSUB_EMULATOR_HOST).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub emulator_host: Option<String>,
+    /// Create missing topics and subscriptions (default on for the emulator, off for gcp).
+    #[arg(long, overrides_with = "no_create_topics")]
+    pub create_topics: bool,
+    /// Never create topics or subscriptions; fail if one is missing.
+    #[arg(long)]
+    pub no_create_topics: bool,
+    /// No live progress line on stderr.
+    #[arg(long)]
+    pub no_progress: bool,
     /// Replace an existing results folder of the same run id.
     #[arg(long)]
     pub force: bool,

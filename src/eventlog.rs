@@ -120,19 +120,37 @@ impl Drop for EventLogWriter {
 /// The one collector of a live run: owns the writer, appends every event sent on `rx` as it arrives, flushes once
 /// a second even when no event comes, and finishes the log when every sender is gone. Returns the events written.
 pub async fn collect(
+    writer: EventLogWriter,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
+) -> Result<u64> {
+    collect_with(writer, rx, |_| {}, Vec::new).await
+}
+
+/// [`collect`], showing every event to `seen` after it is appended (live counters, the open-message set), and
+/// appending what `last` returns once every sender is gone (what is still open is lost; the run is finished).
+pub async fn collect_with(
     mut writer: EventLogWriter,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    mut seen: impl FnMut(&Event) + Send,
+    last: impl FnOnce() -> Vec<Event> + Send,
 ) -> Result<u64> {
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             event = rx.recv() => match event {
-                Some(e) => writer.append(&e)?,
+                Some(e) => {
+                    writer.append(&e)?;
+                    seen(&e);
+                }
                 None => break,
             },
             _ = tick.tick() => writer.flush()?,
         }
+    }
+    for e in last() {
+        writer.append(&e)?;
+        seen(&e);
     }
     let n = writer.written();
     writer.finish()?;

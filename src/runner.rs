@@ -48,7 +48,31 @@ pub async fn run<T: Target>(
     target: Arc<T>,
     events: mpsc::UnboundedSender<Event>,
 ) -> PacerStats {
-    let origin = Instant::now();
+    run_from(Instant::now(), None, plan, run_id, items, target, events).await
+}
+
+async fn stop_requested(stop: Option<&crate::sim::Stop>) {
+    match stop {
+        Some(s) => {
+            while !s.requested() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// [`run`] with the run's time zero given (so other producers share it) and an optional stop: once requested,
+/// no further message is sent and the sends in flight are awaited.
+pub async fn run_from<T: Target>(
+    origin: Instant,
+    stop: Option<&crate::sim::Stop>,
+    plan: &Plan,
+    run_id: &str,
+    items: &[Item],
+    target: Arc<T>,
+    events: mpsc::UnboundedSender<Event>,
+) -> PacerStats {
     let mut pacer = Pacer::new(origin, items);
     let mut lateness = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 86_400_000_000, 3)
         .expect("valid bounds");
@@ -63,7 +87,16 @@ pub async fn run<T: Target>(
         })
         .collect();
     let mut sent = 0;
-    while let Some(due) = pacer.next().await {
+    // One stop watcher for the whole run (a new timer per message would cost more than the send).
+    let stopping = stop_requested(stop);
+    tokio::pin!(stopping);
+    loop {
+        let due = tokio::select! {
+            biased;
+            _ = &mut stopping => None,
+            d = pacer.next() => d,
+        };
+        let Some(due) = due else { break };
         let late_us = due.lateness.as_micros() as u64;
         lateness.saturating_record(late_us.max(1));
         let stream = &plan.streams[due.item.stream as usize];

@@ -24,5 +24,7 @@ mod calibrate;
 mod cluster;
 // Analysis: hand-built event logs with hand-computed answers, ground truth, outputs and their formats.
 mod analysis;
+// Real Pub/Sub on loopback: the built-in emulator, reference workers and `run`, in real time, with faults.
+mod pubsub;
 
 mod common;

@@ -9,7 +9,7 @@ pub use series::{SeriesKey, SeriesSet, Stats};
 
 use crate::event::{Event, EventKind, MsgId, Source};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 
 /// The cold-start phases of one pod, in order. Each is a duration in microseconds, `None` when unknown
 /// (a signal was missing) or not applicable (activation for pods after the first of a cycle).
@@ -322,19 +322,46 @@ pub fn analyze(mut events: Vec<Event>) -> RunReport {
 /// Memory stays bounded by the window, not by the log.
 pub struct Reordering {
     analyzer: Analyzer,
-    /// Held events, sorted by time (ties in arrival order).
-    buf: VecDeque<Event>,
+    /// Held events, ordered by time and then arrival (a min-heap: a live log is out of order by milliseconds at
+    /// tens of thousands of events a second, and inserting into a sorted queue moved megabytes per event).
+    buf: BinaryHeap<Held>,
+    arrivals: u64,
     max_t: u64,
     released_t: u64,
     late: u64,
     window_us: u64,
 }
 
+struct Held {
+    t_us: u64,
+    arrival: u64,
+    event: Event,
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Self) -> bool {
+        (self.t_us, self.arrival) == (other.t_us, other.arrival)
+    }
+}
+impl Eq for Held {}
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Held {
+    /// Reversed, so the max-heap pops the earliest (time, arrival) first.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.t_us, other.arrival).cmp(&(self.t_us, self.arrival))
+    }
+}
+
 impl Reordering {
     pub fn new(window_us: u64) -> Self {
         Reordering {
             analyzer: Analyzer::default(),
-            buf: VecDeque::new(),
+            buf: BinaryHeap::new(),
+            arrivals: 0,
             max_t: 0,
             released_t: 0,
             late: 0,
@@ -350,27 +377,26 @@ impl Reordering {
             return;
         }
         self.max_t = self.max_t.max(e.t_us);
-        // Most events arrive in order: append; the others are placed after every held event of their time.
-        if self.buf.back().is_none_or(|b| b.t_us <= e.t_us) {
-            self.buf.push_back(e);
-        } else {
-            let at = self.buf.partition_point(|b| b.t_us <= e.t_us);
-            self.buf.insert(at, e);
-        }
+        self.arrivals += 1;
+        self.buf.push(Held {
+            t_us: e.t_us,
+            arrival: self.arrivals,
+            event: e,
+        });
         while self
             .buf
-            .front()
+            .peek()
             .is_some_and(|f| f.t_us + self.window_us <= self.max_t)
         {
-            let e = self.buf.pop_front().expect("non-empty");
-            self.released_t = e.t_us;
-            self.analyzer.push(&e);
+            let h = self.buf.pop().expect("non-empty");
+            self.released_t = h.t_us;
+            self.analyzer.push(&h.event);
         }
     }
 
     pub fn finish(mut self) -> RunReport {
-        for e in std::mem::take(&mut self.buf) {
-            self.analyzer.push(&e);
+        while let Some(h) = self.buf.pop() {
+            self.analyzer.push(&h.event);
         }
         let late = self.late;
         let mut report = self.analyzer.finish();
@@ -574,12 +600,34 @@ impl Analyzer {
             EventKind::Backlog {
                 subscription,
                 depth,
+                view,
             } => {
+                let key = match view {
+                    None => subscription.clone(),
+                    Some(v) => format!("{subscription} ({v})"),
+                };
                 self.timeline
                     .backlog
-                    .entry(subscription.clone())
+                    .entry(key)
                     .or_default()
                     .push((t, *depth));
+            }
+            EventKind::ResultsIgnored {
+                other_runs,
+                malformed,
+                example,
+            } => {
+                if *other_runs > 0 {
+                    self.warnings.push(format!(
+                        "{other_runs} results-topic messages belonged to other runs and were ignored"
+                    ));
+                }
+                if *malformed > 0 {
+                    self.warnings.push(format!(
+                        "{malformed} results-topic messages did not follow the worker contract (docs/worker-contract.md){}",
+                        example.as_ref().map(|e| format!(", e.g. {e}")).unwrap_or_default()
+                    ));
+                }
             }
             EventKind::MetricRead {
                 scaled_object,

@@ -120,6 +120,17 @@ pub enum EventKind {
     Backlog {
         subscription: String,
         depth: u64,
+        /// Whose view this is: absent for the true backlog (the simulator's, or published − completed as the
+        /// harness counts it); `emulator`, `prometheus` or `cloud-monitoring` for the metric an autoscaler reads.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        view: Option<String>,
+    },
+    /// Results-topic messages the tracker could not use: completions of other runs, and malformed ones.
+    ResultsIgnored {
+        other_runs: u64,
+        malformed: u64,
+        /// The first malformed message's problem.
+        example: Option<String>,
     },
     /// The value KEDA/HPA read for the scaler's metric at this time (after sampling and lag).
     MetricRead {
@@ -314,6 +325,17 @@ mod tests {
             EventKind::Backlog {
                 subscription: "s".into(),
                 depth: 9,
+                view: None,
+            },
+            EventKind::Backlog {
+                subscription: "s".into(),
+                depth: 7,
+                view: Some("emulator".into()),
+            },
+            EventKind::ResultsIgnored {
+                other_runs: 2,
+                malformed: 1,
+                example: Some("attribute `imagen_load_id` is missing".into()),
             },
             EventKind::MetricRead {
                 scaled_object: "o".into(),

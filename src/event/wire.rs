@@ -19,6 +19,7 @@ pub(super) enum Tag {
     Lost,
     HttpCalled,
     Backlog,
+    ResultsIgnored,
     MetricRead,
     ScalerActive,
     Replicas,
@@ -75,6 +76,10 @@ pub(super) struct Wire {
     simulated: Option<bool>,
     subscription: Option<String>,
     depth: Option<u64>,
+    view: Option<String>,
+    other_runs: Option<u64>,
+    malformed: Option<u64>,
+    example: Option<String>,
     scaled_object: Option<String>,
     value: Option<f64>,
     active: Option<bool>,
@@ -178,6 +183,12 @@ impl TryFrom<Wire> for Event {
             Tag::Backlog => EventKind::Backlog {
                 subscription: r!(subscription),
                 depth: r!(depth),
+                view: w.view,
+            },
+            Tag::ResultsIgnored => EventKind::ResultsIgnored {
+                other_runs: r!(other_runs),
+                malformed: r!(malformed),
+                example: w.example,
             },
             Tag::MetricRead => EventKind::MetricRead {
                 scaled_object: r!(scaled_object),

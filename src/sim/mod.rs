@@ -619,8 +619,9 @@ impl<F: FnMut(Event)> Sim<'_, F> {
 
     fn backlog_event(&mut self, p: usize) {
         let kind = EventKind::Backlog {
-            subscription: format!("{}-sub", self.plan.streams[p].topic),
+            subscription: self.plan.streams[p].subscription.clone(),
             depth: self.pipelines[p].unacked,
+            view: None,
         };
         self.ev(kind);
     }

@@ -72,6 +72,8 @@ pub struct Plan {
     /// After the last completion, how long to keep observing scale-down back to the idle state.
     pub drain: Micros,
     pub target: TargetKind,
+    /// `[target]` settings for the Pub/Sub targets (`emulator`, `gcp`); unused by the simulator.
+    pub pubsub: PubsubPlan,
     pub streams: Vec<StreamPlan>,
     pub sim: SimConfig,
     /// `[thresholds]`: the run's pass/fail conditions (exit code 1 when one fails).
@@ -83,12 +85,82 @@ pub struct Plan {
 pub enum TargetKind {
     /// The built-in simulation of Pub/Sub, KEDA, the cluster autoscaler, kubelet and GPU workers.
     Sim,
+    /// A Pub/Sub emulator: `endpoint`, else `PUBSUB_EMULATOR_HOST`, else the built-in one started in-process.
+    Emulator,
+    /// Google Cloud Pub/Sub with Application Default Credentials.
+    Gcp,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sim => "sim",
+            Self::Emulator => "emulator",
+            Self::Gcp => "gcp",
+        }
+    }
+}
+
+/// Which backlog metric to sample during a Pub/Sub run (the autoscaler's view).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BacklogKind {
+    None,
+    Emulator,
+    Prometheus,
+    CloudMonitoring,
+}
+
+/// `[target]` for `emulator` and `gcp`, with defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PubsubPlan {
+    /// The GCP project (the emulator accepts any name).
+    pub project: Option<String>,
+    /// `host:port` of an emulator.
+    pub endpoint: Option<String>,
+    /// Where workers publish completions.
+    pub results_topic: String,
+    /// The harness's subscription on the results topic.
+    pub results_subscription: String,
+    /// Create missing topics and subscriptions (default: yes on the emulator, no on gcp).
+    pub create_topics: Option<bool>,
+    /// Ack deadline of the subscriptions the harness creates.
+    pub ack_deadline: Micros,
+    /// How long the publisher may hold a message to batch it.
+    pub publish_batch_delay: Micros,
+    /// How long a failing publish is retried before it counts as failed.
+    pub publish_retry_budget: Micros,
+    pub backlog: Option<BacklogKind>,
+    pub backlog_interval: Micros,
+    pub prometheus_url: Option<String>,
+    pub prometheus_query: Option<String>,
+}
+
+impl Default for PubsubPlan {
+    fn default() -> Self {
+        PubsubPlan {
+            project: None,
+            endpoint: None,
+            results_topic: "imagen-load-results".into(),
+            results_subscription: "imagen-load-results-harness".into(),
+            create_topics: None,
+            ack_deadline: Micros::from_secs(60),
+            publish_batch_delay: Micros::from_millis(5),
+            publish_retry_budget: Micros::from_secs(30),
+            backlog: None,
+            backlog_interval: Micros::from_secs(5),
+            prometheus_url: None,
+            prometheus_query: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct StreamPlan {
     pub name: String,
     pub topic: String,
+    /// The workers' subscription on the topic (created with `--create-topics`; its backlog is sampled).
+    pub subscription: String,
     pub payload: Template,
     pub attributes: BTreeMap<String, Template>,
     pub phases: Vec<Phase>,
@@ -400,6 +472,39 @@ struct RunRaw {
 #[serde(deny_unknown_fields)]
 struct TargetRaw {
     kind: TargetKind,
+    project: Option<String>,
+    endpoint: Option<String>,
+    results_topic: Option<String>,
+    results_subscription: Option<String>,
+    create_topics: Option<bool>,
+    ack_deadline: Option<Micros>,
+    publish_batch_delay: Option<Micros>,
+    publish_retry_budget: Option<Micros>,
+    backlog: Option<BacklogKind>,
+    backlog_interval: Option<Micros>,
+    prometheus_url: Option<String>,
+    prometheus_query: Option<String>,
+}
+
+impl TargetRaw {
+    fn into_plan(self) -> (TargetKind, PubsubPlan) {
+        let d = PubsubPlan::default();
+        let plan = PubsubPlan {
+            project: self.project,
+            endpoint: self.endpoint,
+            results_topic: self.results_topic.unwrap_or(d.results_topic),
+            results_subscription: self.results_subscription.unwrap_or(d.results_subscription),
+            create_topics: self.create_topics,
+            ack_deadline: self.ack_deadline.unwrap_or(d.ack_deadline),
+            publish_batch_delay: self.publish_batch_delay.unwrap_or(d.publish_batch_delay),
+            publish_retry_budget: self.publish_retry_budget.unwrap_or(d.publish_retry_budget),
+            backlog: self.backlog,
+            backlog_interval: self.backlog_interval.unwrap_or(d.backlog_interval),
+            prometheus_url: self.prometheus_url,
+            prometheus_query: self.prometheus_query,
+        };
+        (self.kind, plan)
+    }
 }
 
 #[derive(Deserialize)]
@@ -407,6 +512,7 @@ struct TargetRaw {
 struct StreamRaw {
     name: String,
     topic: Option<String>,
+    subscription: Option<String>,
     #[serde(default)]
     payload: Option<String>,
     #[serde(default)]
@@ -639,7 +745,7 @@ fn resolve(
                     "`[{key}]` is reserved for a later version of imagen-load and is not read yet"
                 ),
                 Some(format!(
-                    "remove `[{key}]` for now; the simulator is the only target in this version"
+                    "remove `[{key}]` for now; Kubernetes watchers are not in this version"
                 )),
             );
         } else if key != "stream" && v.get_ref().as_table().is_none() {
@@ -657,7 +763,9 @@ fn resolve(
         _ => RunRaw::default(),
     };
     let target = match root.get("target") {
-        Some(v) if v.get_ref().is_table() => de::<TargetRaw>(diag, v, "target").map(|t| t.kind),
+        Some(v) if v.get_ref().is_table() => {
+            de::<TargetRaw>(diag, v, "target").map(TargetRaw::into_plan)
+        }
         _ => None,
     };
     let streams = match root.get("stream").map(|v| (v.span(), v.get_ref())) {
@@ -752,7 +860,8 @@ fn resolve(
         deadline: run.deadline.unwrap_or(Micros::from_secs(15 * 60)),
         warmup: run.warmup.unwrap_or_default(),
         drain: run.drain.unwrap_or(Micros::from_secs(30 * 60)),
-        target: target.unwrap_or(TargetKind::Sim),
+        target: target.as_ref().map_or(TargetKind::Sim, |t| t.0),
+        pubsub: target.map(|t| t.1).unwrap_or_default(),
         streams,
         sim: sim?,
         thresholds,
@@ -874,6 +983,7 @@ fn resolve_stream(
         ok = false;
     }
     let topic = raw.topic.unwrap_or_else(|| format!("imagen-{}", raw.name));
+    let subscription = raw.subscription.unwrap_or_else(|| format!("{topic}-sub"));
     let phases = phases?;
     if !ok {
         return None;
@@ -881,6 +991,7 @@ fn resolve_stream(
     Some(StreamPlan {
         name: raw.name,
         topic,
+        subscription,
         payload: payload?,
         attributes,
         phases,

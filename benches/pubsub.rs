@@ -1,0 +1,76 @@
+//! Raw publish throughput of Google's official publisher into the built-in emulator on loopback, without the
+//! pacer, the event log or the tracker: the ceiling a `run` into the emulator can reach on this machine.
+//!
+//!   cargo bench --bench pubsub -- [MESSAGES] [PAYLOAD_BYTES]
+
+use google_cloud_pubsub::client::Publisher;
+use google_cloud_pubsub::model::Message;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(300_000);
+    let size: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1024);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let emu = imagen_load::emulator::start(([127, 0, 0, 1], 0).into())
+            .await
+            .unwrap();
+        let conn = imagen_load::pubsub::Connection::emulator(&emu.endpoint(), "bench");
+        conn.ensure_topic("t").await.unwrap();
+        conn.ensure_subscription("s", "t", 60).await.unwrap();
+        let publisher: Publisher = conn.publisher("t", Duration::from_millis(5)).await.unwrap();
+        let payload = bytes::Bytes::from(vec![b'x'; size]);
+        let started = Instant::now();
+        let mut pending = Vec::with_capacity(n);
+        for i in 0..n {
+            pending.push(publisher.publish(
+                Message::new()
+                    .set_data(payload.clone())
+                    .set_attributes([("imagen_load_id", i.to_string())]),
+            ));
+        }
+        let queued = started.elapsed();
+        for p in pending {
+            p.await.unwrap();
+        }
+        let took = started.elapsed();
+        println!(
+            "official publisher → built-in emulator: {n} messages of {size} B in {:.2}s = {:.0} msg/s (queued in {:.2}s)",
+            took.as_secs_f64(),
+            n as f64 / took.as_secs_f64(),
+            queued.as_secs_f64()
+        );
+        // The same, one task per message as the pacer sends them.
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let (publisher, payload) = (publisher.clone(), payload.clone());
+            tasks.spawn(async move {
+                publisher
+                    .publish(
+                        Message::new()
+                            .set_data(payload)
+                            .set_attributes([("imagen_load_id", i.to_string())]),
+                    )
+                    .await
+                    .unwrap();
+            });
+            while tasks.try_join_next().is_some() {}
+        }
+        while tasks.join_next().await.is_some() {}
+        let took = started.elapsed();
+        println!(
+            "  one task per message: {:.2}s = {:.0} msg/s",
+            took.as_secs_f64(),
+            n as f64 / took.as_secs_f64()
+        );
+        emu.stop().await;
+    });
+}

@@ -1,0 +1,369 @@
+//! A live run against Pub/Sub (the `emulator` and `gcp` targets): connect, set up topics and subscriptions, start
+//! the completion tracker and the backlog sampler, pace the workload into the official publisher, wait until every
+//! message is completed or the deadline passes, report the rest as lost by id, and close the log. Every
+//! observation goes through one collector into `events.jsonl`; the report is then analysed from that file, exactly
+//! as `analyze` would.
+
+use crate::emulator;
+use crate::event::{Event, EventKind, MsgId, Source};
+use crate::eventlog::{self, EventLogWriter};
+use crate::pubsub::backlog::{BacklogSampler, BacklogView, DEFAULT_PROMETHEUS_QUERY};
+use crate::pubsub::target::{PubsubTarget, Resources};
+use crate::pubsub::tracker::{Matcher, RunClock, Tracker};
+use crate::pubsub::{Connection, check_credentials};
+use crate::schedule::{self, Item};
+use crate::sim::Stop;
+use crate::workload::{BacklogKind, Plan, TargetKind};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+
+/// How long an interrupted run still waits for the completions of messages in flight.
+pub const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error(
+        "target `gcp` needs a project\n    fix: set `project` in [target], pass --project, or set GOOGLE_CLOUD_PROJECT"
+    )]
+    NoProject,
+    #[error("{0}")]
+    Credentials(String),
+    #[error(transparent)]
+    Pubsub(#[from] crate::pubsub::PubsubError),
+    #[error(transparent)]
+    Emulator(#[from] emulator::EmulatorError),
+    #[error("cannot write the event log: {0}")]
+    Log(#[from] eventlog::Error),
+}
+
+/// Flags that override `[target]`.
+#[derive(Debug, Clone, Default)]
+pub struct LiveOptions {
+    pub project: Option<String>,
+    pub emulator_host: Option<String>,
+    pub create_topics: Option<bool>,
+    /// Show the live progress line (or periodic lines when stderr is not a terminal).
+    pub progress: bool,
+}
+
+/// Where a live run will go, resolved before anything is written.
+pub struct Prepared {
+    pub conn: Connection,
+    pub create: bool,
+    /// The built-in emulator, when the run started one.
+    pub builtin: Option<emulator::Handle>,
+    resources: Resources,
+}
+
+impl Prepared {
+    pub fn describe(&self) -> String {
+        match &self.builtin {
+            Some(h) => format!("built-in emulator on {}", h.addr),
+            None => self.conn.describe(),
+        }
+    }
+}
+
+/// Resolves the connection and sets up (or checks) topics and subscriptions. Fails before the results folder is
+/// created, so an unreachable emulator leaves nothing half written.
+pub async fn prepare(plan: &Plan, opts: &LiveOptions) -> Result<Prepared, LiveError> {
+    let p = &plan.pubsub;
+    let (conn, builtin) = match plan.target {
+        TargetKind::Gcp => {
+            let project = opts
+                .project
+                .clone()
+                .or_else(|| p.project.clone())
+                .or_else(|| std::env::var("GOOGLE_CLOUD_PROJECT").ok())
+                .ok_or(LiveError::NoProject)?;
+            check_credentials().map_err(LiveError::Credentials)?;
+            (Connection::gcp(&project), None)
+        }
+        _ => {
+            let project = opts
+                .project
+                .clone()
+                .or_else(|| p.project.clone())
+                .unwrap_or_else(|| "imagen-load".into());
+            let host = opts
+                .emulator_host
+                .clone()
+                .or_else(|| p.endpoint.clone())
+                .or_else(|| {
+                    std::env::var("PUBSUB_EMULATOR_HOST")
+                        .ok()
+                        .filter(|h| !h.is_empty())
+                });
+            match host {
+                Some(h) => (Connection::emulator(&h, &project), None),
+                None => {
+                    let handle = emulator::start(([127, 0, 0, 1], 0).into()).await?;
+                    (
+                        Connection::emulator(&handle.endpoint(), &project),
+                        Some(handle),
+                    )
+                }
+            }
+        }
+    };
+    let create = opts
+        .create_topics
+        .or(p.create_topics)
+        .unwrap_or(plan.target != TargetKind::Gcp);
+    let mut pairs: Vec<(String, String)> = plan
+        .streams
+        .iter()
+        .map(|s| (s.topic.clone(), s.subscription.clone()))
+        .collect();
+    pairs.push((p.results_topic.clone(), p.results_subscription.clone()));
+    let resources = Resources {
+        pairs,
+        ack_deadline_s: (p.ack_deadline.0 / 1_000_000).clamp(10, 600) as i32,
+    };
+    if create {
+        let created = resources.ensure(&conn).await?;
+        if !created.is_empty() {
+            tracing::info!("created {}", created.join(", "));
+        }
+    } else {
+        for (topic, _) in &resources.pairs {
+            conn.check_topic(topic).await?;
+        }
+    }
+    Ok(Prepared {
+        conn,
+        create,
+        builtin,
+        resources,
+    })
+}
+
+/// Live counts, kept by the collector from the events it writes.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    pub scheduled: u64,
+    pub published: u64,
+    pub publish_failed: u64,
+    pub completed: u64,
+    pub duplicates: u64,
+    pub lost: u64,
+    /// Scheduled and neither completed nor failed: what is still in flight.
+    pub open: HashSet<MsgId>,
+}
+
+impl Ledger {
+    pub fn see(&mut self, e: &Event) {
+        match &e.kind {
+            EventKind::Scheduled { id, .. } => {
+                self.scheduled += 1;
+                self.open.insert(id.clone());
+            }
+            EventKind::Published { .. } => self.published += 1,
+            EventKind::PublishFailed { id, .. } => {
+                self.publish_failed += 1;
+                self.open.remove(id);
+            }
+            EventKind::Completed { id, .. } if self.open.remove(id) => self.completed += 1,
+            EventKind::Duplicate { .. } => self.duplicates += 1,
+            EventKind::Lost { id } => {
+                self.lost += 1;
+                self.open.remove(id);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What the live run did besides its events.
+pub struct LiveOutcome {
+    pub interrupted: bool,
+    pub reason: Option<String>,
+    pub events: u64,
+    pub elapsed: Duration,
+    pub lost: u64,
+    pub lateness_p99_us: u64,
+}
+
+/// Runs the plan in real time against the prepared Pub/Sub; writes `dir/events.jsonl`.
+pub async fn run(
+    plan: &Plan,
+    items: &[Item],
+    run_id: &str,
+    dir: &Path,
+    prepared: Prepared,
+    opts: &LiveOptions,
+    stop: Arc<Stop>,
+) -> Result<LiveOutcome, LiveError> {
+    let p = &plan.pubsub;
+    let conn = prepared.conn.clone();
+    let topics: Vec<String> = plan.streams.iter().map(|s| s.topic.clone()).collect();
+    let target = Arc::new(
+        PubsubTarget::new(
+            &conn,
+            &topics,
+            Duration::from_micros(p.publish_batch_delay.0),
+            Duration::from_micros(p.publish_retry_budget.0),
+            prepared.create.then(|| prepared.resources.clone()),
+        )
+        .await?,
+    );
+    let mut writer = EventLogWriter::create(&dir.join("events.jsonl"))?;
+    let wall_start_unix_us = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64;
+    let origin = Instant::now();
+    let mut header = crate::app::run_header(plan, items, run_id, wall_start_unix_us);
+    if let EventKind::RunStarted { target, .. } = &mut header.kind {
+        *target = plan.target.as_str().to_string();
+    }
+    let deadline_us = match &header.kind {
+        EventKind::RunStarted { deadline_us, .. } => *deadline_us,
+        _ => unreachable!("a header"),
+    };
+    writer.append(&header)?;
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let collector = {
+        let (ledger, closing, stop) = (ledger.clone(), ledger.clone(), stop.clone());
+        tokio::spawn(eventlog::collect_with(
+            writer,
+            rx,
+            move |e| ledger.lock().unwrap_or_else(|p| p.into_inner()).see(e),
+            // Runs after every producer is done and its events are written: what is still open is lost.
+            move || {
+                let now_us = origin.elapsed().as_micros() as u64;
+                let mut open: Vec<MsgId> = closing
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .open
+                    .iter()
+                    .cloned()
+                    .collect();
+                open.sort();
+                let mut out: Vec<Event> = open
+                    .into_iter()
+                    .map(|id| Event::new(now_us, Source::Harness, EventKind::Lost { id }))
+                    .collect();
+                let interrupted = stop.requested();
+                out.push(Event::new(
+                    now_us,
+                    Source::Harness,
+                    EventKind::RunFinished {
+                        interrupted,
+                        reason: interrupted.then(|| stop.reason()),
+                    },
+                ));
+                out
+            },
+        ))
+    };
+    let clock = RunClock {
+        origin,
+        wall_start_unix_us,
+    };
+    let tracker = Tracker::start(
+        conn.clone(),
+        conn.subscription_path(&p.results_subscription),
+        Matcher::new(run_id, clock),
+        tx.clone(),
+    );
+    let view = match p.backlog.unwrap_or(match plan.target {
+        TargetKind::Gcp => BacklogKind::None,
+        _ => BacklogKind::Emulator,
+    }) {
+        BacklogKind::None => None,
+        BacklogKind::Emulator => match &conn.endpoint {
+            crate::pubsub::Endpoint::Emulator(url) => Some(BacklogView::Emulator {
+                base_url: url.clone(),
+            }),
+            crate::pubsub::Endpoint::Gcp => None,
+        },
+        BacklogKind::Prometheus => p.prometheus_url.clone().map(|url| BacklogView::Prometheus {
+            url,
+            query: p
+                .prometheus_query
+                .clone()
+                .unwrap_or_else(|| DEFAULT_PROMETHEUS_QUERY.into()),
+        }),
+        BacklogKind::CloudMonitoring => Some(BacklogView::CloudMonitoring {
+            project: conn.project.clone(),
+        }),
+    };
+    let sampler = view.map(|v| {
+        BacklogSampler::start(
+            v,
+            plan.streams
+                .iter()
+                .map(|s| conn.subscription_path(&s.subscription))
+                .collect(),
+            Duration::from_micros(p.backlog_interval.0.max(100_000)),
+            origin,
+            tx.clone(),
+        )
+    });
+    let progress = opts.progress.then(|| {
+        crate::progress::Progress::start(
+            ledger.clone(),
+            origin,
+            Duration::from_micros(schedule::last_offset(items).0),
+        )
+    });
+    // The pacer runs as a task on the runtime's workers, not on the thread that blocks on this function: while
+    // it waits out the last microseconds before a send by yielding, the publisher, the tracker and the collector
+    // run in between on the same threads instead of waiting for a core.
+    let stats = {
+        let (plan, items, run_id) = (plan.clone(), items.to_vec(), run_id.to_string());
+        let (stop, target, tx) = (stop.clone(), target.clone(), tx.clone());
+        tokio::spawn(async move {
+            crate::runner::run_from(origin, Some(&stop), &plan, &run_id, &items, target, tx).await
+        })
+        .await
+        .expect("the pacer task")
+    };
+    target.flush().await;
+    // Wait for the completions: until nothing is open, the deadline, or (after a stop) the grace period.
+    let deadline = origin + Duration::from_micros(deadline_us);
+    let mut grace_until: Option<Instant> = None;
+    loop {
+        let open = ledger.lock().unwrap_or_else(|p| p.into_inner()).open.len();
+        if open == 0 || Instant::now() >= deadline {
+            break;
+        }
+        if stop.requested() {
+            let until = *grace_until.get_or_insert_with(|| Instant::now() + INTERRUPT_GRACE);
+            if Instant::now() >= until {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if let Some(t) = tracker.stop().await {
+        drop(t);
+    }
+    if let Some(s) = sampler {
+        s.stop().await;
+    }
+    drop(target);
+    drop(tx);
+    let events = collector.await.expect("collector task")?;
+    if let Some(p) = progress {
+        p.finish();
+    }
+    if let Some(h) = prepared.builtin {
+        h.stop().await;
+    }
+    let lost = ledger.lock().unwrap_or_else(|p| p.into_inner()).lost;
+    let interrupted = stop.requested();
+    Ok(LiveOutcome {
+        interrupted,
+        reason: interrupted.then(|| stop.reason()),
+        events: events + 1,
+        elapsed: origin.elapsed(),
+        lost,
+        lateness_p99_us: stats.lateness_us.value_at_quantile(0.99),
+    })
+}

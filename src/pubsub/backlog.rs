@@ -1,0 +1,227 @@
+//! The backlog as the autoscaler sees it. KEDA scales on `num_undelivered_messages`, read from Cloud Monitoring
+//! (legacy `gcp-pubsub` trigger), Managed Prometheus (`prometheus` trigger) or, in a local cluster, the built-in
+//! emulator's backlog endpoint (`metrics-api` trigger). Those views lag the truth; sampling them during the run as
+//! `Backlog` events with a `view` puts them beside the true backlog (published − completed) that the analysis
+//! counts from the log, so the report shows how far behind the autoscaler was.
+
+use crate::event::{Event, EventKind, Source};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// Which view to sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BacklogView {
+    /// `GET {base}/backlog/{subscription}` on the built-in emulator.
+    Emulator { base_url: String },
+    /// Prometheus' HTTP API: `GET {url}/api/v1/query?query=...`, `{subscription}` in the query replaced by the
+    /// subscription's short name.
+    Prometheus { url: String, query: String },
+    /// Cloud Monitoring's `pubsub.googleapis.com/subscription/num_undelivered_messages`.
+    CloudMonitoring { project: String },
+}
+
+/// Google Managed Prometheus' name for the Cloud Monitoring metric (what KEDA's `prometheus` trigger reads on GKE).
+pub const DEFAULT_PROMETHEUS_QUERY: &str = r#"sum(pubsub_googleapis_com:subscription_num_undelivered_messages{subscription_id="{subscription}"})"#;
+
+impl BacklogView {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Emulator { .. } => "emulator",
+            Self::Prometheus { .. } => "prometheus",
+            Self::CloudMonitoring { .. } => "cloud-monitoring",
+        }
+    }
+}
+
+fn short(sub: &str) -> &str {
+    sub.rsplit('/').next().unwrap_or(sub)
+}
+
+/// Reads a Prometheus instant-query answer: the first sample's value, `None` for an empty result.
+pub fn parse_prometheus(body: &serde_json::Value) -> Result<Option<f64>, String> {
+    if body.get("status").and_then(|s| s.as_str()) != Some("success") {
+        return Err(format!(
+            "Prometheus answered {}",
+            body.get("error")
+                .and_then(|e| e.as_str())
+                .unwrap_or("without status success")
+        ));
+    }
+    let result = body
+        .pointer("/data/result")
+        .and_then(|r| r.as_array())
+        .ok_or("no data.result in the answer")?;
+    let Some(first) = result.first() else {
+        return Ok(None);
+    };
+    let v = first
+        .pointer("/value/1")
+        .and_then(|v| v.as_str())
+        .ok_or("the sample has no value")?;
+    v.parse::<f64>()
+        .map(Some)
+        .map_err(|_| format!("the sample value `{v}` is not a number"))
+}
+
+struct Sampler {
+    http: reqwest::Client,
+    monitoring: Option<google_cloud_monitoring_v3::client::MetricService>,
+}
+
+impl Sampler {
+    async fn read(&mut self, view: &BacklogView, sub: &str) -> Result<Option<u64>, String> {
+        match view {
+            BacklogView::Emulator { base_url } => {
+                let url = format!("{base_url}/backlog/{sub}");
+                let resp = self
+                    .http
+                    .get(&url)
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let v: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
+                Ok(v.get("undelivered").and_then(|u| u.as_u64()))
+            }
+            BacklogView::Prometheus { url, query } => {
+                let q = query.replace("{subscription}", short(sub));
+                let resp = self
+                    .http
+                    .get(format!("{}/api/v1/query", url.trim_end_matches('/')))
+                    .query(&[("query", q)])
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let v: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
+                Ok(parse_prometheus(&v)?.map(|f| f.max(0.0).round() as u64))
+            }
+            BacklogView::CloudMonitoring { project } => {
+                if self.monitoring.is_none() {
+                    self.monitoring = Some(
+                        google_cloud_monitoring_v3::client::MetricService::builder()
+                            .build()
+                            .await
+                            .map_err(|e| e.to_string())?,
+                    );
+                }
+                let client = self.monitoring.as_ref().expect("set above");
+                let now = std::time::SystemTime::now();
+                let from = now - Duration::from_secs(600);
+                let ts = |t: std::time::SystemTime| {
+                    google_cloud_wkt::Timestamp::try_from(t).map_err(|e| e.to_string())
+                };
+                let interval = google_cloud_monitoring_v3::model::TimeInterval::new()
+                    .set_start_time(ts(from)?)
+                    .set_end_time(ts(now)?);
+                let resp = client
+                    .list_time_series()
+                    .set_name(format!("projects/{project}"))
+                    .set_filter(format!(
+                        r#"metric.type="pubsub.googleapis.com/subscription/num_undelivered_messages" AND resource.labels.subscription_id="{}""#,
+                        short(sub)
+                    ))
+                    .set_interval(interval)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                // Points come newest first.
+                Ok(resp
+                    .time_series
+                    .first()
+                    .and_then(|s| s.points.first())
+                    .and_then(|p| p.value.as_ref())
+                    .and_then(|v| v.int64_value().copied())
+                    .map(|v| v.max(0) as u64))
+            }
+        }
+    }
+}
+
+/// A running sampler.
+pub struct BacklogSampler {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BacklogSampler {
+    /// Samples `view` for every subscription each `every`, stamping events against `origin`.
+    pub fn start(
+        view: BacklogView,
+        subscriptions: Vec<String>,
+        every: Duration,
+        origin: Instant,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> BacklogSampler {
+        let (stop, mut stopped) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut sampler = Sampler {
+                http: reqwest::Client::new(),
+                monitoring: None,
+            };
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failures = 0u64;
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = tick.tick() => {}
+                }
+                for sub in &subscriptions {
+                    let t_us = origin.elapsed().as_micros() as u64;
+                    match sampler.read(&view, sub).await {
+                        Ok(Some(depth)) => {
+                            let _ = events.send(Event::new(
+                                t_us,
+                                Source::Pubsub,
+                                EventKind::Backlog {
+                                    subscription: short(sub).to_string(),
+                                    depth,
+                                    view: Some(view.name().to_string()),
+                                },
+                            ));
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            failures += 1;
+                            if failures <= 3 {
+                                tracing::warn!("backlog ({}) of {sub}: {e}", view.name());
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        BacklogSampler { stop, task }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_answers() {
+        let ok: serde_json::Value = serde_json::from_str(
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000.1,"42"]}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(parse_prometheus(&ok), Ok(Some(42.0)));
+        let empty: serde_json::Value = serde_json::from_str(
+            r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#,
+        )
+        .unwrap();
+        assert_eq!(parse_prometheus(&empty), Ok(None));
+        let err: serde_json::Value = serde_json::from_str(
+            r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#,
+        )
+        .unwrap();
+        assert!(parse_prometheus(&err).unwrap_err().contains("parse error"));
+    }
+}

@@ -1,0 +1,137 @@
+//! The publishing target: the pacer's messages go to the official `Publisher` of their topic. A publish that fails
+//! is retried with backoff within a time budget, then reported as a publish failure — never dropped. When a topic
+//! has vanished (an emulator restarted without its state) and resource creation is on, the resources are
+//! created again before the retry.
+
+use super::{Connection, PubsubError, code_of};
+use crate::runner::{OutMessage, Target};
+use google_cloud_gax::error::rpc::Code;
+use google_cloud_pubsub::client::Publisher;
+use google_cloud_pubsub::model::Message;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// What `--create-topics` sets up: per stream its topic and the workers' subscription, and the results pair.
+#[derive(Debug, Clone, Default)]
+pub struct Resources {
+    /// (topic, subscription on it)
+    pub pairs: Vec<(String, String)>,
+    pub ack_deadline_s: i32,
+}
+
+impl Resources {
+    pub async fn ensure(&self, conn: &Connection) -> Result<Vec<String>, PubsubError> {
+        let mut created = Vec::new();
+        for (topic, sub) in &self.pairs {
+            if conn.ensure_topic(topic).await? {
+                created.push(conn.topic_path(topic));
+            }
+            if conn
+                .ensure_subscription(sub, topic, self.ack_deadline_s)
+                .await?
+            {
+                created.push(conn.subscription_path(sub));
+            }
+        }
+        Ok(created)
+    }
+}
+
+pub struct PubsubTarget {
+    conn: Connection,
+    publishers: HashMap<String, Publisher>,
+    retry_budget: Duration,
+    recreate: Option<Resources>,
+    last_recreate: Mutex<Option<Instant>>,
+}
+
+impl PubsubTarget {
+    /// One publisher per topic. `recreate`: resources to create again if a topic disappears mid-run.
+    pub async fn new(
+        conn: &Connection,
+        topics: &[String],
+        batch_delay: Duration,
+        retry_budget: Duration,
+        recreate: Option<Resources>,
+    ) -> Result<Self, PubsubError> {
+        let mut publishers = HashMap::new();
+        for t in topics {
+            if !publishers.contains_key(t) {
+                publishers.insert(t.clone(), conn.publisher(t, batch_delay).await?);
+            }
+        }
+        Ok(PubsubTarget {
+            conn: conn.clone(),
+            publishers,
+            retry_budget,
+            recreate,
+            last_recreate: Mutex::new(None),
+        })
+    }
+
+    /// Sends what the publishers still hold (at the end of a run).
+    pub async fn flush(&self) {
+        for p in self.publishers.values() {
+            p.flush().await;
+        }
+    }
+
+    async fn recreate(&self) {
+        let Some(res) = &self.recreate else { return };
+        let mut last = self.last_recreate.lock().await;
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        *last = Some(Instant::now());
+        match res.ensure(&self.conn).await {
+            Ok(created) if !created.is_empty() => {
+                tracing::warn!("Pub/Sub resources had vanished and were created again: {created:?}")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot create the Pub/Sub resources again: {e}"),
+        }
+    }
+}
+
+impl Target for PubsubTarget {
+    async fn publish(&self, msg: OutMessage) -> Result<Option<String>, String> {
+        let Some(publisher) = self.publishers.get(&msg.topic) else {
+            return Err(format!("no publisher for topic {}", msg.topic));
+        };
+        let message = Message::new()
+            .set_data(msg.payload.into_bytes())
+            .set_attributes(msg.attributes);
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            match publisher.publish(message.clone()).await {
+                Ok(id) => return Ok(Some(id)),
+                Err(e) => {
+                    let rpc = match &e {
+                        google_cloud_pubsub::error::PublishError::Rpc(inner) => Some(inner.clone()),
+                        _ => None,
+                    };
+                    let code = rpc.as_ref().and_then(|r| code_of(r));
+                    let permanent = matches!(
+                        code,
+                        Some(Code::InvalidArgument)
+                            | Some(Code::PermissionDenied)
+                            | Some(Code::Unauthenticated)
+                    ) || (code == Some(Code::NotFound) && self.recreate.is_none());
+                    if permanent || started.elapsed() + backoff > self.retry_budget {
+                        return Err(format!("{e} (after {attempts} attempts)"));
+                    }
+                    if code == Some(Code::NotFound) {
+                        self.recreate().await;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! The completion tracker: the official `Subscriber` on the results subscription. Every message is acknowledged
+//! and turned into events: a completion of this run becomes `Delivered` + `Completed` (or `Duplicate`), a worker's
+//! lifecycle report becomes pod events. Completions of other runs and malformed messages are counted and logged,
+//! never fatal. The per-message state is one bit per message, so memory does not grow with the message size.
+
+use super::Connection;
+use super::contract::{self, Parsed, Report, ReportKind};
+use crate::event::{Event, EventKind, MsgId, Source};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// Where the tracker's clock stands: the run's origin and its wall-clock time.
+#[derive(Debug, Clone, Copy)]
+pub struct RunClock {
+    pub origin: Instant,
+    pub wall_start_unix_us: u64,
+}
+
+impl RunClock {
+    pub fn now_us(&self) -> u64 {
+        self.origin.elapsed().as_micros() as u64
+    }
+    fn worker_us(&self, unix_us: Option<u64>) -> Option<u64> {
+        unix_us.map(|u| contract::to_run_us(u, self.wall_start_unix_us))
+    }
+}
+
+/// Counters, readable while the run goes (for the progress line).
+#[derive(Debug, Default)]
+pub struct TrackerStats {
+    pub completed: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub other_runs: AtomicU64,
+    pub malformed: AtomicU64,
+}
+
+/// The tracker's pure part: a results message in, events out.
+pub struct Matcher {
+    run_id: String,
+    clock: RunClock,
+    done: HashMap<String, Vec<u64>>,
+    pods: HashMap<String, PodSeen>,
+    pub stats: Arc<TrackerStats>,
+    first_malformed: Option<String>,
+}
+
+#[derive(Default)]
+struct PodSeen {
+    created: bool,
+    loaded: bool,
+    deleted: bool,
+}
+
+impl Matcher {
+    pub fn new(run_id: &str, clock: RunClock) -> Self {
+        Matcher {
+            run_id: run_id.to_string(),
+            clock,
+            done: HashMap::new(),
+            pods: HashMap::new(),
+            stats: Arc::default(),
+            first_malformed: None,
+        }
+    }
+
+    fn mark_done(&mut self, stream: &str, seq: u64) -> bool {
+        let bits = self.done.entry(stream.to_string()).or_default();
+        let (word, bit) = ((seq / 64) as usize, seq % 64);
+        if word >= bits.len() {
+            bits.resize(word + 1, 0);
+        }
+        let fresh = bits[word] & (1 << bit) == 0;
+        bits[word] |= 1 << bit;
+        fresh
+    }
+
+    /// Pod events from what a worker said about itself, each at most once per pod.
+    fn lifecycle(
+        &mut self,
+        kind: ReportKind,
+        r: &Report,
+        deployment: Option<&str>,
+        out: &mut Vec<Event>,
+    ) {
+        let clock = self.clock;
+        let seen = self.pods.entry(r.pod.clone()).or_default();
+        let started = clock.worker_us(r.started_unix_us);
+        if !seen.created && (kind == ReportKind::Started || r.started_unix_us.is_some()) {
+            seen.created = true;
+            let at = started.unwrap_or_else(|| clock.now_us());
+            let preexisting = r
+                .started_unix_us
+                .is_some_and(|s| s < clock.wall_start_unix_us);
+            let deployment = r
+                .pipeline
+                .clone()
+                .or(deployment.map(str::to_string))
+                .unwrap_or_else(|| "unknown".into());
+            out.push(Event::new(
+                at,
+                Source::Worker,
+                EventKind::PodCreated {
+                    pod: r.pod.clone(),
+                    deployment,
+                    preexisting,
+                },
+            ));
+            out.push(Event::new(
+                at,
+                Source::Worker,
+                EventKind::ContainerStarted { pod: r.pod.clone() },
+            ));
+        }
+        if !seen.loaded
+            && let Some(ready) = clock.worker_us(r.model_ready_unix_us)
+        {
+            seen.loaded = true;
+            let duration_us = match (r.started_unix_us, r.model_ready_unix_us) {
+                (Some(s), Some(m)) => Some(m.saturating_sub(s)),
+                _ => None,
+            };
+            out.push(Event::new(
+                ready,
+                Source::Worker,
+                EventKind::ModelLoaded {
+                    pod: r.pod.clone(),
+                    duration_us,
+                },
+            ));
+            out.push(Event::new(
+                ready,
+                Source::Worker,
+                EventKind::PodReady { pod: r.pod.clone() },
+            ));
+        }
+        if kind == ReportKind::Stopping && !seen.deleted {
+            seen.deleted = true;
+            out.push(Event::new(
+                clock.now_us(),
+                Source::Worker,
+                EventKind::PodDeleted { pod: r.pod.clone() },
+            ));
+        }
+    }
+
+    /// Turns one results message into events.
+    pub fn handle(&mut self, attributes: &BTreeMap<String, String>, data: &[u8]) -> Vec<Event> {
+        let mut out = Vec::new();
+        match contract::parse(attributes, data) {
+            Err(e) => {
+                let n = self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                if n < 5 {
+                    tracing::warn!("results message ignored: {e}");
+                }
+                self.first_malformed.get_or_insert_with(|| e.to_string());
+            }
+            Ok(Parsed::Lifecycle { kind, report }) => self.lifecycle(kind, &report, None, &mut out),
+            Ok(Parsed::Completion {
+                run,
+                stream,
+                seq,
+                report,
+            }) => {
+                if run != self.run_id {
+                    let n = self.stats.other_runs.fetch_add(1, Ordering::Relaxed);
+                    if n < 3 {
+                        tracing::info!("completion of another run ({run}) ignored");
+                    }
+                    return out;
+                }
+                self.lifecycle(ReportKind::Completed, &report, Some(&stream), &mut out);
+                let id = MsgId { stream, seq };
+                let now = self.clock.now_us();
+                let pod = if report.pod.is_empty() {
+                    "unknown".to_string()
+                } else {
+                    report.pod.clone()
+                };
+                if !self.mark_done(&id.stream, id.seq) {
+                    self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                    out.push(Event::new(
+                        now,
+                        Source::Worker,
+                        EventKind::Duplicate { id, pod },
+                    ));
+                    return out;
+                }
+                self.stats.completed.fetch_add(1, Ordering::Relaxed);
+                let received_us = self.clock.worker_us(report.received_unix_us);
+                if let Some(at) = received_us {
+                    out.push(Event::new(
+                        at,
+                        Source::Worker,
+                        EventKind::Delivered {
+                            id: id.clone(),
+                            pod: pod.clone(),
+                            attempt: report.attempt.unwrap_or(1),
+                        },
+                    ));
+                }
+                out.push(Event::new(
+                    now,
+                    Source::Pubsub,
+                    EventKind::Completed {
+                        id,
+                        pod,
+                        received_us,
+                        processing_start_us: self.clock.worker_us(report.processing_start_unix_us),
+                        processing_end_us: self.clock.worker_us(report.processing_end_unix_us),
+                    },
+                ));
+            }
+        }
+        out
+    }
+
+    /// The closing count of what was ignored, if anything was.
+    pub fn summary(&self) -> Option<Event> {
+        let other_runs = self.stats.other_runs.load(Ordering::Relaxed);
+        let malformed = self.stats.malformed.load(Ordering::Relaxed);
+        (other_runs + malformed > 0).then(|| {
+            Event::new(
+                self.clock.now_us(),
+                Source::Pubsub,
+                EventKind::ResultsIgnored {
+                    other_runs,
+                    malformed,
+                    example: self.first_malformed.clone(),
+                },
+            )
+        })
+    }
+}
+
+/// A running tracker.
+pub struct Tracker {
+    pub stats: Arc<TrackerStats>,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Matcher>,
+}
+
+impl Tracker {
+    /// Subscribes to `subscription` and sends every event to `events` until stopped.
+    pub fn start(
+        conn: Connection,
+        subscription: String,
+        matcher: Matcher,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Tracker {
+        let stats = matcher.stats.clone();
+        let (stop, mut stopped) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut matcher = matcher;
+            let mut backoff = Duration::from_millis(200);
+            'outer: loop {
+                let client = match conn.subscriber().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!("completion tracker: {e}");
+                        tokio::select! {
+                            _ = &mut stopped => break,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                };
+                let mut stream = client
+                    .subscribe(&subscription)
+                    .set_max_outstanding_messages(10_000i64)
+                    .build();
+                loop {
+                    let next = tokio::select! {
+                        _ = &mut stopped => break 'outer,
+                        n = stream.next() => n,
+                    };
+                    match next {
+                        Some(Ok((m, h))) => {
+                            h.ack();
+                            backoff = Duration::from_millis(200);
+                            let attrs: BTreeMap<String, String> =
+                                m.attributes.into_iter().collect();
+                            for e in matcher.handle(&attrs, &m.data) {
+                                let _ = events.send(e);
+                            }
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!("completion tracker: {e}; subscribing again");
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            if let Some(e) = matcher.summary() {
+                let _ = events.send(e);
+            }
+            matcher
+        });
+        Tracker { stats, stop, task }
+    }
+
+    /// Stops and returns the matcher (with its counts); its closing summary has been sent.
+    pub async fn stop(self) -> Option<Matcher> {
+        let _ = self.stop.send(());
+        self.task.await.ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pubsub::contract::*;
+
+    fn clock() -> RunClock {
+        RunClock {
+            origin: Instant::now(),
+            wall_start_unix_us: 1_000_000_000,
+        }
+    }
+
+    fn completion(run: &str, seq: u64, body: &Report) -> (BTreeMap<String, String>, Vec<u8>) {
+        let attrs = [
+            (ATTR_RUN, run.to_string()),
+            (ATTR_STREAM, "upscale".to_string()),
+            (ATTR_ID, seq.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        (attrs, serde_json::to_vec(body).unwrap())
+    }
+
+    #[test]
+    fn completions_duplicates_and_strangers() {
+        let mut m = Matcher::new("r1", clock());
+        let report = Report {
+            pod: "w-1".into(),
+            pipeline: Some("upscale".into()),
+            started_unix_us: Some(1_000_000_000 + 5_000_000),
+            model_ready_unix_us: Some(1_000_000_000 + 35_000_000),
+            received_unix_us: Some(1_000_000_000 + 36_000_000),
+            processing_start_unix_us: Some(1_000_000_000 + 36_000_000),
+            processing_end_unix_us: Some(1_000_000_000 + 44_000_000),
+            attempt: Some(1),
+            error: None,
+        };
+        let (a, d) = completion("r1", 3, &report);
+        let evs = m.handle(&a, &d);
+        let names: Vec<String> = evs
+            .iter()
+            .map(|e| {
+                serde_json::to_value(&e.kind).unwrap()["event"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "pod_created",
+                "container_started",
+                "model_loaded",
+                "pod_ready",
+                "delivered",
+                "completed"
+            ]
+        );
+        assert_eq!(evs[0].t_us, 5_000_000);
+        assert_eq!(evs[2].t_us, 35_000_000);
+        assert!(matches!(
+            evs[2].kind,
+            EventKind::ModelLoaded {
+                duration_us: Some(30_000_000),
+                ..
+            }
+        ));
+        match &evs[5].kind {
+            EventKind::Completed {
+                processing_end_us, ..
+            } => assert_eq!(*processing_end_us, Some(44_000_000)),
+            other => panic!("{other:?}"),
+        }
+        // The same completion again: a duplicate, and no pod events twice.
+        let evs = m.handle(&a, &d);
+        assert_eq!(evs.len(), 1);
+        assert!(matches!(evs[0].kind, EventKind::Duplicate { .. }));
+        // Another run's completion and a malformed message are counted, not fatal.
+        let (a, d) = completion("r0", 3, &report);
+        assert!(m.handle(&a, &d).is_empty());
+        assert!(m.handle(&BTreeMap::new(), b"{").is_empty());
+        let summary = m.summary().unwrap();
+        assert!(matches!(
+            summary.kind,
+            EventKind::ResultsIgnored {
+                other_runs: 1,
+                malformed: 1,
+                ..
+            }
+        ));
+        assert_eq!(m.stats.completed.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_worker_that_started_before_the_run_is_preexisting() {
+        let mut m = Matcher::new("r1", clock());
+        let attrs: BTreeMap<String, String> =
+            [(ATTR_EVENT.to_string(), "started".to_string())].into();
+        let body = serde_json::to_vec(&Report {
+            pod: "w-0".into(),
+            started_unix_us: Some(999_000_000),
+            ..Default::default()
+        })
+        .unwrap();
+        let evs = m.handle(&attrs, &body);
+        assert!(matches!(
+            evs[0].kind,
+            EventKind::PodCreated {
+                preexisting: true,
+                ..
+            }
+        ));
+        assert_eq!(evs[0].t_us, 0, "clamped to the run's start");
+    }
+}

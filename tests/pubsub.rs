@@ -1,0 +1,626 @@
+//! Real Pub/Sub on loopback, in real time: the built-in emulator, reference workers and `run` as separate
+//! processes, as a user would start them. No Docker, cluster or cloud. Times are kept short (model load 0.5 s,
+//! processing 50 ms); assertions are on counts and on phases with generous bounds, never on speed.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_imagen-load");
+
+/// Children killed when the test ends, however it ends.
+#[derive(Default)]
+struct Procs(Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn emulator(port: u16) -> Child {
+    let child = Command::new(BIN)
+        .args(["emulator", "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    child
+}
+
+fn worker(host: &str, pod: &str, processing: &str, log: &Path) -> Child {
+    Command::new(BIN)
+        .args([
+            "worker",
+            "--project",
+            "e2e",
+            "--subscription",
+            "imagen-upscale-sub",
+            "--pipeline",
+            "upscale",
+            "--pod",
+            pod,
+            "--model-load",
+            "500ms",
+            "--processing",
+            processing,
+            "--http-port",
+            "0",
+        ])
+        .env("PUBSUB_EMULATOR_HOST", host)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn workload(dir: &Path, host: &str, phase: &str, deadline: &str) -> PathBuf {
+    workload_with(dir, host, phase, deadline, "emulator")
+}
+
+fn workload_with(dir: &Path, host: &str, phase: &str, deadline: &str, backlog: &str) -> PathBuf {
+    let path = dir.join("e2e.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[run]
+name = "e2e"
+seed = 3
+deadline = "{deadline}"
+drain = "0s"
+
+[target]
+kind = "emulator"
+project = "e2e"
+endpoint = "{host}"
+backlog = "{backlog}"
+backlog_interval = "200ms"
+publish_retry_budget = "20s"
+
+[[stream]]
+name = "upscale"
+topic = "imagen-upscale"
+payload = '{{"job": {{{{seq}}}}}}'
+
+  [[stream.phase]]
+{phase}
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn start_run(workload: &Path, out: &Path, id: &str) -> Child {
+    Command::new(BIN)
+        .arg("run")
+        .arg(workload)
+        .args(["--out"])
+        .arg(out)
+        .args(["--run-id", id, "--no-progress"])
+        .env_remove("PUBSUB_EMULATOR_HOST")
+        .stdout(std::fs::File::create(out.join(format!("{id}.stdout"))).unwrap())
+        .stderr(std::fs::File::create(out.join(format!("{id}.stderr"))).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn wait(child: &mut Child, limit: Duration, out: &Path, id: &str) -> i32 {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!(
+                "run did not finish in {limit:?}; stderr:\n{}",
+                std::fs::read_to_string(out.join(format!("{id}.stderr"))).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn summary(out: &Path, id: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(out.join(id).join("summary.json")).unwrap_or_else(|e| {
+        panic!(
+            "no summary ({e}); stderr:\n{}",
+            std::fs::read_to_string(out.join(format!("{id}.stderr"))).unwrap_or_default()
+        )
+    });
+    serde_json::from_str(&text).unwrap()
+}
+
+fn events(out: &Path, id: &str) -> Vec<serde_json::Value> {
+    let f = std::fs::File::open(out.join(id).join("events.jsonl")).unwrap();
+    BufReader::new(f)
+        .lines()
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_burst_through_the_emulator_is_published_completed_and_broken_down() {
+    let port = free_port();
+    let mut procs = Procs::default();
+    procs.0.push(emulator(port));
+    burst_flow(&format!("127.0.0.1:{port}"), "emulator", &mut procs);
+}
+
+/// The same flow against Google's emulator (`gcloud beta emulators pubsub`) in Docker, via testcontainers.
+#[test]
+#[ignore = "needs a Docker engine: cargo test -- --ignored googles_emulator"]
+fn a_burst_through_googles_emulator_in_docker() {
+    use testcontainers_modules::google_cloud_sdk_emulators::{CloudSdk, PUBSUB_PORT};
+    use testcontainers_modules::testcontainers::runners::SyncRunner;
+    let node = CloudSdk::pubsub().start().expect("Docker is running");
+    let port = node.get_host_port_ipv4(PUBSUB_PORT).unwrap();
+    let mut procs = Procs::default();
+    // Google's emulator has no backlog endpoint: the autoscaler's view is not sampled.
+    burst_flow(&format!("127.0.0.1:{port}"), "none", &mut procs);
+}
+
+fn burst_flow(host: &str, backlog: &str, procs: &mut Procs) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let wl = workload_with(
+        out,
+        host,
+        "  kind = \"burst\"\n  count = 30\n  within = \"1s\"",
+        "30s",
+        backlog,
+    );
+    let mut run = start_run(&wl, out, "e2e");
+    // The workers come up after the burst started, as from zero: their start and model load are in the run.
+    std::thread::sleep(Duration::from_millis(700));
+    for i in 0..3 {
+        procs.0.push(worker(
+            host,
+            &format!("e2e-w{i}"),
+            "50ms",
+            &out.join(format!("w{i}.log")),
+        ));
+    }
+    let code = wait(&mut run, Duration::from_secs(90), out, "e2e");
+    assert_eq!(code, 0, "exit code");
+    let s = summary(out, "e2e");
+    let d = &s["delivery"];
+    assert_eq!(d["scheduled"], 30);
+    assert_eq!(d["published"], 30);
+    assert_eq!(d["completed"], 30, "{d}");
+    assert_eq!(d["lost"], 0);
+    assert_eq!(d["publish_failed"], 0);
+    // Three cold pods, each with its model load (0.5 s, plus the worker's own overhead) in the breakdown.
+    let pods = s["pods"].as_array().unwrap();
+    assert_eq!(pods.len(), 3, "{pods:?}");
+    for p in pods {
+        assert_eq!(p["preexisting"], false, "{p}");
+        let load = p["phases_us"]["model_load"].as_u64().unwrap();
+        assert!((450_000..3_000_000).contains(&load), "model load {load} µs");
+    }
+    let series = s["series"].as_array().unwrap();
+    let model = series
+        .iter()
+        .find(|x| x["metric"] == "cold_start.model_load" && x["scope"] == "all")
+        .expect("model-load series");
+    assert_eq!(model["count"], 3);
+    // The emulator's backlog (the autoscaler's view) was sampled beside the true one.
+    let evs = events(out, "e2e");
+    assert_eq!(
+        evs.iter()
+            .any(|e| e["event"] == "backlog" && e["view"] == "emulator"),
+        backlog == "emulator",
+        "sampled backlog"
+    );
+    // Every completion carries the worker's processing times.
+    let completed: Vec<_> = evs.iter().filter(|e| e["event"] == "completed").collect();
+    assert_eq!(completed.len(), 30);
+    for c in completed {
+        let (a, b) = (
+            c["processing_start_us"].as_u64().unwrap(),
+            c["processing_end_us"].as_u64().unwrap(),
+        );
+        assert!(b >= a + 45_000, "processing {a}..{b}");
+    }
+    let md = std::fs::read_to_string(out.join("e2e").join("report.md")).unwrap();
+    assert!(md.contains("model"), "report.md names the model load");
+}
+
+#[test]
+fn a_worker_killed_mid_message_leaves_it_to_be_redelivered_and_completed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let port = free_port();
+    let mut procs = Procs::default();
+    procs.0.push(emulator(port));
+    let host = format!("127.0.0.1:{port}");
+    let wl = workload(out, &host, "  kind = \"burst\"\n  count = 2", "40s");
+    let mut run = start_run(&wl, out, "kill");
+    // One slow worker takes a job (model 0.5 s, then 5 s per job) and is killed with SIGKILL while on it.
+    let mut victim = worker(&host, "victim", "5s", &out.join("victim.log"));
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log =
+            std::fs::read_to_string(out.join("kill").join("events.jsonl")).unwrap_or_default();
+        if log.contains(r#""event":"model_loaded","pod":"victim""#) {
+            break;
+        }
+        assert!(Instant::now() < until, "the victim never got going");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1_000));
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    // A healthy worker finishes both jobs, including the one the victim held.
+    procs
+        .0
+        .push(worker(&host, "rescuer", "50ms", &out.join("rescuer.log")));
+    let code = wait(&mut run, Duration::from_secs(90), out, "kill");
+    assert_eq!(code, 0);
+    let s = summary(out, "kill");
+    assert_eq!(s["delivery"]["completed"], 2, "{}", s["delivery"]);
+    assert_eq!(s["delivery"]["lost"], 0);
+    let evs = events(out, "kill");
+    let rescued: Vec<_> = evs
+        .iter()
+        .filter(|e| e["event"] == "completed" && e["pod"] == "rescuer")
+        .collect();
+    assert_eq!(rescued.len(), 2, "the rescuer completed both");
+    // The victim's job came back as a second delivery attempt.
+    assert!(
+        evs.iter()
+            .any(|e| e["event"] == "delivered" && e["attempt"].as_u64() >= Some(2)),
+        "no redelivery recorded"
+    );
+}
+
+#[test]
+fn an_emulator_restart_mid_run_is_survived_and_what_was_lost_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let port = free_port();
+    let mut procs = Procs::default();
+    let mut emu = emulator(port);
+    let host = format!("127.0.0.1:{port}");
+    let wl = workload(
+        out,
+        &host,
+        "  kind = \"constant\"\n  rate = \"20/s\"\n  duration = \"4s\"",
+        "8s",
+    );
+    let mut run = start_run(&wl, out, "restart");
+    procs
+        .0
+        .push(worker(&host, "steady", "20ms", &out.join("steady.log")));
+    // The emulator dies 1.5 s in and comes back a second later with nothing in it (as Google's does).
+    std::thread::sleep(Duration::from_millis(1_500));
+    emu.kill().unwrap();
+    emu.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(1_000));
+    procs.0.push(emulator(port));
+    let code = wait(&mut run, Duration::from_secs(90), out, "restart");
+    assert!(
+        code == 0 || code == 1,
+        "the run ends with results, exit {code}"
+    );
+    let s = summary(out, "restart");
+    let d = &s["delivery"];
+    let (scheduled, published, failed, completed, lost) = (
+        d["scheduled"].as_u64().unwrap(),
+        d["published"].as_u64().unwrap(),
+        d["publish_failed"].as_u64().unwrap(),
+        d["completed"].as_u64().unwrap(),
+        d["lost"].as_u64().unwrap(),
+    );
+    assert_eq!(scheduled, 80);
+    // Every message is accounted for: published or failed, then completed or lost.
+    assert_eq!(published + failed, scheduled, "{d}");
+    assert_eq!(completed + lost + failed, scheduled, "{d}");
+    // Publishing went on after the restart (retried, the topic created again) and those messages completed.
+    assert!(completed >= 20, "{d}");
+    // What the crash took is reported as lost, by id.
+    assert_eq!(d["lost_ids"].as_array().unwrap().len() as u64, lost);
+    if lost > 0 {
+        assert_eq!(d["lost_ids"][0]["stream"], "upscale", "{d}");
+        assert!(d["lost_ids"][0]["seq"].is_u64());
+    }
+    assert!(out.join("restart").join("report.html").exists());
+}
+
+#[test]
+fn an_unreachable_emulator_fails_at_once_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let port = free_port();
+    let wl = workload(
+        out,
+        &format!("127.0.0.1:{port}"),
+        "  kind = \"burst\"\n  count = 1",
+        "5s",
+    );
+    let o = Command::new(BIN)
+        .arg("run")
+        .arg(&wl)
+        .args(["--out"])
+        .arg(out)
+        .args(["--run-id", "nothing", "--no-progress"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(err.contains("fix:"), "{err}");
+    assert!(
+        !out.join("nothing").exists(),
+        "a results folder was created"
+    );
+}
+
+mod compat {
+    //! The emulator through Google's official Rust clients: admin (REST), publisher and subscriber (gRPC), and
+    //! the gRPC admin surface other languages' clients use.
+    use google_cloud_gax::error::rpc::Code;
+    use google_cloud_pubsub::client::{Publisher, Subscriber, SubscriptionAdmin, TopicAdmin};
+    use google_cloud_pubsub::model::Message;
+    use imagen_load::pubsub::code_of;
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    fn anon() -> google_cloud_auth::credentials::Credentials {
+        google_cloud_auth::credentials::anonymous::Builder::new().build()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn official_clients_admin_publish_subscribe_nack_and_ack() {
+        let emu = imagen_load::emulator::start(([127, 0, 0, 1], 0).into())
+            .await
+            .unwrap();
+        let url = emu.endpoint();
+        let topics = TopicAdmin::builder()
+            .with_endpoint(&url)
+            .with_credentials(anon())
+            .build()
+            .await
+            .unwrap();
+        let subs = SubscriptionAdmin::builder()
+            .with_endpoint(&url)
+            .with_credentials(anon())
+            .build()
+            .await
+            .unwrap();
+        let topic = "projects/compat/topics/jobs";
+        let sub = "projects/compat/subscriptions/jobs-sub";
+        let t = topics.create_topic().set_name(topic).send().await.unwrap();
+        assert_eq!(t.name, topic);
+        let again = topics
+            .create_topic()
+            .set_name(topic)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code_of(&again), Some(Code::AlreadyExists), "{again}");
+        let missing = topics
+            .get_topic()
+            .set_topic("projects/compat/topics/nope")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code_of(&missing), Some(Code::NotFound), "{missing}");
+        let listed = topics
+            .list_topics()
+            .set_project("projects/compat")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.topics.len(), 1);
+        let s = subs
+            .create_subscription()
+            .set_name(sub)
+            .set_topic(topic)
+            .set_ack_deadline_seconds(10)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!((s.topic.as_str(), s.ack_deadline_seconds), (topic, 10));
+        let got = subs
+            .get_subscription()
+            .set_subscription(sub)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.name, sub);
+
+        let publisher = Publisher::builder(topic)
+            .with_endpoint(&url)
+            .with_credentials(anon())
+            .build()
+            .await
+            .unwrap();
+        let mut futures = Vec::new();
+        for i in 0..200 {
+            futures.push(
+                publisher.publish(
+                    Message::new()
+                        .set_data(format!("job {i}"))
+                        .set_attributes([("n", i.to_string())]),
+                ),
+            );
+        }
+        let mut ids = Vec::new();
+        for f in futures {
+            ids.push(f.await.unwrap());
+        }
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 200, "distinct server ids");
+
+        let subscriber = Subscriber::builder()
+            .with_endpoint(&url)
+            .with_credentials(anon())
+            .build()
+            .await
+            .unwrap();
+        let mut stream = subscriber.subscribe(sub).build();
+        let mut seen: HashMap<String, u32> = HashMap::new();
+        let mut nacked = false;
+        let mut redelivered_attempt = None;
+        while seen.len() < 200 {
+            let (m, h) = tokio::time::timeout(Duration::from_secs(20), stream.next())
+                .await
+                .expect("messages keep coming")
+                .unwrap()
+                .unwrap();
+            let n = m.attributes["n"].clone();
+            assert_eq!(m.data, format!("job {n}").as_bytes());
+            if n == "7" && !nacked {
+                nacked = true;
+                h.nack();
+                continue;
+            }
+            if n == "7" {
+                redelivered_attempt = h.delivery_attempt();
+            }
+            *seen.entry(n).or_default() += 1;
+            h.ack();
+        }
+        assert_eq!(redelivered_attempt, Some(2), "a nacked message comes back");
+        // Acks land asynchronously; the backlog endpoint then shows nothing left.
+        let backlog = reqwest::Client::new();
+        let mut left = u64::MAX;
+        for _ in 0..100 {
+            let v: serde_json::Value = backlog
+                .get(format!("{url}/backlog/jobs-sub"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            left = v["undelivered"].as_u64().unwrap();
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(left, 0);
+        drop(stream);
+        subs.delete_subscription()
+            .set_subscription(sub)
+            .send()
+            .await
+            .unwrap();
+        let gone = subs
+            .get_subscription()
+            .set_subscription(sub)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code_of(&gone), Some(Code::NotFound));
+        emu.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grpc_admin_and_unary_pull_for_other_clients() {
+        use googleapis_tonic_google_pubsub_v1::google::pubsub::v1 as pb;
+        let emu = imagen_load::emulator::start(([127, 0, 0, 1], 0).into())
+            .await
+            .unwrap();
+        let channel = tonic::transport::Channel::from_shared(emu.endpoint())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut publisher = pb::publisher_client::PublisherClient::new(channel.clone());
+        let mut subscriber = pb::subscriber_client::SubscriberClient::new(channel);
+        publisher
+            .create_topic(pb::Topic {
+                name: "projects/g/topics/t".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        subscriber
+            .create_subscription(pb::Subscription {
+                name: "projects/g/subscriptions/s".into(),
+                topic: "projects/g/topics/t".into(),
+                ack_deadline_seconds: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let bad = subscriber
+            .create_subscription(pb::Subscription {
+                name: "projects/g/subscriptions/s2".into(),
+                topic: "projects/g/topics/t".into(),
+                ack_deadline_seconds: 5,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+        let ids = publisher
+            .publish(pb::PublishRequest {
+                topic: "projects/g/topics/t".into(),
+                messages: vec![pb::PubsubMessage {
+                    data: b"x".to_vec(),
+                    ..Default::default()
+                }],
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .message_ids;
+        assert_eq!(ids.len(), 1);
+        let pulled = subscriber
+            .pull(pb::PullRequest {
+                subscription: "projects/g/subscriptions/s".into(),
+                max_messages: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .received_messages;
+        assert_eq!(pulled.len(), 1);
+        assert_eq!(pulled[0].message.as_ref().unwrap().data, b"x");
+        subscriber
+            .acknowledge(pb::AcknowledgeRequest {
+                subscription: "projects/g/subscriptions/s".into(),
+                ack_ids: vec![pulled[0].ack_id.clone()],
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            emu.emulator
+                .with(|s| s.backlog("projects/g/subscriptions/s"))
+                .unwrap()
+                .undelivered,
+            0
+        );
+        emu.stop().await;
+    }
+}
