@@ -336,12 +336,25 @@ pub fn describe(plan: &Plan, items: &[schedule::Item]) -> String {
             writeln!(out, "    {}. {}", i + 1, phase_text(p)).unwrap();
         }
         let k = &plan.sim.pipelines[s].keda;
-        writeln!(
-            out,
-            "    sim: replicas {}..{}, target {} msgs/replica, polling {}, cooldown {}",
-            k.min_replicas, k.max_replicas, k.target_value, k.polling_interval, k.cooldown_period
-        )
-        .unwrap();
+        if plan.target == crate::workload::TargetKind::Sim {
+            writeln!(
+                out,
+                "    sim: replicas {}..{}, target {} msgs/replica, polling {}, cooldown {}",
+                k.min_replicas,
+                k.max_replicas,
+                k.target_value,
+                k.polling_interval,
+                k.cooldown_period
+            )
+            .unwrap();
+        } else {
+            writeln!(
+                out,
+                "    workers pull from subscription `{}`",
+                plan.streams[s].subscription
+            )
+            .unwrap();
+        }
     }
     out
 }

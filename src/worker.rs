@@ -220,6 +220,7 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let mut seq = 0u64;
+    let mut pull_errors = 0u64;
     tokio::pin!(stop);
     'outer: loop {
         let mut stream = subscriber
@@ -234,11 +235,16 @@ pub async fn run(
             let (m, h) = match next {
                 Some(Ok(x)) => x,
                 Some(Err(e)) => {
-                    tracing::warn!("pull failed: {e}; subscribing again");
+                    // Said once, then every 20th time: a missing subscription is retried twice a second.
+                    if pull_errors.is_multiple_of(20) {
+                        tracing::warn!("pull failed: {e}; subscribing again every 0.5s");
+                    }
+                    pull_errors += 1;
                     break;
                 }
                 None => break,
             };
+            pull_errors = 0;
             let received = unix_us();
             let permit = slots.clone().acquire_owned().await.expect("never closed");
             seq += 1;

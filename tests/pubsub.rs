@@ -624,3 +624,115 @@ mod compat {
         emu.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_worker_is_ready_only_after_its_model_load() {
+    let emu = imagen_load::emulator::start(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap();
+    let conn = imagen_load::pubsub::Connection::emulator(&emu.endpoint(), "probes");
+    conn.ensure_topic("jobs").await.unwrap();
+    conn.ensure_topic("imagen-load-results").await.unwrap();
+    conn.ensure_subscription("jobs-sub", "jobs", 10)
+        .await
+        .unwrap();
+    let port = free_port();
+    let cfg = imagen_load::worker::WorkerConfig {
+        conn,
+        subscription: "jobs-sub".into(),
+        results_topic: "imagen-load-results".into(),
+        pipeline: "jobs".into(),
+        pod: "probe-0".into(),
+        model_load: imagen_load::units::parse_dist("300ms").unwrap(),
+        processing: imagen_load::units::parse_dist("10ms").unwrap(),
+        concurrency: 1,
+        lazy_load: true,
+        seed: 1,
+        http: Some(([127, 0, 0, 1], port).into()),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(imagen_load::worker::run(cfg, async {
+        let _ = stop_rx.await;
+    }));
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let mut health = None;
+    for _ in 0..100 {
+        if let Ok(r) = http.get(url("/healthz")).send().await {
+            health = Some(r.status().as_u16());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(health, Some(200));
+    // Lazy: not ready until something asks for the model.
+    let ready = http.get(url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+    let warm = http.post(url("/warmup")).send().await.unwrap();
+    assert_eq!(warm.status().as_u16(), 200);
+    let body: serde_json::Value = warm.json().await.unwrap();
+    assert!(body["model_load_ms"].as_u64().unwrap() >= 300, "{body}");
+    let ready = http.get(url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    let _ = stop_tx.send(());
+    let stats = worker.await.unwrap().unwrap();
+    assert_eq!(
+        stats.processed.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    emu.stop().await;
+}
+
+#[test]
+fn target_gcp_says_what_is_missing_before_it_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wl = tmp.path().join("gcp.toml");
+    std::fs::write(
+        &wl,
+        "[target]\nkind = \"gcp\"\n[[stream]]\nname = \"s\"\n[[stream.phase]]\nkind = \"burst\"\ncount = 1\n",
+    )
+    .unwrap();
+    // Neither case reaches the network: both are refused before any client is built.
+    let no_project = Command::new(BIN)
+        .arg("run")
+        .arg(&wl)
+        .args(["--target", "gcp", "--no-progress", "--out"])
+        .arg(tmp.path())
+        .env_remove("GOOGLE_CLOUD_PROJECT")
+        .output()
+        .unwrap();
+    assert_eq!(no_project.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&no_project.stderr);
+    assert!(
+        err.contains("needs a project") && err.contains("fix:"),
+        "{err}"
+    );
+    // A key file that is not there: named, with the fix, and no network call made.
+    let no_key = Command::new(BIN)
+        .arg("run")
+        .arg(&wl)
+        .args([
+            "--target",
+            "gcp",
+            "--project",
+            "p",
+            "--no-progress",
+            "--out",
+        ])
+        .arg(tmp.path())
+        .env("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/key.json")
+        .output()
+        .unwrap();
+    assert_eq!(no_key.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&no_key.stderr);
+    assert!(
+        err.contains("/nonexistent/key.json")
+            && err.contains("gcloud auth application-default login"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        1,
+        "only the workload file: no results folder"
+    );
+}

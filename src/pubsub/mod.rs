@@ -160,7 +160,8 @@ impl Connection {
         name: &str,
         e: &google_cloud_pubsub::Error,
     ) -> PubsubError {
-        let fix = if e.is_authentication() || code_of(e) == Some(Code::PermissionDenied) {
+        let auth = e.is_authentication() || e.to_string().contains("authentication");
+        let fix = if auth || code_of(e) == Some(Code::PermissionDenied) {
             match self.endpoint {
                 Endpoint::Gcp => format!(
                     "{}; the account needs roles/pubsub.editor on project {} to create topics and subscriptions",

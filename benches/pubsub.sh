@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The real path's numbers, written to results/bench/pubsub-<date>.txt:
+#   1. the official publisher's own ceiling into the built-in emulator (cargo bench --bench pubsub);
+#   2. the sustained publish rate of `run` into the built-in emulator with 1 KiB payloads (RATE, default 50000/s,
+#      for SECS, default 10 s): achieved rate, pacer lateness, publish delay, harness CPU per message;
+#   3. the end-to-end tracking overhead per message: from a worker's end of processing to the harness recording the
+#      completion (completion publish + Pub/Sub + tracker), with 4 reference workers at 2,000 jobs/s.
+#   benches/pubsub.sh [RATE] [SECS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/imagen-load/target}"
+rate="${1:-50000}"
+secs="${2:-10}"
+out="results/bench/pubsub-$(date -u +%Y%m%dT%H%M%SZ).txt"
+mkdir -p results/bench
+cargo build --release --quiet
+bin="$CARGO_TARGET_DIR/release/imagen-load"
+work="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+pad="$(head -c 1000 /dev/zero | tr '\0' 'x')"
+cat > "$work/publish.toml" <<TOML
+[run]
+name = "publish-rate"
+deadline = "1s"
+drain = "0s"
+[target]
+kind = "emulator"
+backlog = "none"
+[[stream]]
+name = "bench"
+topic = "bench"
+payload = '{{seq}} $pad'
+  [[stream.phase]]
+  kind = "constant"
+  rate = "$rate/s"
+  duration = "${secs}s"
+TOML
+
+cat > "$work/track.toml" <<TOML
+[run]
+name = "tracking"
+deadline = "20s"
+drain = "0s"
+[target]
+kind = "emulator"
+backlog = "none"
+[[stream]]
+name = "bench"
+topic = "bench"
+  [[stream.phase]]
+  kind = "constant"
+  rate = "2000/s"
+  duration = "${secs}s"
+TOML
+
+{
+  echo "# imagen-load Pub/Sub benchmarks, $(date -u), $(nproc) cores, $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  cargo bench --quiet --bench pubsub 2>/dev/null | grep -v '^$'
+
+  /usr/bin/time -f "%U %S %M" -o "$work/time.txt" \
+    "$bin" run "$work/publish.toml" --out "$work" --run-id publish --quiet --no-progress || true
+  python3 - "$work/publish/events.jsonl" "$work/time.txt" "$rate" "$secs" <<'PY'
+import json, sys
+log, timing, rate, secs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+intended, acks, late = {}, [], []
+for line in open(log):
+    e = json.loads(line)
+    if e["event"] == "scheduled":
+        intended[e["seq"]] = e["intended_us"]
+    elif e["event"] == "published":
+        acks.append((e["t_us"], e["t_us"] - intended[e["seq"]]))
+        late.append(e["lateness_us"])
+acks.sort()
+n = len(acks)
+span = (acks[-1][0] - acks[0][0]) / 1e6
+delay = sorted(d for _, d in acks)
+late.sort()
+user, sys_, rss = open(timing).read().split()
+q = lambda v, p: v[min(len(v) - 1, int(len(v) * p))]
+print(f"run → built-in emulator, 1 KiB payloads, offered {rate}/s for {secs}s: published {n} in {span:.2f}s "
+      f"= {n / span:,.0f} msg/s sustained")
+print(f"  pacer lateness µs p50 {q(late, .5)} p99 {q(late, .99)} max {late[-1]}; "
+      f"publish delay (intended → ack) p50 {q(delay, .5) / 1000:.1f} ms p99 {q(delay, .99) / 1000:.1f} ms")
+print(f"  harness + in-process emulator CPU {(float(user) + float(sys_)) / n * 1e6:.1f} µs/message; peak RSS {int(rss) // 1024} MiB")
+PY
+
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$bin" emulator --port "$port" >/dev/null 2>&1 & pids+=($!)
+  sleep 0.5
+  export PUBSUB_EMULATOR_HOST="127.0.0.1:$port"
+  "$bin" run "$work/track.toml" --out "$work" --run-id track --quiet --no-progress &
+  run=$!
+  sleep 0.5
+  for i in 1 2 3 4; do
+    "$bin" worker --subscription bench-sub --pipeline bench --pod "bench-$i" --model-load 0s --processing 0s \
+      --concurrency 64 --http-port 0 >/dev/null 2>&1 & pids+=($!)
+  done
+  wait "$run" || true
+  python3 - "$work/track/events.jsonl" <<'PY'
+import json, sys
+over = []
+done = 0
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e["event"] == "completed":
+        done += 1
+        if e.get("processing_end_us") is not None:
+            over.append(e["t_us"] - e["processing_end_us"])
+over.sort()
+q = lambda p: over[min(len(over) - 1, int(len(over) * p))] / 1000
+print(f"tracking overhead (worker's end of processing → completion recorded), {done} jobs at 2000/s, 4 workers: "
+      f"p50 {q(.5):.1f} ms p90 {q(.9):.1f} ms p99 {q(.99):.1f} ms")
+PY
+} | tee "$out"
+echo "written: $out"
