@@ -198,7 +198,10 @@ fn validate(args: &WorkloadArgs) -> anyhow::Result<ExitStatus> {
 
 fn plan(args: &PlanArgs) -> anyhow::Result<ExitStatus> {
     let plan = load_plan(&args.workload)?;
-    let items = schedule::build(&plan);
+    let mut items = schedule::build(&plan);
+    if let Some(s) = args.shard {
+        items = schedule::shard(&items, s);
+    }
     let mut sink: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,

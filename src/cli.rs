@@ -253,6 +253,10 @@ pub struct PlanArgs {
     /// Print CSV (`stream,seq,kind,phase,intended_offset_us`) instead of a summary.
     #[arg(long)]
     pub csv: bool,
+    /// Only shard INDEX of COUNT (from 0): each stream's messages round-robin by sequence number. The rows keep
+    /// the unsharded plan's columns and values; the shards together are the unsharded plan.
+    #[arg(long, value_name = "INDEX/COUNT")]
+    pub shard: Option<crate::schedule::Shard>,
     /// Write to this file instead of standard output.
     #[arg(short, long)]
     pub output: Option<PathBuf>,

@@ -200,6 +200,48 @@ pub fn write_csv(plan: &Plan, items: &[Item], out: &mut dyn Write) -> std::io::R
     w.flush()
 }
 
+/// One part of a schedule split across machines: shard `index` of `count`, counting from 0 (as a Kubernetes
+/// Indexed Job numbers its pods).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("`{s}` is not a shard: write INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// The items of one shard, in schedule order: each stream's messages go round-robin by sequence number, so every
+/// shard carries an even share of every phase, and `http` steps go by step number. The shards of a schedule,
+/// together, are exactly the schedule.
+pub fn shard(items: &[Item], shard: Shard) -> Vec<Item> {
+    let n = u64::from(shard.count);
+    let i = u64::from(shard.index);
+    items
+        .iter()
+        .filter(|it| match it.kind {
+            ItemKind::Message { seq } => seq % n == i,
+            ItemKind::Http { step } => u64::from(step) % n == i,
+        })
+        .copied()
+        .collect()
+}
+
 /// Offset of the last scheduled item (zero for an empty schedule).
 pub fn last_offset(items: &[Item]) -> Micros {
     Micros(items.iter().map(|i| i.offset_us).max().unwrap_or(0))

@@ -112,3 +112,55 @@ proptest! {
         prop_assert_eq!(offsets(&src), offsets(&src));
     }
 }
+
+#[test]
+fn shards_together_are_exactly_the_unsharded_plan() {
+    use std::collections::BTreeSet;
+    let csv = |extra: &[&str]| -> Vec<String> {
+        let out = crate::common::bin()
+            .args(["plan", "--csv", "workloads/spike-train.toml"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let whole = csv(&[]);
+    let header = whole[0].clone();
+    let rows: BTreeSet<String> = whole[1..].iter().cloned().collect();
+    assert_eq!(rows.len(), whole.len() - 1, "rows are distinct");
+    for n in [1u32, 2, 7] {
+        let mut union = BTreeSet::new();
+        let mut total = 0;
+        for i in 0..n {
+            let part = csv(&["--shard", &format!("{i}/{n}")]);
+            assert_eq!(part[0], header, "same columns");
+            total += part.len() - 1;
+            for r in &part[1..] {
+                assert!(rows.contains(r), "shard {i}/{n} row {r} is not in the plan");
+                union.insert(r.clone());
+            }
+            if n > 1 {
+                assert!(part.len() - 1 < rows.len(), "shard {i}/{n} is a part");
+            }
+        }
+        assert_eq!(total, rows.len(), "{n} shards overlap or miss rows");
+        assert_eq!(union, rows, "{n} shards");
+    }
+    let bad = crate::common::bin()
+        .args([
+            "plan",
+            "--csv",
+            "workloads/spike-train.toml",
+            "--shard",
+            "3/3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("INDEX/COUNT"));
+}
