@@ -341,9 +341,8 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    if let Some(t) = tracker.stop().await {
-        drop(t);
-    }
+    // Stopping the tracker sends its closing count of ignored results.
+    tracker.stop().await;
     if let Some(s) = sampler {
         s.stop().await;
     }
