@@ -17,7 +17,8 @@ cargo build --release --quiet
 bin="$CARGO_TARGET_DIR/release/imagen-load"
 work="$(mktemp -d)"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+# Workers first (they report `stopping` while the emulator is still up), the emulator last.
+cleanup() { for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
 pad="$(head -c 1000 /dev/zero | tr '\0' 'x')"
@@ -56,6 +57,8 @@ topic = "bench"
   duration = "${secs}s"
 TOML
 
+# Everything below goes to the terminal and the file; no subshell, so the trap sees the background processes.
+exec > >(tee "$out") 2>&1
 {
   echo "# imagen-load Pub/Sub benchmarks, $(date -u), $(nproc) cores, $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   cargo bench --quiet --bench pubsub 2>/dev/null | grep -v '^$'
@@ -114,5 +117,5 @@ q = lambda p: over[min(len(over) - 1, int(len(over) * p))] / 1000
 print(f"tracking overhead (worker's end of processing → completion recorded), {done} jobs at 2000/s, 4 workers: "
       f"p50 {q(.5):.1f} ms p90 {q(.9):.1f} ms p99 {q(.99):.1f} ms")
 PY
-} | tee "$out"
+}
 echo "written: $out"

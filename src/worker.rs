@@ -22,6 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 use tokio::sync::{Semaphore, watch};
 
+/// How long a stopping worker waits for the jobs in hand (Kubernetes' default termination grace is 30 s).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     #[error(transparent)]
@@ -311,14 +314,30 @@ pub async fn run(
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }
-    // Finish what is in hand, then say goodbye.
-    while tasks.join_next().await.is_some() {}
+    // Finish what is in hand, then say goodbye; bounded, since Pub/Sub may be gone (the publisher retries an
+    // unreachable endpoint for as long as it is asked to). Jobs not acknowledged by then are redelivered.
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("jobs still in hand after {SHUTDOWN_GRACE:?}: left for redelivery");
+        tasks.abort_all();
+    }
     let bye = Report {
         model_ready_unix_us: model.ready_at(),
         ..me
     };
-    let _ = publish_report(&results, ReportKind::Stopping, BTreeMap::new(), &bye).await;
-    results.flush().await;
+    let goodbye = async {
+        let _ = publish_report(&results, ReportKind::Stopping, BTreeMap::new(), &bye).await;
+        results.flush().await;
+    };
+    if tokio::time::timeout(Duration::from_secs(5), goodbye)
+        .await
+        .is_err()
+    {
+        tracing::warn!("could not report `stopping` within 5s");
+    }
     if let Some(p) = probes {
         p.abort();
     }
