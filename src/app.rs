@@ -381,11 +381,7 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     if plan.target != crate::workload::TargetKind::Sim {
         return run_live(args, &plan);
     }
-    let mut thresholds = plan.thresholds.clone();
-    if let Some(gates) = &args.gates {
-        let streams: Vec<String> = plan.streams.iter().map(|s| s.name.clone()).collect();
-        thresholds.extend(crate::gates::load_file(gates, &streams)?);
-    }
+    let thresholds = run_thresholds(&plan, args)?;
     let items = schedule::build(&plan);
     let run_id = args.run_id.clone().unwrap_or_else(|| run_id_for(&plan));
     let dir = args.out.join(&run_id);
@@ -458,13 +454,19 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     Ok(gate_status(&report))
 }
 
-/// A real-time run against Pub/Sub (`emulator` or `gcp`): see `live`.
-fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
+/// The workload's thresholds, plus those of `--gates FILE`.
+fn run_thresholds(plan: &Plan, args: &RunArgs) -> anyhow::Result<Vec<crate::gates::Threshold>> {
     let mut thresholds = plan.thresholds.clone();
     if let Some(gates) = &args.gates {
         let streams: Vec<String> = plan.streams.iter().map(|s| s.name.clone()).collect();
         thresholds.extend(crate::gates::load_file(gates, &streams)?);
     }
+    Ok(thresholds)
+}
+
+/// A real-time run against Pub/Sub (`emulator` or `gcp`): see `live`.
+fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
+    let thresholds = run_thresholds(plan, args)?;
     let items = schedule::build(plan);
     let run_id = args.run_id.clone().unwrap_or_else(|| run_id_for(plan));
     let dir = args.out.join(&run_id);

@@ -234,17 +234,6 @@ impl Connection {
             .map(|_| ())
             .map_err(|e| self.admin_error("get topic", &name, &e))
     }
-
-    pub async fn delete_subscription(&self, sub: &str) -> Result<(), PubsubError> {
-        let name = self.subscription_path(sub);
-        let admin = self.subscription_admin().await?;
-        admin
-            .delete_subscription()
-            .set_subscription(&name)
-            .send()
-            .await
-            .map_err(|e| self.admin_error("delete subscription", &name, &e))
-    }
 }
 
 /// The gRPC code of an error, from the status or, for the REST admin clients, the HTTP status.

@@ -7,8 +7,6 @@ use super::Connection;
 use super::contract::{self, Parsed, Report, ReportKind};
 use crate::event::{Event, EventKind, MsgId, Source};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -29,22 +27,16 @@ impl RunClock {
     }
 }
 
-/// Counters, readable while the run goes (for the progress line).
-#[derive(Debug, Default)]
-pub struct TrackerStats {
-    pub completed: AtomicU64,
-    pub duplicates: AtomicU64,
-    pub other_runs: AtomicU64,
-    pub malformed: AtomicU64,
-}
-
 /// The tracker's pure part: a results message in, events out.
 pub struct Matcher {
     run_id: String,
     clock: RunClock,
     done: HashMap<String, Vec<u64>>,
     pods: HashMap<String, PodSeen>,
-    pub stats: Arc<TrackerStats>,
+    pub completed: u64,
+    pub duplicates: u64,
+    pub other_runs: u64,
+    pub malformed: u64,
     first_malformed: Option<String>,
 }
 
@@ -62,7 +54,10 @@ impl Matcher {
             clock,
             done: HashMap::new(),
             pods: HashMap::new(),
-            stats: Arc::default(),
+            completed: 0,
+            duplicates: 0,
+            other_runs: 0,
+            malformed: 0,
             first_malformed: None,
         }
     }
@@ -152,8 +147,8 @@ impl Matcher {
         let mut out = Vec::new();
         match contract::parse(attributes, data) {
             Err(e) => {
-                let n = self.stats.malformed.fetch_add(1, Ordering::Relaxed);
-                if n < 5 {
+                self.malformed += 1;
+                if self.malformed <= 5 {
                     tracing::warn!("results message ignored: {e}");
                 }
                 self.first_malformed.get_or_insert_with(|| e.to_string());
@@ -166,8 +161,8 @@ impl Matcher {
                 report,
             }) => {
                 if run != self.run_id {
-                    let n = self.stats.other_runs.fetch_add(1, Ordering::Relaxed);
-                    if n < 3 {
+                    self.other_runs += 1;
+                    if self.other_runs <= 3 {
                         tracing::info!("completion of another run ({run}) ignored");
                     }
                     return out;
@@ -181,7 +176,7 @@ impl Matcher {
                     report.pod.clone()
                 };
                 if !self.mark_done(&id.stream, id.seq) {
-                    self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                    self.duplicates += 1;
                     out.push(Event::new(
                         now,
                         Source::Worker,
@@ -189,7 +184,7 @@ impl Matcher {
                     ));
                     return out;
                 }
-                self.stats.completed.fetch_add(1, Ordering::Relaxed);
+                self.completed += 1;
                 let received_us = self.clock.worker_us(report.received_unix_us);
                 if let Some(at) = received_us {
                     out.push(Event::new(
@@ -220,8 +215,7 @@ impl Matcher {
 
     /// The closing count of what was ignored, if anything was.
     pub fn summary(&self) -> Option<Event> {
-        let other_runs = self.stats.other_runs.load(Ordering::Relaxed);
-        let malformed = self.stats.malformed.load(Ordering::Relaxed);
+        let (other_runs, malformed) = (self.other_runs, self.malformed);
         (other_runs + malformed > 0).then(|| {
             Event::new(
                 self.clock.now_us(),
@@ -238,9 +232,8 @@ impl Matcher {
 
 /// A running tracker.
 pub struct Tracker {
-    pub stats: Arc<TrackerStats>,
     stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Matcher>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Tracker {
@@ -251,7 +244,6 @@ impl Tracker {
         matcher: Matcher,
         events: mpsc::UnboundedSender<Event>,
     ) -> Tracker {
-        let stats = matcher.stats.clone();
         let (stop, mut stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
             let mut matcher = matcher;
@@ -304,15 +296,14 @@ impl Tracker {
             if let Some(e) = matcher.summary() {
                 let _ = events.send(e);
             }
-            matcher
         });
-        Tracker { stats, stop, task }
+        Tracker { stop, task }
     }
 
-    /// Stops and returns the matcher (with its counts); its closing summary has been sent.
-    pub async fn stop(self) -> Option<Matcher> {
+    /// Stops; the closing count of ignored results has been sent when this returns.
+    pub async fn stop(self) {
         let _ = self.stop.send(());
-        self.task.await.ok()
+        let _ = self.task.await;
     }
 }
 
@@ -408,7 +399,7 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(m.stats.completed.load(Ordering::Relaxed), 1);
+        assert_eq!(m.completed, 1);
     }
 
     #[test]
