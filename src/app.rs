@@ -3,8 +3,8 @@
 
 use crate::analysis::{self, RunReport};
 use crate::cli::{
-    AnalyzeArgs, CalibrateArgs, Cli, Command, CompareArgs, EmulatorArgs, ImportArgs, PlanArgs,
-    ReportArgs, RunArgs, TargetArg, WhatifArgs, WorkerArgs, WorkloadArgs,
+    AnalyzeArgs, CalibrateArgs, Cli, Command, CompareArgs, EmulatorArgs, HealthArgs, ImportArgs,
+    MergeArgs, PlanArgs, ReportArgs, RunArgs, TargetArg, WhatifArgs, WorkerArgs, WorkloadArgs,
 };
 use crate::event::{EVENT_LOG_VERSION, Event, EventKind, Source};
 use crate::eventlog::{self, EventLogWriter};
@@ -41,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Plan(args) => plan(&args),
         Command::Run(args) => run_workload(&args),
         Command::Analyze(args) => analyze(&args),
+        Command::Merge(args) => merge(&args),
         Command::Compare(args) => compare(&args),
         Command::Report(args) => trend_report(&args),
         Command::Whatif(args) => whatif(&args),
@@ -48,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Import(args) => import(&args),
         Command::Emulator(args) => serve_emulator(&args),
         Command::Worker(args) => worker(args),
+        Command::Health(args) => health(&args),
     }
 }
 
@@ -152,6 +154,34 @@ fn worker(args: WorkerArgs) -> anyhow::Result<ExitStatus> {
         );
         Ok(ExitStatus::Ok)
     })
+}
+
+fn health(args: &HealthArgs) -> anyhow::Result<ExitStatus> {
+    let urls = match &args.url {
+        Some(u) => vec![u.clone()],
+        None => vec![
+            "http://127.0.0.1:8080/healthz".to_string(),
+            "http://127.0.0.1:8085/healthz".to_string(),
+        ],
+    };
+    let rt = runtime()?;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(2))
+        .no_proxy()
+        .build()?;
+    let mut failures = Vec::new();
+    for url in &urls {
+        match rt.block_on(client.get(url).send()) {
+            Ok(r) if r.status().is_success() => {
+                println!("healthy: {url} answered {}", r.status());
+                return Ok(ExitStatus::Ok);
+            }
+            Ok(r) => failures.push(format!("{url} answered {}", r.status())),
+            Err(e) => failures.push(format!("{url}: {e}")),
+        }
+    }
+    eprintln!("unhealthy: {}", failures.join("; "));
+    Ok(ExitStatus::GateFailed)
 }
 
 fn init_tracing(verbose: u8) {
@@ -362,6 +392,23 @@ pub fn describe(plan: &Plan, items: &[schedule::Item]) -> String {
     out
 }
 
+/// The run id: `--run-id` or `<time>-<workload>`, with `-shard-I-of-N` for a shard.
+fn run_id_of(plan: &Plan, args: &RunArgs) -> String {
+    let id = args.run_id.clone().unwrap_or_else(|| run_id_for(plan));
+    match args.shard {
+        Some(s) => crate::merge::shard_run_id(&id, s),
+        None => id,
+    }
+}
+
+/// Marks a run's header with its shard.
+pub fn shard_header(mut header: Event, shard: Option<schedule::Shard>) -> Event {
+    if let EventKind::RunStarted { shard: s, .. } = &mut header.kind {
+        *s = shard.map(|s| s.to_string());
+    }
+    header
+}
+
 fn run_id_for(plan: &Plan) -> String {
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
         .to_string()
@@ -383,14 +430,14 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     }
     let thresholds = run_thresholds(&plan, args)?;
     let items = schedule::build(&plan);
-    let run_id = args.run_id.clone().unwrap_or_else(|| run_id_for(&plan));
+    let run_id = run_id_of(&plan, args);
     let dir = args.out.join(&run_id);
     prepare_dir(&dir, args.force)?;
     let started = Instant::now();
     let log_path = dir.join("events.jsonl");
     let mut writer = EventLogWriter::create(&log_path)?;
     // Simulated time has no wall clock: 0 keeps the log a pure function of workload and seed.
-    let header = run_header(&plan, &items, &run_id, 0);
+    let header = shard_header(run_header(&plan, &items, &run_id, 0), args.shard);
     writer.append(&header)?;
     // The simulator emits in time order, so events go straight to the log and the analyzer: nothing is held.
     let mut analyzer = analysis::Analyzer::default();
@@ -403,7 +450,13 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     let check_every = (horizon / 100).max(60_000_000);
     let mut next_check = check_every;
     let mut aborted: Option<String> = None;
+    // A shard simulates the whole stack (the cluster answers to all the load) and keeps its own messages' events
+    // and the shared ones.
+    let shard = args.shard;
     let outcome = crate::sim::simulate_until(&plan, &items, &stop, |e| {
+        if shard.is_some_and(|s| s.owns_event(&e.kind) == Some(false)) {
+            return;
+        }
         if write_error.is_none()
             && let Err(err) = writer.append(&e)
         {
@@ -467,8 +520,11 @@ fn run_thresholds(plan: &Plan, args: &RunArgs) -> anyhow::Result<Vec<crate::gate
 /// A real-time run against Pub/Sub (`emulator` or `gcp`): see `live`.
 fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
     let thresholds = run_thresholds(plan, args)?;
-    let items = schedule::build(plan);
-    let run_id = args.run_id.clone().unwrap_or_else(|| run_id_for(plan));
+    let mut items = schedule::build(plan);
+    if let Some(s) = args.shard {
+        items = schedule::shard(&items, s);
+    }
+    let run_id = run_id_of(plan, args);
     let dir = args.out.join(&run_id);
     let opts = crate::live::LiveOptions {
         project: args.project.clone(),
@@ -481,6 +537,7 @@ fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
             None
         },
         progress: !args.no_progress && !args.quiet,
+        shard: args.shard,
     };
     let stop = stop_on_signal();
     let rt = runtime()?;
@@ -618,6 +675,7 @@ pub fn run_header(
             warmup_us: plan.warmup.0,
             deadline_us: schedule::last_offset(items).0 + plan.deadline.0,
             price_per_gpu_hour_usd: plan.sim.autoscaler.price_per_gpu_hour_usd,
+            shard: None,
         },
     )
 }
@@ -907,6 +965,43 @@ fn trend_report(args: &ReportArgs) -> anyhow::Result<ExitStatus> {
 
 /// How far out of time order a log's events may be and still be analysed in order.
 pub const REORDER_WINDOW_US: u64 = 60_000_000;
+
+fn merge(args: &MergeArgs) -> anyhow::Result<ExitStatus> {
+    let shards = crate::merge::inspect(&args.shards, args.partial)?;
+    let run_id = args
+        .run_id
+        .clone()
+        .unwrap_or_else(|| crate::merge::base_run_id(&shards[0].run_id).to_string());
+    let dir = args.out.join(&run_id);
+    prepare_dir(&dir, args.force)?;
+    let merged = crate::merge::merge(&shards, &run_id, &dir.join("events.jsonl"))?;
+    if let Ok(workload) = std::fs::read(shards[0].dir.join("workload.toml")) {
+        std::fs::write(dir.join("workload.toml"), workload)?;
+    }
+    let (mut report, _, _) = analyze_results(&dir)?;
+    if shards.len() < shards[0].shard.count as usize {
+        report.warnings.push(format!(
+            "merged {} of {} shards (--partial): the report covers only their messages",
+            shards.len(),
+            shards[0].shard.count
+        ));
+    }
+    if let Some(gates) = &args.gates {
+        let thresholds = crate::gates::load_file(gates, &report.run.streams)?;
+        report.thresholds = crate::gates::evaluate(&thresholds, &report);
+    }
+    write_and_print(&report, &dir, args.quiet, |files| {
+        format!(
+            "merged {} shards ({} events; {} duplicate or foreign events left out) · results in {} ({} files)",
+            shards.len(),
+            merged.events,
+            merged.left_out,
+            dir.display(),
+            files + 2
+        )
+    })?;
+    Ok(gate_status(&report))
+}
 
 fn analyze(args: &AnalyzeArgs) -> anyhow::Result<ExitStatus> {
     let (mut report, dir, read) = analyze_results(&args.results)?;

@@ -38,6 +38,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Recompute every output of a results folder from its events.jsonl.
     Analyze(AnalyzeArgs),
+    /// Join the results folders of a workload's shards (`run --shard I/N` on several machines) into one results
+    /// folder: the event logs merged by time, every histogram and report recomputed from the merged log.
+    Merge(MergeArgs),
     /// Compare two results folders: per-metric deltas, and a regression gate that accounts for noise.
     ///
     /// A series regresses when its percentile is worse by more than the tolerance and a one-sided Mann-Whitney
@@ -61,6 +64,18 @@ pub enum Command {
     /// The reference worker: pulls jobs, loads a model once, processes each job, publishes completions per the
     /// worker contract (docs/worker-contract.md); serves /healthz, /ready and POST /warmup.
     Worker(WorkerArgs),
+    /// Exit 0 when the emulator or the worker in this container answers /healthz (for Docker's HEALTHCHECK).
+    ///
+    /// Asks `--url`, else IMAGEN_LOAD_HEALTH_URL, else the worker's and the emulator's default ports on loopback
+    /// (8080, 8085): healthy when one of them answers 200.
+    Health(HealthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The health endpoint to ask.
+    #[arg(long, env = "IMAGEN_LOAD_HEALTH_URL")]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -309,6 +324,37 @@ pub struct RunArgs {
     /// More thresholds from a gates file (its `[thresholds]` table), on top of the workload's own.
     #[arg(long, value_name = "FILE")]
     pub gates: Option<PathBuf>,
+    /// Run only shard INDEX of COUNT (from 0) of the workload, for load from several machines; `merge` then
+    /// joins the shards' results. Each stream's messages go round-robin by sequence number, as `plan --shard`
+    /// shows. The results folder and run id get `-shard-INDEX-of-COUNT`. On the simulator each shard simulates
+    /// the whole stack and records its own messages (and the shared cluster events).
+    #[arg(long, value_name = "INDEX/COUNT")]
+    pub shard: Option<crate::schedule::Shard>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The results folders of the shards (`run --shard I/N`), in any order.
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
+    /// Where the merged results folder is created (`<out>/<run-id>/`).
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// Name of the merged run (default: the shards' run id without its `-shard-I-of-N`).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Merge even if some shards are missing (the report then covers only the shards given).
+    #[arg(long)]
+    pub partial: bool,
+    /// Replace an existing results folder of the same run id.
+    #[arg(long)]
+    pub force: bool,
+    /// Evaluate the thresholds of this gates file (`[thresholds]`); exit 1 if one fails.
+    #[arg(long, value_name = "FILE")]
+    pub gates: Option<PathBuf>,
+    /// Do not print the terminal summary.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -190,44 +190,76 @@ impl ReadReport {
     }
 }
 
-/// Streams events from a log, calling `f` for each valid one.
-pub fn read_with(path: &Path, mut f: impl FnMut(Event)) -> Result<ReadReport> {
-    let file = File::open(path).map_err(|source| Error::ReadFailed {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    let mut report = ReadReport::default();
-    let mut buf = Vec::with_capacity(512);
-    loop {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|source| Error::ReadFailed {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        if n == 0 {
-            break;
-        }
-        report.lines += 1;
-        let complete = buf.last() == Some(&b'\n');
-        let text = trim_line(&buf);
-        if text.is_empty() {
-            continue;
-        }
-        match serde_json::from_slice::<Event>(text) {
-            Ok(e) => f(e),
-            Err(_) if !complete => report.truncated_tail = true,
-            Err(e) => {
-                report.corrupt_lines += 1;
-                if report.corrupt_examples.len() < 3 {
-                    report.corrupt_examples.push((report.lines, e.to_string()));
+/// Reads a log one event at a time (bad lines are skipped and counted in [`Reader::report`]).
+pub struct Reader {
+    path: std::path::PathBuf,
+    reader: BufReader<File>,
+    report: ReadReport,
+    buf: Vec<u8>,
+}
+
+impl Reader {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|source| Error::ReadFailed {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Reader {
+            path: path.to_path_buf(),
+            reader: BufReader::with_capacity(1 << 16, file),
+            report: ReadReport::default(),
+            buf: Vec::with_capacity(512),
+        })
+    }
+
+    /// The next valid event; `None` at the end of the log.
+    pub fn next_event(&mut self) -> Result<Option<Event>> {
+        loop {
+            self.buf.clear();
+            let n = self
+                .reader
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|source| Error::ReadFailed {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.report.lines += 1;
+            let complete = self.buf.last() == Some(&b'\n');
+            let text = trim_line(&self.buf);
+            if text.is_empty() {
+                continue;
+            }
+            match serde_json::from_slice::<Event>(text) {
+                Ok(e) => return Ok(Some(e)),
+                Err(_) if !complete => self.report.truncated_tail = true,
+                Err(e) => {
+                    self.report.corrupt_lines += 1;
+                    if self.report.corrupt_examples.len() < 3 {
+                        self.report
+                            .corrupt_examples
+                            .push((self.report.lines, e.to_string()));
+                    }
                 }
             }
         }
     }
-    Ok(report)
+
+    /// What was skipped so far.
+    pub fn report(&self) -> &ReadReport {
+        &self.report
+    }
+}
+
+/// Streams events from a log, calling `f` for each valid one.
+pub fn read_with(path: &Path, mut f: impl FnMut(Event)) -> Result<ReadReport> {
+    let mut reader = Reader::open(path)?;
+    while let Some(e) = reader.next_event()? {
+        f(e);
+    }
+    Ok(reader.report)
 }
 
 fn trim_line(buf: &[u8]) -> &[u8] {

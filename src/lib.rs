@@ -12,6 +12,7 @@ pub mod event;
 pub mod eventlog;
 pub mod gates;
 pub mod live;
+pub mod merge;
 pub mod pacer;
 pub mod progress;
 pub mod pubsub;

@@ -47,6 +47,20 @@ pub struct LiveOptions {
     pub create_topics: Option<bool>,
     /// Show the live progress line (or periodic lines when stderr is not a terminal).
     pub progress: bool,
+    /// This run is one shard of the workload (`run --shard`).
+    pub shard: Option<crate::schedule::Shard>,
+}
+
+impl LiveOptions {
+    /// The harness's subscription on the results topic. A shard has its own (`<name>-shard-I`): shards on
+    /// one subscription would split the completions between them instead of each seeing its own.
+    pub fn results_subscription(&self, plan: &Plan) -> String {
+        let name = &plan.pubsub.results_subscription;
+        match self.shard {
+            Some(s) => format!("{name}-shard-{}", s.index),
+            None => name.clone(),
+        }
+    }
 }
 
 /// Where a live run will go, resolved before anything is written.
@@ -118,7 +132,7 @@ pub async fn prepare(plan: &Plan, opts: &LiveOptions) -> Result<Prepared, LiveEr
         .iter()
         .map(|s| (s.topic.clone(), s.subscription.clone()))
         .collect();
-    pairs.push((p.results_topic.clone(), p.results_subscription.clone()));
+    pairs.push((p.results_topic.clone(), opts.results_subscription(plan)));
     let resources = Resources {
         pairs,
         ack_deadline_s: (p.ack_deadline.0 / 1_000_000).clamp(10, 600) as i32,
@@ -216,7 +230,10 @@ pub async fn run(
         .unwrap_or_default()
         .as_micros() as u64;
     let origin = Instant::now();
-    let mut header = crate::app::run_header(plan, items, run_id, wall_start_unix_us);
+    let mut header = crate::app::shard_header(
+        crate::app::run_header(plan, items, run_id, wall_start_unix_us),
+        opts.shard,
+    );
     if let EventKind::RunStarted { target, .. } = &mut header.kind {
         *target = plan.target.as_str().to_string();
     }
@@ -267,8 +284,13 @@ pub async fn run(
     };
     let tracker = Tracker::start(
         conn.clone(),
-        conn.subscription_path(&p.results_subscription),
-        Matcher::new(run_id, clock),
+        conn.subscription_path(&opts.results_subscription(plan)),
+        match opts.shard {
+            // The other shards' completions arrive too (each shard's subscription sees every result).
+            Some(_) => Matcher::new(run_id, clock)
+                .with_siblings(&format!("{}-shard-", crate::merge::base_run_id(run_id))),
+            None => Matcher::new(run_id, clock),
+        },
         tx.clone(),
     );
     let view = match p.backlog.unwrap_or(match plan.target {
@@ -312,14 +334,13 @@ pub async fn run(
             Duration::from_micros(schedule::last_offset(items).0),
         )
     });
-    // The pacer runs as a task on the runtime's workers, not on the thread that blocks on this function: while
-    // it waits out the last microseconds before a send by yielding, the publisher, the tracker and the collector
-    // run in between on the same threads instead of waiting for a core.
+    // The pacer has a thread of its own; the answers are awaited on a task on the runtime's workers, next to the
+    // publisher, the tracker and the collector (not on the thread that blocks on this function).
     let stats = {
         let (plan, items, run_id) = (plan.clone(), items.to_vec(), run_id.to_string());
         let (stop, target, tx) = (stop.clone(), target.clone(), tx.clone());
         tokio::spawn(async move {
-            crate::runner::run_from(origin, Some(&stop), &plan, &run_id, &items, target, tx).await
+            crate::runner::run_from(origin, Some(stop), &plan, &run_id, &items, target, tx).await
         })
         .await
         .expect("the pacer task")

@@ -1,6 +1,11 @@
 //! The real-time pacer: hands out the schedule's *intended* instants on an absolute clock (open loop). It never
 //! waits for the target; a slow target makes sends late, never the schedule, and each send's lateness is recorded.
-//! tokio's timer ticks in milliseconds, so the pacer sleeps to within a millisecond and spins the rest.
+//!
+//! Two ways to wait: [`Pacer::next`] on the async runtime (tokio's timer ticks in milliseconds, so it sleeps to
+//! within a millisecond and spins the rest), and [`Pacer::next_blocking`] on a thread of its own, which sleeps
+//! with the OS's high-resolution timer to within [`SLEEP_MARGIN`] and spins only that. The runner uses the
+//! blocking one: at tens of thousands of sends a second, spinning on a runtime worker took a whole core from the
+//! publisher.
 
 use crate::schedule::Item;
 use std::time::Duration;
@@ -12,6 +17,11 @@ const SPIN_WINDOW: Duration = Duration::from_micros(1_500);
 const BUSY_WINDOW: Duration = Duration::from_micros(60);
 /// An item this close to its instant is released at once (at most this early).
 pub const EARLY_RELEASE: Duration = Duration::from_micros(25);
+/// A blocking pacer sleeps until this long before an instant and spins the rest (the thread's timer slack is set
+/// to 1 µs, so an OS sleep overshoots by a few microseconds of wake-up latency).
+pub const SLEEP_MARGIN: Duration = Duration::from_micros(40);
+/// Longest single OS sleep, so a cancelled run is noticed during long idle phases.
+const SLEEP_CHUNK: Duration = Duration::from_millis(20);
 
 pub struct Pacer<'a> {
     origin: Instant,
@@ -59,6 +69,35 @@ impl<'a> Pacer<'a> {
             // second the gaps are shorter than this, and spinning through every gap took a whole core from the
             // publisher. `lateness` is then 0; the send is never more than `EARLY_RELEASE` early.
             while intended.saturating_duration_since(Instant::now()) > EARLY_RELEASE {
+                std::hint::spin_loop();
+            }
+        }
+        let lateness = Instant::now().saturating_duration_since(intended);
+        self.next += 1;
+        Some(Due {
+            item,
+            intended,
+            lateness,
+        })
+    }
+
+    /// [`next`](Self::next) for a thread of its own: blocks until the next item's instant (released at most
+    /// [`EARLY_RELEASE`] early). Returns `None` when the schedule is done or `cancelled()` turns true while waiting.
+    pub fn next_blocking(&mut self, cancelled: impl Fn() -> bool) -> Option<Due> {
+        let item = *self.items.get(self.next)?;
+        let intended = self.origin + Duration::from_micros(item.offset_us);
+        let at = intended.into_std();
+        loop {
+            let left = at.saturating_duration_since(std::time::Instant::now());
+            if left <= EARLY_RELEASE {
+                break;
+            }
+            if left > SLEEP_MARGIN {
+                if cancelled() {
+                    return None;
+                }
+                std::thread::sleep((left - SLEEP_MARGIN).min(SLEEP_CHUNK));
+            } else {
                 std::hint::spin_loop();
             }
         }

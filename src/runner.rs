@@ -1,14 +1,24 @@
 //! The real-time run loop shared by every live target: one pacer, one send path, events to one collector.
-//! Each due message is handed to the target on its own task, so a stalled target never holds the schedule back
-//! (no coordinated omission); `http` steps are called with reqwest at their point in the schedule.
+//!
+//! The pacer runs on a thread of its own (from tokio's blocking pool): it sleeps to each intended instant, renders
+//! the message and hands it to the target without waiting (the official publisher queues it at once). What the
+//! target returns resolves when the server answers; those answers are awaited together on the runtime and become
+//! `published` / `publish_failed` events. A stalled target never holds the schedule back (no coordinated
+//! omission), and no runtime worker spends its time spinning. `http` steps are called with reqwest at their point
+//! in the schedule.
 
 use crate::event::{Event, EventKind, MsgId, Source};
 use crate::pacer::Pacer;
 use crate::schedule::{Item, ItemKind};
+use crate::sim::Stop;
 use crate::workload::{Plan, RenderContext};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -23,12 +33,14 @@ pub struct OutMessage {
     pub intended_us: u64,
 }
 
-/// Something messages are published into. Returns the server's message id, or an error text.
+/// Something messages are published into.
 pub trait Target: Send + Sync + 'static {
-    fn publish(
-        &self,
+    /// Hands the message over without blocking (it is called on the pacer's thread, inside the runtime's context)
+    /// and returns what resolves to the server's message id, or an error text, once the server has answered.
+    fn send(
+        this: &Arc<Self>,
         msg: OutMessage,
-    ) -> impl Future<Output = Result<Option<String>, String>> + Send;
+    ) -> impl Future<Output = Result<Option<String>, String>> + Send + 'static;
 }
 
 /// What the pacer measured: how far each actual send lagged its intended instant.
@@ -51,14 +63,15 @@ pub async fn run<T: Target>(
     run_from(Instant::now(), None, plan, run_id, items, target, events).await
 }
 
-async fn stop_requested(stop: Option<&crate::sim::Stop>) {
-    match stop {
-        Some(s) => {
-            while !s.requested() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        None => std::future::pending().await,
+/// An answer still to come, already wrapped into the event it will become.
+type Answer = Pin<Box<dyn Future<Output = Event> + Send>>;
+
+/// Sets `cancelled` when dropped: the pacer thread stops if the run is abandoned.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -66,17 +79,66 @@ async fn stop_requested(stop: Option<&crate::sim::Stop>) {
 /// no further message is sent and the sends in flight are awaited.
 pub async fn run_from<T: Target>(
     origin: Instant,
-    stop: Option<&crate::sim::Stop>,
+    stop: Option<Arc<Stop>>,
     plan: &Plan,
     run_id: &str,
     items: &[Item],
     target: Arc<T>,
     events: mpsc::UnboundedSender<Event>,
 ) -> PacerStats {
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let _guard = CancelOnDrop(cancelled.clone());
+    let (answers_tx, mut answers_rx) = mpsc::unbounded_channel::<Answer>();
+    let pacer = {
+        let (plan, run_id, items) = (plan.clone(), run_id.to_string(), items.to_vec());
+        let events = events.clone();
+        tokio::task::spawn_blocking(move || {
+            pace(
+                origin, stop, cancelled, &plan, &run_id, &items, target, events, answers_tx,
+            )
+        })
+    };
+    // Await the answers as they come; done when the pacer has finished and every answer is in.
+    let mut pending = FuturesUnordered::new();
+    let mut batch = Vec::with_capacity(256);
+    let mut open = true;
+    loop {
+        tokio::select! {
+            n = answers_rx.recv_many(&mut batch, 256), if open => {
+                if n == 0 {
+                    open = false;
+                }
+                pending.extend(batch.drain(..));
+            }
+            Some(event) = pending.next(), if !pending.is_empty() => {
+                let _ = events.send(event);
+            }
+            else => break,
+        }
+    }
+    pacer.await.expect("the pacer thread")
+}
+
+/// The pacer thread: waits for each item's instant, prepares it and hands it over.
+#[allow(clippy::too_many_arguments)]
+fn pace<T: Target>(
+    origin: Instant,
+    stop: Option<Arc<Stop>>,
+    cancelled: Arc<AtomicBool>,
+    plan: &Plan,
+    run_id: &str,
+    items: &[Item],
+    target: Arc<T>,
+    events: mpsc::UnboundedSender<Event>,
+    answers: mpsc::UnboundedSender<Answer>,
+) -> PacerStats {
+    // This thread's timer slack to 1 ns, so its sleeps wake on time (the default lets them overshoot by 50 µs).
+    // (The thread goes back to tokio's blocking pool afterwards, with the default restored.)
+    #[cfg(target_os = "linux")]
+    let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1));
     let mut pacer = Pacer::new(origin, items);
     let mut lateness = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 86_400_000_000, 3)
         .expect("valid bounds");
-    let mut tasks = tokio::task::JoinSet::new();
     let http = reqwest::Client::new();
     let http_steps: Vec<Vec<crate::workload::HttpStep>> = (0..plan.streams.len())
         .map(|s| {
@@ -86,22 +148,17 @@ pub async fn run_from<T: Target>(
                 .collect()
         })
         .collect();
+    let stopped =
+        || cancelled.load(Ordering::Relaxed) || stop.as_ref().is_some_and(|s| s.requested());
     let mut sent = 0;
-    // One stop watcher for the whole run (a new timer per message would cost more than the send).
-    let stopping = stop_requested(stop);
-    tokio::pin!(stopping);
-    loop {
-        let due = tokio::select! {
-            biased;
-            _ = &mut stopping => None,
-            d = pacer.next() => d,
-        };
-        let Some(due) = due else { break };
+    while let Some(due) = pacer.next_blocking(stopped) {
+        if stopped() {
+            break;
+        }
         let late_us = due.lateness.as_micros() as u64;
         lateness.saturating_record(late_us.max(1));
         let stream = &plan.streams[due.item.stream as usize];
-        let at_us = move |i: Instant| i.saturating_duration_since(origin).as_micros() as u64;
-        match due.item.kind {
+        let answer: Answer = match due.item.kind {
             ItemKind::Message { seq } => {
                 sent += 1;
                 let id = MsgId {
@@ -143,9 +200,9 @@ pub async fn run_from<T: Target>(
                         intended_us: due.item.offset_us,
                     },
                 ));
-                let (target, events) = (target.clone(), events.clone());
-                tasks.spawn(async move {
-                    let kind = match target.publish(msg).await {
+                let answer = T::send(&target, msg);
+                Box::pin(async move {
+                    let kind = match answer.await {
                         Ok(server_id) => EventKind::Published {
                             id,
                             lateness_us: late_us,
@@ -154,18 +211,19 @@ pub async fn run_from<T: Target>(
                         Err(error) => EventKind::PublishFailed { id, error },
                     };
                     // Stamped when the server answered: Published.t_us − intended is the publish delay.
-                    let _ = events.send(Event::new(at_us(Instant::now()), Source::Harness, kind));
-                });
+                    Event::new(since(origin, Instant::now()), Source::Harness, kind)
+                })
             }
             ItemKind::Http { step } => {
                 let spec = http_steps[due.item.stream as usize][step as usize - 1].clone();
-                let (client, events, name) = (http.clone(), events.clone(), stream.name.clone());
+                let (client, name) = (http.clone(), stream.name.clone());
                 let intended_us = due.item.offset_us;
-                tasks.spawn(async move {
+                // Spawned, so the call starts now rather than when the answers are next polled.
+                let call = tokio::spawn(async move {
                     let started = Instant::now();
                     let (status, error) = call(&client, &spec).await;
-                    let _ = events.send(Event::new(
-                        at_us(started),
+                    Event::new(
+                        since(origin, started),
                         Source::Harness,
                         EventKind::HttpCalled {
                             stream: name,
@@ -178,18 +236,25 @@ pub async fn run_from<T: Target>(
                             response_time_us: started.elapsed().as_micros() as u64,
                             simulated: false,
                         },
-                    ));
+                    )
                 });
+                Box::pin(async move { call.await.expect("an http step task") })
             }
+        };
+        if answers.send(answer).is_err() {
+            break;
         }
-        // Reap finished sends without waiting for the slow ones.
-        while tasks.try_join_next().is_some() {}
     }
-    while tasks.join_next().await.is_some() {}
+    #[cfg(target_os = "linux")]
+    let _ = rustix::thread::set_current_timer_slack(None);
     PacerStats {
         sent,
         lateness_us: lateness,
     }
+}
+
+fn since(origin: Instant, i: Instant) -> u64 {
+    i.saturating_duration_since(origin).as_micros() as u64
 }
 
 async fn call(
@@ -214,7 +279,10 @@ async fn call(
 pub struct NoopTarget;
 
 impl Target for NoopTarget {
-    async fn publish(&self, _msg: OutMessage) -> Result<Option<String>, String> {
-        Ok(None)
+    fn send(
+        _this: &Arc<Self>,
+        _msg: OutMessage,
+    ) -> impl Future<Output = Result<Option<String>, String>> + Send + 'static {
+        std::future::ready(Ok(None))
     }
 }

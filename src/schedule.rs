@@ -226,6 +226,29 @@ impl std::str::FromStr for Shard {
     }
 }
 
+impl Shard {
+    pub fn owns_seq(&self, seq: u64) -> bool {
+        seq % u64::from(self.count) == u64::from(self.index)
+    }
+
+    /// Whether an event belongs to this shard: `Some` for the events of one message or `http` step (by the same
+    /// rule as [`shard`]), `None` for what every shard sees alike (the cluster, the queue, the run itself).
+    pub fn owns_event(&self, kind: &crate::event::EventKind) -> Option<bool> {
+        match kind {
+            crate::event::EventKind::HttpCalled { step, .. } => {
+                Some(self.owns_seq(u64::from(*step)))
+            }
+            k => k.msg_id().map(|id| self.owns_seq(id.seq)),
+        }
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 /// The items of one shard, in schedule order: each stream's messages go round-robin by sequence number, so every
 /// shard carries an even share of every phase, and `http` steps go by step number. The shards of a schedule,
 /// together, are exactly the schedule.

@@ -12,11 +12,18 @@ use std::time::Duration;
 struct StallOnce;
 
 impl Target for StallOnce {
-    async fn publish(&self, msg: OutMessage) -> Result<Option<String>, String> {
-        if msg.id.seq == 2 {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+    // Not `async fn`: the answer must not borrow the target (it is awaited after the pacer moved on).
+    #[allow(clippy::manual_async_fn)]
+    fn send(
+        _this: &Arc<Self>,
+        msg: OutMessage,
+    ) -> impl std::future::Future<Output = Result<Option<String>, String>> + Send + 'static {
+        async move {
+            if msg.id.seq == 2 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Ok(Some(format!("srv-{}", msg.id.seq)))
         }
-        Ok(Some(format!("srv-{}", msg.id.seq)))
     }
 }
 

@@ -164,3 +164,141 @@ fn shards_together_are_exactly_the_unsharded_plan() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("INDEX/COUNT"));
 }
+
+/// `run --shard I/N` on the simulator, then `merge`: the merged results are the unsharded run's, histogram for
+/// histogram (and the summary, down to the last counter).
+#[test]
+fn merged_shards_give_the_unsharded_runs_histograms() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let run = |extra: &[&str]| {
+        crate::common::bin()
+            .args([
+                "run",
+                "workloads/burst.toml",
+                "--quiet",
+                "--run-id",
+                "whole",
+            ])
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .assert()
+            .success();
+    };
+    run(&[]);
+    let read_dir = |dir: &std::path::Path| -> std::collections::BTreeMap<String, String> {
+        let mut files: std::collections::BTreeMap<String, String> =
+            std::fs::read_dir(dir.join("histograms"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .map(|p| {
+                    (
+                        p.file_name().unwrap().to_string_lossy().to_string(),
+                        std::fs::read_to_string(&p).unwrap(),
+                    )
+                })
+                .collect();
+        files.insert(
+            "summary.json".into(),
+            std::fs::read_to_string(dir.join("summary.json")).unwrap(),
+        );
+        files
+    };
+    let whole = read_dir(&out.join("whole"));
+    assert!(
+        whole.len() > 3,
+        "histograms were written: {:?}",
+        whole.keys()
+    );
+    for n in [1u32, 2, 7] {
+        let mut dirs = Vec::new();
+        for i in 0..n {
+            run(&["--shard", &format!("{i}/{n}")]);
+            dirs.push(out.join(format!("whole-shard-{i}-of-{n}")));
+        }
+        // A shard alone has only its share of the messages.
+        let one = std::fs::read_to_string(dirs[0].join("summary.json")).unwrap();
+        assert!(
+            one.contains(&format!("\"shard\": \"0/{n}\"")),
+            "{}",
+            &one[..300]
+        );
+        let merged_out = out.join(format!("merged-{n}"));
+        let mut merge = crate::common::bin();
+        merge
+            .arg("merge")
+            .arg("--quiet")
+            .arg("--out")
+            .arg(&merged_out);
+        // Given in reverse order: the merge orders them itself.
+        for d in dirs.iter().rev() {
+            merge.arg(d);
+        }
+        merge.assert().success();
+        let merged = read_dir(&merged_out.join("whole"));
+        assert_eq!(
+            merged.keys().collect::<Vec<_>>(),
+            whole.keys().collect::<Vec<_>>()
+        );
+        for (name, text) in &whole {
+            assert!(
+                &merged[name] == text,
+                "{n} shards: {name} differs from the unsharded run"
+            );
+        }
+        for d in &dirs {
+            std::fs::remove_dir_all(d).unwrap();
+        }
+    }
+}
+
+#[test]
+fn merge_refuses_what_is_not_one_whole_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    for (id, extra) in [
+        ("a", vec!["--shard", "0/3"]),
+        ("a", vec!["--shard", "2/3"]),
+        ("b", vec![]),
+    ] {
+        crate::common::bin()
+            .args(["run", "workloads/burst.toml", "--quiet", "--run-id", id])
+            .arg("--out")
+            .arg(out)
+            .args(&extra)
+            .assert()
+            .success();
+    }
+    let merge = |dirs: &[&str], extra: &[&str]| {
+        let mut cmd = crate::common::bin();
+        cmd.arg("merge")
+            .arg("--out")
+            .arg(out.join("merged"))
+            .args(extra);
+        for d in dirs {
+            cmd.arg(out.join(d));
+        }
+        cmd.assert()
+    };
+    merge(&["a-shard-0-of-3", "a-shard-2-of-3"], &[])
+        .code(2)
+        .stderr(predicates::str::contains("shard(s) 1 of 3 are missing"))
+        .stderr(predicates::str::contains("--partial"));
+    merge(&["a-shard-0-of-3", "b"], &[])
+        .code(2)
+        .stderr(predicates::str::contains("was not a shard"));
+    merge(&["a-shard-0-of-3", "a-shard-0-of-3"], &[])
+        .code(2)
+        .stderr(predicates::str::contains("appears twice"));
+    merge(
+        &["a-shard-0-of-3", "a-shard-2-of-3"],
+        &["--partial", "--quiet"],
+    )
+    .success();
+    let summary = std::fs::read_to_string(out.join("merged/a/summary.json")).unwrap();
+    assert!(
+        summary.contains("merged 2 of 3 shards (--partial)"),
+        "{summary}"
+    );
+}

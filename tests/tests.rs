@@ -26,5 +26,7 @@ mod cluster;
 mod analysis;
 // Real Pub/Sub on loopback: the built-in emulator, reference workers and `run`, in real time, with faults.
 mod pubsub;
+// Deployment files: kind-config/ manifests into their Kubernetes and KEDA types, the CI workflows and gates.
+mod deploy;
 
 mod common;

@@ -53,6 +53,9 @@ pub struct RunInfo {
     pub interrupted: bool,
     pub finished: bool,
     pub price_per_gpu_hour_usd: f64,
+    /// `INDEX/COUNT` when the run was one shard of a workload (its messages are that share only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -335,7 +338,8 @@ pub struct Reordering {
 struct Held {
     t_us: u64,
     arrival: u64,
-    event: Event,
+    /// Boxed: the heap moves its entries on every push and pop.
+    event: Box<Event>,
 }
 
 impl PartialEq for Held {
@@ -381,7 +385,7 @@ impl Reordering {
         self.buf.push(Held {
             t_us: e.t_us,
             arrival: self.arrivals,
-            event: e,
+            event: Box::new(e),
         });
         while self
             .buf
@@ -491,6 +495,7 @@ impl Analyzer {
                 warmup_us,
                 deadline_us,
                 price_per_gpu_hour_usd,
+                shard,
                 ..
             } => {
                 for s in streams {
@@ -509,6 +514,7 @@ impl Analyzer {
                     interrupted: false,
                     finished: false,
                     price_per_gpu_hour_usd: *price_per_gpu_hour_usd,
+                    shard: shard.clone(),
                 });
             }
             EventKind::RunFinished {
@@ -931,6 +937,7 @@ impl Analyzer {
                 interrupted: false,
                 finished: false,
                 price_per_gpu_hour_usd: 0.0,
+                shard: None,
             }
         });
         info.end_us = end;

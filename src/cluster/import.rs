@@ -298,6 +298,7 @@ pub fn import(files: &[(String, String)], price_per_gpu_hour_usd: f64) -> Result
             warmup_us: 0,
             deadline_us: end - origin,
             price_per_gpu_hour_usd,
+            shard: None,
         },
     )];
     events.extend(

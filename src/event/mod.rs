@@ -55,6 +55,9 @@ pub enum EventKind {
         deadline_us: u64,
         /// Price per GPU-hour used for cost (so cost can be re-analysed from the log alone).
         price_per_gpu_hour_usd: f64,
+        /// `INDEX/COUNT` when this run was one shard of a workload spread over machines (`run --shard`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shard: Option<String>,
     },
     RunFinished {
         interrupted: bool,
@@ -221,6 +224,50 @@ pub enum EventKind {
     },
 }
 
+impl EventKind {
+    /// The message this event is about, for the kinds that are about one message.
+    pub fn msg_id(&self) -> Option<&MsgId> {
+        match self {
+            EventKind::Scheduled { id, .. }
+            | EventKind::Published { id, .. }
+            | EventKind::PublishFailed { id, .. }
+            | EventKind::Delivered { id, .. }
+            | EventKind::Completed { id, .. }
+            | EventKind::Duplicate { id, .. }
+            | EventKind::Lost { id } => Some(id),
+            _ => None,
+        }
+    }
+}
+
+impl Event {
+    /// The same event on a time axis that starts `delta_us` earlier: its time and every run-relative instant it
+    /// carries move by `delta_us` (durations do not). Used to put shards that started apart on one axis.
+    pub fn shifted(mut self, delta_us: u64) -> Event {
+        self.t_us += delta_us;
+        match &mut self.kind {
+            EventKind::Scheduled { intended_us, .. }
+            | EventKind::HttpCalled { intended_us, .. } => *intended_us += delta_us,
+            EventKind::Completed {
+                received_us,
+                processing_start_us,
+                processing_end_us,
+                ..
+            } => {
+                for t in [received_us, processing_start_us, processing_end_us]
+                    .into_iter()
+                    .flatten()
+                {
+                    *t += delta_us;
+                }
+            }
+            EventKind::RunStarted { deadline_us, .. } => *deadline_us += delta_us,
+            _ => {}
+        }
+        self
+    }
+}
+
 /// Exact per-pod phase durations known to the simulator (µs); `None` where the phase did not apply.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PodPhaseTruth {
@@ -264,6 +311,7 @@ mod tests {
                 warmup_us: 2,
                 deadline_us: 4,
                 price_per_gpu_hour_usd: 0.48,
+                shard: Some("1/3".into()),
             },
             EventKind::RunFinished {
                 interrupted: true,

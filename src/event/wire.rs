@@ -56,6 +56,7 @@ pub(super) struct Wire {
     warmup_us: Option<u64>,
     deadline_us: Option<u64>,
     price_per_gpu_hour_usd: Option<f64>,
+    shard: Option<String>,
     interrupted: Option<bool>,
     stream: Option<String>,
     seq: Option<u64>,
@@ -132,6 +133,7 @@ impl TryFrom<Wire> for Event {
                 warmup_us: r!(warmup_us),
                 deadline_us: r!(deadline_us),
                 price_per_gpu_hour_usd: r!(price_per_gpu_hour_usd),
+                shard: w.shard.clone(),
             },
             Tag::RunFinished => EventKind::RunFinished {
                 reason: w.reason.clone(),

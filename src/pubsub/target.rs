@@ -9,6 +9,8 @@ use google_cloud_gax::error::rpc::Code;
 use google_cloud_pubsub::client::Publisher;
 use google_cloud_pubsub::model::Message;
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -96,41 +98,70 @@ impl PubsubTarget {
 }
 
 impl Target for PubsubTarget {
-    async fn publish(&self, msg: OutMessage) -> Result<Option<String>, String> {
-        let Some(publisher) = self.publishers.get(&msg.topic) else {
-            return Err(format!("no publisher for topic {}", msg.topic));
-        };
+    /// Queues the message on its topic's publisher at once; the answer is awaited (and retried) by the caller.
+    fn send(
+        this: &Arc<Self>,
+        msg: OutMessage,
+    ) -> impl Future<Output = Result<Option<String>, String>> + Send + 'static {
+        let this = this.clone();
         let message = Message::new()
             .set_data(msg.payload.into_bytes())
             .set_attributes(msg.attributes);
+        let first = this
+            .publishers
+            .get(&msg.topic)
+            .map(|p| p.publish(message.clone()));
+        let topic = msg.topic;
+        async move {
+            let Some(first) = first else {
+                return Err(format!("no publisher for topic {topic}"));
+            };
+            match first.await {
+                Ok(id) => Ok(Some(id)),
+                // Boxed: the retry's state (backoff, re-creating resources) would otherwise make every
+                // message's answer future as large as the rarest path.
+                Err(e) => Box::pin(this.retry(&topic, message, e)).await,
+            }
+        }
+    }
+}
+
+impl PubsubTarget {
+    /// After a failed publish: retries with backoff within the budget, re-creating vanished resources.
+    async fn retry(
+        &self,
+        topic: &str,
+        message: Message,
+        mut error: google_cloud_pubsub::error::PublishError,
+    ) -> Result<Option<String>, String> {
+        let publisher = &self.publishers[topic];
         let started = Instant::now();
         let mut backoff = Duration::from_millis(100);
-        let mut attempts = 0u32;
+        let mut attempts = 1u32;
         loop {
+            let rpc = match &error {
+                google_cloud_pubsub::error::PublishError::Rpc(inner) => Some(inner.clone()),
+                _ => None,
+            };
+            let code = rpc.as_ref().and_then(|r| code_of(r));
+            let permanent = matches!(
+                code,
+                Some(Code::InvalidArgument)
+                    | Some(Code::PermissionDenied)
+                    | Some(Code::Unauthenticated)
+            ) || (code == Some(Code::NotFound) && self.recreate.is_none());
+            if permanent || started.elapsed() + backoff > self.retry_budget {
+                return Err(format!("{error} (after {attempts} attempts)"));
+            }
+            if code == Some(Code::NotFound) {
+                self.recreate().await;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
             attempts += 1;
             match publisher.publish(message.clone()).await {
                 Ok(id) => return Ok(Some(id)),
-                Err(e) => {
-                    let rpc = match &e {
-                        google_cloud_pubsub::error::PublishError::Rpc(inner) => Some(inner.clone()),
-                        _ => None,
-                    };
-                    let code = rpc.as_ref().and_then(|r| code_of(r));
-                    let permanent = matches!(
-                        code,
-                        Some(Code::InvalidArgument)
-                            | Some(Code::PermissionDenied)
-                            | Some(Code::Unauthenticated)
-                    ) || (code == Some(Code::NotFound) && self.recreate.is_none());
-                    if permanent || started.elapsed() + backoff > self.retry_budget {
-                        return Err(format!("{e} (after {attempts} attempts)"));
-                    }
-                    if code == Some(Code::NotFound) {
-                        self.recreate().await;
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
+                Err(e) => error = e,
             }
         }
     }

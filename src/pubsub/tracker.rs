@@ -36,6 +36,9 @@ pub struct Matcher {
     pub completed: u64,
     pub duplicates: u64,
     pub other_runs: u64,
+    /// Completions of the other shards of a sharded run (expected, so not reported).
+    pub sibling_shards: u64,
+    siblings: Option<String>,
     pub malformed: u64,
     first_malformed: Option<String>,
 }
@@ -57,9 +60,17 @@ impl Matcher {
             completed: 0,
             duplicates: 0,
             other_runs: 0,
+            sibling_shards: 0,
+            siblings: None,
             malformed: 0,
             first_malformed: None,
         }
+    }
+
+    /// Completions of runs whose id starts with `prefix` are the sibling shards' own: skipped without a warning.
+    pub fn with_siblings(mut self, prefix: &str) -> Self {
+        self.siblings = Some(prefix.to_string());
+        self
     }
 
     fn mark_done(&mut self, stream: &str, seq: u64) -> bool {
@@ -160,6 +171,12 @@ impl Matcher {
                 seq,
                 report,
             }) => {
+                if run != self.run_id
+                    && self.siblings.as_deref().is_some_and(|p| run.starts_with(p))
+                {
+                    self.sibling_shards += 1;
+                    return out;
+                }
                 if run != self.run_id {
                     self.other_runs += 1;
                     if self.other_runs <= 3 {

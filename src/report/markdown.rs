@@ -16,10 +16,15 @@ pub fn render(r: &RunReport) -> String {
     writeln!(md, "## imagen-load · `{}` · {verdict}\n", r.run.workload).unwrap();
     writeln!(
         md,
-        "Run `{}`, seed {}, target `{}`, {} observed{}.\n",
+        "Run `{}`, seed {}, target `{}`{}, {} observed{}.\n",
         r.run.run_id,
         r.run.seed,
         r.run.target,
+        r.run
+            .shard
+            .as_ref()
+            .map(|s| format!(", shard {s}"))
+            .unwrap_or_default(),
         h(r.run.end_us),
         if r.run.interrupted {
             ", **interrupted**"

@@ -85,8 +85,15 @@ pub fn render(r: &RunReport, color: bool) -> String {
         out,
         "{}",
         style.head(&format!(
-            "imagen-load · run {} · workload {} (seed {}) · target {}",
-            run.run_id, run.workload, run.seed, run.target
+            "imagen-load · run {} · workload {} (seed {}) · target {}{}",
+            run.run_id,
+            run.workload,
+            run.seed,
+            run.target,
+            run.shard
+                .as_ref()
+                .map(|s| format!(" · shard {s}"))
+                .unwrap_or_default()
         ))
     )
     .unwrap();

@@ -1,0 +1,341 @@
+//! Everything under kind-config/ and ci/ parses: Kubernetes objects into their k8s-openapi types (unknown fields
+//! refused, so a typo fails here rather than in `kubectl apply`), ScaledObjects against the fields KEDA defines,
+//! the kind cluster and the workflows as YAML with what the scripts rely on. The stack itself needs Docker and is
+//! not run here (see docs/kind.md).
+
+use crate::common::{path, root};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use predicates::prelude::*;
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+use std::collections::BTreeMap;
+
+/// The YAML documents of a file (empty documents skipped).
+fn documents(rel: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).unwrap_or_else(|e| panic!("{rel}: {e}")))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// A field-for-field check: deserialize strictly into `T` by serializing back and comparing, so a key `T` does
+/// not know (a typo such as `containerport`) is caught even though k8s-openapi ignores unknown fields.
+fn strict<T: serde::de::DeserializeOwned + serde::Serialize>(rel: &str, doc: &Value) -> T {
+    let typed: T = serde_yaml_ng::from_value(doc.clone())
+        .unwrap_or_else(|e| panic!("{rel}: not a valid {}: {e}", std::any::type_name::<T>()));
+    let back = serde_json::to_value(&typed).unwrap();
+    let original = serde_json::to_value(doc).unwrap();
+    assert_subset(rel, &original, &back, "");
+    typed
+}
+
+/// Every key of `original` is in `typed` (values compared leaf by leaf, numbers and strings loosely).
+fn assert_subset(rel: &str, original: &serde_json::Value, typed: &serde_json::Value, at: &str) {
+    use serde_json::Value as J;
+    match (original, typed) {
+        (J::Object(a), J::Object(b)) => {
+            for (k, v) in a {
+                let Some(w) = b.get(k) else {
+                    panic!("{rel}: `{at}.{k}` is not a field of this kind (typo?)")
+                };
+                assert_subset(rel, v, w, &format!("{at}.{k}"));
+            }
+        }
+        (J::Array(a), J::Array(b)) => {
+            assert_eq!(a.len(), b.len(), "{rel}: {at}");
+            for (i, (v, w)) in a.iter().zip(b).enumerate() {
+                assert_subset(rel, v, w, &format!("{at}[{i}]"));
+            }
+        }
+        (a, b) => assert_eq!(
+            a.to_string().trim_matches('"'),
+            b.to_string().trim_matches('"'),
+            "{rel}: {at}"
+        ),
+    }
+}
+
+fn kind_of(doc: &Value) -> String {
+    doc["kind"].as_str().unwrap_or("?").to_string()
+}
+
+#[test]
+fn every_kubernetes_object_parses_into_its_type() {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for rel in [
+        "kind-config/namespace.yaml",
+        "kind-config/emulator.yaml",
+        "kind-config/workers.yaml",
+        "kind-config/rbac.yaml",
+        "kind-config/shard-job.yaml",
+    ] {
+        for doc in documents(rel) {
+            let kind = kind_of(&doc);
+            match kind.as_str() {
+                "Namespace" => drop(strict::<Namespace>(rel, &doc)),
+                "Service" => drop(strict::<Service>(rel, &doc)),
+                "ServiceAccount" => drop(strict::<ServiceAccount>(rel, &doc)),
+                "Role" => drop(strict::<Role>(rel, &doc)),
+                "RoleBinding" => drop(strict::<RoleBinding>(rel, &doc)),
+                "ClusterRole" => drop(strict::<ClusterRole>(rel, &doc)),
+                "ClusterRoleBinding" => drop(strict::<ClusterRoleBinding>(rel, &doc)),
+                "Deployment" => drop(strict::<Deployment>(rel, &doc)),
+                "Job" => drop(strict::<Job>(rel, &doc)),
+                other => panic!("{rel}: unexpected kind {other}"),
+            }
+            *seen.entry(kind).or_default() += 1;
+        }
+    }
+    assert_eq!(seen["Deployment"], 5, "the emulator and four workers");
+    assert_eq!(seen["Job"], 1);
+}
+
+#[test]
+fn workers_wait_for_their_model_and_reach_the_emulator() {
+    let rel = "kind-config/workers.yaml";
+    let mut pipelines = Vec::new();
+    for doc in documents(rel) {
+        let d: Deployment = strict(rel, &doc);
+        let name = d.metadata.name.clone().unwrap();
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, Some(0), "{name}: KEDA scales it from zero");
+        let pod = spec.template.spec.unwrap();
+        let c = &pod.containers[0];
+        let args = c.args.clone().unwrap();
+        assert_eq!(args[0], "worker");
+        let pipeline = name.strip_suffix("-worker").unwrap().to_string();
+        assert!(args.contains(&format!("--subscription=imagen-{pipeline}-sub")));
+        assert!(args.contains(&"--http-host=0.0.0.0".to_string()));
+        let ready = c
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            ready.path.as_deref(),
+            Some("/ready"),
+            "readiness is the model load"
+        );
+        let env: BTreeMap<_, _> = c
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            env["PUBSUB_EMULATOR_HOST"],
+            "pubsub-emulator.imagen.svc.cluster.local:8085"
+        );
+        assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
+        pipelines.push(pipeline);
+    }
+    assert_eq!(
+        pipelines,
+        ["upscale", "enhance", "comic", "background-remove"]
+    );
+}
+
+/// The fields of KEDA's ScaledObject (keda.sh/v1alpha1) that a file may use; anything else is a typo.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct ScaledObject {
+    api_version: String,
+    kind: String,
+    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    spec: ScaledObjectSpec,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct ScaledObjectSpec {
+    scale_target_ref: ScaleTargetRef,
+    polling_interval: Option<u32>,
+    cooldown_period: Option<u32>,
+    initial_cooldown_period: Option<u32>,
+    idle_replica_count: Option<u32>,
+    min_replica_count: Option<u32>,
+    max_replica_count: Option<u32>,
+    fallback: Option<serde_yaml_ng::Value>,
+    advanced: Option<serde_yaml_ng::Value>,
+    triggers: Vec<Trigger>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct ScaleTargetRef {
+    name: String,
+    api_version: Option<String>,
+    kind: Option<String>,
+    env_source_container_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+struct Trigger {
+    #[serde(rename = "type")]
+    kind: String,
+    name: Option<String>,
+    metric_type: Option<String>,
+    use_cached_metrics: Option<bool>,
+    authentication_ref: Option<serde_yaml_ng::Value>,
+    metadata: BTreeMap<String, String>,
+}
+
+/// The metadata keys KEDA's metrics-api scaler reads.
+const METRICS_API_KEYS: &[&str] = &[
+    "url",
+    "valueLocation",
+    "targetValue",
+    "activationTargetValue",
+    "format",
+    "authMode",
+    "method",
+    "unsafeSsl",
+];
+
+#[test]
+fn scaledobjects_use_only_kedas_fields_and_read_the_emulators_backlog() {
+    for (rel, hot) in [
+        ("kind-config/scaledobjects-all-cold.yaml", None),
+        (
+            "kind-config/scaledobjects-hybrid.yaml",
+            Some("upscale-worker"),
+        ),
+    ] {
+        let docs = documents(rel);
+        assert_eq!(docs.len(), 4, "{rel}: one per pipeline");
+        for doc in docs {
+            let so: ScaledObject = serde_yaml_ng::from_value(doc)
+                .unwrap_or_else(|e| panic!("{rel}: not a KEDA ScaledObject: {e}"));
+            assert_eq!(so.api_version, "keda.sh/v1alpha1");
+            assert_eq!(so.kind, "ScaledObject");
+            let target = &so.spec.scale_target_ref.name;
+            let min = so.spec.min_replica_count.unwrap_or(0);
+            assert_eq!(
+                min,
+                u32::from(hot == Some(target.as_str())),
+                "{rel}: {target}"
+            );
+            for t in &so.spec.triggers {
+                assert_eq!(t.kind, "metrics-api", "{rel}");
+                for k in t.metadata.keys() {
+                    assert!(
+                        METRICS_API_KEYS.contains(&k.as_str()),
+                        "{rel}: metrics-api has no `{k}`"
+                    );
+                }
+                let pipeline = target.strip_suffix("-worker").unwrap();
+                assert_eq!(
+                    t.metadata["url"],
+                    format!(
+                        "http://pubsub-emulator.imagen.svc.cluster.local:8085/backlog/imagen-{pipeline}-sub"
+                    )
+                );
+                assert_eq!(
+                    t.metadata["valueLocation"], "undelivered",
+                    "a field the emulator returns"
+                );
+            }
+        }
+        // The simulator reads them too: the what-if of the setup that the cluster runs.
+        crate::common::bin()
+            .args(["whatif", "workloads/kind-burst.toml", "--setup", rel])
+            .assert()
+            .success()
+            .stdout(predicates::str::contains("not modelled").not());
+    }
+}
+
+#[test]
+fn the_kind_cluster_maps_the_emulator_and_mounts_results() {
+    let docs = documents("kind-config/cluster.yaml");
+    let c = &docs[0];
+    assert_eq!(c["kind"].as_str(), Some("Cluster"));
+    assert_eq!(c["apiVersion"].as_str(), Some("kind.x-k8s.io/v1alpha4"));
+    let nodes = c["nodes"].as_sequence().unwrap();
+    let port = &nodes[0]["extraPortMappings"][0];
+    assert_eq!(
+        port["containerPort"].as_u64(),
+        Some(30085),
+        "the emulator's NodePort"
+    );
+    assert_eq!(
+        port["hostPort"].as_u64(),
+        Some(8085),
+        "workloads/kind-burst.toml's endpoint"
+    );
+    for n in nodes {
+        assert_eq!(
+            n["extraMounts"][0]["hostPath"].as_str(),
+            Some("./results"),
+            "up.sh rewrites this"
+        );
+    }
+    let up = std::fs::read_to_string(path("kind-config/up.sh")).unwrap();
+    assert!(up.contains("hostPath: ./results#hostPath: $PWD/results#"));
+    let emulator: Vec<Service> = documents("kind-config/emulator.yaml")
+        .iter()
+        .filter(|d| kind_of(d) == "Service")
+        .map(|d| strict("kind-config/emulator.yaml", d))
+        .collect();
+    let ports = emulator[0].spec.as_ref().unwrap().ports.clone().unwrap();
+    assert_eq!(ports[0].node_port, Some(30085));
+}
+
+#[test]
+fn workflows_have_their_jobs_and_pin_every_action() {
+    let pr = &documents("ci/pr.yml")[0];
+    let nightly = &documents("ci/nightly.yml")[0];
+    let jobs = |w: &Value| -> Vec<String> {
+        w["jobs"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(jobs(pr), ["checks", "kind-e2e"]);
+    assert_eq!(jobs(nightly), ["staging"]);
+    assert!(pr["on"]["pull_request"].is_null() || pr["on"].get("pull_request").is_some());
+    assert!(nightly["on"]["schedule"][0]["cron"].is_string());
+    for (name, w) in [("ci/pr.yml", pr), ("ci/nightly.yml", nightly)] {
+        for (_, job) in w["jobs"].as_mapping().unwrap() {
+            for step in job["steps"].as_sequence().unwrap() {
+                if let Some(uses) = step["uses"].as_str() {
+                    let (_, rev) = uses.split_once('@').unwrap();
+                    assert!(
+                        rev.len() == 40 && rev.chars().all(|c| c.is_ascii_hexdigit()),
+                        "{name}: `{uses}` is not pinned to a commit"
+                    );
+                }
+            }
+        }
+    }
+    let pr_text = std::fs::read_to_string(root().join("ci/pr.yml")).unwrap();
+    assert!(pr_text.contains("--gates ci/gates.toml"));
+    assert!(pr_text.contains("junit.xml") && pr_text.contains("report.md"));
+}
+
+#[test]
+fn the_gates_file_and_the_kind_workload_are_valid() {
+    crate::common::bin()
+        .args(["validate", "workloads/kind-burst.toml"])
+        .assert()
+        .success();
+    let streams: Vec<String> = ["upscale", "enhance", "comic", "background-remove"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let gates = imagen_load::gates::load_file(&path("ci/gates.toml"), &streams).unwrap();
+    assert!(gates.len() >= 4);
+}
