@@ -4,7 +4,8 @@
 use crate::analysis::{self, RunReport};
 use crate::cli::{
     AnalyzeArgs, CalibrateArgs, Cli, Command, CompareArgs, EmulatorArgs, HealthArgs, ImportArgs,
-    MergeArgs, PlanArgs, ReportArgs, RunArgs, TargetArg, WhatifArgs, WorkerArgs, WorkloadArgs,
+    MergeArgs, PlanArgs, ReportArgs, RunArgs, TargetArg, WatchArgs, WhatifArgs, WorkerArgs,
+    WorkloadArgs,
 };
 use crate::event::{EVENT_LOG_VERSION, Event, EventKind, Source};
 use crate::eventlog::{self, EventLogWriter};
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Emulator(args) => serve_emulator(&args),
         Command::Worker(args) => worker(args),
         Command::Health(args) => health(&args),
+        Command::Watch(args) => watch(&args),
     }
 }
 
@@ -154,6 +156,99 @@ fn worker(args: WorkerArgs) -> anyhow::Result<ExitStatus> {
         );
         Ok(ExitStatus::Ok)
     })
+}
+
+fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
+    use crate::cluster::watch;
+    let rt = runtime()?;
+    let client = rt.block_on(watch::client(args.context.as_deref()))?;
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .replace(['-', ':'], "");
+    let run_id = args
+        .run_id
+        .clone()
+        .unwrap_or_else(|| format!("{stamp}-watch"));
+    let dir = args.out.join(&run_id);
+    prepare_dir(&dir, args.force)?;
+    let stop = stop_on_signal();
+    let origin_unix_us = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64;
+    let started = std::time::Instant::now();
+    let mut writer = EventLogWriter::create(&dir.join("events.jsonl"))?;
+    writer.append(&Event::new(
+        0,
+        Source::Harness,
+        EventKind::RunStarted {
+            log_version: EVENT_LOG_VERSION,
+            run_id: run_id.clone(),
+            workload: "watch".into(),
+            seed: 0,
+            target: "kube-watch".into(),
+            wall_clock_start_unix_us: origin_unix_us,
+            streams: Vec::new(),
+            warmup_us: 0,
+            deadline_us: args.duration.map_or(u64::MAX, |d| d.as_micros() as u64),
+            price_per_gpu_hour_usd: 0.48,
+            shard: None,
+        },
+    ))?;
+    if !args.quiet {
+        eprintln!(
+            "watching namespace {} and its nodes{}; results in {} (Ctrl-C to stop)",
+            args.namespace,
+            args.duration
+                .map(|d| format!(" for {}", humantime::format_duration(d)))
+                .unwrap_or_default(),
+            dir.display()
+        );
+    }
+    let opts = watch::WatchOptions {
+        namespace: args.namespace.clone(),
+        selector: args.selector.clone(),
+        node_selector: args.node_selector.clone(),
+    };
+    let counts = rt.block_on(async {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let finish = move || {
+            vec![Event::new(
+                started.elapsed().as_micros() as u64,
+                Source::Harness,
+                EventKind::RunFinished {
+                    interrupted: false,
+                    reason: None,
+                },
+            )]
+        };
+        let collector = tokio::spawn(eventlog::collect_with(writer, rx, |_| {}, finish));
+        let watching = watch::start(client, &opts, origin_unix_us, tx);
+        while !stop.requested() && args.duration.is_none_or(|d| started.elapsed() < d) {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let counts = watching.stop().await;
+        collector.await.expect("collector task")?;
+        anyhow::Ok(counts)
+    })?;
+    let (mut report, _, _) = analyze_results(&dir)?;
+    if counts.unparsed > 0 {
+        report.warnings.push(format!(
+            "{} event messages were not recognised (kept raw in the cluster)",
+            counts.unparsed
+        ));
+    }
+    write_and_print(&report, &dir, args.quiet, |files| {
+        format!(
+            "watched {:.0}s ({} objects seen, {} events) · results in {} ({} files)",
+            started.elapsed().as_secs_f64(),
+            counts.objects,
+            counts.emitted,
+            dir.display(),
+            files + 1
+        )
+    })?;
+    Ok(ExitStatus::Ok)
 }
 
 fn health(args: &HealthArgs) -> anyhow::Result<ExitStatus> {

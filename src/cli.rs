@@ -64,11 +64,45 @@ pub enum Command {
     /// The reference worker: pulls jobs, loads a model once, processes each job, publishes completions per the
     /// worker contract (docs/worker-contract.md); serves /healthz, /ready and POST /warmup.
     Worker(WorkerArgs),
+    /// Observe the cluster only (no publishing): pods, GPU nodes and their events, as cold-start events into a
+    /// results folder, until Ctrl-C or `--duration`. For production traffic or another tool's load.
+    Watch(WatchArgs),
     /// Exit 0 when the emulator or the worker in this container answers /healthz (for Docker's HEALTHCHECK).
     ///
     /// Asks `--url`, else IMAGEN_LOAD_HEALTH_URL, else the worker's and the emulator's default ports on loopback
     /// (8080, 8085): healthy when one of them answers 200.
     Health(HealthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The kubeconfig context (default: the current one, or the in-cluster service account).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// The workers' namespace.
+    #[arg(long, default_value = "imagen")]
+    pub namespace: String,
+    /// Label selector of the worker pods (default: every pod of the namespace).
+    #[arg(long)]
+    pub selector: Option<String>,
+    /// Label selector of the GPU nodes, e.g. `cloud.google.com/gke-nodepool=gpu-pool` (default: every node).
+    #[arg(long)]
+    pub node_selector: Option<String>,
+    /// Stop after this long (default: at Ctrl-C or SIGTERM).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Where results folders are created.
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// Name of the results folder (default `<time>-watch`).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Replace an existing results folder.
+    #[arg(long)]
+    pub force: bool,
+    /// Do not print the terminal summary.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -28,5 +28,7 @@ mod analysis;
 mod pubsub;
 // Deployment files: kind-config/ manifests into their Kubernetes and KEDA types, the CI workflows and gates.
 mod deploy;
+// The Kubernetes watchers through the real kube client against a local fake API server (drop, 410, re-list).
+mod watch;
 
 mod common;

@@ -30,7 +30,7 @@ pub struct Imported {
     pub unparsed: u64,
 }
 
-fn ts(v: Option<&Value>) -> Option<u64> {
+pub fn ts(v: Option<&Value>) -> Option<u64> {
     let s = v?.as_str()?;
     humantime::parse_rfc3339_weak(s)
         .ok()?
@@ -56,7 +56,7 @@ fn condition_time(obj: &Value, kind: &str) -> Option<u64> {
 }
 
 /// The Deployment a pod belongs to: its ReplicaSet owner without the pod-template hash.
-fn deployment_of(pod: &Value) -> String {
+pub fn deployment_of(pod: &Value) -> String {
     let owner = pod
         .pointer("/metadata/ownerReferences/0/name")
         .and_then(Value::as_str);
@@ -68,6 +68,200 @@ fn deployment_of(pod: &Value) -> String {
         Some(rs) => rs.rsplit_once('-').map_or(rs, |(d, _)| d).to_string(),
         None => name.rsplitn(3, '-').last().unwrap_or(name).to_string(),
     }
+}
+
+/// Remembers what was already emitted, so the same fact seen twice (a re-list after `410 Gone`, a restarted
+/// watch, every pending pod carrying the same scale-up) becomes one event.
+#[derive(Default)]
+pub struct Seen(std::collections::HashSet<String>);
+
+impl Seen {
+    /// True the first time this fact is seen.
+    pub fn first(&mut self, t_unix_us: u64, kind: &EventKind) -> bool {
+        let key = match kind {
+            // One scale-up per group and size change (per minute): every pending pod gets the same event.
+            EventKind::ScaleUpTriggered {
+                node_group,
+                from,
+                to,
+            } => format!(
+                "scale-up {node_group} {from} {to} {}",
+                t_unix_us / 60_000_000
+            ),
+            // A pod is created, scheduled, started and deleted once, whatever time each source gives it.
+            EventKind::PodCreated { pod, .. } => format!("created {pod}"),
+            EventKind::PodScheduled { pod, .. } => format!("scheduled {pod}"),
+            EventKind::PodDeleted { pod } => format!("deleted {pod}"),
+            EventKind::NodeCreated { node, .. } => format!("node created {node}"),
+            EventKind::NodeDeleted { node } => format!("node deleted {node}"),
+            EventKind::GpuAllocatable { node, .. } => format!("gpu {node}"),
+            k => format!("{t_unix_us} {k:?}"),
+        };
+        self.0.insert(key)
+    }
+}
+
+/// What a Pod or Node object says happened, with its server timestamps (µs since the epoch). `scheduled_by_event`:
+/// the pod's `Scheduled` event gives its scheduling time (sharper), so the condition's is left out.
+pub fn object_events(o: &Value, scheduled_by_event: bool) -> Vec<(u64, EventKind)> {
+    let mut out = Vec::new();
+    let name = o
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    match o["kind"].as_str() {
+        Some("Pod") => {
+            if let Some(t) = ts(o.pointer("/metadata/creationTimestamp")) {
+                out.push((
+                    t,
+                    EventKind::PodCreated {
+                        pod: name.clone(),
+                        deployment: deployment_of(o),
+                        preexisting: false,
+                    },
+                ));
+            }
+            if let (false, Some(t), Some(node)) = (
+                scheduled_by_event,
+                condition_time(o, "PodScheduled"),
+                o.pointer("/spec/nodeName").and_then(Value::as_str),
+            ) {
+                out.push((
+                    t,
+                    EventKind::PodScheduled {
+                        pod: name.clone(),
+                        node: node.to_string(),
+                    },
+                ));
+            }
+            if let Some(t) = ts(o.pointer("/status/containerStatuses/0/state/running/startedAt")) {
+                out.push((t, EventKind::ContainerStarted { pod: name.clone() }));
+            }
+            if let Some(t) = condition_time(o, "Ready") {
+                out.push((t, EventKind::PodReady { pod: name.clone() }));
+            }
+            if let Some(t) = ts(o.pointer("/metadata/deletionTimestamp")) {
+                out.push((t, EventKind::PodDeleted { pod: name }));
+            }
+        }
+        Some("Node") => {
+            let gpus = o
+                .pointer("/status/allocatable/nvidia.com~1gpu")
+                .and_then(|g| g.as_str()?.parse().ok())
+                .unwrap_or(0);
+            let pool = o
+                .pointer("/metadata/labels/cloud.google.com~1gke-nodepool")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            if let Some(t) = ts(o.pointer("/metadata/creationTimestamp")) {
+                out.push((
+                    t,
+                    EventKind::NodeCreated {
+                        node: name.clone(),
+                        pool,
+                        gpus,
+                        preexisting: false,
+                    },
+                ));
+            }
+            if let Some(t) = condition_time(o, "Ready") {
+                out.push((t, EventKind::NodeReady { node: name.clone() }));
+            }
+            if let Some(t) = ts(o.pointer("/metadata/deletionTimestamp")) {
+                out.push((t, EventKind::NodeDeleted { node: name }));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// What a core/v1 Event says happened, at the sharpest time it has (eventTime in µs, the UnixNano in its name,
+/// then its whole-second stamps). Returns false as well when no parser knew its reason (kept raw, counted).
+pub fn event_events(o: &Value) -> (Vec<(u64, EventKind)>, bool) {
+    let mut out = Vec::new();
+    let reason = o["reason"].as_str().unwrap_or("");
+    let message = o["message"].as_str().unwrap_or("");
+    let object = o
+        .pointer("/involvedObject/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let name = o
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let Some(t) = ts(o.get("eventTime"))
+        .or_else(|| parse::event_name_unix_us(name))
+        .or_else(|| ts(o.get("firstTimestamp")))
+    else {
+        return (out, true);
+    };
+    match parse::parse(reason, message) {
+        Parsed::Pulling { image } => out.push((
+            t,
+            EventKind::ImagePulling {
+                pod: object,
+                image: image.unwrap_or_default(),
+            },
+        )),
+        Parsed::Pulled(p) => out.push((
+            t,
+            EventKind::ImagePulled {
+                pod: object,
+                image: p.image.unwrap_or_default(),
+                duration_us: p.duration_us.unwrap_or(0),
+                bytes: p.bytes,
+                cached: p.cached,
+            },
+        )),
+        Parsed::Scheduled { node: Some(node) } => {
+            out.push((t, EventKind::PodScheduled { pod: object, node }))
+        }
+        Parsed::FailedScheduling { message } => out.push((
+            t,
+            EventKind::PodUnschedulable {
+                pod: object,
+                reason: message,
+            },
+        )),
+        Parsed::TriggeredScaleUp(groups) => {
+            for g in groups {
+                out.push((
+                    t,
+                    EventKind::ScaleUpTriggered {
+                        node_group: g.group,
+                        from: g.from,
+                        to: g.to,
+                    },
+                ));
+            }
+        }
+        Parsed::Keda(k) => {
+            let deployment = k.name.clone().unwrap_or(object);
+            let desired = k.to.unwrap_or(u32::from(k.activated));
+            out.push((
+                t,
+                EventKind::ScalerActive {
+                    scaled_object: deployment.clone(),
+                    active: k.activated,
+                },
+            ));
+            out.push((
+                t,
+                EventKind::Replicas {
+                    deployment,
+                    desired,
+                    ready: 0,
+                },
+            ));
+        }
+        Parsed::Unparsed { .. } => return (out, false),
+        _ => {}
+    }
+    (out, true)
 }
 
 /// Parses the dump files' contents (each a `List` or a single object).
@@ -94,178 +288,26 @@ pub fn import(files: &[(String, String)], price_per_gpu_hour_usd: f64) -> Result
         })
         .filter_map(|o| o.pointer("/involvedObject/name").and_then(Value::as_str))
         .collect();
-    for o in &objects {
-        let name = o
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        match o["kind"].as_str() {
-            Some("Pod") => {
-                let dep = deployment_of(o);
-                deployments.insert(dep.clone());
-                if let Some(t) = ts(o.pointer("/metadata/creationTimestamp")) {
-                    out.push((
-                        t,
-                        Source::Kube,
-                        EventKind::PodCreated {
-                            pod: name.clone(),
-                            deployment: dep,
-                            preexisting: false,
-                        },
-                    ));
-                }
-                if let (false, Some(t), Some(node)) = (
-                    scheduled_by_event.contains(name.as_str()),
-                    condition_time(o, "PodScheduled"),
-                    o.pointer("/spec/nodeName").and_then(Value::as_str),
-                ) {
-                    out.push((
-                        t,
-                        Source::Kube,
-                        EventKind::PodScheduled {
-                            pod: name.clone(),
-                            node: node.to_string(),
-                        },
-                    ));
-                }
-                if let Some(t) =
-                    ts(o.pointer("/status/containerStatuses/0/state/running/startedAt"))
-                {
-                    out.push((
-                        t,
-                        Source::Kube,
-                        EventKind::ContainerStarted { pod: name.clone() },
-                    ));
-                }
-                if let Some(t) = condition_time(o, "Ready") {
-                    out.push((t, Source::Kube, EventKind::PodReady { pod: name.clone() }));
-                }
-                if let Some(t) = ts(o.pointer("/metadata/deletionTimestamp")) {
-                    out.push((t, Source::Kube, EventKind::PodDeleted { pod: name.clone() }));
-                }
+    let mut seen = Seen::default();
+    for o in objects.iter().filter(|o| o["kind"] != "Event") {
+        if o["kind"] == "Pod" {
+            deployments.insert(deployment_of(o));
+        }
+        let name = o.pointer("/metadata/name").and_then(Value::as_str);
+        let sharp = name.is_some_and(|n| scheduled_by_event.contains(n));
+        for (t, kind) in object_events(o, sharp) {
+            if seen.first(t, &kind) {
+                out.push((t, Source::Kube, kind));
             }
-            Some("Node") => {
-                let gpus = o
-                    .pointer("/status/allocatable/nvidia.com~1gpu")
-                    .and_then(|g| g.as_str()?.parse().ok())
-                    .unwrap_or(0);
-                let pool = o
-                    .pointer("/metadata/labels/cloud.google.com~1gke-nodepool")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                if let Some(t) = ts(o.pointer("/metadata/creationTimestamp")) {
-                    out.push((
-                        t,
-                        Source::Kube,
-                        EventKind::NodeCreated {
-                            node: name.clone(),
-                            pool,
-                            gpus,
-                            preexisting: false,
-                        },
-                    ));
-                }
-                if let Some(t) = condition_time(o, "Ready") {
-                    out.push((t, Source::Kube, EventKind::NodeReady { node: name.clone() }));
-                }
-            }
-            _ => {}
         }
     }
-    let mut scale_ups_seen = BTreeSet::new();
     for o in objects.iter().filter(|o| o["kind"] == "Event") {
-        let reason = o["reason"].as_str().unwrap_or("");
-        let message = o["message"].as_str().unwrap_or("");
-        let object = o
-            .pointer("/involvedObject/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        // The sharpest time the event has: eventTime (µs), the name's UnixNano, then whole-second stamps.
-        let name = o
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let Some(t) = ts(o.get("eventTime"))
-            .or_else(|| parse::event_name_unix_us(name))
-            .or_else(|| ts(o.get("firstTimestamp")))
-        else {
-            continue;
-        };
-        match parse::parse(reason, message) {
-            Parsed::Pulling { image } => out.push((
-                t,
-                Source::Kube,
-                EventKind::ImagePulling {
-                    pod: object,
-                    image: image.unwrap_or_default(),
-                },
-            )),
-            Parsed::Pulled(p) => out.push((
-                t,
-                Source::Kube,
-                EventKind::ImagePulled {
-                    pod: object,
-                    image: p.image.unwrap_or_default(),
-                    duration_us: p.duration_us.unwrap_or(0),
-                    bytes: p.bytes,
-                    cached: p.cached,
-                },
-            )),
-            Parsed::Scheduled { node: Some(node) } => out.push((
-                t,
-                Source::Kube,
-                EventKind::PodScheduled { pod: object, node },
-            )),
-            Parsed::FailedScheduling { message } => out.push((
-                t,
-                Source::Kube,
-                EventKind::PodUnschedulable {
-                    pod: object,
-                    reason: message,
-                },
-            )),
-            Parsed::TriggeredScaleUp(groups) => {
-                // Every pending pod gets the same event: one scale-up per group and size change.
-                for g in groups {
-                    if scale_ups_seen.insert((g.group.clone(), g.from, g.to, t / 60_000_000)) {
-                        out.push((
-                            t,
-                            Source::Kube,
-                            EventKind::ScaleUpTriggered {
-                                node_group: g.group,
-                                from: g.from,
-                                to: g.to,
-                            },
-                        ));
-                    }
-                }
+        let (events, known) = event_events(o);
+        unparsed += u64::from(!known);
+        for (t, kind) in events {
+            if seen.first(t, &kind) {
+                out.push((t, Source::Kube, kind));
             }
-            Parsed::Keda(k) => {
-                let deployment = k.name.clone().unwrap_or(object);
-                let desired = k.to.unwrap_or(u32::from(k.activated));
-                out.push((
-                    t,
-                    Source::Kube,
-                    EventKind::ScalerActive {
-                        scaled_object: deployment.clone(),
-                        active: k.activated,
-                    },
-                ));
-                out.push((
-                    t,
-                    Source::Kube,
-                    EventKind::Replicas {
-                        deployment,
-                        desired,
-                        ready: 0,
-                    },
-                ));
-            }
-            Parsed::Unparsed { .. } => unparsed += 1,
-            _ => {}
         }
     }
     if out.is_empty() {
