@@ -162,13 +162,7 @@ fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
     use crate::cluster::watch;
     let rt = runtime()?;
     let client = rt.block_on(watch::client(args.context.as_deref()))?;
-    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
-        .to_string()
-        .replace(['-', ':'], "");
-    let run_id = args
-        .run_id
-        .clone()
-        .unwrap_or_else(|| format!("{stamp}-watch"));
+    let run_id = args.run_id.clone().unwrap_or_else(|| stamped("watch"));
     let dir = args.out.join(&run_id);
     prepare_dir(&dir, args.force)?;
     let stop = stop_on_signal();
@@ -505,10 +499,15 @@ pub fn shard_header(mut header: Event, shard: Option<schedule::Shard>) -> Event 
 }
 
 fn run_id_for(plan: &Plan) -> String {
+    stamped(&plan.name)
+}
+
+/// A run id that starts with the UTC time (so run ids sort by time): `20261128T101500Z-<name>`.
+fn stamped(name: &str) -> String {
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
         .to_string()
         .replace(['-', ':'], "");
-    format!("{stamp}-{}", plan.name)
+    format!("{stamp}-{name}")
 }
 
 fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
@@ -915,13 +914,7 @@ fn import(args: &ImportArgs) -> anyhow::Result<ExitStatus> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let imported = crate::cluster::import::import(&files, args.price_per_gpu_hour_usd)?;
-    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
-        .to_string()
-        .replace(['-', ':'], "");
-    let run_id = args
-        .run_id
-        .clone()
-        .unwrap_or_else(|| format!("{stamp}-import"));
+    let run_id = args.run_id.clone().unwrap_or_else(|| stamped("import"));
     let dir = args.out.join(&run_id);
     prepare_dir(&dir, args.force)?;
     let mut writer = EventLogWriter::create(&dir.join("events.jsonl"))?;
