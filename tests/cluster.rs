@@ -20,15 +20,7 @@ fn a_kubectl_dump_breaks_down_into_exact_phases() {
         .success();
     let d: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("i/summary.json")).unwrap()).unwrap();
-    let pod = |name: &str| {
-        d["pods"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["pod"] == name)
-            .unwrap()
-            .clone()
-    };
+    let pod = |name: &str| crate::common::summary_pod(&d, name);
     let s = |v: &serde_json::Value| v.as_u64().map(|us| us as f64 / 1e6);
     let up = pod("upscale-worker-7d4b9c-x2k9p");
     assert_eq!(

@@ -36,3 +36,14 @@ pub fn run_burst(out: &Path, id: &str, extra: &[&str]) -> assert_cmd::assert::As
         .args(extra)
         .assert()
 }
+
+/// One pod's entry in a summary.json's `pods`.
+pub fn summary_pod(summary: &serde_json::Value, name: &str) -> serde_json::Value {
+    summary["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pod"] == name)
+        .unwrap_or_else(|| panic!("no pod {name} in the summary"))
+        .clone()
+}

@@ -286,15 +286,7 @@ async fn watchers_survive_a_drop_and_a_410_and_give_imports_phases_once() {
         .success();
     let d: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
-    let pod = |name: &str| {
-        d["pods"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["pod"] == name)
-            .unwrap()
-            .clone()
-    };
+    let pod = |name: &str| crate::common::summary_pod(&d, name);
     let s = |v: &Value| v.as_u64().map(|us| us as f64 / 1e6);
     let ph = pod("upscale-worker-7d4b9c-x2k9p")["phases_us"].clone();
     // The same values as `import` of the dump (tests/cluster.rs), worked out there by hand.
