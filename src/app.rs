@@ -522,6 +522,16 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     if plan.target != crate::workload::TargetKind::Sim {
         return run_live(args, &plan);
     }
+    if args.cluster.resolve(None).is_some() {
+        bail!(
+            "--context, --namespace, --selector, --node-selector, --require-zero and --wait-for-zero watch a real cluster; target `sim` simulates one\n    fix: run with --target emulator (or gcp), or drop those flags"
+        );
+    }
+    if plan.cluster.is_some() && !args.quiet {
+        eprintln!(
+            "note: [cluster] is for live targets; the simulator simulates the cluster, so nothing is watched"
+        );
+    }
     let thresholds = run_thresholds(&plan, args)?;
     let items = schedule::build(&plan);
     let run_id = run_id_of(&plan, args);
@@ -632,6 +642,7 @@ fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
         },
         progress: !args.no_progress && !args.quiet,
         shard: args.shard,
+        cluster: args.cluster.resolve(plan.cluster.as_ref()),
     };
     let stop = stop_on_signal();
     let rt = runtime()?;

@@ -364,6 +364,85 @@ pub struct RunArgs {
     /// the whole stack and records its own messages (and the shared cluster events).
     #[arg(long, value_name = "INDEX/COUNT")]
     pub shard: Option<crate::schedule::Shard>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// Watching the Kubernetes cluster during a live run; each flag overrides `[cluster]`, and any of them turns
+/// the watchers on.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Cluster (live targets)")]
+pub struct ClusterArgs {
+    /// Watch the cluster of this kubeconfig context (default: the current one, or in-cluster).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// The workers' namespace (default `imagen`).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Label selector of the worker pods and Deployments, e.g. `app.kubernetes.io/component=worker`.
+    #[arg(long)]
+    pub selector: Option<String>,
+    /// Label selector of the GPU nodes, e.g. `cloud.google.com/gke-nodepool=gpu-pool`.
+    #[arg(long)]
+    pub node_selector: Option<String>,
+    /// Before publishing, wait (bounded by --zero-timeout) until the worker replicas are at zero, and with
+    /// `nodes` no GPU node is left either; exit 2 if they are not, rather than measure warm pods.
+    #[arg(long, value_enum, value_name = "SCOPE", num_args = 0..=1, default_missing_value = "replicas")]
+    pub require_zero: Option<crate::cluster::watch::ZeroScope>,
+    /// After the workload, keep watching (bounded by --zero-timeout) until the replicas, and with `nodes` the
+    /// GPU nodes, are back at zero, so the scale-down is in the results.
+    #[arg(long, value_enum, value_name = "SCOPE", num_args = 0..=1, default_missing_value = "replicas")]
+    pub wait_for_zero: Option<crate::cluster::watch::ZeroScope>,
+    /// The longest --require-zero or --wait-for-zero waits (default 15m).
+    #[arg(long, value_parser = crate::units::parse_duration)]
+    pub zero_timeout: Option<crate::units::Micros>,
+    /// Do not watch the cluster, even if the workload has `[cluster]`.
+    #[arg(long, conflicts_with_all = ["context", "namespace", "selector", "node_selector", "require_zero", "wait_for_zero"])]
+    pub no_cluster: bool,
+}
+
+impl ClusterArgs {
+    fn any(&self) -> bool {
+        self.context.is_some()
+            || self.namespace.is_some()
+            || self.selector.is_some()
+            || self.node_selector.is_some()
+            || self.require_zero.is_some()
+            || self.wait_for_zero.is_some()
+            || self.zero_timeout.is_some()
+    }
+
+    /// The workload's `[cluster]` with these flags on top (`None`: no watching).
+    pub fn resolve(
+        &self,
+        workload: Option<&crate::workload::ClusterPlan>,
+    ) -> Option<crate::workload::ClusterPlan> {
+        if self.no_cluster || (workload.is_none() && !self.any()) {
+            return None;
+        }
+        let mut c = workload.cloned().unwrap_or_default();
+        let set = |to: &mut Option<String>, from: &Option<String>| {
+            if from.is_some() {
+                to.clone_from(from);
+            }
+        };
+        set(&mut c.context, &self.context);
+        set(&mut c.selector, &self.selector);
+        set(&mut c.node_selector, &self.node_selector);
+        if let Some(n) = &self.namespace {
+            c.namespace.clone_from(n);
+        }
+        if self.require_zero.is_some() {
+            c.require_zero = self.require_zero;
+        }
+        if self.wait_for_zero.is_some() {
+            c.wait_for_zero = self.wait_for_zero;
+        }
+        if let Some(t) = self.zero_timeout {
+            c.zero_timeout = t;
+        }
+        Some(c)
+    }
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 //! observation goes through one collector into `events.jsonl`; the report is then analysed from that file, exactly
 //! as `analyze` would.
 
+use crate::cluster::watch::{self, ZeroError};
 use crate::emulator;
 use crate::event::{Event, EventKind, MsgId, Source};
 use crate::eventlog::{self, EventLogWriter};
@@ -13,7 +14,7 @@ use crate::pubsub::tracker::{Matcher, RunClock, Tracker};
 use crate::pubsub::{Connection, check_credentials};
 use crate::schedule::{self, Item};
 use crate::sim::Stop;
-use crate::workload::{BacklogKind, Plan, TargetKind};
+use crate::workload::{BacklogKind, ClusterPlan, Plan, TargetKind};
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,10 @@ pub enum LiveError {
     Emulator(#[from] emulator::EmulatorError),
     #[error("cannot write the event log: {0}")]
     Log(#[from] eventlog::Error),
+    #[error(transparent)]
+    Watch(#[from] watch::WatchError),
+    #[error("--require-zero: {0}")]
+    NotAtZero(ZeroError),
 }
 
 /// Flags that override `[target]`.
@@ -49,6 +54,8 @@ pub struct LiveOptions {
     pub progress: bool,
     /// This run is one shard of the workload (`run --shard`).
     pub shard: Option<crate::schedule::Shard>,
+    /// Watch this Kubernetes cluster during the run (`[cluster]` with the flags on top).
+    pub cluster: Option<ClusterPlan>,
 }
 
 impl LiveOptions {
@@ -70,6 +77,8 @@ pub struct Prepared {
     /// The built-in emulator, when the run started one.
     pub builtin: Option<emulator::Handle>,
     resources: Resources,
+    /// The Kubernetes client, when the run watches a cluster.
+    kube: Option<kube::Client>,
 }
 
 impl Prepared {
@@ -147,12 +156,61 @@ pub async fn prepare(plan: &Plan, opts: &LiveOptions) -> Result<Prepared, LiveEr
             conn.check_topic(topic).await?;
         }
     }
+    let kube = match &opts.cluster {
+        Some(c) => {
+            let client = watch::client(c.context.as_deref()).await?;
+            if let Some(scope) = c.require_zero {
+                require_zero(client.clone(), c, scope, opts.progress).await?;
+            }
+            Some(client)
+        }
+        None => None,
+    };
     Ok(Prepared {
         conn,
         create,
         builtin,
         resources,
+        kube,
     })
+}
+
+/// The watch options of `[cluster]`.
+pub fn watch_options(c: &ClusterPlan) -> watch::WatchOptions {
+    watch::WatchOptions {
+        namespace: c.namespace.clone(),
+        selector: c.selector.clone(),
+        node_selector: c.node_selector.clone(),
+    }
+}
+
+/// Waits until the cluster is at zero before anything is published (the watchers' events are not kept: the run
+/// has not started).
+async fn require_zero(
+    client: kube::Client,
+    c: &ClusterPlan,
+    scope: watch::ZeroScope,
+    say: bool,
+) -> Result<(), LiveError> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let now_us = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64;
+    let watching = watch::start(client, &watch_options(c), now_us, tx);
+    let timeout = Duration::from_micros(c.zero_timeout.0);
+    if say {
+        eprintln!(
+            "--require-zero: waiting up to {} for namespace {} to be at zero",
+            humantime::format_duration(timeout),
+            c.namespace
+        );
+    }
+    let result = watching.wait_for_zero(scope, timeout).await;
+    watching.stop().await;
+    let _ = drain.await;
+    result.map_err(LiveError::NotAtZero)
 }
 
 /// Live counts, kept by the collector from the events it writes.
@@ -327,6 +385,15 @@ pub async fn run(
             tx.clone(),
         )
     });
+    let watching = match (&prepared.kube, &opts.cluster) {
+        (Some(client), Some(c)) => Some(watch::start(
+            client.clone(),
+            &watch_options(c),
+            wall_start_unix_us,
+            tx.clone(),
+        )),
+        _ => None,
+    };
     let progress = opts.progress.then(|| {
         crate::progress::Progress::start(
             ledger.clone(),
@@ -361,6 +428,45 @@ pub async fn run(
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The scale-down half of the cycle: keep watching until the cluster is back at zero (bounded), unless stopped.
+    if let (Some(w), Some(scope), Some(c)) = (
+        &watching,
+        opts.cluster.as_ref().and_then(|c| c.wait_for_zero),
+        &opts.cluster,
+    ) && !stop.requested()
+    {
+        let timeout = Duration::from_micros(c.zero_timeout.0);
+        if opts.progress {
+            eprintln!(
+                "workload done; watching the scale-down until {} at zero (at most {})",
+                match scope {
+                    watch::ZeroScope::Replicas => "the replicas are",
+                    watch::ZeroScope::Nodes => "the replicas and GPU nodes are",
+                },
+                humantime::format_duration(timeout)
+            );
+        }
+        let stopped = async {
+            while !stop.requested() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        tokio::select! {
+            r = w.wait_for_zero(scope, timeout) => if let Err(e) = r {
+                tracing::warn!("--wait-for-zero: {e}");
+            },
+            _ = stopped => {}
+        }
+    }
+    if let Some(w) = watching {
+        let counts = w.stop().await;
+        if counts.unparsed > 0 {
+            tracing::info!(
+                "{} Kubernetes event messages were not recognised (kept raw in the cluster)",
+                counts.unparsed
+            );
+        }
     }
     // Stopping the tracker sends its closing count of ignored results.
     tracker.stop().await;

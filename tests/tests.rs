@@ -30,5 +30,7 @@ mod pubsub;
 mod deploy;
 // The Kubernetes watchers through the real kube client against a local fake API server (drop, 410, re-list).
 mod watch;
+// A fake Kubernetes API server (list, watch, drops, 410) for the watch tests and benches/watch.rs.
+mod fakekube;
 
 mod common;

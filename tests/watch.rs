@@ -3,83 +3,120 @@
 //! delivered over time; the events the watchers produce must break down into exactly the per-pod phases that
 //! `import` finds in the dump (tests/cluster.rs), with nothing counted twice.
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Request, Response};
+use crate::fakekube::{FakeKube, Script, WatchStep};
+use imagen_load::cluster::watch::{self, ClusterState, ZeroScope};
 use imagen_load::event::{Event, EventKind, Source};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// What one resource's endpoint answers, call by call.
-struct Script {
-    kind: &'static str,
-    /// The items of each list call (the last one repeats).
-    lists: Vec<Vec<Value>>,
-    /// The objects of each watch call, as (type, object); `None` answers `410 Gone`. Then empty watches.
-    watches: Vec<Option<Vec<(&'static str, Value)>>>,
-    list_calls: AtomicUsize,
-    watch_calls: AtomicUsize,
-}
-
-fn list_body(kind: &str, items: &[Value], rv: usize) -> String {
-    json!({"kind": format!("{kind}List"), "apiVersion": "v1", "metadata": {"resourceVersion": rv.to_string()}, "items": items})
-        .to_string()
-}
-
-fn with_rv(mut o: Value, rv: usize) -> Value {
-    o["metadata"]["resourceVersion"] = json!(rv.to_string());
-    o
-}
-
-async fn answer(
-    scripts: Arc<HashMap<String, Script>>,
-    req: Request<hyper::body::Incoming>,
-) -> Response<Full<Bytes>> {
-    let path = req.uri().path().to_string();
-    let watch = req.uri().query().unwrap_or("").contains("watch=true");
-    let Some(s) = scripts.get(&path) else {
-        return Response::builder()
-            .status(404)
-            .body(Full::new(Bytes::from("{}")))
-            .unwrap();
-    };
-    let ok = |body: String| {
-        Response::builder()
-            .status(200)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap()
-    };
-    if !watch {
-        let n = s.list_calls.fetch_add(1, Ordering::SeqCst);
-        let items = &s.lists[n.min(s.lists.len() - 1)];
-        let rv = 100 * (n + 1);
-        let items: Vec<Value> = items.iter().map(|o| with_rv(o.clone(), rv)).collect();
-        return ok(list_body(s.kind, &items, rv));
+fn lines(objects: &[(&str, Value)]) -> WatchStep {
+    WatchStep::Lines {
+        delay: Duration::ZERO,
+        lines: objects
+            .iter()
+            .map(|(t, o)| (t.to_string(), o.clone()))
+            .collect(),
     }
-    let n = s.watch_calls.fetch_add(1, Ordering::SeqCst);
-    match s.watches.get(n) {
-        // The body ends after these: the watch "drops", and the watcher resumes from the last version.
-        Some(Some(events)) => {
-            let lines: Vec<String> = events
-                .iter()
-                .enumerate()
-                .map(|(i, (t, o))| json!({"type": t, "object": with_rv(o.clone(), 1000 * (n + 1) + i)}).to_string())
-                .collect();
-            ok(lines.join("\n") + "\n")
-        }
-        Some(None) => ok(json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {},
-            "status": "Failure", "message": "too old resource version: 1 (2)", "reason": "Expired", "code": 410}})
-            .to_string()
-            + "\n"),
-        None => {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            ok(String::new())
+}
+
+/// Collects what the watchers emit until `done` holds and nothing new came for a while (at most 30 s).
+async fn collect(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
+    done: impl Fn() -> bool,
+) -> Vec<Event> {
+    let mut got: Vec<Event> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout(Duration::from_millis(1500), rx.recv()).await {
+            Ok(Some(e)) => got.push(e),
+            Ok(None) => break,
+            Err(_) if done() => break,
+            Err(_) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "the watchers did not play the script: {got:?}"
+            ),
         }
     }
+    got
+}
+
+/// No fact twice, though re-lists deliver every object again. `states`: kinds that are states (replicas, scaler
+/// conditions) may repeat at other times, e.g. inactive before the run and again after the cycle.
+fn assert_no_duplicates(got: &[Event], states: bool) {
+    let mut keys: HashMap<String, usize> = HashMap::new();
+    for e in got {
+        let state = matches!(
+            e.kind,
+            EventKind::Replicas { .. }
+                | EventKind::ScalerActive { .. }
+                | EventKind::ScalerCondition { .. }
+        );
+        let key = if states && state {
+            format!("{} {:?}", e.t_us, e.kind)
+        } else {
+            format!("{:?}", e.kind)
+        };
+        *keys.entry(key).or_default() += 1;
+    }
+    assert!(
+        keys.values().all(|n| *n == 1),
+        "duplicates: {:?}",
+        keys.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
+    );
+}
+
+/// Writes the watchers' events as a run's log (header, events in time order, end) and analyses it with the
+/// binary; returns summary.json.
+fn analyse(mut got: Vec<Event>, origin: u64, streams: &[&str]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log =
+        imagen_load::eventlog::EventLogWriter::create(&dir.path().join("events.jsonl")).unwrap();
+    let end = got.iter().map(|e| e.t_us).max().unwrap();
+    log.append(&Event::new(
+        0,
+        Source::Harness,
+        EventKind::RunStarted {
+            log_version: imagen_load::event::EVENT_LOG_VERSION,
+            run_id: "w".into(),
+            workload: "watch".into(),
+            seed: 0,
+            target: "kube".into(),
+            wall_clock_start_unix_us: origin,
+            streams: streams.iter().map(|s| s.to_string()).collect(),
+            warmup_us: 0,
+            deadline_us: end,
+            price_per_gpu_hour_usd: 0.48,
+            shard: None,
+        },
+    ))
+    .unwrap();
+    got.sort_by_key(|e| e.t_us);
+    for e in &got {
+        log.append(e).unwrap();
+    }
+    log.append(&Event::new(
+        end,
+        Source::Harness,
+        EventKind::RunFinished {
+            interrupted: false,
+            reason: None,
+        },
+    ))
+    .unwrap();
+    log.finish().unwrap();
+    crate::common::bin()
+        .arg("analyze")
+        .arg(dir.path())
+        .arg("--quiet")
+        .assert()
+        .success();
+    serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap()
+}
+
+fn secs(v: &Value) -> Option<f64> {
+    v.as_u64().map(|us| us as f64 / 1e6)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,79 +146,65 @@ async fn watchers_survive_a_drop_and_a_410_and_give_imports_phases_once() {
         named("upscale-worker-7d4b9c-x2k9p"),
         named("comic-worker-5f6d7-aaaaa"),
     );
-    let script = |kind, lists, watches| Script {
-        kind,
-        lists,
-        watches,
-        list_calls: AtomicUsize::new(0),
-        watch_calls: AtomicUsize::new(0),
-    };
     let scripts: HashMap<String, Script> = [
         (
             "/api/v1/namespaces/imagen/pods",
-            script(
-                "Pod",
+            Script::new(
+                "PodList",
+                "v1",
                 vec![vec![], vec![upscale.clone()]],
                 vec![
-                    Some(vec![("ADDED", upscale.clone())]),
-                    None,
-                    Some(vec![
-                        ("ADDED", comic.clone()),
-                        ("MODIFIED", upscale.clone()),
-                    ]),
+                    lines(&[("ADDED", upscale.clone())]),
+                    WatchStep::Gone,
+                    lines(&[("ADDED", comic.clone()), ("MODIFIED", upscale.clone())]),
                 ],
             ),
         ),
         (
             "/api/v1/nodes",
-            script(
-                "Node",
+            Script::new(
+                "NodeList",
+                "v1",
                 vec![
                     vec![old_node.clone()],
                     vec![old_node.clone(), new_node.clone()],
                 ],
-                vec![Some(vec![("ADDED", new_node.clone())]), None],
+                vec![lines(&[("ADDED", new_node.clone())]), WatchStep::Gone],
             ),
         ),
         (
             "/api/v1/namespaces/imagen/events",
-            script(
-                "Event",
+            Script::new(
+                "EventList",
+                "v1",
                 vec![events[..4].to_vec(), events.clone()],
                 vec![
-                    Some(events[4..8].iter().map(|e| ("ADDED", e.clone())).collect()),
-                    None,
-                    Some(events[8..].iter().map(|e| ("ADDED", e.clone())).collect()),
+                    lines(
+                        &events[4..8]
+                            .iter()
+                            .map(|e| ("ADDED", e.clone()))
+                            .collect::<Vec<_>>(),
+                    ),
+                    WatchStep::Gone,
+                    lines(
+                        &events[8..]
+                            .iter()
+                            .map(|e| ("ADDED", e.clone()))
+                            .collect::<Vec<_>>(),
+                    ),
                 ],
             ),
         ),
-        ("/api/v1/events", script("Event", vec![vec![]], vec![])),
+        (
+            "/api/v1/events",
+            Script::new("EventList", "v1", vec![vec![]], vec![]),
+        ),
     ]
     .into_iter()
     .map(|(p, s)| (p.to_string(), s))
     .collect();
-    let scripts = Arc::new(scripts);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let served = scripts.clone();
-    let server = tokio::spawn(async move {
-        loop {
-            let (sock, _) = listener.accept().await.unwrap();
-            let scripts = served.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| {
-                    let scripts = scripts.clone();
-                    async move { Ok::<_, std::convert::Infallible>(answer(scripts, req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(sock), svc)
-                    .await;
-            });
-        }
-    });
-
-    let config = kube::Config::new(format!("http://{addr}").parse().unwrap());
-    let client = kube::Client::try_from(config).unwrap();
+    let server = FakeKube::start(scripts);
+    let client = server.client();
     // Time zero at the dump's first instant, as `import` takes it.
     let origin = imagen_load::cluster::import::ts(Some(&json!("2026-11-28T09:00:00Z"))).unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -192,31 +215,22 @@ async fn watchers_survive_a_drop_and_a_410_and_give_imports_phases_once() {
         tx,
     );
     // Until every script has been played and nothing new arrives.
-    let mut got: Vec<Event> = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        match tokio::time::timeout(Duration::from_millis(1500), rx.recv()).await {
-            Ok(Some(e)) => got.push(e),
-            Ok(None) => break,
-            Err(_)
-                if scripts
-                    .values()
-                    .all(|s| s.watch_calls.load(Ordering::SeqCst) > s.watches.len()) =>
-            {
-                break;
-            }
-            Err(_) => assert!(
-                tokio::time::Instant::now() < deadline,
-                "the watchers did not play the script: {got:?}"
-            ),
-        }
-    }
+    let mut got = collect(&mut rx, || {
+        [
+            "/api/v1/namespaces/imagen/pods",
+            "/api/v1/nodes",
+            "/api/v1/namespaces/imagen/events",
+        ]
+        .iter()
+        .all(|p| server.scripts[*p].played())
+    })
+    .await;
     let counts = watching.stop().await;
     while let Ok(e) = rx.try_recv() {
         got.push(e);
     }
-    server.abort();
-    for (path, s) in scripts
+    for (path, s) in server
+        .scripts
         .iter()
         .filter(|(p, _)| !p.ends_with("/api/v1/events"))
     {
@@ -225,16 +239,7 @@ async fn watchers_survive_a_drop_and_a_410_and_give_imports_phases_once() {
             "{path}: the 410 made the watcher list again"
         );
     }
-    // Nothing twice, though the re-list delivered every object again.
-    let mut keys: HashMap<String, usize> = HashMap::new();
-    for e in &got {
-        *keys.entry(format!("{:?}", e.kind)).or_default() += 1;
-    }
-    assert!(
-        keys.values().all(|n| *n == 1),
-        "duplicates: {:?}",
-        keys.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
-    );
+    assert_no_duplicates(&got, false);
     assert_eq!(
         counts.unparsed, 1,
         "SomeFutureReason is counted, not a crash"
@@ -242,52 +247,9 @@ async fn watchers_survive_a_drop_and_a_410_and_give_imports_phases_once() {
     assert!(got.iter().all(|e| e.source == Source::Kube));
 
     // The log the watchers' events make, analysed as any run's.
-    let dir = tempfile::tempdir().unwrap();
-    let mut log =
-        imagen_load::eventlog::EventLogWriter::create(&dir.path().join("events.jsonl")).unwrap();
-    let end = got.iter().map(|e| e.t_us).max().unwrap();
-    log.append(&Event::new(
-        0,
-        Source::Harness,
-        EventKind::RunStarted {
-            log_version: imagen_load::event::EVENT_LOG_VERSION,
-            run_id: "w".into(),
-            workload: "watch".into(),
-            seed: 0,
-            target: "kube".into(),
-            wall_clock_start_unix_us: origin,
-            streams: vec!["upscale-worker".into(), "comic-worker".into()],
-            warmup_us: 0,
-            deadline_us: end,
-            price_per_gpu_hour_usd: 0.48,
-            shard: None,
-        },
-    ))
-    .unwrap();
-    got.sort_by_key(|e| e.t_us);
-    for e in &got {
-        log.append(e).unwrap();
-    }
-    log.append(&Event::new(
-        end,
-        Source::Harness,
-        EventKind::RunFinished {
-            interrupted: false,
-            reason: None,
-        },
-    ))
-    .unwrap();
-    log.finish().unwrap();
-    crate::common::bin()
-        .arg("analyze")
-        .arg(dir.path())
-        .arg("--quiet")
-        .assert()
-        .success();
-    let d: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
+    let d = analyse(got, origin, &["upscale-worker", "comic-worker"]);
     let pod = |name: &str| crate::common::summary_pod(&d, name);
-    let s = |v: &Value| v.as_u64().map(|us| us as f64 / 1e6);
+    let s = secs;
     let ph = pod("upscale-worker-7d4b9c-x2k9p")["phases_us"].clone();
     // The same values as `import` of the dump (tests/cluster.rs), worked out there by hand.
     assert_eq!(s(&ph["pod_creation"]), Some(1.0));
@@ -322,4 +284,441 @@ fn watch_without_a_cluster_says_how_to_point_it_at_one_and_writes_nothing() {
         ))
         .stderr(predicates::str::contains("fix: set KUBECONFIG"));
     assert!(!home.path().join("results").exists());
+}
+
+/// The fixture of a whole GPU scale cycle, 0 → 2 → 0 (`fixtures/kube/scale-0-2-0.json`, written by its script).
+fn scale_cycle() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(crate::common::path("fixtures/kube/scale-0-2-0.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpu_scale_cycle_0_2_0_watched_through_drops_and_410s_breaks_down_exactly() {
+    let fixture = scale_cycle();
+    let server = FakeKube::start(crate::fakekube::timeline(
+        &fixture,
+        |res, n| match res {
+            // The pods' deletions fall in the gap: only the re-list shows the pods gone.
+            "pods" => (n - 2, n),
+            _ => (n / 2, n / 2),
+        },
+        // The nodes leave after the events that say when they did (a DELETED node carries no time).
+        |res| match res {
+            "nodes" => Duration::from_millis(1500),
+            _ => Duration::ZERO,
+        },
+    ));
+    let origin =
+        imagen_load::cluster::import::ts(Some(&fixture["origin"])).expect("the fixture's origin");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let opts = watch::WatchOptions {
+        selector: Some("app.kubernetes.io/component=worker".into()),
+        ..Default::default()
+    };
+    let watching = watch::start(server.client(), &opts, origin, tx);
+    let mut got = collect(&mut rx, || server.played()).await;
+    // Back at zero, GPU nodes included: the state the wait for zero reads.
+    watching
+        .wait_for_zero(ZeroScope::Nodes, Duration::from_secs(10))
+        .await
+        .expect("the cluster is back at zero");
+    let state: ClusterState = watching.state();
+    assert!(state.known());
+    assert_eq!(
+        state.deployments.get("upscale-worker"),
+        Some(&(0, 0)),
+        "{state:?}"
+    );
+    assert!(
+        state.pods.is_empty() && state.gpu_nodes.is_empty(),
+        "{state:?}"
+    );
+    let counts = watching.stop().await;
+    while let Ok(e) = rx.try_recv() {
+        got.push(e);
+    }
+    for (path, s) in server.scripts.iter() {
+        assert_eq!(
+            s.list_calls.load(Ordering::SeqCst),
+            2,
+            "{path}: listed, then listed again after the 410"
+        );
+    }
+    assert_no_duplicates(&got, true);
+    assert_eq!(counts.unparsed, 1, "SomeFutureReason is counted");
+    let at = |pred: &dyn Fn(&EventKind) -> bool| -> Vec<f64> {
+        got.iter()
+            .filter(|e| pred(&e.kind))
+            .map(|e| e.t_us as f64 / 1e6)
+            .collect()
+    };
+    // Deployment states at their last write (managedFields), the one before the run at time zero.
+    let mut replicas: Vec<(f64, u32, u32)> = got
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Replicas {
+                deployment,
+                desired,
+                ready,
+            } if deployment == "upscale-worker" => Some((e.t_us as f64 / 1e6, *desired, *ready)),
+            _ => None,
+        })
+        .collect();
+    replicas.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(
+        replicas,
+        vec![
+            (0.0, 0, 0),
+            (5.0, 1, 0),
+            (35.0, 2, 0),
+            (214.0, 2, 1),
+            (235.0, 2, 2),
+            // KEDA's deactivation event, then the Deployment's own write.
+            (600.0, 0, 0),
+            (601.0, 0, 0),
+        ]
+    );
+    assert_eq!(
+        at(&|k| matches!(k, EventKind::ScalerActive { active: true, .. })),
+        vec![5.0],
+        "the KEDA event and the ScaledObject's condition say it once"
+    );
+    assert!(at(&|k| matches!(k, EventKind::ScalerActive { active: false, .. })).contains(&600.0));
+    let mut node_gone = at(&|k| matches!(k, EventKind::NodeDeleted { .. }));
+    node_gone.sort_by(f64::total_cmp);
+    assert_eq!(
+        node_gone,
+        vec![1280.0, 1305.0],
+        "the autoscaler's `node removed` and the node controller's RemovingNode"
+    );
+    assert_eq!(
+        at(&|k| matches!(k, EventKind::PodDeleted { .. })),
+        vec![630.0, 630.0]
+    );
+    assert_eq!(
+        at(&|k| matches!(k, EventKind::ScaleUpTriggered { .. })),
+        vec![16.0, 46.0]
+    );
+    assert!(
+        got.iter().any(|e| matches!(&e.kind,
+            EventKind::NodeCreated { node, preexisting: true, .. } if node.contains("default-pool"))),
+        "the CPU node was there before the run"
+    );
+
+    let d = analyse(got, origin, &["upscale-worker"]);
+    let pod = |name: &str| crate::common::summary_pod(&d, name);
+    let expect = [
+        (
+            "upscale-worker-6f9c8d7b5-k2x9p",
+            [1.0, 119.6, 44.65, 1.75, 42.0, 209.0],
+        ),
+        (
+            "upscale-worker-6f9c8d7b5-w4m7r",
+            [1.0, 115.25, 39.25, 1.5, 43.0, 200.0],
+        ),
+    ];
+    for (name, want) in expect {
+        let ph = pod(name)["phases_us"].clone();
+        let got: Vec<Option<f64>> = [
+            "pod_creation",
+            "node_provisioning",
+            "image_pull",
+            "container_start",
+            "model_load",
+            "total",
+        ]
+        .iter()
+        .map(|k| secs(&ph[*k]))
+        .collect();
+        assert_eq!(
+            got,
+            want.iter().map(|v| Some(*v)).collect::<Vec<_>>(),
+            "{name}: {ph}"
+        );
+    }
+    let cycle = &d["cycles"][0];
+    assert_eq!(cycle["deployment"], "upscale-worker");
+    assert_eq!(cycle["peak_replicas"], 2);
+    assert_eq!(
+        secs(&cycle["to_zero_replicas_us"]),
+        Some(595.0),
+        "activation at 5 s, back at zero at 600 s: {cycle}"
+    );
+    let warnings = d["warnings"].to_string();
+    assert!(
+        warnings.contains("upscale-worker was held at its maximum replica count"),
+        "{warnings}"
+    );
+}
+
+#[test]
+fn require_zero_refuses_a_warm_cluster_and_writes_nothing() {
+    let mut fixture = scale_cycle();
+    // One replica up and ready: a "cold start" test would measure a warm pod.
+    let warm = fixture["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["resource"] == "deployments" && s["object"]["status"]["readyReplicas"] == 1)
+        .unwrap()["object"]
+        .clone();
+    fixture["initial"]["deployments"] = json!([warm]);
+    let server = FakeKube::start(crate::fakekube::steady(&fixture["initial"]));
+    let dir = tempfile::tempdir().unwrap();
+    let workload = small_live_workload(dir.path());
+    std::fs::write(dir.path().join("kubeconfig"), server.kubeconfig()).unwrap();
+    crate::common::bin()
+        .arg("run")
+        .arg(&workload)
+        .args(["--require-zero", "--zero-timeout", "2s", "--out"])
+        .arg(dir.path().join("results"))
+        .env("KUBECONFIG", dir.path().join("kubeconfig"))
+        .env_remove("PUBSUB_EMULATOR_HOST")
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "the cluster did not reach zero within 2s",
+        ))
+        .stderr(predicates::str::contains(
+            "deployment upscale-worker (2 desired, 1 ready)",
+        ))
+        .stderr(predicates::str::contains("fix:"));
+    assert!(!dir.path().join("results").exists());
+}
+
+/// Three messages into the built-in emulator with no worker (they are lost after 1 s), watching the cluster
+/// named by `[cluster]`.
+fn small_live_workload(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("cluster-live.toml");
+    std::fs::write(
+        &path,
+        r#"[run]
+name = "cluster-live"
+deadline = "1s"
+
+[target]
+kind = "emulator"
+
+[cluster]
+namespace = "imagen"
+selector = "app.kubernetes.io/component=worker"
+node_selector = "cloud.google.com/gke-nodepool=gpu-pool"
+
+[[stream]]
+name = "upscale"
+  [[stream.phase]]
+  kind = "burst"
+  count = 3
+"#,
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_live_run_watches_the_cluster_of_its_workload_and_waits_for_zero() {
+    let fixture = scale_cycle();
+    let server = FakeKube::start(crate::fakekube::steady(&fixture["initial"]));
+    let dir = tempfile::tempdir().unwrap();
+    let workload = small_live_workload(dir.path());
+    std::fs::write(dir.path().join("kubeconfig"), server.kubeconfig()).unwrap();
+    crate::common::bin()
+        .arg("run")
+        .arg(&workload)
+        .args([
+            "--require-zero=nodes",
+            "--wait-for-zero=nodes",
+            "--zero-timeout",
+            "20s",
+            "--run-id",
+            "r",
+            "--quiet",
+            "--out",
+        ])
+        .arg(dir.path().join("results"))
+        .env("KUBECONFIG", dir.path().join("kubeconfig"))
+        .env_remove("PUBSUB_EMULATOR_HOST")
+        .timeout(Duration::from_secs(90))
+        .assert()
+        .success();
+    let log = std::fs::read_to_string(dir.path().join("results/r/events.jsonl")).unwrap();
+    let kube: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["source"] == "kube")
+        .collect();
+    // The cluster as it stood when the run started: the Deployment at zero, the ScaledObject inactive.
+    assert!(
+        kube.iter().any(|e| e["event"] == "replicas"
+            && e["deployment"] == "upscale-worker"
+            && e["desired"] == 0
+            && e["t_us"] == 0),
+        "{kube:?}"
+    );
+    assert!(
+        kube.iter()
+            .any(|e| e["event"] == "scaler_active" && e["active"] == false),
+        "{kube:?}"
+    );
+    let mut kinds: Vec<&str> = kube.iter().filter_map(|e| e["event"].as_str()).collect();
+    kinds.sort();
+    kinds.dedup();
+    assert!(kinds.contains(&"scaler_condition"), "{kinds:?}");
+    // 3 messages published and lost (no worker): the Pub/Sub side ran as usual beside the watchers.
+    assert_eq!(log.matches(r#""event":"lost""#).count(), 3);
+}
+
+#[test]
+fn cluster_flags_on_the_simulator_are_refused_with_the_fix() {
+    crate::common::bin()
+        .args(["run", "workloads/burst.toml", "--require-zero", "--quiet"])
+        .current_dir(crate::common::root())
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("target `sim` simulates one"))
+        .stderr(predicates::str::contains("fix: run with --target emulator"));
+}
+
+/// Against a real API server: kwok (Kubernetes without kubelets; its controller plays the kubelet of fake nodes)
+/// in Docker. A GPU node and a two-replica worker Deployment appear, the watchers see the pods created,
+/// scheduled, started and ready on that node, then the Deployment goes to zero and the node away, and the
+/// cluster is seen back at zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker engine (kwok in testcontainers): cargo test -- --ignored real_api_server"]
+async fn the_watchers_follow_a_real_api_server_kwok_in_docker() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{Namespace, Node};
+    use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+    use testcontainers_modules::kwok::{KWOK_CLUSTER_PORT, KwokCluster};
+    use testcontainers_modules::testcontainers::runners::AsyncRunner;
+
+    let cluster = KwokCluster::default()
+        .start()
+        .await
+        .expect("Docker is running");
+    let port = cluster.get_host_port_ipv4(KWOK_CLUSTER_PORT).await.unwrap();
+    let config = kube::Config::new(format!("http://127.0.0.1:{port}").parse().unwrap());
+    let client = kube::Client::try_from(config).unwrap();
+    let pp = PostParams::default();
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &pp,
+            &serde_json::from_value(json!({"metadata": {"name": "imagen"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let origin = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let opts = watch::WatchOptions {
+        selector: Some("app.kubernetes.io/component=worker".into()),
+        node_selector: Some("cloud.google.com/gke-nodepool=gpu-pool".into()),
+        ..Default::default()
+    };
+    let watching = watch::start(client.clone(), &opts, origin, tx);
+    let nodes = Api::<Node>::all(client.clone());
+    nodes
+        .create(
+            &pp,
+            &serde_json::from_value(json!({
+                "metadata": {"name": "gpu-node-1",
+                    "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                    "labels": {"cloud.google.com/gke-nodepool": "gpu-pool", "type": "kwok"}},
+                "status": {"capacity": {"cpu": "8", "memory": "32Gi", "pods": "110", "nvidia.com/gpu": "2"},
+                    "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110", "nvidia.com/gpu": "2"}}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let deployments = Api::<Deployment>::namespaced(client.clone(), "imagen");
+    deployments
+        .create(
+            &pp,
+            &serde_json::from_value(json!({
+                "metadata": {"name": "upscale-worker", "labels": {"app.kubernetes.io/component": "worker"}},
+                "spec": {"replicas": 2,
+                    "selector": {"matchLabels": {"app.kubernetes.io/name": "upscale-worker"}},
+                    "template": {
+                        "metadata": {"labels": {"app.kubernetes.io/name": "upscale-worker",
+                            "app.kubernetes.io/component": "worker"}},
+                        "spec": {"nodeSelector": {"type": "kwok"},
+                            "containers": [{"name": "worker", "image": "fake",
+                                "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    // Until both pods are ready and the Deployment says so.
+    let mut got: Vec<Event> = Vec::new();
+    let ready = |got: &[Event]| {
+        got.iter()
+            .filter(|e| matches!(e.kind, EventKind::PodReady { .. }))
+            .count()
+            == 2
+            && got.iter().any(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::Replicas {
+                        desired: 2,
+                        ready: 2,
+                        ..
+                    }
+                )
+            })
+    };
+    let until = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !ready(&got) {
+        match tokio::time::timeout_at(until, rx.recv()).await {
+            Ok(Some(e)) => got.push(e),
+            _ => panic!("the pods did not become ready: {got:?}"),
+        }
+    }
+    for kind in ["PodCreated", "PodScheduled", "ContainerStarted", "PodReady"] {
+        let n = got
+            .iter()
+            .filter(|e| format!("{:?}", e.kind).starts_with(kind))
+            .count();
+        assert_eq!(n, 2, "{kind}: {got:?}");
+    }
+    assert!(got.iter().any(|e| matches!(&e.kind,
+        EventKind::PodScheduled { node, .. } if node == "gpu-node-1")));
+    assert!(got.iter().any(|e| matches!(&e.kind,
+        EventKind::NodeCreated { node, preexisting: false, .. } if node == "gpu-node-1")));
+    // Scale-down: the Deployment to zero, the node away.
+    deployments
+        .patch(
+            "upscale-worker",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 0}})),
+        )
+        .await
+        .unwrap();
+    watching
+        .wait_for_zero(ZeroScope::Replicas, Duration::from_secs(120))
+        .await
+        .expect("the replicas back at zero");
+    nodes
+        .delete("gpu-node-1", &DeleteParams::default())
+        .await
+        .unwrap();
+    watching
+        .wait_for_zero(ZeroScope::Nodes, Duration::from_secs(60))
+        .await
+        .expect("the GPU node gone");
+    watching.stop().await;
+    while let Ok(e) = rx.try_recv() {
+        got.push(e);
+    }
+    assert_no_duplicates(&got, true);
+    assert!(
+        got.iter().all(|e| e.t_us < 600_000_000),
+        "times relative to the run's start"
+    );
 }

@@ -35,6 +35,7 @@ fn every_broken_workload_fails_with_its_place_and_key() {
         ("unknown-table.toml", "streams"),
         ("zero-count.toml", "stream[1].phase[1].count"),
         ("bad-sim-key.toml", "sim.keda.cooldown"),
+        ("bad-cluster-scope.toml", "cluster.require_zero"),
     ];
     let dir = path("fixtures/bad-workloads");
     let mut seen = 0;

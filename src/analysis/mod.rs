@@ -639,6 +639,31 @@ impl Analyzer {
                 scaled_object,
                 value,
             } => self.metric_read(t, scaled_object, *value),
+            EventKind::ScalerCondition {
+                scaled_object,
+                condition,
+                active,
+                reason,
+            } => {
+                // The states that change what the run measured: KEDA falling back to its fallback replicas or
+                // paused, the HPA held at maxReplicaCount, a ScaledObject not ready.
+                let reason = reason.as_deref().unwrap_or("no reason given");
+                let notable = match (condition.as_str(), *active) {
+                    ("Fallback", true) => Some("fell back to its fallback replica count"),
+                    ("Paused", true) => Some("was paused"),
+                    ("ScalingLimited", true) if reason.starts_with("TooManyReplicas") => {
+                        Some("was held at its maximum replica count")
+                    }
+                    ("Ready", false) => Some("was not ready"),
+                    _ => None,
+                };
+                if let Some(what) = notable {
+                    self.warnings.push(format!(
+                        "at {:.1}s, scaler {scaled_object} {what} ({condition}: {reason})",
+                        t as f64 / 1e6
+                    ));
+                }
+            }
             EventKind::ScalerActive { .. } | EventKind::SimPodTruth { .. } => {}
             EventKind::Replicas {
                 deployment,

@@ -173,14 +173,112 @@ pub fn object_events(o: &Value, scheduled_by_event: bool) -> Vec<(u64, EventKind
                 out.push((t, EventKind::NodeDeleted { node: name }));
             }
         }
+        Some("Deployment") => {
+            // A Deployment says how many replicas it wants and has, not when that changed: its last write (the
+            // newest managedFields time, whole seconds) is when.
+            if let Some(t) = last_write(o) {
+                out.push((
+                    t,
+                    EventKind::Replicas {
+                        deployment: name,
+                        desired: count(o.pointer("/spec/replicas")),
+                        ready: count(o.pointer("/status/readyReplicas")),
+                    },
+                ));
+            }
+        }
+        Some(kind @ ("ScaledObject" | "HorizontalPodAutoscaler")) => {
+            // KEDA names the HPA it manages `keda-hpa-<scaledobject>`: both speak for the ScaledObject.
+            let scaled_object = name.strip_prefix("keda-hpa-").unwrap_or(&name).to_string();
+            for c in o
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let (Some(condition), Some(t)) =
+                    (c["type"].as_str(), ts(c.get("lastTransitionTime")))
+                else {
+                    continue;
+                };
+                let active = c["status"] == "True";
+                if kind == "ScaledObject" && condition == "Active" && c["status"] != "Unknown" {
+                    out.push((
+                        t,
+                        EventKind::ScalerActive {
+                            scaled_object: scaled_object.clone(),
+                            active,
+                        },
+                    ));
+                }
+                let reason = [c["reason"].as_str(), c["message"].as_str()]
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(": ");
+                out.push((
+                    t,
+                    EventKind::ScalerCondition {
+                        scaled_object: scaled_object.clone(),
+                        condition: condition.to_string(),
+                        active,
+                        reason: (!reason.is_empty()).then_some(reason),
+                    },
+                ));
+            }
+        }
         _ => {}
     }
     out
 }
 
+fn count(v: Option<&Value>) -> u32 {
+    v.and_then(Value::as_u64)
+        .unwrap_or(0)
+        .min(u64::from(u32::MAX)) as u32
+}
+
+/// The newest write to an object the server recorded (`metadata.managedFields[].time`, whole seconds), else its
+/// creation.
+pub fn last_write(o: &Value) -> Option<u64> {
+    o.pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|f| ts(f.get("time")))
+        .max()
+        .or_else(|| ts(o.pointer("/metadata/creationTimestamp")))
+}
+
+/// An events.k8s.io/v1 Event in the shape of a core/v1 one (both APIs serve the same objects; dumps and
+/// watches may hold either): `regarding` → `involvedObject`, `note` → `message`, `deprecatedFirstTimestamp` →
+/// `firstTimestamp`.
+fn as_core_event(o: &Value) -> std::borrow::Cow<'_, Value> {
+    if o.get("involvedObject").is_some() || o.get("regarding").is_none() {
+        return std::borrow::Cow::Borrowed(o);
+    }
+    let mut c = o.clone();
+    if let Some(m) = c.as_object_mut() {
+        for (from, to) in [
+            ("regarding", "involvedObject"),
+            ("note", "message"),
+            ("deprecatedFirstTimestamp", "firstTimestamp"),
+            ("deprecatedLastTimestamp", "lastTimestamp"),
+            ("deprecatedCount", "count"),
+        ] {
+            if let Some(v) = m.remove(from) {
+                m.insert(to.to_string(), v);
+            }
+        }
+    }
+    std::borrow::Cow::Owned(c)
+}
+
 /// What a core/v1 Event says happened, at the sharpest time it has (eventTime in µs, the UnixNano in its name,
 /// then its whole-second stamps). Returns false as well when no parser knew its reason (kept raw, counted).
 pub fn event_events(o: &Value) -> (Vec<(u64, EventKind)>, bool) {
+    let o = &*as_core_event(o);
     let mut out = Vec::new();
     let reason = o["reason"].as_str().unwrap_or("");
     let message = o["message"].as_str().unwrap_or("");
@@ -258,6 +356,7 @@ pub fn event_events(o: &Value) -> (Vec<(u64, EventKind)>, bool) {
                 },
             ));
         }
+        Parsed::NodeRemoved => out.push((t, EventKind::NodeDeleted { node: object })),
         Parsed::Unparsed { .. } => return (out, false),
         _ => {}
     }
@@ -361,4 +460,77 @@ pub fn import(files: &[(String, String)], price_per_gpu_hour_usd: f64) -> Result
         deployments,
         unparsed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_k8s_io_v1_reads_as_core_v1() {
+        // What `kubectl get events.v1.events.k8s.io -o json` shows for the scheduler's binding.
+        let e = json!({
+            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "upscale-worker-6f9c8d7b5-k2x9p.187c1f0e2a9b7c00", "namespace": "imagen"},
+            "eventTime": "2026-11-28T10:02:05.600000Z",
+            "reason": "Scheduled", "action": "Binding", "type": "Normal",
+            "regarding": {"kind": "Pod", "name": "upscale-worker-6f9c8d7b5-k2x9p", "namespace": "imagen"},
+            "note": "Successfully assigned imagen/upscale-worker-6f9c8d7b5-k2x9p to gke-imagen-gpu-pool-3c1a2b-n1x4",
+            "reportingController": "default-scheduler", "reportingInstance": "default-scheduler-gke"
+        });
+        let (events, known) = event_events(&e);
+        assert!(known);
+        assert_eq!(
+            events,
+            vec![(
+                ts(Some(&json!("2026-11-28T10:02:05.600000Z"))).unwrap(),
+                EventKind::PodScheduled {
+                    pod: "upscale-worker-6f9c8d7b5-k2x9p".into(),
+                    node: "gke-imagen-gpu-pool-3c1a2b-n1x4".into()
+                }
+            )]
+        );
+        // A kubelet event through the new API keeps its deprecated whole-second stamp.
+        let pulled = json!({
+            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "p.x"}, "reason": "Pulled",
+            "regarding": {"kind": "Pod", "name": "p"},
+            "note": "Container image \"img\" already present on machine",
+            "deprecatedFirstTimestamp": "2026-11-28T10:00:01Z", "deprecatedCount": 1
+        });
+        let (events, _) = event_events(&pulled);
+        assert!(
+            matches!(&events[0], (t, EventKind::ImagePulled { pod, cached: true, .. })
+            if pod == "p" && *t == ts(Some(&json!("2026-11-28T10:00:01Z"))).unwrap())
+        );
+    }
+
+    #[test]
+    fn deployments_and_scalers_say_their_state_at_their_last_write() {
+        let d = json!({"kind": "Deployment", "metadata": {"name": "upscale-worker",
+            "creationTimestamp": "2026-11-20T08:00:00Z",
+            "managedFields": [{"time": "2026-11-28T10:00:35Z"}, {"time": "2026-11-28T10:00:05Z"}]},
+            "spec": {"replicas": 2}, "status": {"readyReplicas": 1}});
+        assert_eq!(
+            object_events(&d, false),
+            vec![(
+                ts(Some(&json!("2026-11-28T10:00:35Z"))).unwrap(),
+                EventKind::Replicas {
+                    deployment: "upscale-worker".into(),
+                    desired: 2,
+                    ready: 1
+                }
+            )]
+        );
+        let hpa = json!({"kind": "HorizontalPodAutoscaler", "metadata": {"name": "keda-hpa-upscale-worker"},
+            "status": {"conditions": [{"type": "ScalingLimited", "status": "True", "reason": "TooManyReplicas",
+                "message": "the desired replica count is more than the maximum replica count",
+                "lastTransitionTime": "2026-11-28T10:00:50Z"}]}});
+        let out = object_events(&hpa, false);
+        assert!(
+            matches!(&out[..], [(_, EventKind::ScalerCondition { scaled_object, condition, active: true, reason: Some(r) })]
+            if scaled_object == "upscale-worker" && condition == "ScalingLimited" && r.starts_with("TooManyReplicas: "))
+        );
+    }
 }

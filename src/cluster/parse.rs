@@ -29,6 +29,9 @@ pub enum Parsed {
     },
     /// KEDA `KEDAScaleTargetActivated` / `KEDAScaleTargetDeactivated`.
     Keda(KedaScale),
+    /// The node is gone: node-lifecycle `RemovingNode` / `DeletingNode`, or cluster-autoscaler `ScaleDown` saying
+    /// "node removed by cluster autoscaler".
+    NodeRemoved,
     /// Reasons whose wording changed across versions and whose message carries nothing we need
     /// (`Created`, `Started`, `Killing`, `ScaleDown`, ...): keyed on the reason alone.
     Reason {
@@ -248,8 +251,12 @@ pub fn parse(reason: &str, message: &str) -> Parsed {
         },
         "kedascaletargetactivated" => Parsed::Keda(keda(message, true)),
         "kedascaletargetdeactivated" => Parsed::Keda(keda(message, false)),
+        "removingnode" | "deletingnode" => Parsed::NodeRemoved,
+        "scaledown" if message.to_lowercase().contains("removed") => Parsed::NodeRemoved,
         "created" | "started" | "killing" | "scaledown" | "scaledownempty" | "imagestreaming"
-        | "backoff" => Parsed::Reason {
+        | "backoff" | "registerednode" | "nodeready" | "nodenotready" | "starting"
+        | "successfulcreate" | "successfuldelete" | "scalingreplicaset" | "successfulrescale"
+        | "kedascalersstarted" | "scaledobjectready" => Parsed::Reason {
             reason: reason.to_string(),
         },
         _ => unparsed(),
@@ -427,6 +434,36 @@ mod tests {
             parse("Created", "Created container: worker"),
             Parsed::Reason {
                 reason: "Created".into()
+            }
+        );
+        // Scale-down: the node's end, in the node controller's and the autoscaler's words.
+        for (reason, message) in [
+            (
+                "RemovingNode",
+                "Node gke-imagen-gpu-pool-3c1a2b-x7k2 event: Removing Node gke-imagen-gpu-pool-3c1a2b-x7k2 from Controller",
+            ),
+            (
+                "DeletingNode",
+                "Deleting node gke-imagen-gpu-pool-3c1a2b-x7k2 because it does not exist in the cloud provider",
+            ),
+            ("ScaleDown", "node removed by cluster autoscaler"),
+        ] {
+            assert_eq!(parse(reason, message), Parsed::NodeRemoved, "{reason}");
+        }
+        assert_eq!(
+            parse("ScaleDown", "marked the node as toBeDeleted/unschedulable"),
+            Parsed::Reason {
+                reason: "ScaleDown".into()
+            },
+            "being drained is not gone yet"
+        );
+        assert_eq!(
+            parse(
+                "ScaleDownEmpty",
+                "Scale-down: removing empty node \"gke-x\""
+            ),
+            Parsed::Reason {
+                reason: "ScaleDownEmpty".into()
             }
         );
         assert!(matches!(

@@ -10,15 +10,19 @@
 //!   the rest is counted and left out (never a negative time).
 //! - API errors back off and are logged; a `403` names the permission that is missing, once.
 
-use super::import::{Seen, event_events, object_events, ts};
+use super::import::{Seen, event_events, last_write, object_events, ts};
 use crate::event::{Event, EventKind, Source};
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Event as KubeEvent, Node, Pod};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::SystemTime;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch as state_watch};
 use tokio::task::JoinHandle;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +40,7 @@ pub enum WatchError {
 pub struct WatchOptions {
     /// The workers' namespace (pods and their events).
     pub namespace: String,
-    /// Label selector of the worker pods (all pods of the namespace when empty).
+    /// Label selector of the worker pods and their Deployments (all of the namespace when empty).
     pub selector: Option<String>,
     /// Label selector of the GPU nodes (all nodes when empty), e.g. `cloud.google.com/gke-nodepool=gpu-pool`.
     pub node_selector: Option<String>,
@@ -76,10 +80,125 @@ struct Delivered {
     deleted: bool,
 }
 
+/// What the watchers hand the translator.
+enum Msg {
+    /// A (re-)list begins: what it does not deliver is gone.
+    Listing(Watched),
+    Object(Watched, Delivered),
+    /// A watcher's (re-)list is complete: the state of its kind of object is known.
+    Listed(Watched),
+    /// The API does not serve this kind (KEDA not installed): it will not be known, and that is not waited for.
+    Absent(Watched),
+}
+
+/// The kinds of object watched for the cluster's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Watched {
+    Pods,
+    Nodes,
+    Deployments,
+    ScaledObjects,
+    Hpas,
+    Events,
+    NodeEvents,
+}
+
+/// What must be at zero: the worker replicas (`replicas`), or those and the GPU nodes (`nodes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ZeroScope {
+    Replicas,
+    Nodes,
+}
+
+/// The cluster as the watchers last saw it: what `--require-zero` and `--wait-for-zero` wait on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterState {
+    /// Kinds whose first list is complete (or which the API does not serve).
+    pub listed: BTreeSet<Watched>,
+    /// Deployment → (desired, ready) replicas.
+    pub deployments: BTreeMap<String, (u32, u32)>,
+    /// Pods not yet deleted (terminating ones still hold their GPU).
+    pub pods: BTreeSet<String>,
+    /// GPU nodes not yet deleted: nodes of `--node-selector`, else nodes with `nvidia.com/gpu` capacity or a
+    /// `cloud.google.com/gke-accelerator` label.
+    pub gpu_nodes: BTreeSet<String>,
+}
+
+impl ClusterState {
+    /// Whether the deployments, pods and nodes are known.
+    pub fn known(&self) -> bool {
+        [Watched::Pods, Watched::Nodes, Watched::Deployments]
+            .iter()
+            .all(|w| self.listed.contains(w))
+    }
+
+    /// Drops the objects of kind `w` a complete list did not hold; true if any.
+    fn forget_absent(&mut self, w: Watched, present: &HashSet<String>) -> bool {
+        let before = self.deployments.len() + self.pods.len() + self.gpu_nodes.len();
+        match w {
+            Watched::Deployments => self.deployments.retain(|n, _| present.contains(n)),
+            Watched::Pods => self.pods.retain(|n| present.contains(n)),
+            Watched::Nodes => self.gpu_nodes.retain(|n| present.contains(n)),
+            _ => {}
+        }
+        before != self.deployments.len() + self.pods.len() + self.gpu_nodes.len()
+    }
+
+    /// What is not at zero yet, in words (empty when at zero).
+    pub fn above_zero(&self, scope: ZeroScope) -> Vec<String> {
+        let mut left: Vec<String> = self
+            .deployments
+            .iter()
+            .filter(|(_, (d, r))| *d > 0 || *r > 0)
+            .map(|(name, (d, r))| format!("deployment {name} ({d} desired, {r} ready)"))
+            .collect();
+        if !self.pods.is_empty() {
+            let names: Vec<&str> = self.pods.iter().take(5).map(String::as_str).collect();
+            left.push(format!(
+                "{} pod{} ({}{})",
+                self.pods.len(),
+                if self.pods.len() == 1 { "" } else { "s" },
+                names.join(", "),
+                if self.pods.len() > 5 { ", ..." } else { "" }
+            ));
+        }
+        if scope == ZeroScope::Nodes && !self.gpu_nodes.is_empty() {
+            let names: Vec<&str> = self.gpu_nodes.iter().take(5).map(String::as_str).collect();
+            left.push(format!(
+                "{} GPU node{} ({}{})",
+                self.gpu_nodes.len(),
+                if self.gpu_nodes.len() == 1 { "" } else { "s" },
+                names.join(", "),
+                if self.gpu_nodes.len() > 5 {
+                    ", ..."
+                } else {
+                    ""
+                }
+            ));
+        }
+        left
+    }
+}
+
 /// The running watchers; [`Watching::stop`] ends them and returns what they counted.
 pub struct Watching {
     watchers: Vec<JoinHandle<()>>,
     translator: JoinHandle<Counts>,
+    state: state_watch::Receiver<ClusterState>,
+}
+
+/// Why waiting for zero ended without it.
+#[derive(Debug, thiserror::Error)]
+pub enum ZeroError {
+    #[error(
+        "the cluster did not reach zero within {timeout}: still up: {left}\n    fix: wait for KEDA's cooldown and the autoscaler's scale-down (or scale the workers to 0 yourself), raise `zero_timeout` in [cluster] / --zero-timeout, or drop --require-zero to measure warm starts"
+    )]
+    NotZero { timeout: String, left: String },
+    #[error(
+        "the cluster's state is not known after {timeout}: {missing} could not be listed\n    fix: check the permissions (kind-config/rbac.yaml) and that the API server answers"
+    )]
+    Unknown { timeout: String, missing: String },
 }
 
 /// What the translation left out or could not read.
@@ -107,7 +226,7 @@ pub fn start(
     origin_unix_us: u64,
     events: mpsc::UnboundedSender<Event>,
 ) -> Watching {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::unbounded_channel::<Msg>();
     let mut pods_cfg = watcher::Config::default();
     if let Some(s) = &opts.selector {
         pods_cfg = pods_cfg.labels(s);
@@ -117,22 +236,51 @@ pub fn start(
         nodes_cfg = nodes_cfg.labels(s);
     }
     let ns = opts.namespace.clone();
+    let scaled_objects = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "keda.sh",
+        "v1alpha1",
+        "ScaledObject",
+    ));
     let watchers = vec![
         spawn_watcher(
             Api::<Pod>::namespaced(client.clone(), &ns),
-            pods_cfg,
+            pods_cfg.clone(),
+            Watched::Pods,
             format!("pods in namespace {ns}"),
             tx.clone(),
         ),
         spawn_watcher(
             Api::<Node>::all(client.clone()),
             nodes_cfg,
+            Watched::Nodes,
             "nodes".into(),
+            tx.clone(),
+        ),
+        spawn_watcher(
+            Api::<Deployment>::namespaced(client.clone(), &ns),
+            pods_cfg,
+            Watched::Deployments,
+            format!("deployments in namespace {ns}"),
+            tx.clone(),
+        ),
+        spawn_watcher(
+            Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &scaled_objects),
+            watcher::Config::default(),
+            Watched::ScaledObjects,
+            format!("KEDA ScaledObjects in namespace {ns}"),
+            tx.clone(),
+        ),
+        spawn_watcher(
+            Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &ns),
+            watcher::Config::default(),
+            Watched::Hpas,
+            format!("HorizontalPodAutoscalers in namespace {ns}"),
             tx.clone(),
         ),
         spawn_watcher(
             Api::<KubeEvent>::namespaced(client.clone(), &ns),
             watcher::Config::default(),
+            Watched::Events,
             format!("events in namespace {ns}"),
             tx.clone(),
         ),
@@ -140,18 +288,69 @@ pub fn start(
         spawn_watcher(
             Api::<KubeEvent>::all(client),
             watcher::Config::default().fields("involvedObject.kind=Node"),
+            Watched::NodeEvents,
             "node events (all namespaces)".into(),
             tx,
         ),
     ];
-    let translator = tokio::spawn(translate(rx, origin_unix_us, events));
+    let (state_tx, state) = state_watch::channel(ClusterState::default());
+    let translator = tokio::spawn(translate(
+        rx,
+        origin_unix_us,
+        opts.node_selector.is_some(),
+        events,
+        state_tx,
+    ));
     Watching {
         watchers,
         translator,
+        state,
     }
 }
 
 impl Watching {
+    /// The cluster as last seen.
+    pub fn state(&self) -> ClusterState {
+        self.state.borrow().clone()
+    }
+
+    /// Waits until what `scope` names is at zero, for at most `timeout`.
+    pub async fn wait_for_zero(
+        &self,
+        scope: ZeroScope,
+        timeout: std::time::Duration,
+    ) -> Result<(), ZeroError> {
+        let mut rx = self.state.clone();
+        let waited = tokio::time::timeout(
+            timeout,
+            rx.wait_for(|s| s.known() && s.above_zero(scope).is_empty()),
+        )
+        .await;
+        match waited {
+            Ok(Ok(_)) => Ok(()),
+            _ => {
+                let s = self.state();
+                let timeout = humantime::format_duration(timeout).to_string();
+                if !s.known() {
+                    let missing: Vec<String> =
+                        [Watched::Pods, Watched::Nodes, Watched::Deployments]
+                            .iter()
+                            .filter(|w| !s.listed.contains(w))
+                            .map(|w| format!("{w:?}").to_lowercase())
+                            .collect();
+                    return Err(ZeroError::Unknown {
+                        timeout,
+                        missing: missing.join(", "),
+                    });
+                }
+                Err(ZeroError::NotZero {
+                    timeout,
+                    left: s.above_zero(scope).join("; "),
+                })
+            }
+        }
+    }
+
     /// Stops watching; what was delivered so far has been translated.
     pub async fn stop(self) -> Counts {
         for w in &self.watchers {
@@ -167,8 +366,9 @@ impl Watching {
 fn spawn_watcher<K>(
     api: Api<K>,
     config: watcher::Config,
+    kind: Watched,
     what: String,
-    tx: mpsc::UnboundedSender<Delivered>,
+    tx: mpsc::UnboundedSender<Msg>,
 ) -> JoinHandle<()>
 where
     K: kube::Resource
@@ -178,7 +378,6 @@ where
         + serde::Serialize
         + Send
         + 'static,
-    K::DynamicType: Default,
 {
     tokio::spawn(async move {
         let mut stream = watcher(api, config).default_backoff().boxed();
@@ -187,8 +386,27 @@ where
             let (object, deleted) = match item {
                 Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => (o, false),
                 Ok(watcher::Event::Delete(o)) => (o, true),
-                Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
+                Ok(watcher::Event::Init) => {
+                    if tx.send(Msg::Listing(kind)).is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Ok(watcher::Event::InitDone) => {
+                    if tx.send(Msg::Listed(kind)).is_err() {
+                        break;
+                    }
+                    continue;
+                }
                 Err(e) => {
+                    if status_of(&e) == Some(404) && kind == Watched::ScaledObjects {
+                        // No keda.sh API: KEDA is not installed. Nothing to watch, and not worth a retry.
+                        tracing::warn!(
+                            "{what}: the API server does not serve keda.sh/v1alpha1 ScaledObjects (KEDA not installed?); their conditions will not be recorded"
+                        );
+                        let _ = tx.send(Msg::Absent(kind));
+                        break;
+                    }
                     report_error(&what, &e, &mut forbidden_reported);
                     continue;
                 }
@@ -201,22 +419,25 @@ where
                 observed_unix_us: now_unix_us(),
                 deleted,
             };
-            if tx.send(seen).is_err() {
+            if tx.send(Msg::Object(kind, seen)).is_err() {
                 break;
             }
         }
     })
 }
 
-/// Watch errors are retried with backoff by the watcher; a missing permission is named once.
-fn report_error(what: &str, e: &watcher::Error, forbidden_reported: &mut bool) {
-    let status = match e {
+fn status_of(e: &watcher::Error) -> Option<u16> {
+    match e {
         watcher::Error::InitialListFailed(kube::Error::Api(s))
         | watcher::Error::WatchStartFailed(kube::Error::Api(s)) => Some(s.code),
         watcher::Error::WatchError(s) => Some(s.code),
         _ => None,
-    };
-    if status == Some(403) {
+    }
+}
+
+/// Watch errors are retried with backoff by the watcher; a missing permission is named once.
+fn report_error(what: &str, e: &watcher::Error, forbidden_reported: &mut bool) {
+    if status_of(e) == Some(403) {
         if !*forbidden_reported {
             *forbidden_reported = true;
             tracing::error!(
@@ -248,11 +469,18 @@ struct Translator {
     counts: Counts,
     events: mpsc::UnboundedSender<Event>,
     /// Nodes seen without an allocatable GPU: for them the moment it turns allocatable is observed.
-    gpu_pending: std::collections::HashSet<String>,
+    gpu_pending: HashSet<String>,
     /// Scheduling times from pod conditions, held until the `Scheduled` event or the grace period.
-    scheduled_pending: std::collections::HashMap<String, (u64, EventKind, tokio::time::Instant)>,
+    scheduled_pending: HashMap<String, (u64, EventKind, tokio::time::Instant)>,
     /// Unparsed events already counted (a re-list delivers them again).
-    unparsed_seen: std::collections::HashSet<String>,
+    unparsed_seen: HashSet<String>,
+    /// Every selected node is a GPU node (`--node-selector` names the GPU pool).
+    nodes_selected: bool,
+    state: ClusterState,
+    state_changed: bool,
+    /// Names delivered by each list in progress.
+    listing: HashMap<Watched, HashSet<String>>,
+    state_tx: state_watch::Sender<ClusterState>,
 }
 
 impl Translator {
@@ -267,6 +495,10 @@ impl Translator {
                     *preexisting = true;
                     0
                 }
+                // States (not facts) older than the run: as they stood at its start.
+                EventKind::Replicas { .. }
+                | EventKind::ScalerActive { .. }
+                | EventKind::ScalerCondition { .. } => 0,
                 _ => {
                     self.counts.before_start += 1;
                     return;
@@ -302,7 +534,38 @@ impl Translator {
             deleted,
         } = d;
         self.counts.objects += 1;
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         match object["kind"].as_str() {
+            Some("Deployment") => {
+                let t =
+                    last_write(&object).map_or(observed_unix_us, |t| sharpen(t, observed_unix_us));
+                for (_, e) in object_events(&object, false) {
+                    if let EventKind::Replicas { desired, ready, .. } = &e {
+                        let now = if deleted { (0, 0) } else { (*desired, *ready) };
+                        // Only a change: a Deployment is written for many reasons.
+                        if self.state.deployments.insert(name.clone(), now) != Some(now) {
+                            self.state_changed = true;
+                            let e = EventKind::Replicas {
+                                deployment: name.clone(),
+                                desired: now.0,
+                                ready: now.1,
+                            };
+                            self.emit(t, e);
+                        }
+                    }
+                }
+                if deleted {
+                    self.state_changed |= self.state.deployments.remove(&name).is_some();
+                }
+            }
+            Some("ScaledObject" | "HorizontalPodAutoscaler") => {
+                for (t, e) in object_events(&object, false) {
+                    self.emit(sharpen(t, observed_unix_us), e);
+                }
+            }
             Some("Event") => {
                 let (found, known) = event_events(&object);
                 let id = object["metadata"]["uid"]
@@ -322,10 +585,20 @@ impl Translator {
                 }
             }
             Some(kind @ ("Pod" | "Node")) => {
-                let name = object["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string();
+                let gpu_node = self.nodes_selected
+                    || object
+                        .pointer("/status/capacity/nvidia.com~1gpu")
+                        .and_then(|g| g.as_str()?.parse::<u32>().ok())
+                        .is_some_and(|g| g > 0)
+                    || object
+                        .pointer("/metadata/labels/cloud.google.com~1gke-accelerator")
+                        .is_some();
+                self.state_changed |= match (kind, deleted) {
+                    ("Pod", false) => self.state.pods.insert(name.clone()),
+                    ("Pod", true) => self.state.pods.remove(&name),
+                    (_, false) if gpu_node => self.state.gpu_nodes.insert(name.clone()),
+                    _ => self.state.gpu_nodes.remove(&name),
+                };
                 for (t, e) in object_events(&object, false) {
                     match e {
                         EventKind::PodCreated { .. } | EventKind::NodeCreated { .. } => {
@@ -376,9 +649,11 @@ impl Translator {
 }
 
 async fn translate(
-    mut rx: mpsc::UnboundedReceiver<Delivered>,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
     origin_unix_us: u64,
+    nodes_selected: bool,
     events: mpsc::UnboundedSender<Event>,
+    state_tx: state_watch::Sender<ClusterState>,
 ) -> Counts {
     let mut tr = Translator {
         origin_unix_us,
@@ -388,14 +663,43 @@ async fn translate(
         gpu_pending: Default::default(),
         scheduled_pending: Default::default(),
         unparsed_seen: Default::default(),
+        nodes_selected,
+        state: ClusterState::default(),
+        state_changed: false,
+        listing: HashMap::new(),
+        state_tx,
     };
     loop {
         match tokio::time::timeout(std::time::Duration::from_millis(500), rx.recv()).await {
-            Ok(Some(d)) => tr.object(d),
+            Ok(Some(Msg::Listing(w))) => drop(tr.listing.insert(w, HashSet::new())),
+            Ok(Some(Msg::Object(w, d))) => {
+                if let Some(names) = tr.listing.get_mut(&w)
+                    && let Some(name) = d.object.pointer("/metadata/name").and_then(Value::as_str)
+                {
+                    names.insert(name.to_string());
+                }
+                tr.object(d)
+            }
+            Ok(Some(Msg::Listed(w))) => {
+                // A re-list after a gap (`410 Gone`) leaves out what was deleted meanwhile: gone from the state,
+                // though when it went is not known (no event is made up for it).
+                if let Some(present) = tr.listing.remove(&w) {
+                    tr.state_changed |= tr.state.forget_absent(w, &present);
+                }
+                tr.state_changed |= tr.state.listed.insert(w);
+            }
+            Ok(Some(Msg::Absent(w))) => {
+                tr.state_changed |= tr.state.listed.insert(w);
+            }
             Ok(None) => break,
             Err(_) => {}
         }
         tr.flush(false);
+        // Once a burst of deliveries is through, not per object (a list of 1,000 pods is one burst).
+        if tr.state_changed && rx.is_empty() {
+            tr.state_changed = false;
+            tr.state_tx.send_replace(tr.state.clone());
+        }
     }
     tr.flush(true);
     tr.counts

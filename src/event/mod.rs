@@ -144,6 +144,16 @@ pub enum EventKind {
         scaled_object: String,
         active: bool,
     },
+    /// A condition of a KEDA ScaledObject (`Ready`, `Active`, `Fallback`, `Paused`) or of the HPA it manages
+    /// (`AbleToScale`, `ScalingActive`, `ScalingLimited`) as the cluster reported it.
+    ScalerCondition {
+        scaled_object: String,
+        condition: String,
+        /// The condition's status is `True`.
+        active: bool,
+        /// The condition's reason and message.
+        reason: Option<String>,
+    },
     Replicas {
         deployment: String,
         desired: u32,
@@ -392,6 +402,12 @@ mod tests {
             EventKind::ScalerActive {
                 scaled_object: "o".into(),
                 active: true,
+            },
+            EventKind::ScalerCondition {
+                scaled_object: "o".into(),
+                condition: "Fallback".into(),
+                active: true,
+                reason: Some("FallbackExists: At least one trigger is falling back".into()),
             },
             EventKind::Replicas {
                 deployment: "d".into(),

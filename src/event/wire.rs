@@ -22,6 +22,7 @@ pub(super) enum Tag {
     ResultsIgnored,
     MetricRead,
     ScalerActive,
+    ScalerCondition,
     Replicas,
     PodCreated,
     PodUnschedulable,
@@ -81,6 +82,7 @@ pub(super) struct Wire {
     other_runs: Option<u64>,
     malformed: Option<u64>,
     example: Option<String>,
+    condition: Option<String>,
     scaled_object: Option<String>,
     value: Option<f64>,
     active: Option<bool>,
@@ -199,6 +201,12 @@ impl TryFrom<Wire> for Event {
             Tag::ScalerActive => EventKind::ScalerActive {
                 scaled_object: r!(scaled_object),
                 active: r!(active),
+            },
+            Tag::ScalerCondition => EventKind::ScalerCondition {
+                scaled_object: r!(scaled_object),
+                condition: r!(condition),
+                active: r!(active),
+                reason: w.reason,
             },
             Tag::Replicas => EventKind::Replicas {
                 deployment: r!(deployment),

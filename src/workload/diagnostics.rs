@@ -131,6 +131,16 @@ fn explain_serde_message(message: &str, key_prefix: &str) -> (String, Option<Str
             let Some((bad, valid)) = names.split_first() else {
                 break;
             };
+            // An unknown variant is reported at the key that holds it (`kind`, `require_zero`, ...).
+            let key = match label {
+                "key" => join(bad),
+                _ if key_prefix.is_empty() => "kind".to_string(),
+                _ => key_prefix.to_string(),
+            };
+            let label = match label {
+                "kind" if !key.ends_with("kind") => "value",
+                l => l,
+            };
             let fix = match nearest(bad, valid.iter().copied()) {
                 Some(near) => format!(
                     "did you mean `{near}`? (valid {label}s: {})",
@@ -138,11 +148,6 @@ fn explain_serde_message(message: &str, key_prefix: &str) -> (String, Option<Str
                 ),
                 None if valid.is_empty() => format!("remove `{bad}`; this table takes no keys"),
                 None => format!("remove `{bad}` or use one of: {}", valid.join(", ")),
-            };
-            let key = if label == "key" {
-                join(bad)
-            } else {
-                join("kind")
             };
             return (key, Some(fix));
         }

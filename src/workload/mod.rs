@@ -78,6 +78,8 @@ pub struct Plan {
     pub sim: SimConfig,
     /// `[thresholds]`: the run's pass/fail conditions (exit code 1 when one fails).
     pub thresholds: Vec<crate::gates::Threshold>,
+    /// `[cluster]`: the Kubernetes cluster a live run watches (none on the simulator, which simulates one).
+    pub cluster: Option<ClusterPlan>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -507,6 +509,52 @@ impl TargetRaw {
     }
 }
 
+/// `[cluster]`: watch the Kubernetes cluster during a live run (pods, nodes, events, Deployments, ScaledObjects,
+/// HPAs), and optionally insist it starts and ends at zero.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterPlan {
+    /// kubeconfig context (default: the current one, or the in-cluster service account).
+    pub context: Option<String>,
+    /// The workers' namespace.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Label selector of the worker pods and Deployments, e.g. `app.kubernetes.io/component=worker`.
+    pub selector: Option<String>,
+    /// Label selector of the GPU nodes, e.g. `cloud.google.com/gke-nodepool=gpu-pool`.
+    pub node_selector: Option<String>,
+    /// Before publishing, wait until the replicas (`replicas`), or the replicas and the GPU nodes (`nodes`), are
+    /// at zero, so a cold-start test does not measure warm pods.
+    pub require_zero: Option<crate::cluster::watch::ZeroScope>,
+    /// After the workload, keep watching until they are back at zero, so the scale-down is in the results.
+    pub wait_for_zero: Option<crate::cluster::watch::ZeroScope>,
+    /// The longest either wait may take.
+    #[serde(default = "default_zero_timeout")]
+    pub zero_timeout: Micros,
+}
+
+fn default_namespace() -> String {
+    "imagen".into()
+}
+
+fn default_zero_timeout() -> Micros {
+    Micros::from_secs(15 * 60)
+}
+
+impl Default for ClusterPlan {
+    fn default() -> Self {
+        ClusterPlan {
+            context: None,
+            namespace: default_namespace(),
+            selector: None,
+            node_selector: None,
+            require_zero: None,
+            wait_for_zero: None,
+            zero_timeout: default_zero_timeout(),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StreamRaw {
@@ -737,17 +785,6 @@ fn resolve(
                 format!("unknown top-level key `{key}`"),
                 Some(fix),
             );
-        } else if key == "cluster" {
-            diag.push(
-                Some(k.span()),
-                key,
-                format!(
-                    "`[{key}]` is reserved for a later version of imagen-load and is not read yet"
-                ),
-                Some(format!(
-                    "remove `[{key}]` for now; Kubernetes watchers are not in this version"
-                )),
-            );
         } else if key != "stream" && v.get_ref().as_table().is_none() {
             diag.push(
                 Some(v.span()),
@@ -766,6 +803,10 @@ fn resolve(
         Some(v) if v.get_ref().is_table() => {
             de::<TargetRaw>(diag, v, "target").map(TargetRaw::into_plan)
         }
+        _ => None,
+    };
+    let cluster = match root.get("cluster") {
+        Some(v) if v.get_ref().is_table() => de::<ClusterPlan>(diag, v, "cluster"),
         _ => None,
     };
     let streams = match root.get("stream").map(|v| (v.span(), v.get_ref())) {
@@ -865,6 +906,7 @@ fn resolve(
         streams,
         sim: sim?,
         thresholds,
+        cluster,
     })
 }
 
