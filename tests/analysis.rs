@@ -295,3 +295,45 @@ fn events_out_of_order_within_the_window_analyse_the_same() {
     );
     assert!(a.warnings.iter().all(|w| !w.contains("out of time order")));
 }
+
+#[test]
+fn each_new_node_is_timed_from_the_scale_up_of_its_own_node_group() {
+    use imagen_load::event::{Event, EventKind, Source};
+    let ev = |t: u64, kind| Event::new(t * S, Source::Kube, kind);
+    let up = |t, group: &str| {
+        ev(
+            t,
+            EventKind::ScaleUpTriggered {
+                node_group: group.into(),
+                from: 0,
+                to: 1,
+            },
+        )
+    };
+    let created = |t, node: &str| {
+        ev(
+            t,
+            EventKind::NodeCreated {
+                node: node.into(),
+                pool: String::new(),
+                gpus: 1,
+                preexisting: false,
+            },
+        )
+    };
+    let ready = |t, node: &str| ev(t, EventKind::NodeReady { node: node.into() });
+    // The L4 pool's scale-up came first, but the T4 pool's node registered first.
+    let r = analysis::analyze(vec![
+        up(0, "gke-imagen-l4-pool-111aaa-grp"),
+        up(10, "gke-imagen-t4-pool-222bbb-grp"),
+        created(50, "gke-imagen-t4-pool-222bbb-x1"),
+        ready(60, "gke-imagen-t4-pool-222bbb-x1"),
+        created(70, "gke-imagen-l4-pool-111aaa-y2"),
+        ready(80, "gke-imagen-l4-pool-111aaa-y2"),
+    ]);
+    let boot = r.series.get("node.boot", "gpu-pool", None).unwrap();
+    assert_eq!(boot.len(), 2);
+    // T4: 60 - 10 = 50 s; L4: 80 - 0 = 80 s (first come, first served would say 60 s and 70 s).
+    assert!(boot.equivalent(boot.min(), 50 * S), "{}", boot.min());
+    assert!(boot.equivalent(boot.max(), 80 * S), "{}", boot.max());
+}

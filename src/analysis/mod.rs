@@ -429,7 +429,8 @@ pub struct Analyzer {
     node_order: Vec<String>,
     live_nodes: u32,
     /// Scale-ups not yet matched to a node, one entry per node asked for, oldest first.
-    pending_scale_ups: VecDeque<u64>,
+    /// Scale-ups still waiting for their node: (time, node group).
+    pending_scale_ups: VecDeque<(u64, String)>,
     cycles: Vec<ScaleCycle>,
     /// Per cycle: (node, from, until) spans during which the node served the cycle; `until` is set when the
     /// node is deleted or handed to another deployment's pod.
@@ -696,9 +697,13 @@ impl Analyzer {
                     p.unschedulable.get_or_insert(t);
                 }
             }
-            EventKind::ScaleUpTriggered { from, to, .. } => {
+            EventKind::ScaleUpTriggered {
+                node_group,
+                from,
+                to,
+            } => {
                 for _ in 0..to.saturating_sub(*from).max(1) {
-                    self.pending_scale_ups.push_back(t);
+                    self.pending_scale_ups.push_back((t, node_group.clone()));
                 }
             }
             EventKind::PodScheduled { pod, node } => {
@@ -766,7 +771,7 @@ impl Analyzer {
                     trigger: if *preexisting {
                         None
                     } else {
-                        self.pending_scale_ups.pop_front()
+                        self.scale_up_of(node)
                     },
                     preexisting: *preexisting,
                     ..Node::default()
@@ -822,6 +827,19 @@ impl Analyzer {
     /// The metric lag: when the value the autoscaler reads changes from `u` to `v`, how long ago the true backlog
     /// crossed `u` in that direction (the first thing a reader lagging by L would see, L later). The autoscaler's
     /// read cadence is recorded too, since these lags are observed at its polls.
+    /// The scale-up that brought a new node: the oldest one still waiting in the node's group (GKE names a node
+    /// after its managed instance group: `gke-<cluster>-<pool>-<hash>-grp` makes `gke-<cluster>-<pool>-<hash>-xxxx`),
+    /// else the oldest one waiting.
+    fn scale_up_of(&mut self, node: &str) -> Option<u64> {
+        let of_group = self.pending_scale_ups.iter().position(|(_, group)| {
+            let stem = group.strip_suffix("-grp").unwrap_or(group);
+            !stem.is_empty() && node.starts_with(stem)
+        });
+        self.pending_scale_ups
+            .remove(of_group.unwrap_or(0))
+            .map(|(t, _)| t)
+    }
+
     fn metric_read(&mut self, t: u64, stream: &str, value: f64) {
         if let Some(prev) = self.last_metric_at.insert(stream.to_string(), t) {
             self.poll_gaps

@@ -141,6 +141,31 @@ pub fn object_events(o: &Value, scheduled_by_event: bool) -> Vec<(u64, EventKind
             if let Some(t) = condition_time(o, "Ready") {
                 out.push((t, EventKind::PodReady { pod: name.clone() }));
             }
+            // A container that exited and was restarted (a model that ran out of GPU memory, a crash): its last
+            // termination, once per restart.
+            for c in o
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let term = &c["lastState"]["terminated"];
+                if let Some(t) = ts(term.get("finishedAt")) {
+                    out.push((
+                        t,
+                        EventKind::PodNotReady {
+                            pod: name.clone(),
+                            reason: format!(
+                                "container {} exited ({}, exit code {}); restart {}",
+                                c["name"].as_str().unwrap_or("?"),
+                                term["reason"].as_str().unwrap_or("no reason given"),
+                                term["exitCode"].as_i64().unwrap_or(-1),
+                                c["restartCount"].as_u64().unwrap_or(0)
+                            ),
+                        },
+                    ));
+                }
+            }
             if let Some(t) = ts(o.pointer("/metadata/deletionTimestamp")) {
                 out.push((t, EventKind::PodDeleted { pod: name }));
             }
@@ -527,6 +552,18 @@ mod tests {
             "status": {"conditions": [{"type": "ScalingLimited", "status": "True", "reason": "TooManyReplicas",
                 "message": "the desired replica count is more than the maximum replica count",
                 "lastTransitionTime": "2026-11-28T10:00:50Z"}]}});
+        let pod = json!({"kind": "Pod", "metadata": {"name": "p", "creationTimestamp": "2026-11-28T10:00:00Z"},
+            "status": {"containerStatuses": [{"name": "worker", "restartCount": 1,
+                "state": {"running": {"startedAt": "2026-11-28T10:05:10Z"}},
+                "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137,
+                    "startedAt": "2026-11-28T10:04:00Z", "finishedAt": "2026-11-28T10:05:02Z"}}}]}});
+        assert!(object_events(&pod, false).contains(&(
+            ts(Some(&json!("2026-11-28T10:05:02Z"))).unwrap(),
+            EventKind::PodNotReady {
+                pod: "p".into(),
+                reason: "container worker exited (OOMKilled, exit code 137); restart 1".into()
+            }
+        )));
         let out = object_events(&hpa, false);
         assert!(
             matches!(&out[..], [(_, EventKind::ScalerCondition { scaled_object, condition, active: true, reason: Some(r) })]

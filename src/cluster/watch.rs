@@ -484,8 +484,14 @@ struct Translator {
 }
 
 impl Translator {
-    fn emit(&mut self, t: u64, mut kind: EventKind) {
-        if !self.seen.first(t, &kind) {
+    fn emit(&mut self, t: u64, kind: EventKind) {
+        self.emit_keyed(t, t, kind)
+    }
+
+    /// Emits at `t`, deduplicated by the server's time `key_t`: a fact delivered again in a re-list long after
+    /// its second is the same fact, though only the first delivery could sharpen its time.
+    fn emit_keyed(&mut self, key_t: u64, t: u64, mut kind: EventKind) {
+        if !self.seen.first(key_t, &kind) {
             return;
         }
         let at = if t < self.origin_unix_us {
@@ -563,7 +569,7 @@ impl Translator {
             }
             Some("ScaledObject" | "HorizontalPodAutoscaler") => {
                 for (t, e) in object_events(&object, false) {
-                    self.emit(sharpen(t, observed_unix_us), e);
+                    self.emit_keyed(t, sharpen(t, observed_unix_us), e);
                 }
             }
             Some("Event") => {
@@ -612,7 +618,7 @@ impl Translator {
                             }
                         }
                         // Whole-second object stamps: the delivery time is sharper when it falls in that second.
-                        _ => self.emit(sharpen(t, observed_unix_us), e),
+                        _ => self.emit_keyed(t, sharpen(t, observed_unix_us), e),
                     }
                 }
                 if kind == "Node" {
@@ -703,4 +709,54 @@ async fn translate(
     }
     tr.flush(true);
     tr.counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn translator() -> (Translator, mpsc::UnboundedReceiver<Event>) {
+        let (events, rx) = mpsc::unbounded_channel();
+        let (state_tx, _) = state_watch::channel(ClusterState::default());
+        let tr = Translator {
+            origin_unix_us: ts(Some(&json!("2026-11-28T10:00:00Z"))).unwrap(),
+            seen: Seen::default(),
+            counts: Counts::default(),
+            events,
+            gpu_pending: Default::default(),
+            scheduled_pending: Default::default(),
+            unparsed_seen: Default::default(),
+            nodes_selected: false,
+            state: ClusterState::default(),
+            state_changed: false,
+            listing: HashMap::new(),
+            state_tx,
+        };
+        (tr, rx)
+    }
+
+    #[test]
+    fn a_fact_sharpened_on_its_first_delivery_is_not_repeated_by_a_later_relist() {
+        let (mut tr, mut rx) = translator();
+        let pod = json!({"kind": "Pod", "metadata": {"name": "p", "creationTimestamp": "2026-11-28T10:00:01Z"},
+            "status": {"conditions": [{"type": "Ready", "status": "True",
+                "lastTransitionTime": "2026-11-28T10:03:34Z"}]}});
+        let second = ts(Some(&json!("2026-11-28T10:03:34Z"))).unwrap();
+        for observed in [second + 300_000, second + 100_000_000] {
+            tr.object(Delivered {
+                object: pod.clone(),
+                observed_unix_us: observed,
+                deleted: false,
+            });
+        }
+        let mut ready = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            if matches!(e.kind, EventKind::PodReady { .. }) {
+                ready.push(e.t_us);
+            }
+        }
+        // 10:03:34.3 after 10:00:00, once.
+        assert_eq!(ready, vec![214_300_000]);
+    }
 }
