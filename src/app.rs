@@ -543,6 +543,8 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     // Simulated time has no wall clock: 0 keeps the log a pure function of workload and seed.
     let header = shard_header(run_header(&plan, &items, &run_id, 0), args.shard);
     writer.append(&header)?;
+    // On disk at once: a run killed in its first second still leaves a log that names it.
+    writer.flush()?;
     // The simulator emits in time order, so events go straight to the log and the analyzer: nothing is held.
     let mut analyzer = analysis::Analyzer::default();
     analyzer.push(&header);

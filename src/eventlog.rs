@@ -190,10 +190,14 @@ impl ReadReport {
     }
 }
 
-/// Reads a log one event at a time (bad lines are skipped and counted in [`Reader::report`]).
-pub struct Reader {
+/// The longest line read as an event; a longer one is skipped (and counted) without being held in memory.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Reads a log one event at a time (bad lines are skipped and counted in [`Reader::report`]). Memory is one line
+/// (at most [`MAX_LINE_BYTES`]), whatever the log's size.
+pub struct Reader<R = BufReader<File>> {
     path: std::path::PathBuf,
-    reader: BufReader<File>,
+    reader: R,
     report: ReadReport,
     buf: Vec<u8>,
 }
@@ -204,29 +208,66 @@ impl Reader {
             path: path.to_path_buf(),
             source,
         })?;
-        Ok(Reader {
+        Ok(Reader::from_reader(
+            path,
+            BufReader::with_capacity(1 << 16, file),
+        ))
+    }
+}
+
+impl<R: BufRead> Reader<R> {
+    /// Reads events from any buffered source; `path` names it in errors.
+    pub fn from_reader(path: &Path, reader: R) -> Self {
+        Reader {
             path: path.to_path_buf(),
-            reader: BufReader::with_capacity(1 << 16, file),
+            reader,
             report: ReadReport::default(),
             buf: Vec::with_capacity(512),
-        })
+        }
     }
 
     /// The next valid event; `None` at the end of the log.
     pub fn next_event(&mut self) -> Result<Option<Event>> {
         loop {
             self.buf.clear();
-            let n = self
-                .reader
+            let failed = |source| Error::ReadFailed {
+                path: self.path.clone(),
+                source,
+            };
+            let n = io::Read::take(&mut self.reader, MAX_LINE_BYTES as u64 + 1)
                 .read_until(b'\n', &mut self.buf)
-                .map_err(|source| Error::ReadFailed {
-                    path: self.path.clone(),
-                    source,
-                })?;
+                .map_err(failed)?;
             if n == 0 {
                 return Ok(None);
             }
             self.report.lines += 1;
+            if self.buf.len() > MAX_LINE_BYTES && self.buf.last() != Some(&b'\n') {
+                // Too long to be an event: skip to the end of the line, a buffer at a time.
+                loop {
+                    let chunk = self.reader.fill_buf().map_err(failed)?;
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    match chunk.iter().position(|b| *b == b'\n') {
+                        Some(i) => {
+                            self.reader.consume(i + 1);
+                            break;
+                        }
+                        None => {
+                            let len = chunk.len();
+                            self.reader.consume(len);
+                        }
+                    }
+                }
+                self.report.corrupt_lines += 1;
+                if self.report.corrupt_examples.len() < 3 {
+                    self.report.corrupt_examples.push((
+                        self.report.lines,
+                        format!("longer than {MAX_LINE_BYTES} bytes"),
+                    ));
+                }
+                continue;
+            }
             let complete = self.buf.last() == Some(&b'\n');
             let text = trim_line(&self.buf);
             if text.is_empty() {

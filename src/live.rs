@@ -300,6 +300,8 @@ pub async fn run(
         _ => unreachable!("a header"),
     };
     writer.append(&header)?;
+    // On disk at once: a run killed in its first second still leaves a log that names it.
+    writer.flush()?;
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let collector = {
@@ -340,6 +342,16 @@ pub async fn run(
         origin,
         wall_start_unix_us,
     };
+    // The messages each stream can complete (a shard's are a subset of the stream's sequence numbers).
+    let mut planned: std::collections::HashMap<String, u64> = Default::default();
+    for item in items {
+        if let schedule::ItemKind::Message { seq } = item.kind {
+            let n = planned
+                .entry(plan.streams[item.stream as usize].name.clone())
+                .or_default();
+            *n = (*n).max(seq + 1);
+        }
+    }
     let tracker = Tracker::start(
         conn.clone(),
         conn.subscription_path(&opts.results_subscription(plan)),
@@ -348,7 +360,8 @@ pub async fn run(
             Some(_) => Matcher::new(run_id, clock)
                 .with_siblings(&format!("{}-shard-", crate::merge::base_run_id(run_id))),
             None => Matcher::new(run_id, clock),
-        },
+        }
+        .with_plan(planned),
         tx.clone(),
     );
     let view = match p.backlog.unwrap_or(match plan.target {

@@ -336,3 +336,49 @@ pub fn timeline(
     }
     out
 }
+
+/// A fixture's timeline through an API server that drops every watch after one delivery and answers every
+/// fourth watch with `410 Gone` (the watcher lists again, and the list holds the state at that point).
+pub fn flaky_timeline(fixture: &Value, late: impl Fn(&str) -> Duration) -> HashMap<String, Script> {
+    let mut out = HashMap::new();
+    for (res, path, list_kind, api) in PATHS {
+        let mut state: Vec<Value> = fixture["initial"][res]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut lists = vec![state.clone()];
+        let mut watches = Vec::new();
+        let steps = fixture["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["resource"] == res);
+        for (i, s) in steps.enumerate() {
+            let (t, o) = (s["type"].as_str().unwrap().to_string(), s["object"].clone());
+            let name = o["metadata"]["name"].clone();
+            state.retain(|x| x["metadata"]["name"] != name);
+            if t != "DELETED" {
+                state.push(o.clone());
+            }
+            if i % 4 == 3 {
+                // This change is missed: the watch expires, and the re-list shows it.
+                watches.push(WatchStep::Gone);
+                lists.push(state.clone());
+            } else {
+                watches.push(WatchStep::Lines {
+                    delay: if t == "DELETED" {
+                        late(res)
+                    } else {
+                        Duration::ZERO
+                    },
+                    lines: vec![(t, o)],
+                });
+            }
+        }
+        out.insert(
+            path.to_string(),
+            Script::new(list_kind, api, lists, watches),
+        );
+    }
+    out
+}

@@ -414,10 +414,20 @@ impl Reordering {
     }
 }
 
+/// How far a worker's clock may disagree with the harness's before it is reported.
+pub const CLOCK_SKEW_TOLERANCE_US: u64 = 5_000;
+
 /// The analysis state machine: feed it events in time order with [`Analyzer::push`], then [`Analyzer::finish`].
 /// Cloning it gives a report of the run so far (for thresholds that abort a run).
 #[derive(Default, Clone)]
 pub struct Analyzer {
+    /// Events naming a message no plan can have (sequence ≥ the per-run limit), ignored.
+    out_of_range: u64,
+    /// Where such events land.
+    sink: Msg,
+    /// Per pod: how far its clock seemed behind (reporting a delivery before the send) and ahead (reporting the
+    /// end of processing after the harness saw the completion), in µs, and in how many completions.
+    clock_skew: HashMap<String, (u64, u64, u64)>,
     info: Option<RunInfo>,
     stream_index: HashMap<String, u32>,
     streams: Vec<String>,
@@ -473,6 +483,13 @@ impl Analyzer {
     }
 
     fn msg(&mut self, id: &MsgId) -> &mut Msg {
+        // No plan has this message (a damaged or hostile log): counted, and kept out of every statistic, rather
+        // than growing the table to its sequence number.
+        if id.seq >= crate::workload::MAX_MESSAGES_PER_RUN {
+            self.out_of_range += 1;
+            self.sink = Msg::default();
+            return &mut self.sink;
+        }
         let s = self.stream(&id.stream) as usize;
         let v = &mut self.msgs[s];
         let seq = id.seq as usize;
@@ -570,15 +587,30 @@ impl Analyzer {
             EventKind::Completed {
                 id,
                 pod,
+                received_us,
                 processing_start_us,
                 processing_end_us,
-                ..
             } => {
                 let m = self.msg(id);
                 if m.completed.is_some() {
                     self.duplicates_by_completion += 1;
                     return;
                 }
+                // A worker's clock against the harness's: a job cannot reach a worker before it was sent, nor
+                // finish after the harness saw its completion. Worker-measured spans are clamped at zero either
+                // way; here the disagreement is measured, to be reported.
+                let behind = match (m.intended.get(), received_us.or(*processing_start_us)) {
+                    (Some(sent), Some(got)) => sent.saturating_sub(got),
+                    _ => 0,
+                };
+                let ahead = processing_end_us.map_or(0, |end| end.saturating_sub(t));
+                if behind > CLOCK_SKEW_TOLERANCE_US || ahead > CLOCK_SKEW_TOLERANCE_US {
+                    let s = self.clock_skew.entry(pod.clone()).or_default();
+                    s.0 = s.0.max(behind);
+                    s.1 = s.1.max(ahead);
+                    s.2 += 1;
+                }
+                let m = self.msg(id);
                 m.completed.set(t);
                 if let (Some(a), Some(b)) = (processing_start_us, processing_end_us) {
                     m.processing_start.set(*a);
@@ -964,6 +996,34 @@ impl Analyzer {
 
     pub fn finish(mut self) -> RunReport {
         let end = self.last_t;
+        if self.out_of_range > 0 {
+            self.warnings.push(format!(
+                "{} events named messages no run can have (sequence number ≥ {}); they were ignored (a damaged log?)",
+                self.out_of_range,
+                crate::workload::MAX_MESSAGES_PER_RUN
+            ));
+        }
+        let mut skewed: Vec<(&String, &(u64, u64, u64))> = self.clock_skew.iter().collect();
+        skewed.sort();
+        for (pod, (behind, ahead, n)) in skewed {
+            let mut how = Vec::new();
+            if *behind > CLOCK_SKEW_TOLERANCE_US {
+                how.push(format!(
+                    "up to {} behind (jobs received before they were sent)",
+                    crate::units::Micros(*behind)
+                ));
+            }
+            if *ahead > CLOCK_SKEW_TOLERANCE_US {
+                how.push(format!(
+                    "up to {} ahead (processing ended after the harness saw the completion)",
+                    crate::units::Micros(*ahead)
+                ));
+            }
+            self.warnings.push(format!(
+                "clock skew: worker {pod}'s clock is {} in {n} completions; its queueing and processing times are clamped at zero where they would be negative (sync the clocks, e.g. with chrony)",
+                how.join(" and ")
+            ));
+        }
         let mut info = self.info.take().unwrap_or_else(|| {
             self.warnings
                 .push("the event log has no run_started header; run details are unknown".into());

@@ -41,6 +41,8 @@ pub struct Matcher {
     siblings: Option<String>,
     pub malformed: u64,
     first_malformed: Option<String>,
+    /// Messages per stream of this run's plan (sequence numbers below it); `None`: not checked.
+    plan: Option<HashMap<String, u64>>,
 }
 
 #[derive(Default)]
@@ -64,7 +66,15 @@ impl Matcher {
             siblings: None,
             malformed: 0,
             first_malformed: None,
+            plan: None,
         }
+    }
+
+    /// The plan's messages per stream: a completion naming any other message is counted as malformed (never
+    /// a `completed`, and never a table grown to a stranger's sequence number).
+    pub fn with_plan(mut self, plan: HashMap<String, u64>) -> Self {
+        self.plan = Some(plan);
+        self
     }
 
     /// Completions of runs whose id starts with `prefix` are the sibling shards' own: skipped without a warning.
@@ -182,6 +192,19 @@ impl Matcher {
                     if self.other_runs <= 3 {
                         tracing::info!("completion of another run ({run}) ignored");
                     }
+                    return out;
+                }
+                let known = match &self.plan {
+                    Some(plan) => plan.get(&stream).is_some_and(|n| seq < *n),
+                    None => seq < crate::workload::MAX_MESSAGES_PER_RUN,
+                };
+                if !known {
+                    self.malformed += 1;
+                    self.first_malformed.get_or_insert_with(|| {
+                        format!(
+                            "a completion for message {stream}#{seq}, which this run did not send"
+                        )
+                    });
                     return out;
                 }
                 self.lifecycle(ReportKind::Completed, &report, Some(&stream), &mut out);
@@ -407,6 +430,17 @@ mod tests {
         let (a, d) = completion("r0", 3, &report);
         assert!(m.handle(&a, &d).is_empty());
         assert!(m.handle(&BTreeMap::new(), b"{").is_empty());
+        // Completions for messages the run never sent: counted as malformed, never completed.
+        let mut planned =
+            Matcher::new("r1", clock()).with_plan([("upscale".to_string(), 10)].into());
+        for (run, seq) in [("r1", 10), ("r1", u64::MAX)] {
+            let (a, d) = completion(run, seq, &report);
+            assert!(planned.handle(&a, &d).is_empty(), "seq {seq}");
+        }
+        assert_eq!((planned.malformed, planned.completed), (2, 0));
+        let (a, d) = completion("r1", 9, &report);
+        assert!(!planned.handle(&a, &d).is_empty());
+        assert_eq!(planned.completed, 1);
         let summary = m.summary().unwrap();
         assert!(matches!(
             summary.kind,

@@ -25,9 +25,15 @@ use toml::de::{DeTable, DeValue};
 pub const MAX_MESSAGES_PER_RUN: u64 = 50_000_000;
 /// The largest payload template (bytes) a stream may declare.
 pub const MAX_PAYLOAD_TEMPLATE_BYTES: usize = 10 * 1024 * 1024;
+/// The largest workload file read (it is read whole: a payload template at its limit, and room for the rest).
+pub const MAX_WORKLOAD_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(
+        "workload file {path} is {bytes} bytes; the limit is {MAX_WORKLOAD_FILE_BYTES}\n    fix: a workload describes the load; put long arrival lists in a `trace` file (streamed) and keep payload templates small"
+    )]
+    TooBig { path: PathBuf, bytes: u64 },
     #[error(
         "cannot read workload file {path}: {source}\n    fix: check the path; workloads ship under workloads/"
     )]
@@ -420,9 +426,29 @@ fn apply_overrides(src: &str, overrides: &[Override]) -> Result<String> {
 
 /// Reads, overrides and validates a workload file.
 pub fn load(path: &Path, overrides: &[Override]) -> Result<Plan> {
-    let src = std::fs::read_to_string(path).map_err(|source| Error::ReadFailed {
+    use std::io::Read;
+    let failed = |source| Error::ReadFailed {
         path: path.to_path_buf(),
         source,
+    };
+    let file = std::fs::File::open(path).map_err(failed)?;
+    // Read at most one byte past the limit: a huge (or endless, like /dev/zero) file is refused, not slurped.
+    let mut bytes = Vec::new();
+    file.take(MAX_WORKLOAD_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(failed)?;
+    if bytes.len() as u64 > MAX_WORKLOAD_FILE_BYTES {
+        let size = std::fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
+        return Err(Error::TooBig {
+            path: path.to_path_buf(),
+            bytes: size,
+        });
+    }
+    let src = String::from_utf8(bytes).map_err(|e| {
+        failed(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text ({e})"),
+        ))
     })?;
     let src = apply_overrides(&src, overrides)?;
     parse(path, &src)
