@@ -11,6 +11,7 @@ pub mod emulator;
 pub mod event;
 pub mod eventlog;
 pub mod gates;
+pub mod limits;
 pub mod live;
 pub mod merge;
 pub mod pacer;

@@ -516,10 +516,13 @@ pub fn load_file(
     streams: &[String],
 ) -> Result<Vec<Threshold>, crate::workload::Error> {
     use crate::workload::{Error, diagnostics::Diagnostics};
-    let src = std::fs::read_to_string(path).map_err(|source| Error::ReadFailed {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let src =
+        crate::limits::read_text(path, crate::limits::MAX_TEXT_FILE_BYTES).map_err(|source| {
+            Error::ReadFailed {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     let mut diag = Diagnostics::new(path, &src);
     let root = match toml::de::DeTable::parse(&src) {
         Ok(r) => r,

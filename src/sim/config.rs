@@ -468,7 +468,7 @@ fn load_profile(name: &str, base_dir: &Path) -> Result<(String, String), String>
     ];
     for c in &candidates {
         if c.is_file() {
-            let text = std::fs::read_to_string(c)
+            let text = crate::limits::read_text(c, crate::limits::MAX_TEXT_FILE_BYTES)
                 .map_err(|e| format!("cannot read profile `{}`: {e}", c.display()))?;
             return Ok((text, c.display().to_string()));
         }

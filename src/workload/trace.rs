@@ -55,7 +55,10 @@ fn read_csv(
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(std::io::BufReader::new(file));
+        .from_reader(crate::limits::LineLimit::new(
+            std::io::BufReader::new(file),
+            crate::limits::MAX_LINE_BYTES,
+        ));
     let mut out = Vec::new();
     let mut col = 0usize;
     for (i, rec) in reader.records().enumerate() {
@@ -94,7 +97,9 @@ fn read_csv(
 fn read_jsonl(path: &Path, file: std::fs::File, field: &str) -> Result<Vec<(usize, f64)>, String> {
     use std::io::BufRead;
     let mut out = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+    let reader =
+        crate::limits::LineLimit::new(std::io::BufReader::new(file), crate::limits::MAX_LINE_BYTES);
+    for (i, line) in reader.lines().enumerate() {
         let n = i + 1;
         let line = line.map_err(|e| format!("trace `{}` line {n}: {e}", path.display()))?;
         if line.trim().is_empty() {
