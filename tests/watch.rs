@@ -484,17 +484,9 @@ fn require_zero_refuses_a_warm_cluster_and_writes_nothing() {
         .unwrap()["object"]
         .clone();
     fixture["initial"]["deployments"] = json!([warm]);
-    let server = FakeKube::start(crate::fakekube::steady(&fixture["initial"]));
-    let dir = tempfile::tempdir().unwrap();
-    let workload = small_live_workload(dir.path());
-    std::fs::write(dir.path().join("kubeconfig"), server.kubeconfig()).unwrap();
-    crate::common::bin()
-        .arg("run")
-        .arg(&workload)
-        .args(["--require-zero", "--zero-timeout", "2s", "--out"])
+    let (_server, dir, mut run) = run_against(&fixture["initial"]);
+    run.args(["--require-zero", "--zero-timeout", "2s", "--out"])
         .arg(dir.path().join("results"))
-        .env("KUBECONFIG", dir.path().join("kubeconfig"))
-        .env_remove("PUBSUB_EMULATOR_HOST")
         .timeout(Duration::from_secs(60))
         .assert()
         .code(2)
@@ -506,6 +498,21 @@ fn require_zero_refuses_a_warm_cluster_and_writes_nothing() {
         ))
         .stderr(predicates::str::contains("fix:"));
     assert!(!dir.path().join("results").exists());
+}
+
+/// A fake cluster standing as `initial`, and `imagen-load run` of [`small_live_workload`] pointed at it by a
+/// kubeconfig (the built-in emulator for Pub/Sub).
+fn run_against(initial: &Value) -> (FakeKube, tempfile::TempDir, assert_cmd::Command) {
+    let server = FakeKube::start(crate::fakekube::steady(initial));
+    let dir = tempfile::tempdir().unwrap();
+    let workload = small_live_workload(dir.path());
+    std::fs::write(dir.path().join("kubeconfig"), server.kubeconfig()).unwrap();
+    let mut run = crate::common::bin();
+    run.arg("run")
+        .arg(&workload)
+        .env("KUBECONFIG", dir.path().join("kubeconfig"))
+        .env_remove("PUBSUB_EMULATOR_HOST");
+    (server, dir, run)
 }
 
 /// Three messages into the built-in emulator with no worker (they are lost after 1 s), watching the cluster
@@ -540,29 +547,21 @@ name = "upscale"
 #[test]
 fn a_live_run_watches_the_cluster_of_its_workload_and_waits_for_zero() {
     let fixture = scale_cycle();
-    let server = FakeKube::start(crate::fakekube::steady(&fixture["initial"]));
-    let dir = tempfile::tempdir().unwrap();
-    let workload = small_live_workload(dir.path());
-    std::fs::write(dir.path().join("kubeconfig"), server.kubeconfig()).unwrap();
-    crate::common::bin()
-        .arg("run")
-        .arg(&workload)
-        .args([
-            "--require-zero=nodes",
-            "--wait-for-zero=nodes",
-            "--zero-timeout",
-            "20s",
-            "--run-id",
-            "r",
-            "--quiet",
-            "--out",
-        ])
-        .arg(dir.path().join("results"))
-        .env("KUBECONFIG", dir.path().join("kubeconfig"))
-        .env_remove("PUBSUB_EMULATOR_HOST")
-        .timeout(Duration::from_secs(90))
-        .assert()
-        .success();
+    let (_server, dir, mut run) = run_against(&fixture["initial"]);
+    run.args([
+        "--require-zero=nodes",
+        "--wait-for-zero=nodes",
+        "--zero-timeout",
+        "20s",
+        "--run-id",
+        "r",
+        "--quiet",
+        "--out",
+    ])
+    .arg(dir.path().join("results"))
+    .timeout(Duration::from_secs(90))
+    .assert()
+    .success();
     let log = std::fs::read_to_string(dir.path().join("results/r/events.jsonl")).unwrap();
     let kube: Vec<Value> = log
         .lines()
