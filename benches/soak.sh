@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Long runs keep memory flat: resident memory is bounded by what is in flight, not by how long the run is.
 #
-#   benches/soak.sh sim [DAYS]            a simulated week (default 7 days) of diurnal load on the simulator
+#   benches/soak.sh sim [DAYS]            a simulated week (default 7 days) of diurnal load on the simulator,
+#                                          and the same load for 4 x DAYS (RATE=1000 jobs/h at the curve's base)
 #   benches/soak.sh live [MINUTES] [RATE] a real-time run against the built-in emulator with 4 reference workers
 #                                          (default 60 minutes at 50 jobs/s)
 #
-# Samples the resident memory (VmRSS) of `imagen-load run` every INTERVAL seconds (default 30; 1 for sim) into a
-# CSV, and writes the summary (first sample after start-up, last, peak, growth per hour) to
-# results/bench/soak-<mode>-<date>.txt. It runs a copy of the release binary, so rebuilding meanwhile is safe.
+# live samples the resident memory (VmRSS) of `imagen-load run` every INTERVAL seconds (default 30) and writes
+# the first sample after start-up, the last, the peak and the growth per hour; sim compares the peak memory of
+# the two lengths. Both write results/bench/soak-<mode>-<date>.txt. It runs a copy of the release binary, so rebuilding meanwhile is safe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/imagen-load/target}"
@@ -28,27 +29,27 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; 
 # Samples $1's memory until it exits; writes "seconds,rss_kib" lines to $2.
 sample() {
   local pid="$1" csv="$2" every="$3" start
-  start=$(date +%s)
+  start=$(date +%s.%N)
   echo "seconds,rss_kib" > "$csv"
   while kill -0 "$pid" 2>/dev/null; do
-    echo "$(( $(date +%s) - start )),$(rss_kib "$pid")" >> "$csv"
+    echo "$(awk -v s="$start" -v n="$(date +%s.%N)" 'BEGIN { printf "%.1f", n - s }'),$(rss_kib "$pid")" >> "$csv"
     sleep "$every"
   done
 }
 
 summarise() {
-  local csv="$1"
-  # The first minute is start-up (schedule built, connections opened); growth is measured after it.
-  awk -F, 'NR > 1 && $2 > 0 {
+  local csv="$1" startup="$2"
+  # The first seconds are start-up (schedule built, connections opened); growth is measured after them.
+  awk -F, -v startup="$startup" 'NR > 1 && $2 > 0 {
       n++; t[n] = $1; r[n] = $2; if ($2 > peak) peak = $2
     }
     END {
       if (n == 0) { print "no samples"; exit }
-      first = 1; for (i = 1; i <= n; i++) if (t[i] >= 60 || i == n) { first = i; break }
+      first = 1; for (i = 1; i <= n; i++) if (t[i] >= startup || i == n) { first = i; break }
       hours = (t[n] - t[first]) / 3600
-      printf "samples: %d over %d s\n", n, t[n]
-      printf "rss after start-up (t=%d s): %.1f MiB\n", t[first], r[first] / 1024
-      printf "rss at the end (t=%d s):     %.1f MiB\n", t[n], r[n] / 1024
+      printf "samples: %d over %.1f s\n", n, t[n]
+      printf "rss after start-up (t=%.1f s): %.1f MiB\n", t[first], r[first] / 1024
+      printf "rss at the end (t=%.1f s):     %.1f MiB\n", t[n], r[n] / 1024
       printf "peak rss:                    %.1f MiB\n", peak / 1024
       if (hours > 0) printf "growth after start-up:       %+.2f MiB per hour\n", (r[n] - r[first]) / 1024 / hours
     }' "$csv"
@@ -56,10 +57,15 @@ summarise() {
 
 case "$mode" in
   sim)
+    # The same load for DAYS and for 4 x DAYS of simulated time: if memory were bounded by what is in flight,
+    # both would peak alike; the difference per extra message is what grows with the run's length.
     days="${2:-7}"
-    cat > "$work/week.toml" <<TOML
+    rate="${RATE:-1000}"
+    peak_of() {
+      local d="$1"
+      cat > "$work/soak-$d.toml" <<TOML
 [run]
-name = "soak-week"
+name = "soak-$d"
 seed = 11
 deadline = "10m"
 drain = "30m"
@@ -67,28 +73,32 @@ drain = "30m"
 name = "upscale"
   [[stream.phase]]
   kind = "diurnal"
-  base = "600/h"
-  amplitude = "500/h"
-  duration = "${days}d"
+  base = "$rate/h"
+  amplitude = "$(( rate * 3 / 4 ))/h"
+  duration = "${d}d"
 [[stream]]
 name = "enhance"
   [[stream.phase]]
   kind = "poisson"
-  rate = "120/h"
-  duration = "${days}d"
+  rate = "$(( rate / 8 ))/h"
+  duration = "${d}d"
 TOML
-    start=$(date +%s)
-    "$bin" run "$work/week.toml" --out "$work/results" --run-id week --quiet &
-    pid=$!
-    pids+=("$pid")
-    sample "$pid" "$work/rss.csv" "${INTERVAL:-1}"
-    wait "$pid"
+      local t0 t1
+      t0=$(date +%s.%N)
+      /usr/bin/time -f "%M" -o "$work/peak-$d" "$bin" run "$work/soak-$d.toml" --out "$work/results" --run-id "d$d" --quiet
+      t1=$(date +%s.%N)
+      local msgs
+      msgs=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))["delivery"]; print(d["scheduled"], d["completed"])' "$work/results/d$d/summary.json")
+      echo "$d $(cat "$work/peak-$d") $msgs $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
+    }
+    read -r d1 peak1 sched1 done1 secs1 < <(peak_of "$days")
+    read -r d2 peak2 sched2 done2 secs2 < <(peak_of "$(( days * 4 ))")
     {
-      echo "# benches/soak.sh sim $days: $days simulated days on the simulator ($(nproc) cores)"
-      echo "wall time: $(( $(date +%s) - start )) s"
-      grep -o '"scheduled":[0-9]*\|"completed":[0-9]*' "$work/results/week/summary.json" | head -2 | tr '\n' ' '; echo
-      echo "events.jsonl: $(wc -l < "$work/results/week/events.jsonl") events, $(du -h "$work/results/week/events.jsonl" | cut -f1)"
-      summarise "$work/rss.csv"
+      echo "# benches/soak.sh sim $days (RATE=$rate jobs/h at the base of the daily curve; $(nproc) cores)"
+      printf "%3d simulated days: %8d messages (%d completed) in %5.1f s wall, peak rss %.1f MiB\n" "$d1" "$sched1" "$done1" "$secs1" "$(awk -v k="$peak1" 'BEGIN { print k / 1024 }')"
+      printf "%3d simulated days: %8d messages (%d completed) in %5.1f s wall, peak rss %.1f MiB\n" "$d2" "$sched2" "$done2" "$secs2" "$(awk -v k="$peak2" 'BEGIN { print k / 1024 }')"
+      awk -v p1="$peak1" -v p2="$peak2" -v m1="$sched1" -v m2="$sched2" \
+        'BEGIN { printf "growth: %.0f bytes of peak rss per extra message\n", (p2 - p1) * 1024 / (m2 - m1) }'
     } | tee "$out"
     ;;
   live)
@@ -136,7 +146,7 @@ TOML
       echo "wall time: $(( $(date +%s) - start )) s"
       tail -n 3 "$work/run.out"
       echo "events.jsonl: $(wc -l < "$work/results/soak/events.jsonl") events, $(du -h "$work/results/soak/events.jsonl" | cut -f1)"
-      summarise "$work/rss.csv"
+      summarise "$work/rss.csv" 60
       echo "samples (seconds,rss_kib):"
       awk 'NR == 1 || NR % 10 == 2' "$work/rss.csv"
     } | tee "$out"
