@@ -648,8 +648,24 @@ fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
     };
     let stop = stop_on_signal();
     let rt = runtime()?;
-    // Connect and set up first: an unreachable Pub/Sub fails here, before the results folder exists.
-    let prepared = rt.block_on(crate::live::prepare(plan, &opts))?;
+    // Connect and set up first: an unreachable Pub/Sub fails here, before the results folder exists. A signal
+    // meanwhile (say, during a long --require-zero wait) ends it with nothing written.
+    let prepared = rt.block_on(async {
+        tokio::select! {
+            p = crate::live::prepare(plan, &opts) => p.map(Some),
+            _ = async {
+                while !stop.requested() {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            } => Ok(None),
+        }
+    })?;
+    let Some(prepared) = prepared else {
+        bail!(
+            "interrupted before the run started ({}); nothing was written",
+            stop.reason()
+        );
+    };
     prepare_dir(&dir, args.force)?;
     if !args.quiet {
         eprintln!(

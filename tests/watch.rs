@@ -503,11 +503,17 @@ fn require_zero_refuses_a_warm_cluster_and_writes_nothing() {
 /// A fake cluster standing as `initial`, and `imagen-load run` of [`small_live_workload`] pointed at it by a
 /// kubeconfig (the built-in emulator for Pub/Sub).
 fn run_against(initial: &Value) -> (FakeKube, tempfile::TempDir, assert_cmd::Command) {
+    let (server, dir, run) = run_command(initial);
+    (server, dir, assert_cmd::Command::from_std(run))
+}
+
+/// The same, as a plain command (to spawn and signal).
+fn run_command(initial: &Value) -> (FakeKube, tempfile::TempDir, std::process::Command) {
     let server = FakeKube::start(crate::fakekube::steady(initial));
     let dir = tempfile::tempdir().unwrap();
     let workload = small_live_workload(dir.path());
     std::fs::write(dir.path().join("kubeconfig"), server.kubeconfig()).unwrap();
-    let mut run = crate::common::bin();
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_imagen-load"));
     run.arg("run")
         .arg(&workload)
         .env("KUBECONFIG", dir.path().join("kubeconfig"))
@@ -739,4 +745,44 @@ async fn the_watchers_follow_a_real_api_server_kwok_in_docker() {
         got.iter().all(|e| e.t_us < 600_000_000),
         "times relative to the run's start"
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_the_wait_for_zero_ends_it_at_once_and_writes_nothing() {
+    let mut fixture = scale_cycle();
+    let warm = fixture["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["resource"] == "deployments" && s["object"]["status"]["readyReplicas"] == 2)
+        .unwrap()["object"]
+        .clone();
+    fixture["initial"]["deployments"] = json!([warm]);
+    let (_server, dir, mut run) = run_command(&fixture["initial"]);
+    let mut run = run
+        .args(["--require-zero", "--zero-timeout", "5m", "--out"])
+        .arg(dir.path().join("results"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = std::time::Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &run.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = run.wait().unwrap();
+    assert!(
+        sent.elapsed() < Duration::from_secs(20),
+        "not the 5 minute wait"
+    );
+    let mut err = String::new();
+    std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("interrupted before the run started"), "{err}");
+    assert!(!dir.path().join("results").exists());
 }
