@@ -4,7 +4,7 @@
 #   benches/soak.sh sim [DAYS]            a simulated week (default 7 days) of diurnal load on the simulator,
 #                                          and the same load for 4 x DAYS (RATE=1000 jobs/h at the curve's base)
 #   benches/soak.sh live [MINUTES] [RATE] a real-time run against the built-in emulator with 4 reference workers
-#                                          (default 60 minutes at 50 jobs/s)
+#                                          of 4 jobs at once, 40 ms each (default 60 minutes at 50 jobs/s)
 #
 # live samples the resident memory (VmRSS) of `imagen-load run` every INTERVAL seconds (default 30) and writes
 # the first sample after start-up, the last, the peak and the growth per hour; sim compares the peak memory of
@@ -21,7 +21,11 @@ work="$(mktemp -d)"
 cp "$CARGO_TARGET_DIR/release/imagen-load" "$work/imagen-load"
 bin="$work/imagen-load"
 pids=()
-cleanup() { for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done; rm -rf "$work"; }
+# KEEP=1 keeps the run's folder (its path is printed) for a closer look.
+cleanup() {
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
+  if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
+}
 trap cleanup EXIT
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
@@ -135,7 +139,7 @@ TOML
     sleep 2
     for w in 1 2 3 4; do
       PUBSUB_EMULATOR_HOST="127.0.0.1:$port" "$bin" worker --project soak --subscription imagen-upscale-sub \
-        --pipeline upscale --pod "soak-worker-$w" --model-load 1s --processing 40ms --http-port 0 \
+        --pipeline upscale --pod "soak-worker-$w" --model-load 1s --processing 40ms --concurrency 4 --http-port 0 \
         > /dev/null 2>&1 &
       pids+=("$!")
     done
