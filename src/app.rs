@@ -166,10 +166,7 @@ fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
     let dir = args.out.join(&run_id);
     prepare_dir(&dir, args.force)?;
     let stop = stop_on_signal();
-    let origin_unix_us = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros() as u64;
+    let origin_unix_us = crate::units::unix_now_us();
     let started = std::time::Instant::now();
     let mut writer = EventLogWriter::create(&dir.join("events.jsonl"))?;
     writer.append(&Event::new(

@@ -18,7 +18,7 @@ use crate::workload::{BacklogKind, ClusterPlan, Plan, TargetKind};
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// How long an interrupted run still waits for the completions of messages in flight.
@@ -194,10 +194,7 @@ async fn require_zero(
 ) -> Result<(), LiveError> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let now_us = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros() as u64;
+    let now_us = crate::units::unix_now_us();
     let watching = watch::start(client, &watch_options(c), now_us, tx);
     let timeout = Duration::from_micros(c.zero_timeout.0);
     if say {
@@ -283,10 +280,7 @@ pub async fn run(
         .await?,
     );
     let mut writer = EventLogWriter::create(&dir.join("events.jsonl"))?;
-    let wall_start_unix_us = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros() as u64;
+    let wall_start_unix_us = crate::units::unix_now_us();
     let origin = Instant::now();
     let mut header = crate::app::shard_header(
         crate::app::run_header(plan, items, run_id, wall_start_unix_us),

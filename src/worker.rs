@@ -19,7 +19,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 
 /// How long a stopping worker waits for the jobs in hand (Kubernetes' default termination grace is 30 s).
@@ -63,10 +63,7 @@ pub struct WorkerStats {
 }
 
 fn unix_us() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros() as u64
+    crate::units::unix_now_us()
 }
 
 struct Model {

@@ -474,17 +474,8 @@ async fn check_scale_cycle(fixture: &Value, server: &FakeKube, lists: Option<usi
 
 #[test]
 fn require_zero_refuses_a_warm_cluster_and_writes_nothing() {
-    let mut fixture = scale_cycle();
     // One replica up and ready: a "cold start" test would measure a warm pod.
-    let warm = fixture["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["resource"] == "deployments" && s["object"]["status"]["readyReplicas"] == 1)
-        .unwrap()["object"]
-        .clone();
-    fixture["initial"]["deployments"] = json!([warm]);
-    let (_server, dir, mut run) = run_against(&fixture["initial"]);
+    let (_server, dir, mut run) = run_against(&warm_cluster(1));
     run.args(["--require-zero", "--zero-timeout", "2s", "--out"])
         .arg(dir.path().join("results"))
         .timeout(Duration::from_secs(60))
@@ -498,6 +489,20 @@ fn require_zero_refuses_a_warm_cluster_and_writes_nothing() {
         ))
         .stderr(predicates::str::contains("fix:"));
     assert!(!dir.path().join("results").exists());
+}
+
+/// The cycle fixture's cluster before its start, but with the Deployment at its state of `ready` ready replicas.
+fn warm_cluster(ready: u32) -> Value {
+    let mut fixture = scale_cycle();
+    let warm = fixture["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["resource"] == "deployments" && s["object"]["status"]["readyReplicas"] == ready)
+        .unwrap()["object"]
+        .clone();
+    fixture["initial"]["deployments"] = json!([warm]);
+    fixture["initial"].clone()
 }
 
 /// A fake cluster standing as `initial`, and `imagen-load run` of [`small_live_workload`] pointed at it by a
@@ -750,16 +755,7 @@ async fn the_watchers_follow_a_real_api_server_kwok_in_docker() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_during_the_wait_for_zero_ends_it_at_once_and_writes_nothing() {
-    let mut fixture = scale_cycle();
-    let warm = fixture["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["resource"] == "deployments" && s["object"]["status"]["readyReplicas"] == 2)
-        .unwrap()["object"]
-        .clone();
-    fixture["initial"]["deployments"] = json!([warm]);
-    let (_server, dir, mut run) = run_command(&fixture["initial"]);
+    let (_server, dir, mut run) = run_command(&warm_cluster(2));
     let mut run = run
         .args(["--require-zero", "--zero-timeout", "5m", "--out"])
         .arg(dir.path().join("results"))

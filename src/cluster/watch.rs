@@ -21,7 +21,6 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::time::SystemTime;
 use tokio::sync::{mpsc, watch as state_watch};
 use tokio::task::JoinHandle;
 
@@ -210,13 +209,6 @@ pub struct Counts {
     pub before_start: u64,
     /// Event messages no parser knew (kept raw in the cluster, counted here).
     pub unparsed: u64,
-}
-
-fn now_unix_us() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros() as u64
 }
 
 /// Starts the watchers. Events go to `events` with times relative to `origin_unix_us` (the run's time zero).
@@ -416,7 +408,7 @@ where
             };
             let seen = Delivered {
                 object,
-                observed_unix_us: now_unix_us(),
+                observed_unix_us: crate::units::unix_now_us(),
                 deleted,
             };
             if tx.send(Msg::Object(kind, seen)).is_err() {
