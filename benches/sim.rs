@@ -5,13 +5,13 @@ use std::path::Path;
 
 fn bench(c: &mut Criterion) {
     let plan = imagen_load::workload::load(Path::new("workloads/diurnal.toml"), &[]).unwrap();
-    let items = imagen_load::schedule::build(&plan);
-    let events = imagen_load::sim::simulate(&plan, &items, |_| {}).events;
+    let items = imagen_load::schedule::iter(&plan).count();
+    let events = imagen_load::sim::simulate(&plan, |_| {}).events;
     let mut g = c.benchmark_group("sim");
     g.throughput(Throughput::Elements(events));
     g.bench_function(
-        format!("diurnal_day_{}_messages_{}_events", items.len(), events),
-        |b| b.iter(|| imagen_load::sim::simulate(&plan, &items, |e| drop(std::hint::black_box(e)))),
+        format!("diurnal_day_{items}_items_{events}_events"),
+        |b| b.iter(|| imagen_load::sim::simulate(&plan, |e| drop(std::hint::black_box(e)))),
     );
     g.finish();
 }

@@ -530,7 +530,8 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
         );
     }
     let thresholds = run_thresholds(&plan, args)?;
-    let items = schedule::build(&plan);
+    // The schedule is never held: one pass for its end here, one as the simulator sends it.
+    let last_offset = schedule::last_offset_of(&plan);
     let run_id = run_id_of(&plan, args);
     let dir = args.out.join(&run_id);
     prepare_dir(&dir, args.force)?;
@@ -538,7 +539,7 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     let log_path = dir.join("events.jsonl");
     let mut writer = EventLogWriter::create(&log_path)?;
     // Simulated time has no wall clock: 0 keeps the log a pure function of workload and seed.
-    let header = shard_header(run_header(&plan, &items, &run_id, 0), args.shard);
+    let header = shard_header(run_header(&plan, last_offset, &run_id, 0), args.shard);
     writer.append(&header)?;
     // On disk at once: a run killed in its first second still leaves a log that names it.
     writer.flush()?;
@@ -549,14 +550,14 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     let stop = stop_on_signal();
     // Thresholds with `abort_on_fail` are checked on the results so far, at most 100 times in the run.
     let aborting = crate::gates::aborting(&thresholds);
-    let horizon = schedule::last_offset(&items).0 + plan.deadline.0 + plan.drain.0;
+    let horizon = last_offset.0 + plan.deadline.0 + plan.drain.0;
     let check_every = (horizon / 100).max(60_000_000);
     let mut next_check = check_every;
     let mut aborted: Option<String> = None;
     // A shard simulates the whole stack (the cluster answers to all the load) and keeps its own messages' events
     // and the shared ones.
     let shard = args.shard;
-    let outcome = crate::sim::simulate_until(&plan, &items, &stop, |e| {
+    let outcome = crate::sim::simulate_until(&plan, &stop, |e| {
         if shard.is_some_and(|s| s.owns_event(&e.kind) == Some(false)) {
             return;
         }
@@ -777,7 +778,7 @@ fn print_report(report: &RunReport, closing: &str) -> std::io::Result<()> {
 /// The `run_started` event that opens every event log.
 pub fn run_header(
     plan: &Plan,
-    items: &[schedule::Item],
+    last_offset: crate::units::Micros,
     run_id: &str,
     wall_clock_start_unix_us: u64,
 ) -> Event {
@@ -793,7 +794,7 @@ pub fn run_header(
             wall_clock_start_unix_us,
             streams: plan.streams.iter().map(|s| s.name.clone()).collect(),
             warmup_us: plan.warmup.0,
-            deadline_us: schedule::last_offset(items).0 + plan.deadline.0,
+            deadline_us: last_offset.0 + plan.deadline.0,
             price_per_gpu_hour_usd: plan.sim.autoscaler.price_per_gpu_hour_usd,
             shard: None,
         },
@@ -802,9 +803,13 @@ pub fn run_header(
 
 /// Runs a plan through the simulator in memory: the header, then every simulated event.
 pub fn simulate_events(plan: &Plan, run_id: &str) -> Vec<Event> {
-    let items = schedule::build(plan);
-    let mut events = vec![run_header(plan, &items, run_id, 0)];
-    crate::sim::simulate(plan, &items, |e| events.push(e));
+    let mut events = vec![run_header(
+        plan,
+        schedule::last_offset_of(plan),
+        run_id,
+        0,
+    )];
+    crate::sim::simulate(plan, |e| events.push(e));
     events
 }
 
@@ -1040,7 +1045,7 @@ fn trend_report(args: &ReportArgs) -> anyhow::Result<ExitStatus> {
     let analyze = |p: &Path| {
         analyze_results(p)
             .ok()
-            .filter(|(r, _, _)| !r.messages.is_empty() || !r.pods.is_empty())
+            .filter(|(r, _, _)| r.series.get("e2e_latency", "all", None).is_some() || !r.pods.is_empty())
             .map(|(r, _, _)| r)
     };
     let last = &runs[n - 1].dir;

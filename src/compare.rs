@@ -144,67 +144,12 @@ pub fn mann_whitney_z(base: &Histogram<u64>, current: &Histogram<u64>) -> Option
     Some((u - mean - 0.5) / var.sqrt())
 }
 
-/// Lag-1 autocorrelation of a sequence (0 for fewer than three values).
-pub fn lag1_autocorrelation(values: &[f64]) -> f64 {
-    let n = values.len();
-    if n < 3 {
-        return 0.0;
-    }
-    let mean = values.iter().sum::<f64>() / n as f64;
-    let var: f64 = values.iter().map(|v| (v - mean) * (v - mean)).sum();
-    if var == 0.0 {
-        return 0.0;
-    }
-    let cov: f64 = values
-        .windows(2)
-        .map(|w| (w[0] - mean) * (w[1] - mean))
-        .sum();
-    cov / var
-}
-
 /// The share of a sample that is independent information, for a series with lag-1 autocorrelation `rho`
 /// (AR(1) design effect: n_eff = n (1 − ρ) / (1 + ρ)). Messages queued behind each other have correlated
 /// latencies; testing them as if independent would call ordinary run-to-run noise significant.
 pub fn effective_fraction(rho: f64) -> f64 {
     let rho = rho.clamp(0.0, 0.999);
     (1.0 - rho) / (1.0 + rho)
-}
-
-/// A message series' values in completion order, for its autocorrelation.
-fn message_values(
-    r: &RunReport,
-    metric: &str,
-    scope: &str,
-    cold: Option<bool>,
-) -> Option<Vec<f64>> {
-    let stream = if scope == crate::analysis::series::ALL {
-        None
-    } else {
-        Some(r.run.streams.iter().position(|s| s == scope)? as u32)
-    };
-    let pick = |m: &crate::analysis::MessageLatency| -> Option<u64> {
-        match metric {
-            "e2e_latency" => Some(m.e2e_us()),
-            "publish_delay" => m.publish_delay_us,
-            "capacity_wait" => m.capacity_wait_us,
-            "queueing" => m.queueing_us,
-            "processing" => m.processing_us,
-            _ => None,
-        }
-    };
-    if !matches!(
-        metric,
-        "e2e_latency" | "publish_delay" | "capacity_wait" | "queueing" | "processing"
-    ) {
-        return None;
-    }
-    Some(
-        r.messages
-            .iter()
-            .filter(|m| stream.is_none_or(|s| m.stream == s) && cold.is_none_or(|c| m.cold == c))
-            .filter_map(|m| pick(m).map(|v| v as f64))
-            .collect(),
-    )
 }
 
 /// Compares two analysed runs on every series both have (message latencies and their split, cold-start phases,
@@ -219,12 +164,13 @@ pub fn compare(
     for (key, hb) in base.series.iter() {
         if let Some(hc) = current.series.get(key.metric, &key.scope, key.cold) {
             // Correlated samples carry less information: scale the test by the smaller effective share.
+            // Message series keep their lag-1 autocorrelation in completion order; others count as independent.
             let fraction = match (
-                message_values(base, key.metric, &key.scope, key.cold),
-                message_values(current, key.metric, &key.scope, key.cold),
+                base.series.moments(key.metric, &key.scope, key.cold),
+                current.series.moments(key.metric, &key.scope, key.cold),
             ) {
-                (Some(b), Some(c)) => effective_fraction(lag1_autocorrelation(&b))
-                    .min(effective_fraction(lag1_autocorrelation(&c))),
+                (Some(b), Some(c)) => effective_fraction(b.lag1_autocorrelation())
+                    .min(effective_fraction(c.lag1_autocorrelation())),
                 _ => 1.0,
             };
             pairs.push((key.label(), hb.clone(), hc.clone(), fraction));
@@ -397,15 +343,54 @@ mod tests {
         assert!((normal_cdf(-2.326) - 0.01).abs() < 1e-4);
     }
 
+    /// The textbook two-pass definition, which the analysis's one-pass running sums must match.
+    fn lag1_autocorrelation(values: &[u64]) -> f64 {
+        let values: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+        let n = values.len();
+        if n < 3 {
+            return 0.0;
+        }
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let var: f64 = values.iter().map(|v| (v - mean) * (v - mean)).sum();
+        if var == 0.0 {
+            return 0.0;
+        }
+        let cov: f64 = values
+            .windows(2)
+            .map(|w| (w[0] - mean) * (w[1] - mean))
+            .sum();
+        cov / var
+    }
+
+    fn running(values: &[u64]) -> crate::analysis::Moments {
+        let mut m = crate::analysis::Moments::default();
+        values.iter().for_each(|&v| m.push(v));
+        m
+    }
+
     #[test]
     fn correlated_series_count_for_less() {
         use rand::{RngExt, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-        let independent: Vec<f64> = (0..400).map(|_| rng.random::<f64>()).collect();
-        let queued: Vec<f64> = (0..100).map(|i| (i / 10) as f64).collect();
-        assert!(lag1_autocorrelation(&independent).abs() < 0.3);
-        assert!(lag1_autocorrelation(&queued) > 0.8);
-        assert!(effective_fraction(lag1_autocorrelation(&queued)) < 0.15);
+        let independent: Vec<u64> = (0..400).map(|_| rng.random_range(0..1_000_000)).collect();
+        let queued: Vec<u64> = (0..100).map(|i| 60_000_000 + (i / 10) * 1_000_000).collect();
+        let constant = vec![5_000_000; 50];
+        for values in [&independent, &queued, &constant, &vec![1, 2], &vec![]] {
+            let (two_pass, one_pass) = (
+                lag1_autocorrelation(values),
+                running(values).lag1_autocorrelation(),
+            );
+            assert!((two_pass - one_pass).abs() < 1e-9, "{two_pass} vs {one_pass}");
+            assert_eq!(
+                running(values).sum_us(),
+                values.iter().map(|&v| u128::from(v)).sum::<u128>()
+            );
+        }
+        let independent = running(&independent).lag1_autocorrelation();
+        let queued = running(&queued).lag1_autocorrelation();
+        assert!(independent.abs() < 0.3);
+        assert!(queued > 0.8);
+        assert!(effective_fraction(queued) < 0.15);
         assert_eq!(effective_fraction(-0.5), 1.0);
     }
 

@@ -49,134 +49,292 @@ pub fn http_steps(plan: &Plan, stream: usize) -> Vec<&crate::workload::HttpStep>
 }
 
 /// The whole run's schedule, all streams merged in time order (ties: stream order, then the stream's own order).
+/// It holds every item; [`iter`] gives the same items one at a time, in memory that does not grow with the run.
 pub fn build(plan: &Plan) -> Vec<Item> {
-    let mut all: Vec<Item> = Vec::new();
-    for s in 0..plan.streams.len() {
-        all.extend(build_stream(plan, s));
+    iter(plan).collect()
+}
+
+/// The schedule, generated as it is read: all streams merged in time order (ties: stream order, then the
+/// stream's own order), exactly the items of [`build`]. Memory is per stream and phase, not per item (a random
+/// burst's offsets are drawn, and sorted, when it starts).
+pub fn iter(plan: &Plan) -> Schedule<'_> {
+    let mut streams: Vec<StreamGen<'_>> = (0..plan.streams.len())
+        .map(|s| StreamGen::new(plan, s))
+        .collect();
+    let heads = streams.iter_mut().map(Iterator::next).collect();
+    Schedule { streams, heads }
+}
+
+/// The offset of the last item of `plan`'s schedule (zero for an empty one), by a pass that holds nothing.
+pub fn last_offset_of(plan: &Plan) -> Micros {
+    Micros(iter(plan).last().map_or(0, |i| i.offset_us))
+}
+
+/// See [`iter`].
+pub struct Schedule<'a> {
+    streams: Vec<StreamGen<'a>>,
+    /// Each stream's next item.
+    heads: Vec<Option<Item>>,
+}
+
+impl Iterator for Schedule<'_> {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        // A handful of streams: a scan beats a heap. The first stream wins a tie.
+        let (s, _) = self
+            .heads
+            .iter()
+            .enumerate()
+            .filter_map(|(s, h)| h.map(|h| (s, h.offset_us)))
+            .min_by_key(|&(s, t)| (t, s))?;
+        let item = self.heads[s].take();
+        self.heads[s] = self.streams[s].next();
+        item
     }
-    // Stable, by time then stream: each stream's own order (an `http` step before the burst it warms) is kept.
-    all.sort_by_key(|i| (i.offset_us, i.stream));
-    all
 }
 
 /// One stream's schedule, in time order.
 pub fn build_stream(plan: &Plan, stream: usize) -> Vec<Item> {
-    let mut g = Gen {
-        stream: stream as u32,
-        rng: StdRng::seed_from_u64(derive_seed(plan.seed, &[stream as u64, 0x5c4e_d01e])),
-        out: Vec::new(),
-        seq: 0,
-        http: 0,
-        phase: 0,
-    };
-    let mut cursor = 0u64;
-    for (i, p) in plan.streams[stream].phases.iter().enumerate() {
-        g.phase = i as u32 + 1;
-        cursor = g.phase_items(p, cursor);
-    }
-    // Phases are laid end to end and each emits in order, except a random burst spread, which is sorted here.
-    g.out.sort_by_key(|i| i.offset_us);
-    // Sequence numbers follow time order, so `seq` is the message's rank in its stream.
-    let mut seq = 0;
-    for item in &mut g.out {
-        if let ItemKind::Message { seq: s } = &mut item.kind {
-            *s = seq;
-            seq += 1;
-        }
-    }
-    g.out
+    StreamGen::new(plan, stream).collect()
 }
 
-struct Gen {
+/// A list of phases being walked: the next one, and how many more passes (a `repeat`).
+struct Frame<'a> {
+    phases: &'a [Phase],
+    next: usize,
+    passes_left: u32,
+}
+
+/// The phase emitting now, as offsets from the run start.
+enum Leaf<'a> {
+    Done,
+    Rate {
+        start: u64,
+        shape: &'a crate::workload::RateShape,
+        duration_us: u64,
+        total_s: f64,
+        limit: f64,
+        k: f64,
+        arrivals: Arrivals,
+    },
+    Even {
+        start: u64,
+        within_us: u64,
+        count: u64,
+        i: u64,
+    },
+    /// A random burst, drawn and sorted when it starts.
+    Drawn(std::vec::IntoIter<u64>),
+    Trace {
+        start: u64,
+        offsets: std::slice::Iter<'a, Micros>,
+    },
+}
+
+/// One stream's items, generated in time order: phases are laid end to end and each emits in order, so the
+/// stream is in order without sorting; sequence numbers are given in that order (a message's rank in its
+/// stream).
+struct StreamGen<'a> {
     stream: u32,
     rng: StdRng,
-    out: Vec<Item>,
+    stack: Vec<Frame<'a>>,
+    leaf: Leaf<'a>,
+    /// Where the next phase starts.
+    cursor: u64,
     seq: u64,
     http: u32,
+    /// Top-level phase of the current leaf (counting from 1).
     phase: u32,
 }
 
-impl Gen {
-    fn msg(&mut self, offset_us: u64) {
-        self.out.push(Item {
-            offset_us,
-            stream: self.stream,
-            kind: ItemKind::Message { seq: self.seq },
-            phase: self.phase,
-        });
-        self.seq += 1;
+impl<'a> StreamGen<'a> {
+    fn new(plan: &'a Plan, stream: usize) -> Self {
+        StreamGen {
+            stream: stream as u32,
+            rng: StdRng::seed_from_u64(derive_seed(plan.seed, &[stream as u64, 0x5c4e_d01e])),
+            stack: vec![Frame {
+                phases: &plan.streams[stream].phases,
+                next: 0,
+                passes_left: 0,
+            }],
+            leaf: Leaf::Done,
+            cursor: 0,
+            seq: 0,
+            http: 0,
+            phase: 0,
+        }
     }
 
-    /// Emits a phase starting at `start`; returns where the next phase starts.
-    fn phase_items(&mut self, phase: &Phase, start: u64) -> u64 {
-        match phase {
-            Phase::Idle { duration } => start + duration.0,
-            Phase::Rate {
+    /// The current leaf's next offset.
+    fn leaf_next(&mut self) -> Option<u64> {
+        match &mut self.leaf {
+            Leaf::Done => None,
+            Leaf::Rate {
+                start,
                 shape,
-                duration,
+                duration_us,
+                total_s,
+                limit,
+                k,
                 arrivals,
             } => {
-                let total = duration.as_secs_f64();
-                let limit = shape.cumulative(total, total);
-                let mut k = 0.0_f64;
-                if *arrivals == Arrivals::Poisson {
-                    k = Exp1.sample(&mut self.rng);
+                if *k >= *limit {
+                    return None;
                 }
-                while k < limit {
-                    let t = shape.inverse(k, total);
-                    let off = (t * US_PER_S as f64).round() as u64;
-                    if off >= duration.0 {
-                        break;
-                    }
-                    self.msg(start + off);
-                    k += match arrivals {
-                        Arrivals::Even => 1.0,
-                        Arrivals::Poisson => Exp1.sample(&mut self.rng),
-                    };
+                let t = shape.inverse(*k, *total_s);
+                let off = (t * US_PER_S as f64).round() as u64;
+                if off >= *duration_us {
+                    *k = f64::INFINITY;
+                    return None;
                 }
-                start + duration.0
+                *k += match arrivals {
+                    Arrivals::Even => 1.0,
+                    Arrivals::Poisson => Exp1.sample(&mut self.rng),
+                };
+                Some(*start + off)
             }
-            Phase::Burst {
+            Leaf::Even {
+                start,
+                within_us,
                 count,
-                within,
-                spread,
+                i,
             } => {
-                for i in 0..*count {
-                    let off = match (spread, within.0) {
-                        (_, 0) => 0,
-                        (Spread::Even, w) => (i as u128 * w as u128 / *count as u128) as u64,
-                        (Spread::Random, w) => self.rng.random_range(0..w),
+                if *i >= *count {
+                    return None;
+                }
+                let off = (*i as u128 * *within_us as u128 / *count as u128) as u64;
+                *i += 1;
+                Some(*start + off)
+            }
+            Leaf::Drawn(offsets) => offsets.next(),
+            Leaf::Trace { start, offsets } => offsets.next().map(|o| *start + o.0),
+        }
+    }
+
+    /// Moves to the next phase that emits: a new leaf (`None`), an `http` item (`Some`), or the end of the stream
+    /// (`Err`).
+    fn advance(&mut self) -> Result<Option<Item>, ()> {
+        loop {
+            let depth = self.stack.len();
+            let Some(frame) = self.stack.last_mut() else {
+                return Err(());
+            };
+            if frame.next == frame.phases.len() {
+                if frame.passes_left > 0 {
+                    frame.passes_left -= 1;
+                    frame.next = 0;
+                } else {
+                    self.stack.pop();
+                }
+                continue;
+            }
+            let phase = &frame.phases[frame.next];
+            frame.next += 1;
+            if depth == 1 {
+                self.phase = frame.next as u32;
+            }
+            let start = self.cursor;
+            match phase {
+                Phase::Idle { duration } => self.cursor += duration.0,
+                Phase::Rate {
+                    shape,
+                    duration,
+                    arrivals,
+                } => {
+                    let total_s = duration.as_secs_f64();
+                    let k = match arrivals {
+                        Arrivals::Poisson => Exp1.sample(&mut self.rng),
+                        Arrivals::Even => 0.0,
                     };
-                    self.msg(start + off);
+                    self.leaf = Leaf::Rate {
+                        start,
+                        shape,
+                        duration_us: duration.0,
+                        total_s,
+                        limit: shape.cumulative(total_s, total_s),
+                        k,
+                        arrivals: *arrivals,
+                    };
+                    self.cursor += duration.0;
+                    return Ok(None);
                 }
-                start + within.0
-            }
-            Phase::Trace {
-                offsets, duration, ..
-            } => {
-                for o in offsets {
-                    self.msg(start + o.0);
+                Phase::Burst {
+                    count,
+                    within,
+                    spread,
+                } => {
+                    self.cursor += within.0;
+                    self.leaf = match (spread, within.0) {
+                        (Spread::Random, w) if w > 0 => {
+                            let mut drawn: Vec<u64> = (0..*count)
+                                .map(|_| start + self.rng.random_range(0..w))
+                                .collect();
+                            drawn.sort_unstable();
+                            Leaf::Drawn(drawn.into_iter())
+                        }
+                        (_, w) => Leaf::Even {
+                            start,
+                            within_us: w,
+                            count: *count,
+                            i: 0,
+                        },
+                    };
+                    return Ok(None);
                 }
-                start + duration.0
-            }
-            Phase::Repeat { times, phases } => {
-                let mut cursor = start;
-                for _ in 0..*times {
-                    for p in phases {
-                        cursor = self.phase_items(p, cursor);
+                Phase::Trace {
+                    offsets, duration, ..
+                } => {
+                    self.cursor += duration.0;
+                    self.leaf = Leaf::Trace {
+                        start,
+                        offsets: offsets.iter(),
+                    };
+                    return Ok(None);
+                }
+                Phase::Repeat { times, phases } => {
+                    if *times > 0 {
+                        self.stack.push(Frame {
+                            phases,
+                            next: 0,
+                            passes_left: times - 1,
+                        });
                     }
                 }
-                cursor
+                Phase::Http(_) => {
+                    self.http += 1;
+                    return Ok(Some(Item {
+                        offset_us: start,
+                        stream: self.stream,
+                        kind: ItemKind::Http { step: self.http },
+                        phase: self.phase,
+                    }));
+                }
             }
-            Phase::Http(_) => {
-                self.http += 1;
-                self.out.push(Item {
-                    offset_us: start,
+        }
+    }
+}
+
+impl Iterator for StreamGen<'_> {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        loop {
+            if let Some(offset_us) = self.leaf_next() {
+                let item = Item {
+                    offset_us,
                     stream: self.stream,
-                    kind: ItemKind::Http { step: self.http },
+                    kind: ItemKind::Message { seq: self.seq },
                     phase: self.phase,
-                });
-                start
+                };
+                self.seq += 1;
+                return Some(item);
+            }
+            self.leaf = Leaf::Done;
+            match self.advance() {
+                Ok(Some(http)) => return Some(http),
+                Ok(None) => {}
+                Err(()) => return None,
             }
         }
     }
@@ -280,8 +438,171 @@ mod tests {
         crate::workload::parse(Path::new("w.toml"), &src).unwrap()
     }
 
+    // The schedule as it was first built, eagerly (every item, then one sort): the lazy generator must give
+    // exactly these items.
+    /// One stream's schedule, in time order.
+    fn eager_stream(plan: &Plan, stream: usize) -> Vec<Item> {
+        let mut g = Gen {
+            stream: stream as u32,
+            rng: StdRng::seed_from_u64(derive_seed(plan.seed, &[stream as u64, 0x5c4e_d01e])),
+            out: Vec::new(),
+            seq: 0,
+            http: 0,
+            phase: 0,
+        };
+        let mut cursor = 0u64;
+        for (i, p) in plan.streams[stream].phases.iter().enumerate() {
+            g.phase = i as u32 + 1;
+            cursor = g.phase_items(p, cursor);
+        }
+        // Phases are laid end to end and each emits in order, except a random burst spread, which is sorted here.
+        g.out.sort_by_key(|i| i.offset_us);
+        // Sequence numbers follow time order, so `seq` is the message's rank in its stream.
+        let mut seq = 0;
+        for item in &mut g.out {
+            if let ItemKind::Message { seq: s } = &mut item.kind {
+                *s = seq;
+                seq += 1;
+            }
+        }
+        g.out
+    }
+
+    struct Gen {
+        stream: u32,
+        rng: StdRng,
+        out: Vec<Item>,
+        seq: u64,
+        http: u32,
+        phase: u32,
+    }
+
+    impl Gen {
+        fn msg(&mut self, offset_us: u64) {
+            self.out.push(Item {
+                offset_us,
+                stream: self.stream,
+                kind: ItemKind::Message { seq: self.seq },
+                phase: self.phase,
+            });
+            self.seq += 1;
+        }
+
+        /// Emits a phase starting at `start`; returns where the next phase starts.
+        fn phase_items(&mut self, phase: &Phase, start: u64) -> u64 {
+            match phase {
+                Phase::Idle { duration } => start + duration.0,
+                Phase::Rate {
+                    shape,
+                    duration,
+                    arrivals,
+                } => {
+                    let total = duration.as_secs_f64();
+                    let limit = shape.cumulative(total, total);
+                    let mut k = 0.0_f64;
+                    if *arrivals == Arrivals::Poisson {
+                        k = Exp1.sample(&mut self.rng);
+                    }
+                    while k < limit {
+                        let t = shape.inverse(k, total);
+                        let off = (t * US_PER_S as f64).round() as u64;
+                        if off >= duration.0 {
+                            break;
+                        }
+                        self.msg(start + off);
+                        k += match arrivals {
+                            Arrivals::Even => 1.0,
+                            Arrivals::Poisson => Exp1.sample(&mut self.rng),
+                        };
+                    }
+                    start + duration.0
+                }
+                Phase::Burst {
+                    count,
+                    within,
+                    spread,
+                } => {
+                    for i in 0..*count {
+                        let off = match (spread, within.0) {
+                            (_, 0) => 0,
+                            (Spread::Even, w) => (i as u128 * w as u128 / *count as u128) as u64,
+                            (Spread::Random, w) => self.rng.random_range(0..w),
+                        };
+                        self.msg(start + off);
+                    }
+                    start + within.0
+                }
+                Phase::Trace {
+                    offsets, duration, ..
+                } => {
+                    for o in offsets {
+                        self.msg(start + o.0);
+                    }
+                    start + duration.0
+                }
+                Phase::Repeat { times, phases } => {
+                    let mut cursor = start;
+                    for _ in 0..*times {
+                        for p in phases {
+                            cursor = self.phase_items(p, cursor);
+                        }
+                    }
+                    cursor
+                }
+                Phase::Http(_) => {
+                    self.http += 1;
+                    self.out.push(Item {
+                        offset_us: start,
+                        stream: self.stream,
+                        kind: ItemKind::Http { step: self.http },
+                        phase: self.phase,
+                    });
+                    start
+                }
+            }
+        }
+    }
+
+
     fn offsets(p: &Plan) -> Vec<u64> {
         build(p).iter().map(|i| i.offset_us).collect()
+    }
+
+    fn eager(plan: &Plan) -> Vec<Item> {
+        let mut all: Vec<Item> = Vec::new();
+        for s in 0..plan.streams.len() {
+            all.extend(eager_stream(plan, s));
+        }
+        all.sort_by_key(|i| (i.offset_us, i.stream));
+        all
+    }
+
+    #[test]
+    fn the_generator_gives_exactly_the_eager_schedule() {
+        let mut plans = Vec::new();
+        for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                plans.push(crate::workload::load(&path, &[]).unwrap());
+            }
+        }
+        assert!(plans.len() >= 5, "the repository's workloads");
+        plans.push(plan(
+            "[[stream.phase]]\nkind = \"burst\"\ncount = 500\nwithin = \"10s\"\nspread = \"random\"\n\
+             [[stream.phase]]\nkind = \"poisson\"\nrate = \"40/s\"\nduration = \"30s\"\n\
+             [[stream.phase]]\nkind = \"repeat\"\ntimes = 4\nphases = [{ kind = \"burst\", count = 7, within = \"3s\", spread = \"random\" }, { kind = \"idle\", duration = \"1s\" }, { kind = \"ramp\", from = \"1/s\", to = \"20/s\", duration = \"9s\" }]\n",
+        ));
+        for seed in [1, 2, 3] {
+            let mut p = plans.last().unwrap().clone();
+            p.seed = seed;
+            plans.push(p);
+        }
+        for p in &plans {
+            let lazy = build(p);
+            assert!(!lazy.is_empty(), "{}", p.name);
+            assert_eq!(lazy, eager(p), "{}", p.name);
+            assert_eq!(last_offset_of(p), last_offset(&lazy));
+        }
     }
 
     #[test]

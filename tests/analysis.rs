@@ -275,13 +275,23 @@ fn events_out_of_order_within_the_window_analyse_the_same() {
     for i in (1..shuffled.len() - 1).step_by(2) {
         shuffled.swap(i, i + 1);
     }
-    let mut stream = analysis::Reordering::new(imagen_load::app::REORDER_WINDOW_US);
+    let mut stream =
+        analysis::Reordering::new(imagen_load::app::REORDER_WINDOW_US).keeping_messages();
     for e in shuffled {
         stream.push(e);
     }
     let a = stream.finish();
     let b = analysis::analyze(events);
+    assert!(!b.messages.is_empty());
     assert_eq!(a.messages, b.messages);
+    let stats = |r: &analysis::RunReport| {
+        r.series
+            .iter()
+            .map(|(k, h)| (k.label(), analysis::Stats::of(h)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(stats(&a), stats(&b));
+    assert_eq!(a.intervals.closed(), b.intervals.closed());
     assert_eq!(a.delivery.completed, b.delivery.completed);
     assert_eq!(
         a.pods

@@ -282,11 +282,11 @@ fn a_stopped_simulation_says_so_and_loses_nothing() {
     let plan = plan_from(
         "[[stream]]\nname = \"s\"\n[[stream.phase]]\nkind = \"constant\"\nrate = \"20/s\"\nduration = \"1h\"\n",
     );
-    let items = imagen_load::schedule::build(&plan);
-    let mut events = vec![imagen_load::app::run_header(&plan, &items, "t", 0)];
+    let last = imagen_load::schedule::last_offset_of(&plan);
+    let mut events = vec![imagen_load::app::run_header(&plan, last, "t", 0)];
     let stop = imagen_load::sim::Stop::default();
     stop.request("test");
-    let outcome = imagen_load::sim::simulate_until(&plan, &items, &stop, |e| events.push(e));
+    let outcome = imagen_load::sim::simulate_until(&plan, &stop, |e| events.push(e));
     assert!(outcome.interrupted);
     assert!(matches!(
         events.last().unwrap().kind,

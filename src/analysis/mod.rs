@@ -3,9 +3,11 @@
 //! cold-start phases, per-pipeline scale cycles, delivery accounting, cost, and HdrHistograms of every series.
 //! Missing signals leave a phase unknown (`None`), never a made-up number.
 
+pub mod intervals;
 pub mod series;
 
-pub use series::{SeriesKey, SeriesSet, Stats};
+pub use intervals::Intervals;
+pub use series::{Moments, SeriesKey, SeriesSet, Stats};
 
 use crate::event::{Event, EventKind, MsgId, Source};
 use serde::Serialize;
@@ -160,8 +162,12 @@ pub struct RunReport {
     pub cost: Cost,
     pub http_calls: u64,
     pub warnings: Vec<String>,
-    /// Every completed message outside the warm-up, exact to the microsecond, in completion order.
+    /// Every completed message outside the warm-up, exact to the microsecond, in completion order — only when
+    /// asked for ([`Analyzer::keeping_messages`], and [`analyze`] of an in-memory log): it grows with the run,
+    /// while everything else here is bounded.
     pub messages: Vec<MessageLatency>,
+    /// End-to-end latency by completion interval (the `.hlog`).
+    pub intervals: Intervals,
     /// Threshold outcomes, filled in by the caller that has thresholds (`gates::evaluate`).
     pub thresholds: Vec<crate::gates::Outcome>,
     /// What happened over time, for charts.
@@ -226,8 +232,8 @@ impl MessageLatency {
     }
 }
 
-/// An instant that may be unknown, in 8 bytes (`u64::MAX` = unknown): per-message state is the analysis's
-/// only memory that grows with the run, so it is kept small (64 bytes a message).
+/// An instant that may be unknown, in 8 bytes (`u64::MAX` = unknown): messages in flight are the analysis's
+/// only state that grows with the load, so it is kept small (64 bytes a message).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct At(u64);
 
@@ -247,6 +253,51 @@ impl At {
     fn is_some(self) -> bool {
         self.0 != u64::MAX
     }
+}
+
+/// Sequence numbers, as sorted disjoint ranges `[start, end)`: a stream's completed messages, in memory that
+/// grows with the gaps (messages not completed), not with the count.
+#[derive(Debug, Clone, Default)]
+struct SeqSet {
+    ranges: BTreeMap<u64, u64>,
+}
+
+impl SeqSet {
+    fn contains(&self, x: u64) -> bool {
+        self.ranges
+            .range(..=x)
+            .next_back()
+            .is_some_and(|(_, &end)| x < end)
+    }
+
+    /// Adds `x`; false if it was there.
+    fn insert(&mut self, x: u64) -> bool {
+        let before = self.ranges.range(..=x).next_back().map(|(&s, &e)| (s, e));
+        let start = match before {
+            Some((_, e)) if x < e => return false,
+            Some((s, e)) if e == x => s,
+            _ => x,
+        };
+        let end = match self.ranges.remove(&(x + 1)) {
+            Some(e) => e,
+            None => x + 1,
+        };
+        self.ranges.insert(start, end);
+        true
+    }
+
+    fn ranges(&self) -> usize {
+        self.ranges.len()
+    }
+}
+
+/// One stream's messages: those still open (scheduled, not completed), and which have completed.
+#[derive(Debug, Clone, Default)]
+struct StreamMsgs {
+    open: HashMap<u64, Msg>,
+    done: SeqSet,
+    /// The stream's scope in the series.
+    scope: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -292,8 +343,10 @@ struct Deployment {
     ready: u32,
     /// First message published while at zero (desired and ready), the start of activation.
     waiting_since: Option<u64>,
-    /// Cold messages waiting for the first ready replica.
+    /// Cold messages waiting for the first ready replica (pruned of completed ones as it grows).
     cold_waiting: Vec<(u32, u64)>,
+    /// Length of `cold_waiting` that triggers the next pruning.
+    prune_at: usize,
     cycle: Option<usize>,
     /// Every time desired replicas went up: what new pods were created for.
     triggers: Vec<u64>,
@@ -313,7 +366,7 @@ struct Node {
 /// Analyses a run's events (any order; they are sorted by time, stably).
 pub fn analyze(mut events: Vec<Event>) -> RunReport {
     events.sort_by_key(|e| e.t_us);
-    let mut a = Analyzer::default();
+    let mut a = Analyzer::default().keeping_messages();
     for e in &events {
         a.push(e);
     }
@@ -373,6 +426,12 @@ impl Reordering {
         }
     }
 
+    /// Keeps every completed message's exact record, as [`Analyzer::keeping_messages`].
+    pub fn keeping_messages(mut self) -> Self {
+        self.analyzer = self.analyzer.keeping_messages();
+        self
+    }
+
     pub fn push(&mut self, e: Event) {
         if e.t_us < self.released_t {
             // Too late to be put in its place: analysed now, and counted.
@@ -423,15 +482,21 @@ pub const CLOCK_SKEW_TOLERANCE_US: u64 = 5_000;
 pub struct Analyzer {
     /// Events naming a message no plan can have (sequence ≥ the per-run limit), ignored.
     out_of_range: u64,
-    /// Where such events land.
-    sink: Msg,
     /// Per pod: how far its clock seemed behind (reporting a delivery before the send) and ahead (reporting the
     /// end of processing after the harness saw the completion), in µs, and in how many completions.
     clock_skew: HashMap<String, (u64, u64, u64)>,
     info: Option<RunInfo>,
     stream_index: HashMap<String, u32>,
     streams: Vec<String>,
-    msgs: Vec<Vec<Msg>>,
+    /// Per stream: messages in flight, and the completed ones as ranges. Completed messages are folded into
+    /// `series` and `intervals` as they complete, so this grows with what is in flight, not with the run.
+    msgs: Vec<StreamMsgs>,
+    series: SeriesSet,
+    intervals: Intervals,
+    /// Completions without a scheduled event (no intended time, so no latency).
+    no_intended: u64,
+    /// Exact per-message records, when asked for.
+    kept: Option<Vec<MessageLatency>>,
     pods: HashMap<String, Pod>,
     pod_order: Vec<String>,
     deployments: HashMap<String, Deployment>,
@@ -457,20 +522,32 @@ pub struct Analyzer {
     warnings: Vec<String>,
     gpu_busy_us: u64,
     timeline: Timeline,
-    pull_durations: Vec<(String, u64)>,
     /// Per stream: the true backlog (published, not completed) at each change, kept for a while to measure how
     /// stale the autoscaler's view of it is.
     backlog_history: HashMap<String, VecDeque<(u64, i64)>>,
     last_metric: HashMap<String, f64>,
     last_metric_at: HashMap<String, u64>,
-    metric_lags: Vec<(String, u64)>,
-    poll_gaps: Vec<(String, u64)>,
 }
 
 /// How far back the metric lag is looked for.
 const METRIC_LAG_WINDOW_US: u64 = 15 * 60 * 1_000_000;
 
 impl Analyzer {
+    /// Also keeps every completed message's exact record ([`RunReport::messages`]), which grows with the run.
+    pub fn keeping_messages(mut self) -> Self {
+        self.kept = Some(Vec::new());
+        self
+    }
+
+    /// Messages in flight (scheduled and not completed) and ranges of completed ones: the state that grows with
+    /// the load.
+    pub fn held_messages(&self) -> (usize, usize) {
+        (
+            self.msgs.iter().map(|m| m.open.len()).sum(),
+            self.msgs.iter().map(|m| m.done.ranges()).sum(),
+        )
+    }
+
     fn stream(&mut self, name: &str) -> u32 {
         if let Some(&i) = self.stream_index.get(name) {
             return i;
@@ -478,25 +555,33 @@ impl Analyzer {
         let i = self.streams.len() as u32;
         self.streams.push(name.to_string());
         self.stream_index.insert(name.to_string(), i);
-        self.msgs.push(Vec::new());
+        let scope = self.series.scope_id(name);
+        self.msgs.push(StreamMsgs {
+            scope,
+            ..StreamMsgs::default()
+        });
         i
     }
 
-    fn msg(&mut self, id: &MsgId) -> &mut Msg {
-        // No plan has this message (a damaged or hostile log): counted, and kept out of every statistic, rather
-        // than growing the table to its sequence number.
+    /// A message's stream and sequence number; `None` (counted) for one no plan can have (a damaged or hostile
+    /// log), which is kept out of every statistic.
+    fn locate(&mut self, id: &MsgId) -> Option<(usize, u64)> {
         if id.seq >= crate::workload::MAX_MESSAGES_PER_RUN {
             self.out_of_range += 1;
-            self.sink = Msg::default();
-            return &mut self.sink;
+            return None;
         }
-        let s = self.stream(&id.stream) as usize;
-        let v = &mut self.msgs[s];
-        let seq = id.seq as usize;
-        if seq >= v.len() {
-            v.resize(seq + 1, Msg::default());
+        Some((self.stream(&id.stream) as usize, id.seq))
+    }
+
+    /// An open message's state (created on first mention); `None` once it has completed, when what else is said
+    /// of it no longer matters, or when it is out of range.
+    fn msg(&mut self, id: &MsgId) -> Option<&mut Msg> {
+        let (s, seq) = self.locate(id)?;
+        let st = &mut self.msgs[s];
+        if st.done.contains(seq) {
+            return None;
         }
-        &mut v[seq]
+        Some(st.open.entry(seq).or_default())
     }
 
     pub fn push(&mut self, e: &Event) {
@@ -547,13 +632,20 @@ impl Analyzer {
             }
             EventKind::Scheduled { id, intended_us } => {
                 self.delivery.scheduled += 1;
-                self.msg(id).intended.set(*intended_us);
+                if let Some(m) = self.msg(id) {
+                    m.intended.set(*intended_us);
+                }
             }
             EventKind::Published { id, .. } => {
                 self.delivery.published += 1;
                 Timeline::bump(&mut self.timeline.published, t);
-                let s = self.stream(&id.stream);
-                self.msg(id).published.set(t);
+                let Some((s, seq)) = self.locate(id) else {
+                    return;
+                };
+                let Some(m) = self.msg(id) else {
+                    return;
+                };
+                m.published.set(t);
                 self.true_backlog(&id.stream, t, 1);
                 // The stream's deployment has the stream's name.
                 if !self.deployments.contains_key(&id.stream) {
@@ -562,8 +654,18 @@ impl Analyzer {
                 }
                 let d = self.deployments.get_mut(&id.stream).expect("inserted");
                 if d.ready == 0 {
-                    self.msgs[s as usize][id.seq as usize].cold = true;
-                    d.cold_waiting.push((s, id.seq));
+                    if let Some(m) = self.msgs[s].open.get_mut(&seq) {
+                        m.cold = true;
+                    }
+                    d.cold_waiting.push((s as u32, seq));
+                    if d.cold_waiting.len() > d.prune_at.max(1024) {
+                        // No replica became ready for a long while (or the run does not watch the cluster): keep
+                        // only the messages still waiting.
+                        let msgs = &self.msgs;
+                        d.cold_waiting
+                            .retain(|(s, q)| msgs[*s as usize].open.contains_key(q));
+                        d.prune_at = 2 * d.cold_waiting.len();
+                    }
                     if d.desired == 0 && d.waiting_since.is_none() {
                         d.waiting_since = Some(t);
                     }
@@ -576,13 +678,17 @@ impl Analyzer {
                     .publish_errors
                     .entry(short(error))
                     .or_default() += 1;
-                self.msg(id).publish_failed = true;
+                if let Some(m) = self.msg(id) {
+                    m.publish_failed = true;
+                }
             }
             EventKind::Delivered { id, attempt, .. } => {
                 if *attempt > 1 {
                     self.delivery.redelivered += 1;
                 }
-                self.msg(id).delivered.set(t);
+                if let Some(m) = self.msg(id) {
+                    m.delivered.set(t);
+                }
             }
             EventKind::Completed {
                 id,
@@ -591,11 +697,14 @@ impl Analyzer {
                 processing_start_us,
                 processing_end_us,
             } => {
-                let m = self.msg(id);
-                if m.completed.is_some() {
+                let Some((s, seq)) = self.locate(id) else {
+                    return;
+                };
+                if !self.msgs[s].done.insert(seq) {
                     self.duplicates_by_completion += 1;
                     return;
                 }
+                let mut m = self.msgs[s].open.remove(&seq).unwrap_or_default();
                 // A worker's clock against the harness's: a job cannot reach a worker before it was sent, nor
                 // finish after the harness saw its completion. Worker-measured spans are clamped at zero either
                 // way; here the disagreement is measured, to be reported.
@@ -610,7 +719,6 @@ impl Analyzer {
                     s.1 = s.1.max(ahead);
                     s.2 += 1;
                 }
-                let m = self.msg(id);
                 m.completed.set(t);
                 if let (Some(a), Some(b)) = (processing_start_us, processing_end_us) {
                     m.processing_start.set(*a);
@@ -632,9 +740,14 @@ impl Analyzer {
                         cy.last_completion_us = Some(t);
                     }
                 }
+                self.fold(s, seq, &m, t);
             }
             EventKind::Duplicate { .. } => self.delivery.duplicates += 1,
-            EventKind::Lost { id } => self.msg(id).lost = true,
+            EventKind::Lost { id } => {
+                if let Some(m) = self.msg(id) {
+                    m.lost = true;
+                }
+            }
             EventKind::HttpCalled { .. } => self.http_calls += 1,
             EventKind::Backlog {
                 subscription,
@@ -758,8 +871,8 @@ impl Analyzer {
                     p.cached = Some(*cached);
                     if !*cached {
                         // The kubelet's own pull time, without waiting for another pod's pull.
-                        self.pull_durations
-                            .push((p.deployment.clone(), *duration_us));
+                        self.series
+                            .record("kubelet.image_pull", &p.deployment, None, *duration_us);
                     }
                 }
             }
@@ -842,6 +955,77 @@ impl Analyzer {
         let _ = e.source == Source::Sim;
     }
 
+    /// A message completed at `done`: counted, and its latency and split folded into the series and the
+    /// interval log. Nothing of it is kept after this (unless records are kept).
+    fn fold(&mut self, s: usize, seq: u64, m: &Msg, done: u64) {
+        self.delivery.completed += 1;
+        let (warmup_us, deadline_us) = self
+            .info
+            .as_ref()
+            .map_or((0, u64::MAX), |i| (i.warmup_us, i.deadline_us));
+        if done > deadline_us {
+            self.delivery.late += 1;
+        }
+        let Some(intended) = m.intended.get() else {
+            self.no_intended += 1;
+            return;
+        };
+        if intended < warmup_us {
+            self.delivery.warmup_excluded += 1;
+            return;
+        }
+        let mut rec = MessageLatency {
+            stream: s as u32,
+            cold: m.cold,
+            seq,
+            intended_us: intended,
+            completed_us: done,
+            publish_delay_us: None,
+            capacity_wait_us: None,
+            queueing_us: None,
+            processing_us: None,
+        };
+        if let Some(p) = m.published.get() {
+            rec.publish_delay_us = Some(p.saturating_sub(intended));
+            if let Some(start) = m.processing_start.get().or(m.delivered.get()) {
+                // Cold: waiting until the first replica was ready (or delivery, if sooner); then queueing.
+                let cap = if m.cold {
+                    m.capacity.get().unwrap_or(start).min(start).max(p)
+                } else {
+                    p
+                };
+                rec.capacity_wait_us = Some(cap - p);
+                rec.queueing_us = Some(start.saturating_sub(cap));
+            }
+        }
+        rec.processing_us = match (
+            (m.processing_start.get(), m.processing_end.get()),
+            m.delivered.get(),
+        ) {
+            ((Some(a), Some(b)), _) => Some(b.saturating_sub(a)),
+            (_, Some(d)) => Some(done.saturating_sub(d)),
+            _ => None,
+        };
+        let (scope, cold) = (self.msgs[s].scope, Some(m.cold));
+        self.series
+            .record_in_order("e2e_latency", scope, cold, rec.e2e_us());
+        for (metric, v) in [
+            ("publish_delay", rec.publish_delay_us),
+            ("capacity_wait", rec.capacity_wait_us),
+            ("queueing", rec.queueing_us),
+            ("processing", rec.processing_us),
+        ] {
+            if let Some(v) = v {
+                self.series.record_in_order(metric, scope, cold, v);
+            }
+        }
+        self.intervals
+            .record(done, s as u32, rec.e2e_us(), self.last_t);
+        if let Some(k) = &mut self.kept {
+            k.push(rec);
+        }
+    }
+
     fn true_backlog(&mut self, stream: &str, t: u64, delta: i64) {
         // On the hot path (every publish and completion): look up before allocating a key.
         if !self.backlog_history.contains_key(stream) {
@@ -874,8 +1058,8 @@ impl Analyzer {
 
     fn metric_read(&mut self, t: u64, stream: &str, value: f64) {
         if let Some(prev) = self.last_metric_at.insert(stream.to_string(), t) {
-            self.poll_gaps
-                .push((stream.to_string(), t.saturating_sub(prev)));
+            self.series
+                .record("metrics.poll_interval", stream, None, t.saturating_sub(prev));
         }
         let Some(old) = self.last_metric.insert(stream.to_string(), value) else {
             return;
@@ -894,7 +1078,8 @@ impl Analyzer {
         let points: Vec<&(u64, i64)> = h.iter().filter(|p| p.0 <= t).collect();
         for w in points.windows(2).rev() {
             if crossed(w[0].1, w[1].1) {
-                self.metric_lags.push((stream.to_string(), t - w[1].0));
+                let lag = t - w[1].0;
+                self.series.record("metrics.lag", stream, None, lag);
                 return;
             }
         }
@@ -984,8 +1169,11 @@ impl Analyzer {
         }
         if old_ready == 0 && ready > 0 {
             for (s, seq) in d.cold_waiting.drain(..) {
-                self.msgs[s as usize][seq as usize].capacity.set(t);
+                if let Some(m) = self.msgs[s as usize].open.get_mut(&seq) {
+                    m.capacity.set(t);
+                }
             }
+            d.prune_at = 0;
         }
         if desired == 0 && ready == 0 {
             d.waiting_since = None;
@@ -1052,121 +1240,43 @@ impl Analyzer {
                     .into(),
             );
         }
-        let mut series = SeriesSet::default();
-        let done = self
-            .msgs
-            .iter()
-            .flatten()
-            .filter(|m| m.completed.is_some())
-            .count();
-        let mut messages: Vec<MessageLatency> = Vec::with_capacity(done);
         let mut delivery = std::mem::take(&mut self.delivery);
         delivery.duplicates += self.duplicates_by_completion;
-        let mut no_intended = 0u64;
-        for (s, msgs) in self.msgs.iter().enumerate() {
-            let stream = &self.streams[s];
-            let scope = series.scope_id(stream);
-            for (seq, m) in msgs.iter().enumerate() {
-                if !m.intended.is_some()
-                    && !m.published.is_some()
-                    && !m.completed.is_some()
-                    && !m.lost
-                {
-                    continue; // a gap in sequence numbers: never scheduled in this log
+        // What never completed: lost (a finished run's deadline has passed for everything), or still open (an
+        // interrupted run's has not).
+        for (s, st) in self.msgs.iter().enumerate() {
+            for (&seq, m) in &st.open {
+                if !m.intended.is_some() && !m.published.is_some() && !m.lost {
+                    continue; // only heard of (a delivery), never scheduled in this log
                 }
-                let Some(done) = m.completed.get() else {
-                    if m.publish_failed && !m.published.is_some() {
-                        continue; // counted as a publish failure, never reached Pub/Sub
-                    }
-                    // A finished run's deadline has passed for everything; an interrupted one's has not.
-                    if m.lost || (self.finished && !self.interrupted) {
-                        delivery.lost += 1;
-                        delivery.lost_ids.push(MsgId {
-                            stream: stream.clone(),
-                            seq: seq as u64,
-                        });
-                    } else {
-                        delivery.open_at_end += 1;
-                    }
-                    continue;
-                };
-                delivery.completed += 1;
-                if done > info.deadline_us {
-                    delivery.late += 1;
+                if m.publish_failed && !m.published.is_some() {
+                    continue; // counted as a publish failure, never reached Pub/Sub
                 }
-                let Some(intended) = m.intended.get() else {
-                    no_intended += 1;
-                    continue;
-                };
-                if intended < info.warmup_us {
-                    delivery.warmup_excluded += 1;
-                    continue;
+                if m.lost || (self.finished && !self.interrupted) {
+                    delivery.lost += 1;
+                    delivery.lost_ids.push(MsgId {
+                        stream: self.streams[s].clone(),
+                        seq,
+                    });
+                } else {
+                    delivery.open_at_end += 1;
                 }
-                let mut rec = MessageLatency {
-                    stream: s as u32,
-                    cold: m.cold,
-                    seq: seq as u64,
-                    intended_us: intended,
-                    completed_us: done,
-                    publish_delay_us: None,
-                    capacity_wait_us: None,
-                    queueing_us: None,
-                    processing_us: None,
-                };
-                if let Some(p) = m.published.get() {
-                    rec.publish_delay_us = Some(p.saturating_sub(intended));
-                    if let Some(start) = m.processing_start.get().or(m.delivered.get()) {
-                        // Cold: waiting until the first replica was ready (or delivery, if sooner); then queueing.
-                        let cap = if m.cold {
-                            m.capacity.get().unwrap_or(start).min(start).max(p)
-                        } else {
-                            p
-                        };
-                        rec.capacity_wait_us = Some(cap - p);
-                        rec.queueing_us = Some(start.saturating_sub(cap));
-                    }
-                }
-                rec.processing_us = match (
-                    (m.processing_start.get(), m.processing_end.get()),
-                    m.delivered.get(),
-                ) {
-                    ((Some(a), Some(b)), _) => Some(b.saturating_sub(a)),
-                    (_, Some(d)) => Some(done.saturating_sub(d)),
-                    _ => None,
-                };
-                let cold = Some(m.cold);
-                series.record_at("e2e_latency", scope, cold, rec.e2e_us());
-                for (metric, v) in [
-                    ("publish_delay", rec.publish_delay_us),
-                    ("capacity_wait", rec.capacity_wait_us),
-                    ("queueing", rec.queueing_us),
-                    ("processing", rec.processing_us),
-                ] {
-                    if let Some(v) = v {
-                        series.record_at(metric, scope, cold, v);
-                    }
-                }
-                messages.push(rec);
             }
         }
-        if no_intended > 0 {
+        if self.no_intended > 0 {
             self.warnings.push(format!(
-                "{no_intended} completions had no scheduled event: counted, but without a latency"
+                "{} completions had no scheduled event: counted, but without a latency",
+                self.no_intended
             ));
         }
+        let mut messages = self.kept.take().unwrap_or_default();
         messages.sort_by_key(|m| (m.completed_us, m.stream, m.seq));
         delivery.lost_ids.sort();
+        let mut series = std::mem::take(&mut self.series);
+        let mut intervals = std::mem::take(&mut self.intervals);
+        intervals.finish(end);
 
         let pods = self.pod_phases(&mut series);
-        for (stream, lag) in std::mem::take(&mut self.metric_lags) {
-            series.record("metrics.lag", &stream, None, lag);
-        }
-        for (stream, gap) in std::mem::take(&mut self.poll_gaps) {
-            series.record("metrics.poll_interval", &stream, None, gap);
-        }
-        for (deployment, d) in std::mem::take(&mut self.pull_durations) {
-            series.record("kubelet.image_pull", &deployment, None, d);
-        }
         let cost = self.cost(end, info.price_per_gpu_hour_usd, &mut series);
         for (i, c) in self.cycles.iter().enumerate() {
             if let Some(v) = c.time_to_first_ready_us {
@@ -1190,6 +1300,7 @@ impl Analyzer {
             http_calls: self.http_calls,
             warnings: self.warnings,
             messages,
+            intervals,
             thresholds: Vec::new(),
             timeline: Timeline {
                 slot_us: TIMELINE_SLOT_US,

@@ -7,7 +7,6 @@
 
 use super::{Error, Result, write_file};
 use crate::analysis::RunReport;
-use crate::analysis::series::new_histogram;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
@@ -71,20 +70,11 @@ pub fn hgrm_text(h: &Histogram<u64>) -> String {
     out
 }
 
-/// The reporting period of the interval log: 10 s, or 60 s for runs over two hours.
-pub fn reporting_period(end_us: u64) -> Duration {
-    if end_us > 2 * 3600 * 1_000_000 {
-        Duration::from_secs(60)
-    } else {
-        Duration::from_secs(10)
-    }
-}
-
 /// End-to-end latency by completion interval: an untagged line for all streams and one tagged
-/// `e2e_latency.<stream>` per stream, for every reporting period that completed messages.
+/// `e2e_latency.<stream>` per stream, for every reporting period that completed messages. The period is the
+/// analysis's ([`crate::analysis::intervals::period_for`]): 10 s, or 60 s for runs over two hours, doubled for
+/// runs over a day so that a run has at most 1,440 intervals.
 pub fn write_hlog(report: &RunReport, path: &Path) -> Result<()> {
-    let period = reporting_period(report.run.end_us);
-    let period_us = period.as_micros() as u64;
     let start = UNIX_EPOCH + Duration::from_micros(report.run.wall_clock_start_unix_us);
     let streams = &report.run.streams;
     let mut buf = Vec::new();
@@ -107,29 +97,15 @@ pub fn write_hlog(report: &RunReport, path: &Path) -> Result<()> {
             .begin_log_with(&mut buf, &mut serializer)
             .map_err(|e| fail(e.to_string()))?;
         let tags: Vec<String> = streams.iter().map(|s| format!("e2e_latency.{s}")).collect();
-        // One histogram per tag, reset between intervals (allocating a fresh one per interval costs more than
-        // everything else here on a day-long run).
-        let mut all = new_histogram();
-        let mut per: Vec<Histogram<u64>> = streams.iter().map(|_| new_histogram()).collect();
-        let mut i = 0;
-        let c = &report.messages;
-        while i < c.len() {
-            let slot = c[i].completed_us / period_us;
-            all.reset();
-            per.iter_mut().for_each(Histogram::reset);
-            while i < c.len() && c[i].completed_us / period_us == slot {
-                let (s, e2e) = (c[i].stream as usize, c[i].e2e_us());
-                all.saturating_record(e2e);
-                if let Some(h) = per.get_mut(s) {
-                    h.saturating_record(e2e);
-                }
-                i += 1;
-            }
-            let at = Duration::from_micros(slot * period_us);
+        let intervals = &report.intervals;
+        let period = Duration::from_micros(intervals.period_us);
+        for iv in intervals.closed() {
+            let (all, per) = crate::analysis::Intervals::decode(iv);
+            let at = Duration::from_micros(iv.slot * intervals.period_us);
             w.write_histogram(&all, at, period, None)
                 .map_err(|e| fail(e.to_string()))?;
-            for (h, tag) in per.iter().zip(&tags) {
-                if !h.is_empty() {
+            for (s, h) in &per {
+                if let Some(tag) = tags.get(*s as usize) {
                     w.write_histogram(h, at, period, Tag::new(tag))
                         .map_err(|e| fail(e.to_string()))?;
                 }

@@ -17,7 +17,7 @@ use crate::workload::{HttpSimEffect, Plan};
 use config::{PipelineModel, SimConfig};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -62,9 +62,6 @@ pub struct SimOutcome {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
-    Send {
-        item: usize,
-    },
     Stored {
         msg: usize,
     },
@@ -163,6 +160,9 @@ struct Msg {
     pod: Option<usize>,
     delivered_us: u64,
     done: bool,
+    /// Pods holding a delivery of it: a completed message is forgotten once none does (a later finish of an
+    /// old delivery is a duplicate, and needs the message's name).
+    held: u32,
 }
 
 struct Pipeline {
@@ -187,7 +187,8 @@ struct Pipeline {
 struct Sim<'a, F: FnMut(Event)> {
     plan: &'a Plan,
     cfg: &'a SimConfig,
-    items: &'a [Item],
+    /// The schedule, read as it is due: the next item is sent before any other event of its instant.
+    items: std::iter::Peekable<crate::schedule::Schedule<'a>>,
     now: u64,
     seq: u64,
     queue: BinaryHeap<Reverse<(u64, u64, Ev)>>,
@@ -196,7 +197,9 @@ struct Sim<'a, F: FnMut(Event)> {
     pipelines: Vec<Pipeline>,
     pods: Vec<Pod>,
     nodes: Vec<Node>,
-    msgs: Vec<Msg>,
+    /// Messages sent and not yet done (or done and still held), by number: what is in flight, not the run.
+    msgs: HashMap<usize, Msg>,
+    next_msg: usize,
     pending: VecDeque<usize>,
     last_scale_up_us: Option<u64>,
     node_rng: StdRng,
@@ -205,17 +208,12 @@ struct Sim<'a, F: FnMut(Event)> {
 }
 
 /// Runs the plan's schedule through the model; `emit` receives every event in time order.
-pub fn simulate<F: FnMut(Event)>(plan: &Plan, items: &[Item], emit: F) -> SimOutcome {
-    simulate_until(plan, items, &Stop::default(), emit)
+pub fn simulate<F: FnMut(Event)>(plan: &Plan, emit: F) -> SimOutcome {
+    simulate_until(plan, &Stop::default(), emit)
 }
 
 /// As [`simulate`], stopping early (with `run_finished {interrupted: true}`) once `stop` is set.
-pub fn simulate_until<F: FnMut(Event)>(
-    plan: &Plan,
-    items: &[Item],
-    stop: &Stop,
-    emit: F,
-) -> SimOutcome {
+pub fn simulate_until<F: FnMut(Event)>(plan: &Plan, stop: &Stop, emit: F) -> SimOutcome {
     let cfg = &plan.sim;
     let pipelines = cfg
         .pipelines
@@ -237,11 +235,12 @@ pub fn simulate_until<F: FnMut(Event)>(
             rng: StdRng::seed_from_u64(derive_seed(plan.seed, &[0x51, i as u64])),
         })
         .collect();
-    let last = items.iter().map(|i| i.offset_us).max().unwrap_or(0);
+    // The schedule is read twice, never held: once for its end, then as it is sent.
+    let last = crate::schedule::last_offset_of(plan).0;
     let mut sim = Sim {
         plan,
         cfg,
-        items,
+        items: crate::schedule::iter(plan).peekable(),
         now: 0,
         seq: 0,
         queue: BinaryHeap::new(),
@@ -250,7 +249,8 @@ pub fn simulate_until<F: FnMut(Event)>(
         pipelines,
         pods: Vec::new(),
         nodes: Vec::new(),
-        msgs: Vec::with_capacity(items.len()),
+        msgs: HashMap::new(),
+        next_msg: 0,
         pending: VecDeque::new(),
         last_scale_up_us: None,
         node_rng: StdRng::seed_from_u64(derive_seed(plan.seed, &[0x52])),
@@ -260,7 +260,16 @@ pub fn simulate_until<F: FnMut(Event)>(
     sim.start();
     let hard_stop = last + plan.deadline.0 + plan.drain.0;
     let mut interrupted = false;
-    while let Some(Reverse((t, _, ev))) = sim.queue.pop() {
+    loop {
+        let next_event = sim.queue.peek().map(|Reverse((t, _, _))| *t);
+        let next_item = sim.items.peek().map(|i| i.offset_us);
+        // An item goes before every other event of its instant (as if queued first).
+        let (t, item) = match (next_item, next_event) {
+            (Some(i), Some(e)) if i <= e => (i, true),
+            (Some(i), None) => (i, true),
+            (_, Some(e)) => (e, false),
+            (None, None) => break,
+        };
         if t > hard_stop {
             break;
         }
@@ -269,7 +278,13 @@ pub fn simulate_until<F: FnMut(Event)>(
             break;
         }
         sim.now = t;
-        sim.handle(ev);
+        if item {
+            let it = sim.items.next().expect("peeked");
+            sim.send(it);
+        } else {
+            let Reverse((_, _, ev)) = sim.queue.pop().expect("peeked");
+            sim.handle(ev);
+        }
     }
     // Every setup is observed over the same window (last send + deadline + drain), so costs compare fairly:
     // stopping once a setup is idle would bill an always-on setup for a shorter window than a scale-to-zero one.
@@ -330,11 +345,6 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             self.pipelines[p].active = false;
             self.report_replicas(p);
         }
-        for (i, item) in self.items.iter().enumerate() {
-            self.queue
-                .push(Reverse((item.offset_us, i as u64, Ev::Send { item: i })));
-        }
-        self.seq = self.items.len() as u64;
         for p in 0..self.pipelines.len() {
             self.at(0, Ev::KedaPoll { p });
             if self.cfg.metrics.sample_period().0 > 0 {
@@ -348,11 +358,10 @@ impl<F: FnMut(Event)> Sim<'_, F> {
 
     fn handle(&mut self, ev: Ev) {
         match ev {
-            Ev::Send { item } => self.send(item),
             Ev::Stored { msg } => {
-                let p = self.msgs[msg].p;
+                let p = self.msgs[&msg].p;
                 let id = self.msg_id(msg);
-                let server_id = Some(format!("sim-{p}-{}", self.msgs[msg].seq));
+                let server_id = Some(format!("sim-{p}-{}", self.msgs[&msg].seq));
                 // Stamped when Pub/Sub acknowledges the publish; the sim's pacer is never late.
                 self.out(
                     Source::Harness,
@@ -491,7 +500,7 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 if !self.pods[pod].holding.contains(&(msg, attempt)) {
                     return;
                 }
-                self.msgs[msg].delivered_us = self.now;
+                self.msg(msg).delivered_us = self.now;
                 let id = self.msg_id(msg);
                 self.out(
                     Source::Sim,
@@ -501,7 +510,7 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                         attempt,
                     },
                 );
-                let p = self.msgs[msg].p;
+                let p = self.msgs[&msg].p;
                 let w = self.pipelines[p].model.worker.clone();
                 let d = Self::sample(&mut self.pipelines[p].rng, &w.processing).max(1);
                 let crashes = w.crash_probability > 0.0
@@ -521,13 +530,15 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             Ev::Done { msg, attempt, pod } => self.done(msg, attempt, pod),
             Ev::Crash { msg, attempt, pod } => self.crash(msg, attempt, pod),
             Ev::Redeliver { msg, attempt } => {
-                if self.msgs[msg].attempt != attempt || self.msgs[msg].done {
+                // A message forgotten is done.
+                let Some(m) = self.msgs.get_mut(&msg).filter(|m| m.attempt == attempt && !m.done)
+                else {
                     return;
-                }
+                };
                 // A pod still working on the old attempt keeps it; if it finishes, that is a duplicate.
-                self.msgs[msg].attempt += 1;
-                self.msgs[msg].pod = None;
-                let p = self.msgs[msg].p;
+                m.attempt += 1;
+                m.pod = None;
+                let p = m.p;
                 self.pipelines[p].backlog.push_front(msg);
                 self.deliver(p);
             }
@@ -538,38 +549,58 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 }
             }
             Ev::Deadline => {
-                for m in 0..self.msgs.len() {
-                    if !self.msgs[m].done {
-                        let id = self.msg_id(m);
-                        self.ev(EventKind::Lost { id });
-                    }
+                let mut open: Vec<usize> = self
+                    .msgs
+                    .iter()
+                    .filter(|(_, m)| !m.done)
+                    .map(|(&k, _)| k)
+                    .collect();
+                open.sort_unstable();
+                for m in open {
+                    let id = self.msg_id(m);
+                    self.ev(EventKind::Lost { id });
                 }
             }
         }
     }
 
+    fn msg(&mut self, msg: usize) -> &mut Msg {
+        self.msgs.get_mut(&msg).expect("a message in flight")
+    }
+
+    /// Forgets a message once it is done and no pod holds a delivery of it.
+    fn release(&mut self, msg: usize) {
+        if self.msgs.get(&msg).is_some_and(|m| m.done && m.held == 0) {
+            self.msgs.remove(&msg);
+        }
+    }
+
     fn msg_id(&self, msg: usize) -> MsgId {
-        let m = &self.msgs[msg];
+        let m = &self.msgs[&msg];
         MsgId {
             stream: self.plan.streams[m.p].name.clone(),
             seq: m.seq,
         }
     }
 
-    fn send(&mut self, item: usize) {
-        let it = self.items[item];
+    fn send(&mut self, it: Item) {
         let p = it.stream as usize;
         match it.kind {
             ItemKind::Message { seq } => {
-                let msg = self.msgs.len();
-                self.msgs.push(Msg {
-                    p,
-                    seq,
-                    attempt: 1,
-                    pod: None,
-                    delivered_us: 0,
-                    done: false,
-                });
+                let msg = self.next_msg;
+                self.next_msg += 1;
+                self.msgs.insert(
+                    msg,
+                    Msg {
+                        p,
+                        seq,
+                        attempt: 1,
+                        pod: None,
+                        delivered_us: 0,
+                        done: false,
+                        held: 0,
+                    },
+                );
                 let id = self.msg_id(msg);
                 self.out(
                     Source::Harness,
@@ -983,12 +1014,14 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 .min_by_key(|&i| (self.pods[i].holding.len(), i));
             let Some(pod) = pod else { return };
             let msg = self.pipelines[p].backlog.pop_front().expect("non-empty");
-            if self.msgs[msg].done {
-                continue; // acked by an earlier delivery while this one waited: Pub/Sub drops it
-            }
-            let attempt = self.msgs[msg].attempt;
+            // Acked by an earlier delivery while this one waited (done, or done and forgotten): Pub/Sub drops it.
+            let Some(m) = self.msgs.get_mut(&msg).filter(|m| !m.done) else {
+                continue;
+            };
+            let attempt = m.attempt;
+            m.pod = Some(pod);
+            m.held += 1;
             self.pods[pod].holding.push((msg, attempt));
-            self.msgs[msg].pod = Some(pod);
             let d = Self::sample(&mut self.pubsub_rng, &self.cfg.pubsub.delivery_latency);
             self.at(self.now + d, Ev::Delivered { msg, attempt });
         }
@@ -997,7 +1030,7 @@ impl<F: FnMut(Event)> Sim<'_, F> {
     /// The pod holding this delivery attempt, if the attempt is still the current one and its pod still exists;
     /// events of superseded attempts (redelivered, or the pod killed) are ignored.
     fn current_holder(&self, msg: usize, attempt: u32) -> Option<usize> {
-        let m = &self.msgs[msg];
+        let m = self.msgs.get(&msg)?;
         let pod = m.pod.filter(|_| m.attempt == attempt)?;
         (self.pods[pod].state != PodState::Gone).then_some(pod)
     }
@@ -1016,13 +1049,14 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             return;
         }
         self.pods[pod].holding.swap_remove(k);
+        self.msg(msg).held -= 1;
         let id = self.msg_id(msg);
         let name = self.pods[pod].name.clone();
-        if self.msgs[msg].done {
+        if self.msgs[&msg].done {
             self.out(Source::Sim, EventKind::Duplicate { id, pod: name });
         } else {
-            self.msgs[msg].done = true;
-            let d = self.msgs[msg].delivered_us;
+            self.msg(msg).done = true;
+            let d = self.msgs[&msg].delivered_us;
             self.out(
                 Source::Worker,
                 EventKind::Completed {
@@ -1033,12 +1067,13 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                     processing_end_us: Some(self.now),
                 },
             );
-            let p = self.msgs[msg].p;
+            let p = self.msgs[&msg].p;
             self.change_unacked(p, -1);
         }
-        if self.msgs[msg].pod == Some(pod) {
-            self.msgs[msg].pod = None;
+        if self.msgs[&msg].pod == Some(pod) {
+            self.msg(msg).pod = None;
         }
+        self.release(msg);
         let p = self.pods[pod].p;
         if self.pods[pod].state == PodState::Terminating {
             if self.pods[pod].holding.is_empty() {
@@ -1053,9 +1088,12 @@ impl<F: FnMut(Event)> Sim<'_, F> {
     fn abandon(&mut self, pod: usize) {
         let ack = self.cfg.pubsub.ack_deadline.0;
         for (msg, attempt) in std::mem::take(&mut self.pods[pod].holding) {
-            if self.msgs[msg].attempt == attempt && !self.msgs[msg].done {
+            let m = self.msg(msg);
+            m.held -= 1;
+            if m.attempt == attempt && !m.done {
                 self.at(self.now + ack, Ev::Redeliver { msg, attempt });
             }
+            self.release(msg);
         }
     }
 
