@@ -9,10 +9,9 @@ fn bench(c: &mut Criterion) {
     let events = imagen_load::sim::simulate(&plan, |_| {}).events;
     let mut g = c.benchmark_group("sim");
     g.throughput(Throughput::Elements(events));
-    g.bench_function(
-        format!("diurnal_day_{items}_items_{events}_events"),
-        |b| b.iter(|| imagen_load::sim::simulate(&plan, |e| drop(std::hint::black_box(e)))),
-    );
+    g.bench_function(format!("diurnal_day_{items}_items_{events}_events"), |b| {
+        b.iter(|| imagen_load::sim::simulate(&plan, |e| drop(std::hint::black_box(e))))
+    });
     g.finish();
 }
 

@@ -2,7 +2,8 @@
 # Long runs keep memory flat: resident memory is bounded by what is in flight, not by how long the run is.
 #
 #   benches/soak.sh sim [DAYS]            a simulated week (default 7 days) of diurnal load on the simulator,
-#                                          and the same load for 4 x DAYS (RATE=1000 jobs/h at the curve's base)
+#                                          and the same load for 4 x DAYS (RATE=1000 jobs/h at the curve's base),
+#                                          scaling to zero and with fixed replicas
 #   benches/soak.sh live [MINUTES] [RATE] a real-time run against the built-in emulator with 4 reference workers
 #                                          of 4 jobs at once, 40 ms each (default 60 minutes at 50 jobs/s)
 #
@@ -61,12 +62,16 @@ summarise() {
 
 case "$mode" in
   sim)
-    # The same load for DAYS and for 4 x DAYS of simulated time: if memory were bounded by what is in flight,
-    # both would peak alike; the difference per extra message is what grows with the run's length.
+    # The same load for DAYS and for 4 x DAYS of simulated time, in two set-ups: scale-to-zero (the default: the
+    # cluster churns, a cold start every few minutes, and every pod is listed in the results) and fixed (two
+    # replicas per pipeline, no churn). Memory bounded by what is in flight peaks alike at both lengths; the
+    # difference per extra message (and per extra pod) is what still grows with the run.
     days="${2:-7}"
     rate="${RATE:-1000}"
     peak_of() {
-      local d="$1"
+      local d="$1" setup="$2"
+      local -a set=()
+      if [ "$setup" = fixed ]; then set=(--set sim.keda.min_replicas=2 --set sim.keda.max_replicas=2); fi
       cat > "$work/soak-$d.toml" <<TOML
 [run]
 name = "soak-$d"
@@ -87,22 +92,32 @@ name = "enhance"
   rate = "$(( rate / 8 ))/h"
   duration = "${d}d"
 TOML
-      local t0 t1
+      local t0 t1 id="$setup-$d"
       t0=$(date +%s.%N)
-      /usr/bin/time -f "%M" -o "$work/peak-$d" "$bin" run "$work/soak-$d.toml" --out "$work/results" --run-id "d$d" --quiet
+      /usr/bin/time -f "%M" -o "$work/peak-$id" "$bin" run "$work/soak-$d.toml" "${set[@]}" --out "$work/results" --run-id "$id" --quiet
       t1=$(date +%s.%N)
-      local msgs
-      msgs=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1]))["delivery"]; print(d["scheduled"], d["completed"])' "$work/results/d$d/summary.json")
-      echo "$d $(cat "$work/peak-$d") $msgs $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
+      local counts
+      counts=$(python3 -c 'import json, sys; s = json.load(open(sys.argv[1])); d = s["delivery"]; print(d["scheduled"], d["completed"], len(s["pods"]))' "$work/results/$id/summary.json")
+      # Only the counts are needed: the event log of a simulated month is half a gigabyte.
+      rm -f "$work/results/$id/events.jsonl"
+      echo "$d $(cat "$work/peak-$id") $counts $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
     }
-    read -r d1 peak1 sched1 done1 secs1 < <(peak_of "$days")
-    read -r d2 peak2 sched2 done2 secs2 < <(peak_of "$(( days * 4 ))")
     {
       echo "# benches/soak.sh sim $days (RATE=$rate jobs/h at the base of the daily curve; $(nproc) cores)"
-      printf "%3d simulated days: %8d messages (%d completed) in %5.1f s wall, peak rss %.1f MiB\n" "$d1" "$sched1" "$done1" "$secs1" "$(awk -v k="$peak1" 'BEGIN { print k / 1024 }')"
-      printf "%3d simulated days: %8d messages (%d completed) in %5.1f s wall, peak rss %.1f MiB\n" "$d2" "$sched2" "$done2" "$secs2" "$(awk -v k="$peak2" 'BEGIN { print k / 1024 }')"
-      awk -v p1="$peak1" -v p2="$peak2" -v m1="$sched1" -v m2="$sched2" \
-        'BEGIN { printf "growth: %.0f bytes of peak rss per extra message\n", (p2 - p1) * 1024 / (m2 - m1) }'
+      for setup in scale-to-zero fixed; do
+        read -r d1 peak1 sched1 done1 pods1 secs1 < <(peak_of "$days" "$setup")
+        read -r d2 peak2 sched2 done2 pods2 secs2 < <(peak_of "$(( days * 4 ))" "$setup")
+        echo "## $setup"
+        for r in "$d1 $sched1 $done1 $pods1 $secs1 $peak1" "$d2 $sched2 $done2 $pods2 $secs2 $peak2"; do
+          read -r d sched completed pods secs peak <<< "$r"
+          printf "%3d simulated days: %8d messages (%d completed), %5d pods, in %5.1f s wall, peak rss %.1f MiB\n" "$d" "$sched" "$completed" "$pods" "$secs" "$(awk -v k="$peak" 'BEGIN { print k / 1024 }')"
+        done
+        awk -v p1="$peak1" -v p2="$peak2" -v m1="$sched1" -v m2="$sched2" -v q1="$pods1" -v q2="$pods2" 'BEGIN {
+            printf "growth: %.1f MiB for %d more messages (%.1f bytes each)", (p2 - p1) / 1024, m2 - m1, (p2 - p1) * 1024 / (m2 - m1)
+            if (q2 > q1) printf " and %d more pods (%.0f bytes each, if the pods were all of it)", q2 - q1, (p2 - p1) * 1024 / (q2 - q1)
+            printf "\n"
+          }'
+      done
     } | tee "$out"
     ;;
   live)

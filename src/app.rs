@@ -803,12 +803,7 @@ pub fn run_header(
 
 /// Runs a plan through the simulator in memory: the header, then every simulated event.
 pub fn simulate_events(plan: &Plan, run_id: &str) -> Vec<Event> {
-    let mut events = vec![run_header(
-        plan,
-        schedule::last_offset_of(plan),
-        run_id,
-        0,
-    )];
+    let mut events = vec![run_header(plan, schedule::last_offset_of(plan), run_id, 0)];
     crate::sim::simulate(plan, |e| events.push(e));
     events
 }
@@ -1045,7 +1040,9 @@ fn trend_report(args: &ReportArgs) -> anyhow::Result<ExitStatus> {
     let analyze = |p: &Path| {
         analyze_results(p)
             .ok()
-            .filter(|(r, _, _)| r.series.get("e2e_latency", "all", None).is_some() || !r.pods.is_empty())
+            .filter(|(r, _, _)| {
+                r.series.get("e2e_latency", "all", None).is_some() || !r.pods.is_empty()
+            })
             .map(|(r, _, _)| r)
     };
     let last = &runs[n - 1].dir;

@@ -373,14 +373,19 @@ mod tests {
         use rand::{RngExt, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let independent: Vec<u64> = (0..400).map(|_| rng.random_range(0..1_000_000)).collect();
-        let queued: Vec<u64> = (0..100).map(|i| 60_000_000 + (i / 10) * 1_000_000).collect();
+        let queued: Vec<u64> = (0..100)
+            .map(|i| 60_000_000 + (i / 10) * 1_000_000)
+            .collect();
         let constant = vec![5_000_000; 50];
         for values in [&independent, &queued, &constant, &vec![1, 2], &vec![]] {
             let (two_pass, one_pass) = (
                 lag1_autocorrelation(values),
                 running(values).lag1_autocorrelation(),
             );
-            assert!((two_pass - one_pass).abs() < 1e-9, "{two_pass} vs {one_pass}");
+            assert!(
+                (two_pass - one_pass).abs() < 1e-9,
+                "{two_pass} vs {one_pass}"
+            );
             assert_eq!(
                 running(values).sum_us(),
                 values.iter().map(|&v| u128::from(v)).sum::<u128>()

@@ -283,7 +283,12 @@ pub async fn run(
     let wall_start_unix_us = crate::units::unix_now_us();
     let origin = Instant::now();
     let mut header = crate::app::shard_header(
-        crate::app::run_header(plan, schedule::last_offset(items), run_id, wall_start_unix_us),
+        crate::app::run_header(
+            plan,
+            schedule::last_offset(items),
+            run_id,
+            wall_start_unix_us,
+        ),
         opts.shard,
     );
     if let EventKind::RunStarted { target, .. } = &mut header.kind {

@@ -563,7 +563,6 @@ mod tests {
         }
     }
 
-
     fn offsets(p: &Plan) -> Vec<u64> {
         build(p).iter().map(|i| i.offset_us).collect()
     }
@@ -580,7 +579,9 @@ mod tests {
     #[test]
     fn the_generator_gives_exactly_the_eager_schedule() {
         let mut plans = Vec::new();
-        for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads")).unwrap() {
+        for entry in
+            std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads")).unwrap()
+        {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
                 plans.push(crate::workload::load(&path, &[]).unwrap());

@@ -294,14 +294,8 @@ fn events_out_of_order_within_the_window_analyse_the_same() {
     assert_eq!(a.intervals.closed(), b.intervals.closed());
     assert_eq!(a.delivery.completed, b.delivery.completed);
     assert_eq!(
-        a.pods
-            .iter()
-            .map(|p| p.phases_us.clone())
-            .collect::<Vec<_>>(),
-        b.pods
-            .iter()
-            .map(|p| p.phases_us.clone())
-            .collect::<Vec<_>>()
+        a.pods.iter().map(|p| p.phases_us).collect::<Vec<_>>(),
+        b.pods.iter().map(|p| p.phases_us).collect::<Vec<_>>()
     );
     assert!(a.warnings.iter().all(|w| !w.contains("out of time order")));
 }

@@ -113,8 +113,56 @@ pub struct PodColdStart {
     pub deleted_us: Option<u64>,
     /// Times the pod stopped being ready after its cold start (a crashed worker restarting).
     pub restarts: u32,
-    /// Phase name → duration (µs); absent or null when unknown.
-    pub phases_us: BTreeMap<String, Option<u64>>,
+    /// Phase name → duration (µs); null when unknown, and no phases at all for a pod present before the run.
+    pub phases_us: PodPhases,
+}
+
+/// A pod's cold-start phases ([`POD_PHASES`] → µs, `None` when unknown), in 80 bytes rather than a map of
+/// strings: a long run lists every pod it saw. Reads like a map (`phases["image_pull"]`) and is written as one,
+/// keys in alphabetical order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PodPhases {
+    values: [Option<u64>; 9],
+    /// False for a pod that did not cold-start during the run: no phases.
+    known: bool,
+}
+
+impl PodPhases {
+    pub fn get(&self, phase: &str) -> Option<&Option<u64>> {
+        let i = POD_PHASES.iter().position(|p| *p == phase)?;
+        self.known.then_some(&self.values[i])
+    }
+
+    /// (phase, µs) in [`POD_PHASES`] order; empty for a pod that did not cold-start.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, Option<u64>)> + '_ {
+        POD_PHASES
+            .iter()
+            .zip(self.values)
+            .filter(|_| self.known)
+            .map(|(k, v)| (*k, v))
+    }
+}
+
+impl std::ops::Index<&str> for PodPhases {
+    type Output = Option<u64>;
+
+    fn index(&self, phase: &str) -> &Option<u64> {
+        self.get(phase)
+            .unwrap_or_else(|| panic!("no phase `{phase}` for this pod"))
+    }
+}
+
+impl Serialize for PodPhases {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut sorted: Vec<(&str, Option<u64>)> = self.iter().collect();
+        sorted.sort_by_key(|(k, _)| *k);
+        let mut m = s.serialize_map(Some(sorted.len()))?;
+        for (k, v) in sorted {
+            m.serialize_entry(k, &v)?;
+        }
+        m.end()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -174,9 +222,10 @@ pub struct RunReport {
     pub timeline: Timeline,
 }
 
-/// Counts and levels over the run, for the timeline chart. Memory grows with run length (one slot per 10 s),
-/// not with messages.
-#[derive(Debug, Clone, Default)]
+/// Counts and levels over the run, for the timeline chart, in memory that does not grow with the run: counts
+/// per slot (10 s, doubled whenever the run passes [`MAX_TIMELINE_SLOTS`] slots) and levels at their changes
+/// (thinned to at most [`MAX_TIMELINE_POINTS`] per series, neighbours merged into their peak).
+#[derive(Debug, Clone)]
 pub struct Timeline {
     pub slot_us: u64,
     /// Messages published / completed in each slot.
@@ -190,16 +239,62 @@ pub struct Timeline {
     pub nodes: Vec<(u64, u32)>,
 }
 
-/// Timeline slot length.
+/// Timeline slot length, until the run is long enough to double it.
 pub const TIMELINE_SLOT_US: u64 = 10_000_000;
+/// Most count slots a timeline keeps (11 h at 10 s).
+pub const MAX_TIMELINE_SLOTS: usize = 4_096;
+/// Most points a level series (backlog, replicas, nodes) keeps.
+pub const MAX_TIMELINE_POINTS: usize = 4_096;
+
+impl Default for Timeline {
+    fn default() -> Self {
+        Timeline {
+            slot_us: TIMELINE_SLOT_US,
+            published: Vec::new(),
+            completed: Vec::new(),
+            backlog: BTreeMap::new(),
+            replicas: BTreeMap::new(),
+            nodes: Vec::new(),
+        }
+    }
+}
 
 impl Timeline {
-    fn bump(v: &mut Vec<u32>, t: u64) {
-        let i = (t / TIMELINE_SLOT_US) as usize;
+    fn count(&mut self, completed: bool, t: u64) {
+        while t / self.slot_us >= MAX_TIMELINE_SLOTS as u64 {
+            self.slot_us *= 2;
+            for v in [&mut self.published, &mut self.completed] {
+                *v = v.chunks(2).map(|c| c.iter().sum()).collect();
+            }
+        }
+        let v = if completed {
+            &mut self.completed
+        } else {
+            &mut self.published
+        };
+        let i = (t / self.slot_us) as usize;
         if v.len() <= i {
             v.resize(i + 1, 0);
         }
         v[i] += 1;
+    }
+
+    /// Adds a point to a level series; past the limit, halves it by merging neighbours into one point at the
+    /// first's time with the peak of both (the last point, the latest level, stays as it is).
+    fn level<T: Copy>(v: &mut Vec<T>, point: T, peak: impl Fn(T, T) -> T) {
+        v.push(point);
+        if v.len() > MAX_TIMELINE_POINTS {
+            let last = v.pop().expect("non-empty");
+            *v = v
+                .chunks(2)
+                .map(|c| if c.len() == 2 { peak(c[0], c[1]) } else { c[0] })
+                .collect();
+            v.push(last);
+        }
+    }
+
+    fn nodes(&mut self, t: u64, live: u32) {
+        Self::level(&mut self.nodes, (t, live), |a, b| (a.0, a.1.max(b.1)));
     }
 }
 
@@ -638,7 +733,7 @@ impl Analyzer {
             }
             EventKind::Published { id, .. } => {
                 self.delivery.published += 1;
-                Timeline::bump(&mut self.timeline.published, t);
+                self.timeline.count(false, t);
                 let Some((s, seq)) = self.locate(id) else {
                     return;
                 };
@@ -728,7 +823,7 @@ impl Analyzer {
                     (Some(a), Some(b)) => b.saturating_sub(a),
                     _ => 0,
                 };
-                Timeline::bump(&mut self.timeline.completed, t);
+                self.timeline.count(true, t);
                 self.true_backlog(&id.stream, t, -1);
                 self.gpu_busy_us += busy;
                 if let Some(p) = self.pods.get_mut(pod) {
@@ -758,11 +853,8 @@ impl Analyzer {
                     None => subscription.clone(),
                     Some(v) => format!("{subscription} ({v})"),
                 };
-                self.timeline
-                    .backlog
-                    .entry(key)
-                    .or_default()
-                    .push((t, *depth));
+                let series = self.timeline.backlog.entry(key).or_default();
+                Timeline::level(series, (t, *depth), |a, b| (a.0, a.1.max(b.1)));
             }
             EventKind::ResultsIgnored {
                 other_runs,
@@ -908,7 +1000,7 @@ impl Analyzer {
                 ..
             } => {
                 self.live_nodes += 1;
-                self.timeline.nodes.push((t, self.live_nodes));
+                self.timeline.nodes(t, self.live_nodes);
                 let n = Node {
                     created: t,
                     gpus: *gpus,
@@ -945,7 +1037,7 @@ impl Analyzer {
                 {
                     n.deleted = Some(t);
                     self.live_nodes = self.live_nodes.saturating_sub(1);
-                    self.timeline.nodes.push((t, self.live_nodes));
+                    self.timeline.nodes(t, self.live_nodes);
                 }
                 if let Some((c, i)) = self.node_owner.remove(node) {
                     self.cycle_nodes[c][i].2 = Some(t);
@@ -1058,8 +1150,12 @@ impl Analyzer {
 
     fn metric_read(&mut self, t: u64, stream: &str, value: f64) {
         if let Some(prev) = self.last_metric_at.insert(stream.to_string(), t) {
-            self.series
-                .record("metrics.poll_interval", stream, None, t.saturating_sub(prev));
+            self.series.record(
+                "metrics.poll_interval",
+                stream,
+                None,
+                t.saturating_sub(prev),
+            );
         }
         let Some(old) = self.last_metric.insert(stream.to_string(), value) else {
             return;
@@ -1110,11 +1206,14 @@ impl Analyzer {
     }
 
     fn replicas(&mut self, t: u64, deployment: &str, desired: u32, ready: u32) {
-        self.timeline
+        let series = self
+            .timeline
             .replicas
             .entry(deployment.to_string())
-            .or_default()
-            .push((t, desired, ready));
+            .or_default();
+        Timeline::level(series, (t, desired, ready), |a, b| {
+            (a.0, a.1.max(b.1), a.2.max(b.2))
+        });
         let d = self.deployments.entry(deployment.to_string()).or_default();
         let (old_desired, old_ready) = (d.desired, d.ready);
         if desired > old_desired {
@@ -1302,10 +1401,7 @@ impl Analyzer {
             messages,
             intervals,
             thresholds: Vec::new(),
-            timeline: Timeline {
-                slot_us: TIMELINE_SLOT_US,
-                ..self.timeline
-            },
+            timeline: self.timeline,
         }
     }
 
@@ -1344,7 +1440,7 @@ impl Analyzer {
                 (Some(a), Some(b)) if b >= a => Some(b - a),
                 _ => None,
             };
-            let mut phases = BTreeMap::new();
+            let mut phases = PodPhases::default();
             if !p.preexisting {
                 let model_end = p.loaded.or(p.ready);
                 let origin = match (activation, trigger) {
@@ -1374,7 +1470,9 @@ impl Analyzer {
                     if let Some(v) = v {
                         series.record(COLD_START_METRICS[i], &p.deployment, None, v);
                     }
-                    phases.insert(k.to_string(), v);
+                    debug_assert_eq!(POD_PHASES[i], k);
+                    phases.values[i] = v;
+                    phases.known = true;
                 }
             }
             out.push(PodColdStart {

@@ -236,7 +236,11 @@ impl SeriesSet {
         }
         let v = value_us.min(MAX_US);
         let scopes = [scope, 0];
-        for &s in if scope == 0 { &scopes[1..] } else { &scopes[..] } {
+        for &s in if scope == 0 {
+            &scopes[1..]
+        } else {
+            &scopes[..]
+        } {
             row[s][0].push(v);
             if cold.is_some() {
                 row[s][cold_index(cold)].push(v);

@@ -3,7 +3,7 @@
 //! latency percentile curves per stream (cold and warm apart), delivery accounting, scale cycles, cost and
 //! thresholds. Readable on a laptop screen and printable.
 
-use crate::analysis::{POD_PHASES, RunReport, TIMELINE_SLOT_US};
+use crate::analysis::{POD_PHASES, RunReport};
 use crate::report::human_duration as h;
 use crate::report::junit::escape as esc;
 use std::fmt::Write as _;
@@ -159,15 +159,13 @@ fn timeline(r: &RunReport) -> String {
     // Messages per minute, published and completed, re-bucketed to at most ~200 points.
     let slots = t.published.len().max(t.completed.len());
     let per = (slots / 200).max(1);
-    let per_minute = 60e6 / (TIMELINE_SLOT_US as f64 * per as f64);
+    let slot_us = t.slot_us as f64;
+    let per_minute = 60e6 / (slot_us * per as f64);
     let series = |v: &[u32]| -> Vec<(f64, f64)> {
         (0..slots.div_ceil(per))
             .map(|b| {
                 let sum: u32 = v.iter().skip(b * per).take(per).sum();
-                (
-                    (b * per) as f64 * TIMELINE_SLOT_US as f64,
-                    sum as f64 * per_minute,
-                )
+                ((b * per) as f64 * slot_us, sum as f64 * per_minute)
             })
             .collect()
     };
@@ -308,7 +306,7 @@ fn waterfall(r: &RunReport) -> String {
     for p in &pods {
         let phases: Vec<u64> = shown
             .iter()
-            .map(|k| p.phases_us.get(*k).copied().flatten().unwrap_or(0))
+            .map(|k| p.phases_us.get(k).copied().flatten().unwrap_or(0))
             .collect();
         let lead = phases[0] + phases[1];
         let start = p.created_us.saturating_sub(lead);

@@ -13,6 +13,7 @@ pub use summary::{SCHEMA_VERSION, Summary};
 pub use terminal::{human_us as human_duration, render as render_terminal};
 
 use crate::analysis::RunReport;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -76,10 +77,17 @@ impl Exporter for Markdown {
 impl Exporter for SummaryJson {
     fn write(&self, report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>> {
         let path = dir.join("summary.json");
-        let mut text = serde_json::to_string_pretty(&Summary::from_report(report))
-            .expect("summary serializes");
-        text.push('\n');
-        write_file(&path, text.as_bytes())?;
+        // Streamed to the file: a long run lists thousands of pods, and the text need not be held.
+        let failed = |source: std::io::Error| Error::WriteFailed {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::File::create(&path).map_err(failed)?;
+        let mut w = std::io::BufWriter::new(file);
+        serde_json::to_writer_pretty(&mut w, &Summary::from_report(report))
+            .map_err(|e| failed(e.into()))?;
+        w.write_all(b"\n").map_err(failed)?;
+        w.flush().map_err(failed)?;
         Ok(vec![path])
     }
 }

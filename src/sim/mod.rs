@@ -24,6 +24,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub const NODE_POOL: &str = "gpu-pool";
 /// kubelet's first restart back-off after a container exits.
 const RESTART_BACKOFF_US: u64 = 10_000_000;
+/// How far back a live-read metric may lag (a longer delay drawn from `metrics.delay` reads an hour back): the
+/// backlog's history is kept that long, so memory does not grow with the run.
+const HISTORY_US: u64 = 3_600_000_000;
 
 /// A request to stop a run early, with its reason (a signal, or the threshold that aborted it). Shared between the
 /// run loop and whoever may ask it to stop.
@@ -170,8 +173,9 @@ struct Pipeline {
     backlog: VecDeque<usize>,
     /// Published and not yet acked: Pub/Sub's `num_undelivered_messages`.
     unacked: u64,
-    /// (time, unacked) at every change, for reading a lagged live metric.
-    history: Vec<(u64, u64)>,
+    /// (time, unacked) at every change over the last [`HISTORY_US`], for reading a lagged live metric (kept
+    /// only when the metric is read live rather than sampled).
+    history: VecDeque<(u64, u64)>,
     /// (visible_at, sample time, value) of the sampled metric.
     samples: VecDeque<(u64, u64, u64)>,
     active: bool,
@@ -223,7 +227,7 @@ pub fn simulate_until<F: FnMut(Event)>(plan: &Plan, stop: &Stop, emit: F) -> Sim
             model: m.clone(),
             backlog: VecDeque::new(),
             unacked: 0,
-            history: vec![(0, 0)],
+            history: VecDeque::from([(0, 0)]),
             samples: VecDeque::new(),
             active: false,
             last_active_us: 0,
@@ -531,7 +535,10 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             Ev::Crash { msg, attempt, pod } => self.crash(msg, attempt, pod),
             Ev::Redeliver { msg, attempt } => {
                 // A message forgotten is done.
-                let Some(m) = self.msgs.get_mut(&msg).filter(|m| m.attempt == attempt && !m.done)
+                let Some(m) = self
+                    .msgs
+                    .get_mut(&msg)
+                    .filter(|m| m.attempt == attempt && !m.done)
                 else {
                     return;
                 };
@@ -639,12 +646,20 @@ impl<F: FnMut(Event)> Sim<'_, F> {
     }
 
     fn change_unacked(&mut self, p: usize, delta: i64) {
+        let sampled = self.cfg.metrics.sample_period().0 > 0;
         let pl = &mut self.pipelines[p];
         pl.unacked = (pl.unacked as i64 + delta) as u64;
+        if sampled {
+            return; // the metric is read from samples; no history is needed
+        }
         let now = self.now;
-        match pl.history.last_mut() {
+        match pl.history.back_mut() {
             Some(last) if last.0 == now => last.1 = pl.unacked,
-            _ => pl.history.push((now, pl.unacked)),
+            _ => pl.history.push_back((now, pl.unacked)),
+        }
+        // Keep the last change before the window: the value at its start.
+        while pl.history.len() > 1 && pl.history[1].0 + HISTORY_US < now {
+            pl.history.pop_front();
         }
     }
 
@@ -677,7 +692,7 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             best.map_or(0.0, |(_, v)| v as f64)
         } else {
             let delay = Self::sample(&mut self.pipelines[p].rng, &self.cfg.metrics.delay());
-            let at = now.saturating_sub(delay);
+            let at = now.saturating_sub(delay.min(HISTORY_US));
             if delay == 0 {
                 self.backlog_event(p);
             }
