@@ -28,7 +28,7 @@ fn main() {
     let stats = rt.block_on(imagen_load::runner::run(
         &plan,
         "bench",
-        &items,
+        imagen_load::schedule::Items::List(items.clone()),
         Arc::new(imagen_load::runner::NoopTarget),
         tx,
     ));

@@ -624,10 +624,7 @@ fn run_thresholds(plan: &Plan, args: &RunArgs) -> anyhow::Result<Vec<crate::gate
 /// A real-time run against Pub/Sub (`emulator` or `gcp`): see `live`.
 fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
     let thresholds = run_thresholds(plan, args)?;
-    let mut items = schedule::build(plan);
-    if let Some(s) = args.shard {
-        items = schedule::shard(&items, s);
-    }
+    let items = schedule::Items::Plan(args.shard);
     let run_id = run_id_of(plan, args);
     let dir = args.out.join(&run_id);
     let opts = crate::live::LiveOptions {
@@ -669,7 +666,7 @@ fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
         eprintln!(
             "run {run_id}: {} messages into {} (project {}), live; results in {}",
             items
-                .iter()
+                .iter(plan)
                 .filter(|i| matches!(i.kind, schedule::ItemKind::Message { .. }))
                 .count(),
             prepared.describe(),

@@ -12,7 +12,7 @@ use crate::pubsub::backlog::{BacklogSampler, BacklogView, DEFAULT_PROMETHEUS_QUE
 use crate::pubsub::target::{PubsubTarget, Resources};
 use crate::pubsub::tracker::{Matcher, RunClock, Tracker};
 use crate::pubsub::{Connection, check_credentials};
-use crate::schedule::{self, Item};
+use crate::schedule;
 use crate::sim::Stop;
 use crate::workload::{BacklogKind, ClusterPlan, Plan, TargetKind};
 use std::collections::HashSet;
@@ -259,7 +259,7 @@ pub struct LiveOutcome {
 /// Runs the plan in real time against the prepared Pub/Sub; writes `dir/events.jsonl`.
 pub async fn run(
     plan: &Plan,
-    items: &[Item],
+    items: &schedule::Items,
     run_id: &str,
     dir: &Path,
     prepared: Prepared,
@@ -280,15 +280,13 @@ pub async fn run(
         .await?,
     );
     let mut writer = EventLogWriter::create(&dir.join("events.jsonl"))?;
+    // The schedule is read in passes (its end here, its messages per stream below, then as it is sent), never
+    // held: an hour-long run at 50,000 messages a second would hold 180,000,000 items.
+    let last_offset = items.last_offset(plan);
     let wall_start_unix_us = crate::units::unix_now_us();
     let origin = Instant::now();
     let mut header = crate::app::shard_header(
-        crate::app::run_header(
-            plan,
-            schedule::last_offset(items),
-            run_id,
-            wall_start_unix_us,
-        ),
+        crate::app::run_header(plan, last_offset, run_id, wall_start_unix_us),
         opts.shard,
     );
     if let EventKind::RunStarted { target, .. } = &mut header.kind {
@@ -343,7 +341,7 @@ pub async fn run(
     };
     // The messages each stream can complete (a shard's are a subset of the stream's sequence numbers).
     let mut planned: std::collections::HashMap<String, u64> = Default::default();
-    for item in items {
+    for item in items.iter(plan) {
         if let schedule::ItemKind::Message { seq } = item.kind {
             let n = planned
                 .entry(plan.streams[item.stream as usize].name.clone())
@@ -410,16 +408,16 @@ pub async fn run(
         crate::progress::Progress::start(
             ledger.clone(),
             origin,
-            Duration::from_micros(schedule::last_offset(items).0),
+            Duration::from_micros(last_offset.0),
         )
     });
     // The pacer has a thread of its own; the answers are awaited on a task on the runtime's workers, next to the
     // publisher, the tracker and the collector (not on the thread that blocks on this function).
     let stats = {
-        let (plan, items, run_id) = (plan.clone(), items.to_vec(), run_id.to_string());
+        let (plan, items, run_id) = (plan.clone(), items.clone(), run_id.to_string());
         let (stop, target, tx) = (stop.clone(), target.clone(), tx.clone());
         tokio::spawn(async move {
-            crate::runner::run_from(origin, Some(stop), &plan, &run_id, &items, target, tx).await
+            crate::runner::run_from(origin, Some(stop), &plan, &run_id, items, target, tx).await
         })
         .await
         .expect("the pacer task")

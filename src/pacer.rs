@@ -17,10 +17,12 @@ pub const SLEEP_MARGIN: Duration = Duration::from_micros(40);
 /// Longest single OS sleep, so a cancelled run is noticed during long idle phases.
 const SLEEP_CHUNK: Duration = Duration::from_millis(20);
 
-pub struct Pacer<'a> {
+/// Hands out `items` (in time order) at their instants; reads them as they are due.
+pub struct Pacer<I: Iterator<Item = Item>> {
     origin: Instant,
-    items: &'a [Item],
-    next: usize,
+    items: I,
+    /// The item being waited for, if the wait was cancelled.
+    next: Option<Item>,
 }
 
 /// An item due now: its intended instant and how late the pacer released it.
@@ -31,19 +33,19 @@ pub struct Due {
     pub lateness: Duration,
 }
 
-impl<'a> Pacer<'a> {
-    pub fn new(origin: Instant, items: &'a [Item]) -> Self {
+impl<I: Iterator<Item = Item>> Pacer<I> {
+    pub fn new(origin: Instant, items: impl IntoIterator<IntoIter = I>) -> Self {
         Pacer {
             origin,
-            items,
-            next: 0,
+            items: items.into_iter(),
+            next: None,
         }
     }
 
     /// Blocks until the next item's instant (released at most [`EARLY_RELEASE`] early) and returns it. Returns
     /// `None` when the schedule is done or `cancelled()` turns true while waiting.
     pub fn next_blocking(&mut self, cancelled: impl Fn() -> bool) -> Option<Due> {
-        let item = *self.items.get(self.next)?;
+        let item = self.next.take().or_else(|| self.items.next())?;
         let intended = self.origin + Duration::from_micros(item.offset_us);
         let at = intended.into_std();
         loop {
@@ -53,6 +55,7 @@ impl<'a> Pacer<'a> {
             }
             if left > SLEEP_MARGIN {
                 if cancelled() {
+                    self.next = Some(item);
                     return None;
                 }
                 std::thread::sleep((left - SLEEP_MARGIN).min(SLEEP_CHUNK));
@@ -61,7 +64,6 @@ impl<'a> Pacer<'a> {
             }
         }
         let lateness = Instant::now().saturating_duration_since(intended);
-        self.next += 1;
         Some(Due {
             item,
             intended,

@@ -9,7 +9,7 @@
 
 use crate::event::{Event, EventKind, MsgId, Source};
 use crate::pacer::Pacer;
-use crate::schedule::{Item, ItemKind};
+use crate::schedule::{ItemKind, Items};
 use crate::sim::Stop;
 use crate::workload::{Plan, RenderContext};
 use futures::StreamExt;
@@ -56,7 +56,7 @@ pub struct PacerStats {
 pub async fn run<T: Target>(
     plan: &Plan,
     run_id: &str,
-    items: &[Item],
+    items: Items,
     target: Arc<T>,
     events: mpsc::UnboundedSender<Event>,
 ) -> PacerStats {
@@ -82,7 +82,7 @@ pub async fn run_from<T: Target>(
     stop: Option<Arc<Stop>>,
     plan: &Plan,
     run_id: &str,
-    items: &[Item],
+    items: Items,
     target: Arc<T>,
     events: mpsc::UnboundedSender<Event>,
 ) -> PacerStats {
@@ -90,11 +90,11 @@ pub async fn run_from<T: Target>(
     let _guard = CancelOnDrop(cancelled.clone());
     let (answers_tx, mut answers_rx) = mpsc::unbounded_channel::<Answer>();
     let pacer = {
-        let (plan, run_id, items) = (plan.clone(), run_id.to_string(), items.to_vec());
+        let (plan, run_id) = (plan.clone(), run_id.to_string());
         let events = events.clone();
         tokio::task::spawn_blocking(move || {
             pace(
-                origin, stop, cancelled, &plan, &run_id, &items, target, events, answers_tx,
+                origin, stop, cancelled, &plan, &run_id, items, target, events, answers_tx,
             )
         })
     };
@@ -127,7 +127,7 @@ fn pace<T: Target>(
     cancelled: Arc<AtomicBool>,
     plan: &Plan,
     run_id: &str,
-    items: &[Item],
+    items: Items,
     target: Arc<T>,
     events: mpsc::UnboundedSender<Event>,
     answers: mpsc::UnboundedSender<Answer>,
@@ -136,7 +136,8 @@ fn pace<T: Target>(
     // (The thread goes back to tokio's blocking pool afterwards, with the default restored.)
     #[cfg(target_os = "linux")]
     let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1));
-    let mut pacer = Pacer::new(origin, items);
+    // The schedule is generated as it is sent, never held.
+    let mut pacer = Pacer::new(origin, items.iter(plan));
     let mut lateness = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 86_400_000_000, 3)
         .expect("valid bounds");
     let http = reqwest::Client::new();

@@ -340,6 +340,35 @@ impl Iterator for StreamGen<'_> {
     }
 }
 
+/// What a real-time run sends: given items, or the plan's schedule (or one shard of it) generated as it is due,
+/// so a long run does not hold its schedule.
+#[derive(Debug, Clone)]
+pub enum Items {
+    List(Vec<Item>),
+    Plan(Option<Shard>),
+}
+
+impl Items {
+    pub fn iter<'a>(&'a self, plan: &'a Plan) -> Box<dyn Iterator<Item = Item> + 'a> {
+        match self {
+            Items::List(items) => Box::new(items.iter().copied()),
+            Items::Plan(None) => Box::new(iter(plan)),
+            Items::Plan(Some(shard)) => {
+                let shard = *shard;
+                Box::new(iter(plan).filter(move |it| match it.kind {
+                    ItemKind::Message { seq } => shard.owns_seq(seq),
+                    ItemKind::Http { step } => shard.owns_seq(u64::from(step)),
+                }))
+            }
+        }
+    }
+
+    /// The last item's offset (zero for none), by a pass that holds nothing.
+    pub fn last_offset(&self, plan: &Plan) -> Micros {
+        Micros(self.iter(plan).last().map_or(0, |i| i.offset_us))
+    }
+}
+
 /// Writes the schedule as CSV: `stream,seq,kind,phase,intended_offset_us`.
 pub fn write_csv(plan: &Plan, items: &[Item], out: &mut dyn Write) -> std::io::Result<()> {
     let mut w = std::io::BufWriter::new(out);
@@ -411,13 +440,11 @@ impl std::fmt::Display for Shard {
 /// shard carries an even share of every phase, and `http` steps go by step number. The shards of a schedule,
 /// together, are exactly the schedule.
 pub fn shard(items: &[Item], shard: Shard) -> Vec<Item> {
-    let n = u64::from(shard.count);
-    let i = u64::from(shard.index);
     items
         .iter()
         .filter(|it| match it.kind {
-            ItemKind::Message { seq } => seq % n == i,
-            ItemKind::Http { step } => u64::from(step) % n == i,
+            ItemKind::Message { seq } => shard.owns_seq(seq),
+            ItemKind::Http { step } => shard.owns_seq(u64::from(step)),
         })
         .copied()
         .collect()
@@ -604,6 +631,24 @@ mod tests {
             assert_eq!(lazy, eager(p), "{}", p.name);
             assert_eq!(last_offset_of(p), last_offset(&lazy));
         }
+    }
+
+    #[test]
+    fn a_generated_shard_is_the_shard_of_the_built_schedule() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/burst.toml");
+        let p = crate::workload::load(&path, &[]).unwrap();
+        let all = build(&p);
+        let mut together = 0;
+        for index in 0..3 {
+            let s = Shard { index, count: 3 };
+            let lazy: Vec<Item> = Items::Plan(Some(s)).iter(&p).collect();
+            assert_eq!(lazy, shard(&all, s));
+            assert_eq!(Items::Plan(Some(s)).last_offset(&p), last_offset(&lazy));
+            together += lazy.len();
+        }
+        assert_eq!(together, all.len());
+        assert_eq!(Items::Plan(None).iter(&p).collect::<Vec<_>>(), all);
+        assert_eq!(Items::List(all.clone()).iter(&p).collect::<Vec<_>>(), all);
     }
 
     #[test]

@@ -341,3 +341,104 @@ fn each_new_node_is_timed_from_the_scale_up_of_its_own_node_group() {
     assert!(boot.equivalent(boot.min(), 50 * S), "{}", boot.min());
     assert!(boot.equivalent(boot.max(), 80 * S), "{}", boot.max());
 }
+
+/// The analysis holds what is in flight, not what has been: 200,000 messages, at most 64 open at a time, one of
+/// them never completed. Its state stays at the messages in flight (plus the one lost), and the report still counts
+/// and measures every message.
+#[test]
+fn analysis_state_is_bounded_by_the_messages_in_flight() {
+    use imagen_load::event::{Event, EventKind, MsgId, Source};
+    const N: u64 = 200_000;
+    const IN_FLIGHT: u64 = 64;
+    const LOST: u64 = 1_234;
+    let id = |seq| MsgId {
+        stream: "s".into(),
+        seq,
+    };
+    let mut a = analysis::Analyzer::default();
+    a.push(&imagen_load::app::run_header(
+        &imagen_load::workload::parse(
+            std::path::Path::new("w.toml"),
+            "[[stream]]\nname = \"s\"\n[[stream.phase]]\nkind = \"burst\"\ncount = 1\n",
+        )
+        .unwrap(),
+        imagen_load::units::Micros(N * 1_000),
+        "bounded",
+        0,
+    ));
+    let mut most_open = 0;
+    let mut most_ranges = 0;
+    // Message k is scheduled and published at k ms and completed at (k + 64) ms, 64 ms after it was intended.
+    for t in 0..N + IN_FLIGHT {
+        let t_us = t * 1_000;
+        if t < N {
+            a.push(&Event::new(
+                t_us,
+                Source::Harness,
+                EventKind::Scheduled {
+                    id: id(t),
+                    intended_us: t_us,
+                },
+            ));
+            a.push(&Event::new(
+                t_us,
+                Source::Harness,
+                EventKind::Published {
+                    id: id(t),
+                    lateness_us: 0,
+                    server_id: None,
+                },
+            ));
+        }
+        if let Some(done) = t.checked_sub(IN_FLIGHT).filter(|&d| d != LOST) {
+            a.push(&Event::new(
+                t_us,
+                Source::Worker,
+                EventKind::Completed {
+                    id: id(done),
+                    pod: "w".into(),
+                    received_us: None,
+                    processing_start_us: Some(t_us - 10_000),
+                    processing_end_us: Some(t_us),
+                },
+            ));
+        }
+        let (open, ranges) = a.held_messages();
+        most_open = most_open.max(open);
+        most_ranges = most_ranges.max(ranges);
+    }
+    a.push(&Event::new(
+        (N + IN_FLIGHT) * 1_000,
+        Source::Harness,
+        EventKind::RunFinished {
+            interrupted: false,
+            reason: None,
+        },
+    ));
+    assert!(
+        most_open as u64 <= IN_FLIGHT + 2,
+        "{most_open} messages held"
+    );
+    assert!(
+        most_ranges <= 2,
+        "{most_ranges} ranges of completed messages"
+    );
+    let r = a.finish();
+    assert!(r.messages.is_empty(), "no per-message records unless asked");
+    assert_eq!(r.delivery.completed, N - 1);
+    assert_eq!(r.delivery.lost, 1);
+    assert_eq!(r.delivery.lost_ids, vec![id(LOST)]);
+    let e2e = r.series.get("e2e_latency", "all", None).unwrap();
+    assert_eq!(e2e.len(), N - 1);
+    assert!(e2e.equivalent(e2e.min(), 64_000) && e2e.equivalent(e2e.max(), 64_000));
+    let processing = r.series.moments("processing", "s", None).unwrap();
+    assert_eq!(processing.sum_us(), u128::from(N - 1) * 10_000);
+    // Every completion is in the interval log, once.
+    let logged: u64 = r
+        .intervals
+        .closed()
+        .iter()
+        .map(|iv| analysis::Intervals::decode(iv).0.len())
+        .sum();
+    assert_eq!(logged, N - 1);
+}

@@ -33,9 +33,10 @@ async fn a_stalling_target_does_not_move_the_schedule() {
     let plan = plan_from(
         "[[stream]]\nname = \"s\"\npayload = '{\"n\": {{seq}}}'\n[[stream.phase]]\nkind = \"constant\"\nrate = \"20/s\"\nduration = \"1s\"\n",
     );
-    let items = schedule::build(&plan);
+    // The schedule generated as it is sent, as a live run does.
+    let items = schedule::Items::Plan(None);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let stats = imagen_load::runner::run(&plan, "test-run", &items, Arc::new(StallOnce), tx).await;
+    let stats = imagen_load::runner::run(&plan, "test-run", items, Arc::new(StallOnce), tx).await;
     assert_eq!(stats.sent, 20);
     let mut published = Vec::new();
     let mut intended = std::collections::HashMap::new();
@@ -108,12 +109,12 @@ async fn http_steps_are_called_and_recorded() {
     let plan = plan_from(&format!(
         "[[stream]]\nname = \"s\"\n[[stream.phase]]\nkind = \"http\"\nurl = \"http://127.0.0.1:{port}/warmup\"\nbody = \"go\"\n[stream.phase.headers]\nx-test = \"1\"\n"
     ));
-    let items = schedule::build(&plan);
+    let items = schedule::Items::List(schedule::build(&plan));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     imagen_load::runner::run(
         &plan,
         "r",
-        &items,
+        items,
         Arc::new(imagen_load::runner::NoopTarget),
         tx,
     )

@@ -1568,3 +1568,52 @@ fn short(error: &str) -> String {
     let first = error.lines().next().unwrap_or("");
     first.chars().take(120).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeline_stays_bounded_and_keeps_counts_and_peaks() {
+        let mut t = Timeline::default();
+        // 30 days, a message a minute: 4.3 days of 10 s slots would be 37,000 of them.
+        let minute = 60_000_000;
+        for i in 0..30 * 24 * 60 {
+            t.count(false, i * minute);
+            t.count(true, i * minute + 1);
+        }
+        assert!(t.published.len() <= MAX_TIMELINE_SLOTS);
+        assert_eq!(t.published.iter().sum::<u32>(), 30 * 24 * 60);
+        assert_eq!(t.completed.iter().sum::<u32>(), 30 * 24 * 60);
+        assert!(t.slot_us > TIMELINE_SLOT_US && t.slot_us.is_multiple_of(TIMELINE_SLOT_US));
+        // A level changing every minute, with one spike: thinned, the spike and the last level survive.
+        let mut levels = Vec::new();
+        for i in 0..30 * 24 * 60u64 {
+            let v = if i == 20_000 { 99 } else { i % 3 };
+            Timeline::level(&mut levels, (i * minute, v), |a, b| (a.0, a.1.max(b.1)));
+        }
+        assert!(levels.len() <= MAX_TIMELINE_POINTS);
+        assert_eq!(levels.iter().map(|l| l.1).max(), Some(99));
+        assert_eq!(
+            levels.last(),
+            Some(&((30 * 24 * 60 - 1) * minute, (30 * 24 * 60 - 1) % 3))
+        );
+        assert!(levels.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn completed_sequence_numbers_are_kept_as_ranges() {
+        let mut s = SeqSet::default();
+        for x in [5, 3, 4, 10, 6, 0] {
+            assert!(s.insert(x));
+        }
+        assert!(!s.insert(4));
+        assert_eq!(s.ranges(), 3); // [0], [3, 6], [10]
+        assert!(s.insert(1) && s.insert(2));
+        assert_eq!(s.ranges(), 2); // [0, 6], [10]
+        for x in 0..=6 {
+            assert!(s.contains(x));
+        }
+        assert!(!s.contains(7) && s.contains(10) && !s.contains(11));
+    }
+}
