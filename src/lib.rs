@@ -20,6 +20,7 @@ pub mod pubsub;
 pub mod report;
 pub mod runner;
 pub mod schedule;
+pub mod seqset;
 pub mod sim;
 pub mod units;
 pub mod whatif;

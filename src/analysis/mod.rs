@@ -10,6 +10,7 @@ pub use intervals::Intervals;
 pub use series::{Moments, SeriesKey, SeriesSet, Stats};
 
 use crate::event::{Event, EventKind, MsgId, Source};
+use crate::seqset::SeqSet;
 use serde::Serialize;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 
@@ -347,42 +348,6 @@ impl At {
     }
     fn is_some(self) -> bool {
         self.0 != u64::MAX
-    }
-}
-
-/// Sequence numbers, as sorted disjoint ranges `[start, end)`: a stream's completed messages, in memory that
-/// grows with the gaps (messages not completed), not with the count.
-#[derive(Debug, Clone, Default)]
-struct SeqSet {
-    ranges: BTreeMap<u64, u64>,
-}
-
-impl SeqSet {
-    fn contains(&self, x: u64) -> bool {
-        self.ranges
-            .range(..=x)
-            .next_back()
-            .is_some_and(|(_, &end)| x < end)
-    }
-
-    /// Adds `x`; false if it was there.
-    fn insert(&mut self, x: u64) -> bool {
-        let before = self.ranges.range(..=x).next_back().map(|(&s, &e)| (s, e));
-        let start = match before {
-            Some((_, e)) if x < e => return false,
-            Some((s, e)) if e == x => s,
-            _ => x,
-        };
-        let end = match self.ranges.remove(&(x + 1)) {
-            Some(e) => e,
-            None => x + 1,
-        };
-        self.ranges.insert(start, end);
-        true
-    }
-
-    fn ranges(&self) -> usize {
-        self.ranges.len()
     }
 }
 
@@ -1599,21 +1564,5 @@ mod tests {
             Some(&((30 * 24 * 60 - 1) * minute, (30 * 24 * 60 - 1) % 3))
         );
         assert!(levels.windows(2).all(|w| w[0].0 < w[1].0));
-    }
-
-    #[test]
-    fn completed_sequence_numbers_are_kept_as_ranges() {
-        let mut s = SeqSet::default();
-        for x in [5, 3, 4, 10, 6, 0] {
-            assert!(s.insert(x));
-        }
-        assert!(!s.insert(4));
-        assert_eq!(s.ranges(), 3); // [0], [3, 6], [10]
-        assert!(s.insert(1) && s.insert(2));
-        assert_eq!(s.ranges(), 2); // [0, 6], [10]
-        for x in 0..=6 {
-            assert!(s.contains(x));
-        }
-        assert!(!s.contains(7) && s.contains(10) && !s.contains(11));
     }
 }

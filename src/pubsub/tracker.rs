@@ -1,11 +1,13 @@
 //! The completion tracker: the official `Subscriber` on the results subscription. Every message is acknowledged
 //! and turned into events: a completion of this run becomes `Delivered` + `Completed` (or `Duplicate`), a worker's
 //! lifecycle report becomes pod events. Completions of other runs and malformed messages are counted and logged,
-//! never fatal. The per-message state is one bit per message, so memory does not grow with the message size.
+//! never fatal. Completed messages are kept as ranges of sequence numbers per stream ([`SeqSet`]), so memory grows
+//! with the messages still open, not with the run.
 
 use super::Connection;
 use super::contract::{self, Parsed, Report, ReportKind};
 use crate::event::{Event, EventKind, MsgId, Source};
+use crate::seqset::SeqSet;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -31,7 +33,7 @@ impl RunClock {
 pub struct Matcher {
     run_id: String,
     clock: RunClock,
-    done: HashMap<String, Vec<u64>>,
+    done: HashMap<String, SeqSet>,
     pods: HashMap<String, PodSeen>,
     pub completed: u64,
     pub duplicates: u64,
@@ -84,14 +86,10 @@ impl Matcher {
     }
 
     fn mark_done(&mut self, stream: &str, seq: u64) -> bool {
-        let bits = self.done.entry(stream.to_string()).or_default();
-        let (word, bit) = ((seq / 64) as usize, seq % 64);
-        if word >= bits.len() {
-            bits.resize(word + 1, 0);
+        match self.done.get_mut(stream) {
+            Some(done) => done.insert(seq),
+            None => self.done.entry(stream.to_string()).or_default().insert(seq),
         }
-        let fresh = bits[word] & (1 << bit) == 0;
-        bits[word] |= 1 << bit;
-        fresh
     }
 
     /// Pod events from what a worker said about itself, each at most once per pod.

@@ -1,0 +1,61 @@
+//! A set of sequence numbers kept as ranges, for "which messages have completed": the analysis and the
+//! completion tracker ask it of every completion, and it costs what is still open, not what is done.
+
+use std::collections::BTreeMap;
+
+/// Sequence numbers, as sorted disjoint ranges `[start, end)`: a stream's completed messages, in memory that
+/// grows with the gaps (messages not completed: in flight or lost), not with the count.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeqSet {
+    ranges: BTreeMap<u64, u64>,
+}
+
+impl SeqSet {
+    pub fn contains(&self, x: u64) -> bool {
+        self.ranges
+            .range(..=x)
+            .next_back()
+            .is_some_and(|(_, &end)| x < end)
+    }
+
+    /// Adds `x`; false if it was there.
+    pub fn insert(&mut self, x: u64) -> bool {
+        let before = self.ranges.range(..=x).next_back().map(|(&s, &e)| (s, e));
+        let start = match before {
+            Some((_, e)) if x < e => return false,
+            Some((s, e)) if e == x => s,
+            _ => x,
+        };
+        // (Callers bound sequence numbers far below u64::MAX; at it, the range would be empty.)
+        let next = x.saturating_add(1);
+        let end = self.ranges.remove(&next).unwrap_or(next);
+        self.ranges.insert(start, end);
+        true
+    }
+
+    /// How many ranges: what the set costs (16 bytes and a tree node each).
+    pub fn ranges(&self) -> usize {
+        self.ranges.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completed_sequence_numbers_are_kept_as_ranges() {
+        let mut s = SeqSet::default();
+        for x in [5, 3, 4, 10, 6, 0] {
+            assert!(s.insert(x));
+        }
+        assert!(!s.insert(4));
+        assert_eq!(s.ranges(), 3); // [0], [3, 6], [10]
+        assert!(s.insert(1) && s.insert(2));
+        assert_eq!(s.ranges(), 2); // [0, 6], [10]
+        for x in 0..=6 {
+            assert!(s.contains(x));
+        }
+        assert!(!s.contains(7) && s.contains(10) && !s.contains(11));
+    }
+}
