@@ -20,6 +20,13 @@ impl SeqSet {
 
     /// Adds `x`; false if it was there.
     pub fn insert(&mut self, x: u64) -> bool {
+        // The common case: the next number after the last range (completions come roughly in order).
+        if let Some(mut last) = self.ranges.last_entry()
+            && *last.get() == x
+        {
+            *last.get_mut() = x.saturating_add(1);
+            return true;
+        }
         let before = self.ranges.range(..=x).next_back().map(|(&s, &e)| (s, e));
         let start = match before {
             Some((_, e)) if x < e => return false,

@@ -7,6 +7,7 @@
 use super::series::new_histogram;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use std::collections::BTreeMap;
 
 /// The reporting period of runs up to [`LONG_RUN_US`].
 pub const SHORT_PERIOD_US: u64 = 10_000_000;
@@ -130,7 +131,11 @@ impl Intervals {
             Some(mut o) => {
                 o.slot = slot;
                 o.all.reset();
-                o.streams.iter_mut().flatten().for_each(Histogram::reset);
+                o.streams
+                    .iter_mut()
+                    .flatten()
+                    .filter(|h| !h.is_empty())
+                    .for_each(Histogram::reset);
                 o
             }
             None => Open {
@@ -181,15 +186,52 @@ impl Intervals {
         }
     }
 
-    /// Moves every interval to a longer period (a multiple of the current one).
+    /// Moves every interval to a longer period (a multiple of the current one). The closed intervals are in slot
+    /// order, so each new interval is a run of old ones: each is decoded once, into one sum per tag.
     fn regroup(&mut self, period: u64) {
-        self.close();
+        let reuse = self.close();
         let old = std::mem::take(&mut self.closed);
         let ratio = period / self.period_us;
         self.period_us = period;
-        for mut iv in old {
-            iv.slot /= ratio;
-            self.insert_closed(iv);
+        let mut all = reuse.map_or_else(new_histogram, |o| o.all);
+        let mut streams: BTreeMap<u32, Histogram<u64>> = BTreeMap::new();
+        let mut i = 0;
+        while i < old.len() {
+            let slot = old[i].slot / ratio;
+            let n = old[i..]
+                .iter()
+                .take_while(|c| c.slot / ratio == slot)
+                .count();
+            if n == 1 {
+                let mut one = old[i].clone();
+                one.slot = slot;
+                self.closed.push(one);
+                i += 1;
+                continue;
+            }
+            all.reset();
+            streams.values_mut().for_each(Histogram::reset);
+            for c in &old[i..i + n] {
+                all.add(decode(&c.all))
+                    .expect("intervals share their bounds");
+                for (s, bytes) in &c.streams {
+                    streams
+                        .entry(*s)
+                        .or_insert_with(new_histogram)
+                        .add(decode(bytes))
+                        .expect("intervals share their bounds");
+                }
+            }
+            self.closed.push(Interval {
+                slot,
+                all: encode(&all),
+                streams: streams
+                    .iter()
+                    .filter(|(_, h)| !h.is_empty())
+                    .map(|(s, h)| (*s, encode(h)))
+                    .collect(),
+            });
+            i += n;
         }
     }
 

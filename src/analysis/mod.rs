@@ -354,7 +354,7 @@ impl At {
 /// One stream's messages: those still open (scheduled, not completed), and which have completed.
 #[derive(Debug, Clone, Default)]
 struct StreamMsgs {
-    open: HashMap<u64, Msg>,
+    open: HashMap<u64, Msg, foldhash::fast::RandomState>,
     done: SeqSet,
     /// The stream's scope in the series.
     scope: usize,
@@ -637,11 +637,13 @@ impl Analyzer {
     /// of it no longer matters, or when it is out of range.
     fn msg(&mut self, id: &MsgId) -> Option<&mut Msg> {
         let (s, seq) = self.locate(id)?;
-        let st = &mut self.msgs[s];
-        if st.done.contains(seq) {
-            return None;
+        let StreamMsgs { open, done, .. } = &mut self.msgs[s];
+        match open.entry(seq) {
+            std::collections::hash_map::Entry::Occupied(o) => Some(o.into_mut()),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                (!done.contains(seq)).then(|| v.insert(Msg::default()))
+            }
         }
-        Some(st.open.entry(seq).or_default())
     }
 
     pub fn push(&mut self, e: &Event) {
@@ -699,25 +701,22 @@ impl Analyzer {
             EventKind::Published { id, .. } => {
                 self.delivery.published += 1;
                 self.timeline.count(false, t);
-                let Some((s, seq)) = self.locate(id) else {
-                    return;
-                };
-                let Some(m) = self.msg(id) else {
-                    return;
-                };
-                m.published.set(t);
-                self.true_backlog(&id.stream, t, 1);
                 // The stream's deployment has the stream's name.
                 if !self.deployments.contains_key(&id.stream) {
                     self.deployments
                         .insert(id.stream.clone(), Deployment::default());
                 }
+                let cold = self.deployments[&id.stream].ready == 0;
+                let Some(m) = self.msg(id) else {
+                    return;
+                };
+                m.published.set(t);
+                m.cold |= cold;
+                self.true_backlog(&id.stream, t, 1);
                 let d = self.deployments.get_mut(&id.stream).expect("inserted");
-                if d.ready == 0 {
-                    if let Some(m) = self.msgs[s].open.get_mut(&seq) {
-                        m.cold = true;
-                    }
-                    d.cold_waiting.push((s as u32, seq));
+                if cold {
+                    let s = self.stream_index[&id.stream] as usize;
+                    d.cold_waiting.push((s as u32, id.seq));
                     if d.cold_waiting.len() > d.prune_at.max(1024) {
                         // No replica became ready for a long while (or the run does not watch the cluster): keep
                         // only the messages still waiting.

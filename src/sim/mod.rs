@@ -202,7 +202,7 @@ struct Sim<'a, F: FnMut(Event)> {
     pods: Vec<Pod>,
     nodes: Vec<Node>,
     /// Messages sent and not yet done (or done and still held), by number: what is in flight, not the run.
-    msgs: HashMap<usize, Msg>,
+    msgs: HashMap<usize, Msg, foldhash::fast::RandomState>,
     next_msg: usize,
     pending: VecDeque<usize>,
     last_scale_up_us: Option<u64>,
@@ -253,7 +253,7 @@ pub fn simulate_until<F: FnMut(Event)>(plan: &Plan, stop: &Stop, emit: F) -> Sim
         pipelines,
         pods: Vec::new(),
         nodes: Vec::new(),
-        msgs: HashMap::new(),
+        msgs: HashMap::default(),
         next_msg: 0,
         pending: VecDeque::new(),
         last_scale_up_us: None,
