@@ -355,10 +355,7 @@ impl Items {
             Items::Plan(None) => Box::new(iter(plan)),
             Items::Plan(Some(shard)) => {
                 let shard = *shard;
-                Box::new(iter(plan).filter(move |it| match it.kind {
-                    ItemKind::Message { seq } => shard.owns_seq(seq),
-                    ItemKind::Http { step } => shard.owns_seq(u64::from(step)),
-                }))
+                Box::new(iter(plan).filter(move |it| shard.owns_item(it)))
             }
         }
     }
@@ -418,6 +415,14 @@ impl Shard {
         seq % u64::from(self.count) == u64::from(self.index)
     }
 
+    /// Whether a scheduled item is this shard's: messages by sequence number, `http` steps by step number.
+    pub fn owns_item(&self, item: &Item) -> bool {
+        match item.kind {
+            ItemKind::Message { seq } => self.owns_seq(seq),
+            ItemKind::Http { step } => self.owns_seq(u64::from(step)),
+        }
+    }
+
     /// Whether an event belongs to this shard: `Some` for the events of one message or `http` step (by the same
     /// rule as [`shard`]), `None` for what every shard sees alike (the cluster, the queue, the run itself).
     pub fn owns_event(&self, kind: &crate::event::EventKind) -> Option<bool> {
@@ -442,10 +447,7 @@ impl std::fmt::Display for Shard {
 pub fn shard(items: &[Item], shard: Shard) -> Vec<Item> {
     items
         .iter()
-        .filter(|it| match it.kind {
-            ItemKind::Message { seq } => shard.owns_seq(seq),
-            ItemKind::Http { step } => shard.owns_seq(u64::from(step)),
-        })
+        .filter(|it| shard.owns_item(it))
         .copied()
         .collect()
 }
