@@ -184,6 +184,8 @@ fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
             deadline_us: args.duration.map_or(u64::MAX, |d| d.as_micros() as u64),
             price_per_gpu_hour_usd: 0.48,
             shard: None,
+            pipelines: Vec::new(),
+            cluster_observed: Some(true),
         },
     ))?;
     if !args.quiet {
@@ -787,13 +789,15 @@ pub fn run_header(
             run_id: run_id.to_string(),
             workload: plan.name.clone(),
             seed: plan.seed,
-            target: "sim".into(),
+            target: plan.target.as_str().into(),
             wall_clock_start_unix_us,
             streams: plan.streams.iter().map(|s| s.name.clone()).collect(),
             warmup_us: plan.warmup.0,
             deadline_us: last_offset.0 + plan.deadline.0,
             price_per_gpu_hour_usd: plan.sim.autoscaler.price_per_gpu_hour_usd,
             shard: None,
+            pipelines: plan.streams.iter().map(|s| s.names()).collect(),
+            cluster_observed: Some(plan.observes_cluster()),
         },
     )
 }

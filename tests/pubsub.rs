@@ -51,6 +51,10 @@ fn emulator(port: u16) -> Child {
 }
 
 fn worker(host: &str, pod: &str, processing: &str, log: &Path) -> Child {
+    worker_with(host, pod, "500ms", processing, log)
+}
+
+fn worker_with(host: &str, pod: &str, model_load: &str, processing: &str, log: &Path) -> Child {
     Command::new(BIN)
         .args([
             "worker",
@@ -63,7 +67,7 @@ fn worker(host: &str, pod: &str, processing: &str, log: &Path) -> Child {
             "--pod",
             pod,
             "--model-load",
-            "500ms",
+            model_load,
             "--processing",
             processing,
             "--http-port",
@@ -248,6 +252,84 @@ fn burst_flow(host: &str, backlog: &str, procs: &mut Procs) {
     }
     let md = std::fs::read_to_string(out.join("e2e").join("report.md")).unwrap();
     assert!(md.contains("model"), "report.md names the model load");
+}
+
+/// The README's quick start as written: the worker starts at the same moment as the run (before the run has
+/// created its topics), and a burst is more than one worker does at once. The worker's cold start is the run's
+/// own (not pre-existing); messages published before its model was loaded waited for capacity exactly until
+/// then; later ones are warm; and messages behind others in the worker's queue are queueing, not waiting for
+/// capacity. Expected values come from the worker's own reports in the log, not from the analysis.
+#[test]
+fn the_quick_start_with_one_busy_worker_reports_warm_messages_and_queueing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let port = free_port();
+    let mut procs = Procs::default();
+    procs.0.push(emulator(port));
+    let host = format!("127.0.0.1:{port}");
+    // 12 at once, then 12 more 4 s later (after the model load of 1.5 s); 150 ms each, one at a time.
+    let wl = workload(
+        out,
+        &host,
+        "  kind = \"burst\"\n  count = 12\n  [[stream.phase]]\n  kind = \"idle\"\n  duration = \"4s\"\n  [[stream.phase]]\n  kind = \"burst\"\n  count = 12",
+        "30s",
+    );
+    let mut run = start_run(&wl, out, "qs");
+    procs
+        .0
+        .push(worker_with(&host, "qs-w0", "1500ms", "150ms", &out.join("w0.log")));
+    let code = wait(&mut run, Duration::from_secs(90), out, "qs");
+    assert_eq!(code, 0, "exit code");
+    let s = summary(out, "qs");
+    assert_eq!(s["delivery"]["completed"], 24, "{}", s["delivery"]);
+    // The worker's cold start is in the report, with its model load (1.5 s as it measured it).
+    let pods = s["pods"].as_array().unwrap();
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    assert_eq!(pods[0]["preexisting"], false, "{}", pods[0]);
+    let load = pods[0]["phases_us"]["model_load"].as_u64().expect("model load");
+    assert!((1_450_000..3_000_000).contains(&load), "model load {load} µs");
+    // The instant the worker reported its model ready, from its own report in the log.
+    let evs = events(out, "qs");
+    let ready = evs
+        .iter()
+        .find(|e| e["event"] == "pod_ready" && e["pod"] == "qs-w0")
+        .and_then(|e| e["t_us"].as_u64())
+        .expect("the worker reported ready");
+    let log: Vec<imagen_load::event::Event> = evs
+        .iter()
+        .map(|e| serde_json::from_value(e.clone()).unwrap())
+        .collect();
+    let report = imagen_load::analysis::analyze(log);
+    let published: std::collections::HashMap<u64, u64> = evs
+        .iter()
+        .filter(|e| e["event"] == "published")
+        .map(|e| (e["seq"].as_u64().unwrap(), e["t_us"].as_u64().unwrap()))
+        .collect();
+    let (mut cold, mut warm, mut queued) = (0, 0, 0);
+    for m in &report.messages {
+        let p = published[&m.seq];
+        let wait = m.capacity_wait_us.expect("a capacity wait");
+        if p < ready {
+            cold += 1;
+            assert!(m.cold, "#{} was published before any worker was ready", m.seq);
+            assert_eq!(p + wait, ready, "#{}: capacity wait ends at the first ready pod", m.seq);
+        } else {
+            warm += 1;
+            assert!(!m.cold && wait == 0, "#{} found a ready worker", m.seq);
+        }
+        if m.queueing_us.expect("a queueing time") > 100_000 {
+            queued += 1;
+        }
+    }
+    assert!(cold >= 12 && warm >= 6, "{cold} cold and {warm} warm");
+    // One worker, 150 ms a job: most of each burst waits behind the jobs before it.
+    assert!(queued >= 12, "only {queued} messages queued for over 100 ms");
+    let series = s["series"].as_array().unwrap();
+    let warm_e2e = series
+        .iter()
+        .find(|x| x["metric"] == "e2e_latency" && x["scope"] == "all" && x["cold"] == false)
+        .expect("a warm latency series");
+    assert_eq!(warm_e2e["count"].as_u64(), Some(warm));
 }
 
 #[test]

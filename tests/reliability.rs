@@ -190,6 +190,8 @@ fn header(streams: &[&str]) -> String {
             deadline_us: 60_000_000,
             price_per_gpu_hour_usd: 0.48,
             shard: None,
+            pipelines: Vec::new(),
+            cluster_observed: None,
         },
     ))
     .unwrap()

@@ -77,7 +77,7 @@ fn one_message_from_zero_completes_at_the_formula() {
             k,
             EventKind::Replicas {
                 desired: 0,
-                ready: 0,
+                ready: Some(0),
                 ..
             }
         )
@@ -89,7 +89,7 @@ fn one_message_from_zero_completes_at_the_formula() {
                 e.kind,
                 EventKind::Replicas {
                     desired: 0,
-                    ready: 0,
+                    ready: Some(0),
                     ..
                 }
             )

@@ -3,13 +3,15 @@
 //! cold-start phases, per-pipeline scale cycles, delivery accounting, cost, and HdrHistograms of every series.
 //! Missing signals leave a phase unknown (`None`), never a made-up number.
 
+pub mod identity;
 pub mod intervals;
 pub mod series;
 
+pub use identity::Identity;
 pub use intervals::Intervals;
 pub use series::{Moments, SeriesKey, SeriesSet, Stats};
 
-use crate::event::{Event, EventKind, MsgId, Source};
+use crate::event::{Event, EventKind, MsgId, PipelineNames, Source};
 use crate::seqset::SeqSet;
 use serde::Serialize;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -102,7 +104,13 @@ impl Delivery {
 #[derive(Debug, Clone, Serialize)]
 pub struct PodColdStart {
     pub pod: String,
+    /// The Deployment as the producers named it (the watchers by the pod's owner, a worker by its pipeline).
     pub deployment: String,
+    /// The stream the pod serves ([`identity`]); `None` when its Deployment matched no stream.
+    pub pipeline: Option<String>,
+    /// Who reported the pod (`kube`, `worker`, `sim`): two producers describing one pod are merged, each phase
+    /// keeping its sharpest time.
+    pub sources: Vec<Source>,
     pub node: Option<String>,
     /// Present before the run; not a cold start and not in the phase statistics.
     pub preexisting: bool,
@@ -168,7 +176,10 @@ impl Serialize for PodPhases {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ScaleCycle {
+    /// The Deployment as the producers named it.
     pub deployment: String,
+    /// The stream it serves; `None` when its Deployment matched no stream.
+    pub pipeline: Option<String>,
     /// Replicas went from zero to at least one.
     pub start_us: u64,
     /// First message published while the deployment was at zero, if one caused the cycle.
@@ -190,8 +201,28 @@ pub struct ScaleCycle {
     pub cost_usd: f64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+/// GPU nodes and what they cost. Without a producer that sees the cluster (a live run with no `[cluster]`, or
+/// the simulator observing as the workers alone), `observed` is false and every number is unknown (written
+/// `null`), never zero.
+impl ScaleCycle {
+    /// What the cycle is reported under: its stream, else its Deployment's name.
+    pub fn scope(&self) -> &str {
+        self.pipeline.as_deref().unwrap_or(&self.deployment)
+    }
+}
+
+impl Cost {
+    /// Why GPU nodes and cost are unknown, for every report: `None` when they were observed.
+    pub fn unknown_why(&self) -> Option<&'static str> {
+        (!self.observed).then_some(
+            "unknown: the run did not observe the cluster's nodes (watch it with [cluster], or `imagen-load import` its events)",
+        )
+    }
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct Cost {
+    pub observed: bool,
     pub node_seconds: f64,
     pub gpu_seconds: f64,
     pub gpu_busy_seconds: f64,
@@ -199,6 +230,27 @@ pub struct Cost {
     pub cost_usd: f64,
     pub peak_nodes: u32,
     pub nodes_created: u32,
+}
+
+impl Serialize for Cost {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(8))?;
+        m.serialize_entry("observed", &self.observed)?;
+        let known = |v: f64| self.observed.then_some(v);
+        m.serialize_entry("node_seconds", &known(self.node_seconds))?;
+        m.serialize_entry("gpu_seconds", &known(self.gpu_seconds))?;
+        // Busy time is the workers' processing time: known whether or not the nodes were seen.
+        m.serialize_entry("gpu_busy_seconds", &self.gpu_busy_seconds)?;
+        m.serialize_entry("gpu_idle_seconds", &known(self.gpu_idle_seconds))?;
+        m.serialize_entry("cost_usd", &known(self.cost_usd))?;
+        m.serialize_entry("peak_nodes", &self.observed.then_some(self.peak_nodes))?;
+        m.serialize_entry(
+            "nodes_created",
+            &self.observed.then_some(self.nodes_created),
+        )?;
+        m.end()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -377,30 +429,92 @@ struct Msg {
     publish_failed: bool,
 }
 
+/// One instant a producer reported, and whether it is a whole-second API stamp (which stands for its whole
+/// second, so a sharper report inside that second is preferred).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Stamp {
+    t: u64,
+    coarse: bool,
+}
+
+impl Stamp {
+    /// Two reports of one instant by different producers: the sharper one when they agree within the coarse
+    /// one's second, else the earlier one (a phase has begun once anyone saw it begin).
+    fn merge(old: Option<Stamp>, new: Stamp) -> Stamp {
+        let Some(old) = old else { return new };
+        let inside = |c: Stamp, f: Stamp| (c.t..c.t + 1_000_000).contains(&f.t);
+        match (old.coarse, new.coarse) {
+            (true, false) if inside(old, new) => new,
+            (false, true) if inside(new, old) => old,
+            _ if new.t < old.t => new,
+            _ => old,
+        }
+    }
+}
+
+/// The instant of an optional stamp.
+fn at(s: Option<Stamp>) -> Option<u64> {
+    s.map(|s| s.t)
+}
+
 #[derive(Debug, Clone, Default)]
 struct Pod {
+    /// The Deployment as first named (a watcher's owner name is preferred to a worker's `--pipeline`).
     deployment: String,
+    /// The pipeline key: the stream's name, or the Deployment's own name when it matched no stream.
+    pipeline: String,
+    /// Reported as present before the run by its producer; whether it counts as pre-existing is settled at the
+    /// end (only a pod ready by the first send does).
     preexisting: bool,
-    created: u64,
+    created: Stamp,
+    /// Producers that reported the pod (a bit per [`Source`]).
+    sources: u8,
 
     unschedulable: Option<u64>,
-    scheduled: Option<u64>,
+    scheduled: Option<Stamp>,
     node: Option<String>,
-    pulled: Option<u64>,
+    pulled: Option<Stamp>,
     cached: Option<bool>,
-    started: Option<u64>,
-    loaded: Option<u64>,
-    ready: Option<u64>,
+    started: Option<Stamp>,
+    loaded: Option<Stamp>,
+    /// The worker's own measure of its model load, where it reports one.
+    load_duration: Option<u64>,
+    ready: Option<Stamp>,
+    /// Ready now (counted in its pipeline's ready pods).
+    is_ready: bool,
     first_done: Option<u64>,
-    deleted: Option<u64>,
+    deleted: Option<Stamp>,
     cycle: Option<usize>,
     restarts: u32,
 }
 
+fn source_bit(s: Source) -> u8 {
+    1 << (s as u8)
+}
+
+const SOURCES: [Source; 5] = [
+    Source::Harness,
+    Source::Sim,
+    Source::Pubsub,
+    Source::Kube,
+    Source::Worker,
+];
+
 #[derive(Debug, Clone, Default)]
 struct Deployment {
+    /// The Deployment's name as the cluster (or the workload) gives it, for reports.
+    name: Option<String>,
     desired: u32,
     ready: u32,
+    /// A producer reported the Deployment's ready replicas: they are the pipeline's capacity. Otherwise its
+    /// pods' readiness is.
+    replicas_ready_known: bool,
+    /// Pods of the pipeline ready now, from `pod_ready` / `pod_not_ready` / `pod_deleted`.
+    ready_pods: u32,
+    /// Any readiness signal was ever seen (replicas or pods).
+    readiness_seen: bool,
+    /// No readiness signal exists, but a message was delivered: a worker was serving (an events-only log).
+    serving: bool,
     /// First message published while at zero (desired and ready), the start of activation.
     waiting_since: Option<u64>,
     /// Cold messages waiting for the first ready replica (pruned of completed ones as it grows).
@@ -410,6 +524,20 @@ struct Deployment {
     cycle: Option<usize>,
     /// Every time desired replicas went up: what new pods were created for.
     triggers: Vec<u64>,
+}
+
+impl Deployment {
+    /// Ready replicas now: the Deployment's own count when it is reported, else its ready pods, else one when a
+    /// delivery showed a worker serving.
+    fn capacity(&self) -> u32 {
+        if self.replicas_ready_known {
+            self.ready
+        } else if self.ready_pods > 0 {
+            self.ready_pods
+        } else {
+            u32::from(self.serving)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -587,6 +715,16 @@ pub struct Analyzer {
     backlog_history: HashMap<String, VecDeque<(u64, i64)>>,
     last_metric: HashMap<String, f64>,
     last_metric_at: HashMap<String, u64>,
+    /// Which stream each Deployment, ScaledObject and worker pipeline belongs to.
+    identity: Identity,
+    /// The first message's intended send: pods ready by then are pre-existing, the rest are the run's cold starts.
+    first_send: Option<u64>,
+    /// The header says whether the cluster was observed; older logs leave it to be inferred from node events.
+    cluster_observed: Option<bool>,
+    /// A node was reported (for logs whose header does not say whether the cluster was observed).
+    nodes_seen: bool,
+    /// Wall-clock time of t = 0 (µs since the epoch): whole-second API stamps are recognised by it.
+    wall_start_us: u64,
 }
 
 /// How far back the metric lag is looked for.
@@ -612,6 +750,10 @@ impl Analyzer {
         if let Some(&i) = self.stream_index.get(name) {
             return i;
         }
+        self.identity.add_stream(PipelineNames {
+            stream: name.to_string(),
+            ..PipelineNames::default()
+        });
         let i = self.streams.len() as u32;
         self.streams.push(name.to_string());
         self.stream_index.insert(name.to_string(), i);
@@ -661,10 +803,21 @@ impl Analyzer {
                 deadline_us,
                 price_per_gpu_hour_usd,
                 shard,
+                pipelines,
+                cluster_observed,
                 ..
             } => {
+                self.identity = Identity::new(pipelines);
+                self.cluster_observed = *cluster_observed;
+                self.wall_start_us = *wall_clock_start_unix_us;
                 for s in streams {
                     self.stream(s);
+                }
+                for p in pipelines {
+                    if let Some(d) = &p.deployment {
+                        self.deployments.entry(p.stream.clone()).or_default().name =
+                            Some(d.clone());
+                    }
                 }
                 self.info = Some(RunInfo {
                     run_id: run_id.clone(),
@@ -694,6 +847,10 @@ impl Analyzer {
             }
             EventKind::Scheduled { id, intended_us } => {
                 self.delivery.scheduled += 1;
+                self.first_send = Some(
+                    self.first_send
+                        .map_or(*intended_us, |f| f.min(*intended_us)),
+                );
                 if let Some(m) = self.msg(id) {
                     m.intended.set(*intended_us);
                 }
@@ -701,12 +858,12 @@ impl Analyzer {
             EventKind::Published { id, .. } => {
                 self.delivery.published += 1;
                 self.timeline.count(false, t);
-                // The stream's deployment has the stream's name.
+                // The stream's pipeline state is kept under the stream's name.
                 if !self.deployments.contains_key(&id.stream) {
                     self.deployments
                         .insert(id.stream.clone(), Deployment::default());
                 }
-                let cold = self.deployments[&id.stream].ready == 0;
+                let cold = self.deployments[&id.stream].capacity() == 0;
                 let Some(m) = self.msg(id) else {
                     return;
                 };
@@ -747,6 +904,15 @@ impl Analyzer {
                 }
                 if let Some(m) = self.msg(id) {
                     m.delivered.set(t);
+                }
+                // With no readiness signal at all (an events-only log), a delivery shows a worker serving.
+                if let Some(d) = self
+                    .deployments
+                    .get_mut(&id.stream)
+                    .filter(|d| !d.readiness_seen && !d.serving)
+                {
+                    d.serving = true;
+                    self.capacity_changed(&id.stream.clone(), t, 0);
                 }
             }
             EventKind::Completed {
@@ -840,7 +1006,26 @@ impl Analyzer {
             EventKind::MetricRead {
                 scaled_object,
                 value,
-            } => self.metric_read(t, scaled_object, *value),
+            } => {
+                let stream = match self.identity.scaled_object(scaled_object) {
+                    Some(i) => self.identity.stream_name(i).to_string(),
+                    None => scaled_object.clone(),
+                };
+                self.metric_read(t, &stream, *value)
+            }
+            EventKind::ScaleTarget {
+                scaled_object,
+                deployment,
+                subscription,
+            } => {
+                if let Some(i) =
+                    self.identity
+                        .learn(scaled_object, deployment, subscription.as_deref())
+                {
+                    let stream = self.identity.stream_name(i).to_string();
+                    self.adopt(deployment, &stream);
+                }
+            }
             EventKind::ScalerCondition {
                 scaled_object,
                 condition,
@@ -871,13 +1056,38 @@ impl Analyzer {
                 deployment,
                 desired,
                 ready,
-            } => self.replicas(t, deployment, *desired, *ready),
+            } => {
+                let key = self.pipeline_key(deployment);
+                self.replicas(t, &key, deployment, *desired, *ready)
+            }
             EventKind::PodCreated {
                 pod,
                 deployment,
                 preexisting,
             } => {
-                let d = self.deployments.entry(deployment.clone()).or_default();
+                let key = self.pipeline_key(deployment);
+                let stamp = self.stamp(t, e.source);
+                if let Some(p) = self.pods.get_mut(pod) {
+                    // A second producer describing the same pod: merged, each instant its sharpest.
+                    p.sources |= source_bit(e.source);
+                    p.created = Stamp::merge(Some(p.created), stamp);
+                    p.preexisting &= *preexisting;
+                    if e.source == Source::Kube && p.deployment != *deployment {
+                        if p.pipeline != key {
+                            self.warnings.push(format!(
+                                "pod {pod} is reported for pipeline {} and for {key}; {key} (its owner, as the cluster says) is kept",
+                                p.pipeline
+                            ));
+                        }
+                        p.deployment = deployment.clone();
+                        p.pipeline = key;
+                    }
+                    return;
+                }
+                let d = self.deployments.entry(key.clone()).or_default();
+                if d.name.is_none() && e.source != Source::Worker {
+                    d.name = Some(deployment.clone());
+                }
                 // Its trigger and whether it opened its cycle are settled at the end, from times alone: a watcher
                 // may report the pod before the Deployment change that made it, at the same instant.
                 let cycle = if *preexisting { None } else { d.cycle };
@@ -885,8 +1095,10 @@ impl Analyzer {
                     pod.clone(),
                     Pod {
                         deployment: deployment.clone(),
+                        pipeline: key,
                         preexisting: *preexisting,
-                        created: t,
+                        created: stamp,
+                        sources: source_bit(e.source),
                         cycle,
                         ..Pod::default()
                     },
@@ -908,11 +1120,16 @@ impl Analyzer {
                 }
             }
             EventKind::PodScheduled { pod, node } => {
+                let stamp = self.stamp(t, e.source);
                 if let Some(p) = self.pods.get_mut(pod) {
-                    p.scheduled = Some(t);
+                    p.sources |= source_bit(e.source);
+                    let first = p.scheduled.is_none();
+                    p.scheduled = Some(Stamp::merge(p.scheduled, stamp));
                     p.node = Some(node.clone());
                     let cycle = p.cycle;
-                    self.assign_node(t, node, cycle);
+                    if first {
+                        self.assign_node(t, node, cycle);
+                    }
                 }
             }
             EventKind::ImagePulling { .. } => {}
@@ -922,39 +1139,72 @@ impl Analyzer {
                 duration_us,
                 ..
             } => {
+                let stamp = self.stamp(t, e.source);
                 if let Some(p) = self.pods.get_mut(pod) {
-                    p.pulled = Some(t);
+                    let first = p.pulled.is_none();
+                    p.pulled = Some(Stamp::merge(p.pulled, stamp));
                     p.cached = Some(*cached);
-                    if !*cached {
+                    if !*cached && first {
                         // The kubelet's own pull time, without waiting for another pod's pull.
                         self.series
-                            .record("kubelet.image_pull", &p.deployment, None, *duration_us);
+                            .record("kubelet.image_pull", &p.pipeline, None, *duration_us);
                     }
                 }
             }
             EventKind::ContainerStarted { pod } => {
+                let stamp = self.stamp(t, e.source);
                 if let Some(p) = self.pods.get_mut(pod) {
-                    p.started.get_or_insert(t);
+                    p.sources |= source_bit(e.source);
+                    // A restart's start is not the cold start's (from one producer, the first is kept).
+                    if p.restarts == 0 {
+                        p.started = Some(Stamp::merge(p.started, stamp));
+                    }
                 }
             }
-            EventKind::ModelLoaded { pod, .. } => {
-                if let Some(p) = self.pods.get_mut(pod) {
-                    p.loaded.get_or_insert(t);
+            EventKind::ModelLoaded { pod, duration_us } => {
+                let stamp = self.stamp(t, e.source);
+                if let Some(p) = self.pods.get_mut(pod)
+                    && p.restarts == 0
+                {
+                    p.loaded = Some(Stamp::merge(p.loaded, stamp));
+                    if p.load_duration.is_none() {
+                        p.load_duration = *duration_us;
+                    }
                 }
             }
             EventKind::PodNotReady { pod, .. } => {
                 if let Some(p) = self.pods.get_mut(pod) {
                     p.restarts += 1;
+                    if p.is_ready {
+                        p.is_ready = false;
+                        let key = p.pipeline.clone();
+                        self.pod_readiness(&key, t, -1);
+                    }
                 }
             }
             EventKind::PodReady { pod } => {
+                let stamp = self.stamp(t, e.source);
                 if let Some(p) = self.pods.get_mut(pod) {
-                    p.ready.get_or_insert(t);
+                    p.sources |= source_bit(e.source);
+                    if p.ready.is_none() || p.restarts == 0 {
+                        p.ready = Some(Stamp::merge(p.ready, stamp));
+                    }
+                    if !p.is_ready && p.deleted.is_none() {
+                        p.is_ready = true;
+                        let key = p.pipeline.clone();
+                        self.pod_readiness(&key, t, 1);
+                    }
                 }
             }
             EventKind::PodDeleted { pod } => {
+                let stamp = self.stamp(t, e.source);
                 if let Some(p) = self.pods.get_mut(pod) {
-                    p.deleted = Some(t);
+                    p.deleted = Some(Stamp::merge(p.deleted, stamp));
+                    if p.is_ready {
+                        p.is_ready = false;
+                        let key = p.pipeline.clone();
+                        self.pod_readiness(&key, t, -1);
+                    }
                 }
             }
             EventKind::NodeCreated {
@@ -963,6 +1213,10 @@ impl Analyzer {
                 preexisting,
                 ..
             } => {
+                self.nodes_seen = true;
+                if self.nodes.contains_key(node) {
+                    return; // reported twice (two producers, or a re-list)
+                }
                 self.live_nodes += 1;
                 self.timeline.nodes(t, self.live_nodes);
                 let n = Node {
@@ -1169,25 +1423,121 @@ impl Analyzer {
         }
     }
 
-    fn replicas(&mut self, t: u64, deployment: &str, desired: u32, ready: u32) {
-        let series = self
-            .timeline
-            .replicas
-            .entry(deployment.to_string())
-            .or_default();
-        Timeline::level(series, (t, desired, ready), |a, b| {
-            (a.0, a.1.max(b.1), a.2.max(b.2))
-        });
-        let d = self.deployments.entry(deployment.to_string()).or_default();
+    /// The pipeline a Deployment (or a worker's `--pipeline`) belongs to: its stream's name, or its own name
+    /// when it matches no stream.
+    fn pipeline_key(&mut self, deployment: &str) -> String {
+        match self.identity.deployment(deployment) {
+            Some(i) => self.identity.stream_name(i).to_string(),
+            None => deployment.to_string(),
+        }
+    }
+
+    /// A producer's instant: whole-second API stamps (the watchers' and `import`'s object times) stand for their
+    /// whole second.
+    fn stamp(&self, t: u64, source: Source) -> Stamp {
+        Stamp {
+            t,
+            coarse: source == Source::Kube && (self.wall_start_us + t).is_multiple_of(1_000_000),
+        }
+    }
+
+    /// A Deployment first seen under its own name turns out (from a ScaledObject) to serve `stream`: what was
+    /// recorded under its name moves to the stream's pipeline.
+    fn adopt(&mut self, deployment: &str, stream: &str) {
+        if deployment == stream {
+            return;
+        }
+        if let Some(old) = self.deployments.remove(deployment) {
+            let target = self.deployments.entry(stream.to_string()).or_default();
+            if target.desired == 0 && target.ready_pods == 0 && target.cycle.is_none() {
+                let waiting = std::mem::take(&mut target.cold_waiting);
+                let since = target.waiting_since;
+                *target = old;
+                target.cold_waiting.extend(waiting);
+                target.waiting_since = target.waiting_since.or(since);
+            }
+        }
+        let named = self.deployments.entry(stream.to_string()).or_default();
+        named.name.get_or_insert_with(|| deployment.to_string());
+        for p in self.pods.values_mut() {
+            if p.pipeline == deployment {
+                p.pipeline = stream.to_string();
+            }
+        }
+        for c in &mut self.cycles {
+            if c.pipeline.is_none() && c.deployment == deployment {
+                c.pipeline = Some(stream.to_string());
+            }
+        }
+        if let Some(series) = self.timeline.replicas.remove(deployment) {
+            self.timeline
+                .replicas
+                .entry(stream.to_string())
+                .or_default()
+                .extend(series);
+        }
+    }
+
+    /// A pod of pipeline `key` became ready (`+1`) or stopped being ready (`-1`).
+    fn pod_readiness(&mut self, key: &str, t: u64, delta: i32) {
+        let d = self.deployments.entry(key.to_string()).or_default();
+        let before = d.capacity();
+        d.readiness_seen = true;
+        d.ready_pods = d.ready_pods.saturating_add_signed(delta);
+        if !d.replicas_ready_known {
+            let point = (t, d.desired, d.capacity());
+            let series = self.timeline.replicas.entry(key.to_string()).or_default();
+            Timeline::level(series, point, |a, b| (a.0, a.1.max(b.1), a.2.max(b.2)));
+        }
+        self.capacity_changed(key, t, before);
+    }
+
+    /// After a change to pipeline `key`'s readiness: when capacity appears (from `before` = 0), the cold messages
+    /// waiting for it stop waiting, and the open scale cycle has its first ready replica.
+    fn capacity_changed(&mut self, key: &str, t: u64, before: u32) {
+        let Some(d) = self.deployments.get_mut(key) else {
+            return;
+        };
+        if before > 0 || d.capacity() == 0 {
+            return;
+        }
+        for (s, seq) in d.cold_waiting.drain(..) {
+            if let Some(m) = self.msgs[s as usize].open.get_mut(&seq) {
+                m.capacity.set(t);
+            }
+        }
+        d.prune_at = 0;
+        if let Some(c) = d.cycle {
+            let cy = &mut self.cycles[c];
+            if cy.time_to_first_ready_us.is_none() {
+                cy.time_to_first_ready_us =
+                    Some(t.saturating_sub(cy.first_message_us.unwrap_or(cy.start_us)));
+            }
+        }
+    }
+
+    /// A Deployment's replicas: `ready` is `None` when the producer could not see it (an Event).
+    fn replicas(&mut self, t: u64, key: &str, name: &str, desired: u32, ready: Option<u32>) {
+        let d = self.deployments.entry(key.to_string()).or_default();
+        if d.name.is_none() {
+            d.name = Some(name.to_string());
+        }
+        let before = d.capacity();
         let (old_desired, old_ready) = (d.desired, d.ready);
+        let ready_now = ready.unwrap_or(if desired == 0 { 0 } else { old_ready });
         if desired > old_desired {
             d.triggers.push(t);
         }
         if old_desired == 0 && old_ready == 0 && desired > 0 {
             // A scale cycle starts (0 → N).
             let c = self.cycles.len();
+            let pipeline = self
+                .identity
+                .knows_deployment(name)
+                .map(|i| self.identity.stream_name(i).to_string());
             self.cycles.push(ScaleCycle {
-                deployment: deployment.to_string(),
+                deployment: name.to_string(),
+                pipeline,
                 start_us: t,
                 first_message_us: d.waiting_since,
                 time_to_first_ready_us: None,
@@ -1207,10 +1557,10 @@ impl Analyzer {
             d.cycle = Some(c);
             // Pods reported a moment before the change that opened the cycle (same instant) belong to it.
             for p in self.pods.values_mut() {
-                if p.deployment == deployment
+                if p.pipeline == key
                     && !p.preexisting
                     && p.cycle.is_none()
-                    && p.created >= t
+                    && p.created.t >= t
                     && p.deleted.is_none()
                 {
                     p.cycle = Some(c);
@@ -1219,30 +1569,29 @@ impl Analyzer {
         }
         if let Some(c) = d.cycle {
             let cy = &mut self.cycles[c];
-            cy.peak_replicas = cy.peak_replicas.max(desired).max(ready);
-            if old_ready == 0 && ready > 0 && cy.time_to_first_ready_us.is_none() {
-                cy.time_to_first_ready_us = Some(t - cy.first_message_us.unwrap_or(cy.start_us));
-            }
-            if desired == 0 && ready == 0 {
+            cy.peak_replicas = cy.peak_replicas.max(desired).max(ready_now);
+            if desired == 0 && ready_now == 0 {
                 let from = cy.last_completion_us.unwrap_or(cy.start_us);
                 cy.to_zero_replicas_us = Some(t.saturating_sub(from));
                 self.cycle_open[c] = false;
                 d.cycle = None;
             }
         }
-        if old_ready == 0 && ready > 0 {
-            for (s, seq) in d.cold_waiting.drain(..) {
-                if let Some(m) = self.msgs[s as usize].open.get_mut(&seq) {
-                    m.capacity.set(t);
-                }
-            }
-            d.prune_at = 0;
-        }
-        if desired == 0 && ready == 0 {
+        if desired == 0 && ready_now == 0 {
             d.waiting_since = None;
+            d.serving = false;
         }
         d.desired = desired;
-        d.ready = ready;
+        d.ready = ready_now;
+        if ready.is_some() {
+            d.replicas_ready_known = true;
+            d.readiness_seen = true;
+        }
+        let point = (t, desired, d.capacity());
+        let series = self.timeline.replicas.entry(key.to_string()).or_default();
+        Timeline::level(series, point, |a, b| (a.0, a.1.max(b.1), a.2.max(b.2)));
+        // A cycle that closed and reopened keeps the capacity appearing as the new cycle's first ready.
+        self.capacity_changed(key, t, before);
     }
 
     pub fn finish(mut self) -> RunReport {
@@ -1340,18 +1689,25 @@ impl Analyzer {
         intervals.finish(end);
 
         let pods = self.pod_phases(&mut series);
-        let cost = self.cost(end, info.price_per_gpu_hour_usd, &mut series);
-        for (i, c) in self.cycles.iter().enumerate() {
+        let mut cost = self.cost(end, info.price_per_gpu_hour_usd, &mut series);
+        cost.observed = self.cluster_observed.unwrap_or(self.nodes_seen);
+        if !cost.observed {
+            self.warnings.push(
+                "the run did not observe the cluster: GPU nodes and cost are unknown\n    fix: watch it during the run (`[cluster]`, or --context/--namespace), or import its events afterwards (`imagen-load import`)".into(),
+            );
+        }
+        self.warnings.extend(self.identity.warnings());
+        for c in &self.cycles {
+            let scope = c.pipeline.as_deref().unwrap_or(&c.deployment);
             if let Some(v) = c.time_to_first_ready_us {
-                series.record("scale.time_to_first_ready", &c.deployment, None, v);
+                series.record("scale.time_to_first_ready", scope, None, v);
             }
             if let Some(v) = c.to_zero_replicas_us {
-                series.record("scale.to_zero_replicas", &c.deployment, None, v);
+                series.record("scale.to_zero_replicas", scope, None, v);
             }
             if let Some(v) = c.to_zero_nodes_us {
-                series.record("scale.to_zero_nodes", &c.deployment, None, v);
+                series.record("scale.to_zero_nodes", scope, None, v);
             }
-            let _ = i;
         }
         RunReport {
             run: info,
@@ -1370,26 +1726,35 @@ impl Analyzer {
     }
 
     fn pod_phases(&mut self, series: &mut SeriesSet) -> Vec<PodColdStart> {
+        // Only a pod ready by the first send is pre-existing: one that starts while the run sets up (its producer
+        // saw it before time zero) is the run's own cold start.
+        let first_send = self.first_send.unwrap_or(0);
+        for p in self.pods.values_mut() {
+            if p.preexisting && at(p.ready).is_some_and(|r| r > first_send) {
+                p.preexisting = false;
+            }
+        }
         // The first pod created in each cycle carries the cycle's activation.
         let mut first_of_cycle: HashMap<usize, (u64, &str)> = HashMap::new();
         for name in &self.pod_order {
             let p = &self.pods[name];
             if let Some(c) = p.cycle {
-                let e = first_of_cycle.entry(c).or_insert((p.created, name));
-                if p.created < e.0 {
-                    *e = (p.created, name);
+                let e = first_of_cycle.entry(c).or_insert((p.created.t, name));
+                if p.created.t < e.0 {
+                    *e = (p.created.t, name);
                 }
             }
         }
         let mut out = Vec::new();
         for name in &self.pod_order {
             let p = &self.pods[name];
+            let created = p.created.t;
             let triggers = self
                 .deployments
-                .get(&p.deployment)
+                .get(&p.pipeline)
                 .map(|d| d.triggers.as_slice())
                 .unwrap_or(&[]);
-            let trigger = triggers[..triggers.partition_point(|&x| x <= p.created)]
+            let trigger = triggers[..triggers.partition_point(|&x| x <= created)]
                 .last()
                 .copied();
             let activation = p
@@ -1404,35 +1769,48 @@ impl Analyzer {
                 (Some(a), Some(b)) if b >= a => Some(b - a),
                 _ => None,
             };
+            let (scheduled, pulled, started, loaded, ready) = (
+                at(p.scheduled),
+                at(p.pulled),
+                at(p.started),
+                at(p.loaded),
+                at(p.ready),
+            );
             let mut phases = PodPhases::default();
             if !p.preexisting {
-                let model_end = p.loaded.or(p.ready);
+                let model_end = loaded.or(ready);
                 let origin = match (activation, trigger) {
                     (Some(act), Some(trig)) => Some(trig.saturating_sub(act)),
                     (None, trig) => trig,
                     (Some(_), None) => None,
                 };
+                // The worker's own measure of its model load is the sharpest, and the only one when the
+                // container started before the run's time zero.
+                let model_load = match (loaded, p.load_duration) {
+                    (Some(_), Some(d)) => Some(d),
+                    _ => diff(started, model_end),
+                };
                 let values = [
                     ("activation", activation),
-                    ("pod_creation", diff(trigger, Some(p.created))),
-                    ("node_provisioning", diff(Some(p.created), p.scheduled)),
-                    ("image_pull", diff(p.scheduled, p.pulled)),
-                    ("container_start", diff(p.pulled, p.started)),
-                    ("model_load", diff(p.started, model_end)),
+                    ("pod_creation", diff(trigger, Some(created))),
+                    ("node_provisioning", diff(Some(created), scheduled)),
+                    ("image_pull", diff(scheduled, pulled)),
+                    ("container_start", diff(pulled, started)),
+                    ("model_load", model_load),
                     (
                         "ready",
-                        if p.loaded.is_some() {
-                            diff(p.loaded, p.ready)
+                        if loaded.is_some() {
+                            diff(loaded, ready)
                         } else {
                             None
                         },
                     ),
-                    ("first_message", diff(p.ready, p.first_done)),
-                    ("total", diff(origin, p.ready)),
+                    ("first_message", diff(ready, p.first_done)),
+                    ("total", diff(origin, ready)),
                 ];
                 for (i, (k, v)) in values.into_iter().enumerate() {
                     if let Some(v) = v {
-                        series.record(COLD_START_METRICS[i], &p.deployment, None, v);
+                        series.record(COLD_START_METRICS[i], &p.pipeline, None, v);
                     }
                     debug_assert_eq!(POD_PHASES[i], k);
                     phases.values[i] = v;
@@ -1442,13 +1820,21 @@ impl Analyzer {
             out.push(PodColdStart {
                 pod: name.clone(),
                 deployment: p.deployment.clone(),
+                pipeline: self
+                    .identity
+                    .knows_deployment(&p.pipeline)
+                    .map(|i| self.identity.stream_name(i).to_string()),
+                sources: SOURCES
+                    .into_iter()
+                    .filter(|s| p.sources & source_bit(*s) != 0)
+                    .collect(),
                 node: p.node.clone(),
                 preexisting: p.preexisting,
-                created_us: p.created,
-                ready_us: p.ready,
+                created_us: created,
+                ready_us: ready,
                 image_cached: p.cached,
-                scheduled_us: p.scheduled,
-                deleted_us: p.deleted,
+                scheduled_us: scheduled,
+                deleted_us: at(p.deleted),
                 restarts: p.restarts,
                 phases_us: phases,
             });

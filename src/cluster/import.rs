@@ -207,7 +207,7 @@ pub fn object_events(o: &Value, scheduled_by_event: bool) -> Vec<(u64, EventKind
                     EventKind::Replicas {
                         deployment: name,
                         desired: count(o.pointer("/spec/replicas")),
-                        ready: count(o.pointer("/status/readyReplicas")),
+                        ready: Some(count(o.pointer("/status/readyReplicas"))),
                     },
                 ));
             }
@@ -377,7 +377,7 @@ pub fn event_events(o: &Value) -> (Vec<(u64, EventKind)>, bool) {
                 EventKind::Replicas {
                     deployment,
                     desired,
-                    ready: 0,
+                    ready: None,
                 },
             ));
         }
@@ -465,6 +465,8 @@ pub fn import(files: &[(String, String)], price_per_gpu_hour_usd: f64) -> Result
             deadline_us: end - origin,
             price_per_gpu_hour_usd,
             shard: None,
+            pipelines: Vec::new(),
+            cluster_observed: Some(true),
         },
     )];
     events.extend(
@@ -544,7 +546,7 @@ mod tests {
                 EventKind::Replicas {
                     deployment: "upscale-worker".into(),
                     desired: 2,
-                    ready: 1
+                    ready: Some(1)
                 }
             )]
         );

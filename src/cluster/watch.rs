@@ -542,14 +542,18 @@ impl Translator {
                     last_write(&object).map_or(observed_unix_us, |t| sharpen(t, observed_unix_us));
                 for (_, e) in object_events(&object, false) {
                     if let EventKind::Replicas { desired, ready, .. } = &e {
-                        let now = if deleted { (0, 0) } else { (*desired, *ready) };
+                        let now = if deleted {
+                            (0, 0)
+                        } else {
+                            (*desired, ready.unwrap_or(0))
+                        };
                         // Only a change: a Deployment is written for many reasons.
                         if self.state.deployments.insert(name.clone(), now) != Some(now) {
                             self.state_changed = true;
                             let e = EventKind::Replicas {
                                 deployment: name.clone(),
                                 desired: now.0,
-                                ready: now.1,
+                                ready: Some(now.1),
                             };
                             self.emit(t, e);
                         }

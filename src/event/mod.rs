@@ -58,6 +58,16 @@ pub enum EventKind {
         /// `INDEX/COUNT` when this run was one shard of a workload spread over machines (`run --shard`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         shard: Option<String>,
+        /// Each stream's names across Pub/Sub and Kubernetes (its topic, subscription, Deployment and
+        /// ScaledObject): how the analysis ties cluster objects and worker reports to streams. Absent in logs
+        /// written before it existed (then a Deployment is assumed to be named like its stream).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pipelines: Vec<PipelineNames>,
+        /// Whether a producer observed the cluster's nodes and pods (the simulator, the Kubernetes watchers, an
+        /// import): without one, GPU nodes and cost are unknown, not zero. Absent in older logs (then inferred
+        /// from node events).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster_observed: Option<bool>,
     },
     RunFinished {
         interrupted: bool,
@@ -154,10 +164,21 @@ pub enum EventKind {
         /// The condition's reason and message.
         reason: Option<String>,
     },
+    /// A Deployment's desired and ready replicas. `ready` is `None` where the producer cannot see it (an
+    /// Event such as KEDA's activation or the Deployment controller's `ScalingReplicaSet` names only the
+    /// desired count).
     Replicas {
         deployment: String,
         desired: u32,
-        ready: u32,
+        ready: Option<u32>,
+    },
+    /// A KEDA ScaledObject and what it scales (`spec.scaleTargetRef`) on which subscription (its trigger's
+    /// `subscriptionName`, a `metrics-api` URL's last segment, or a query's `subscription_id`): what ties a
+    /// cluster's names to a stream. Emitted once per object by the watchers, `import` and the simulator.
+    ScaleTarget {
+        scaled_object: String,
+        deployment: String,
+        subscription: Option<String>,
     },
     // ---- pods
     PodCreated {
@@ -278,6 +299,21 @@ impl Event {
     }
 }
 
+/// One stream's names across Pub/Sub and Kubernetes, as the run header records them. `deployment` and
+/// `scaled_object` are `None` when the workload does not name them: the stream's name is then assumed, unless a
+/// watched cluster's ScaledObject says otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PipelineNames {
+    pub stream: String,
+    pub topic: String,
+    /// The workers' subscription (short name).
+    pub subscription: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaled_object: Option<String>,
+}
+
 /// Exact per-pod phase durations known to the simulator (µs); `None` where the phase did not apply.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PodPhaseTruth {
@@ -322,6 +358,14 @@ mod tests {
                 deadline_us: 4,
                 price_per_gpu_hour_usd: 0.48,
                 shard: Some("1/3".into()),
+                pipelines: vec![PipelineNames {
+                    stream: "upscale".into(),
+                    topic: "imagen-upscale".into(),
+                    subscription: "imagen-upscale-sub".into(),
+                    deployment: Some("upscale-worker".into()),
+                    scaled_object: None,
+                }],
+                cluster_observed: Some(false),
             },
             EventKind::RunFinished {
                 interrupted: true,
@@ -412,7 +456,22 @@ mod tests {
             EventKind::Replicas {
                 deployment: "d".into(),
                 desired: 2,
-                ready: 1,
+                ready: Some(1),
+            },
+            EventKind::Replicas {
+                deployment: "d".into(),
+                desired: 1,
+                ready: None,
+            },
+            EventKind::ScaleTarget {
+                scaled_object: "upscale-scaler".into(),
+                deployment: "upscale-worker".into(),
+                subscription: Some("imagen-upscale-sub".into()),
+            },
+            EventKind::ScaleTarget {
+                scaled_object: "o".into(),
+                deployment: "d".into(),
+                subscription: None,
             },
             EventKind::PodCreated {
                 pod: "p".into(),

@@ -24,6 +24,7 @@ pub(super) enum Tag {
     ScalerActive,
     ScalerCondition,
     Replicas,
+    ScaleTarget,
     PodCreated,
     PodUnschedulable,
     ScaleUpTriggered,
@@ -58,6 +59,8 @@ pub(super) struct Wire {
     deadline_us: Option<u64>,
     price_per_gpu_hour_usd: Option<f64>,
     shard: Option<String>,
+    pipelines: Option<Vec<super::PipelineNames>>,
+    cluster_observed: Option<bool>,
     interrupted: Option<bool>,
     stream: Option<String>,
     seq: Option<u64>,
@@ -136,6 +139,8 @@ impl TryFrom<Wire> for Event {
                 deadline_us: r!(deadline_us),
                 price_per_gpu_hour_usd: r!(price_per_gpu_hour_usd),
                 shard: w.shard.clone(),
+                pipelines: w.pipelines.unwrap_or_default(),
+                cluster_observed: w.cluster_observed,
             },
             Tag::RunFinished => EventKind::RunFinished {
                 reason: w.reason.clone(),
@@ -211,7 +216,12 @@ impl TryFrom<Wire> for Event {
             Tag::Replicas => EventKind::Replicas {
                 deployment: r!(deployment),
                 desired: r!(desired),
-                ready: r!(ready),
+                ready: w.ready,
+            },
+            Tag::ScaleTarget => EventKind::ScaleTarget {
+                scaled_object: r!(scaled_object),
+                deployment: r!(deployment),
+                subscription: w.subscription,
             },
             Tag::PodCreated => EventKind::PodCreated {
                 pod: r!(pod),

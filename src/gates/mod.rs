@@ -596,6 +596,16 @@ pub fn evaluate(thresholds: &[Threshold], r: &RunReport) -> Vec<Outcome> {
     for t in thresholds {
         for c in &t.conditions {
             let (measured, shown, note) = match &t.metric {
+                Metric::Counter(name)
+                    if matches!(*name, "cost_usd" | "gpu_hours" | "idle_gpu_hours")
+                        && !r.cost.observed =>
+                {
+                    (
+                        None,
+                        None,
+                        r.cost.unknown_why().map(|w| format!("GPU cost {w}")),
+                    )
+                }
                 Metric::Counter(name) => {
                     let v = counter_value(r, name);
                     let m = if c.agg == Agg::Rate { v / run_secs } else { v };

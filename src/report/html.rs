@@ -610,7 +610,7 @@ pub fn render(r: &RunReport) -> String {
                 .iter()
                 .map(|c| {
                     vec![
-                        esc(&c.deployment),
+                        esc(c.scope()),
                         h(c.start_us),
                         fmt(c.time_to_first_ready_us),
                         c.peak_replicas.to_string(),
@@ -625,26 +625,34 @@ pub fn render(r: &RunReport) -> String {
     }
     let c = &r.cost;
     body.push_str("<h2>GPU cost</h2>");
-    body.push_str(&table(
-        &[
-            "GPU-hours",
-            "busy",
-            "idle",
-            "peak nodes",
-            "nodes created",
-            "cost",
-            "price",
-        ],
-        vec![vec![
-            format!("{:.2}", c.gpu_seconds / 3600.0),
-            format!("{:.2}", c.gpu_busy_seconds / 3600.0),
-            format!("{:.2}", c.gpu_idle_seconds / 3600.0),
-            c.peak_nodes.to_string(),
-            c.nodes_created.to_string(),
-            format!("<b>${:.2}</b>", c.cost_usd),
-            format!("${}/GPU-hour", run.price_per_gpu_hour_usd),
-        ]],
-    ));
+    if let Some(why) = c.unknown_why() {
+        body.push_str(&format!(
+            "<p>{:.2} GPU-hours busy processing; nodes and cost {}.</p>",
+            c.gpu_busy_seconds / 3600.0,
+            esc(why)
+        ));
+    } else {
+        body.push_str(&table(
+            &[
+                "GPU-hours",
+                "busy",
+                "idle",
+                "peak nodes",
+                "nodes created",
+                "cost",
+                "price",
+            ],
+            vec![vec![
+                format!("{:.2}", c.gpu_seconds / 3600.0),
+                format!("{:.2}", c.gpu_busy_seconds / 3600.0),
+                format!("{:.2}", c.gpu_idle_seconds / 3600.0),
+                c.peak_nodes.to_string(),
+                c.nodes_created.to_string(),
+                format!("<b>${:.2}</b>", c.cost_usd),
+                format!("${}/GPU-hour", run.price_per_gpu_hour_usd),
+            ]],
+        ));
+    }
     if !r.thresholds.is_empty() {
         body.push_str("<h2>Thresholds</h2>");
         body.push_str(&table(

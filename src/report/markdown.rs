@@ -102,7 +102,15 @@ pub fn render(r: &RunReport) -> String {
         md.push('\n');
     }
     let c = &r.cost;
-    writeln!(
+    if let Some(why) = c.unknown_why() {
+        writeln!(
+            md,
+            "### GPU cost\n\n{:.2} GPU-hours busy processing; nodes and cost {why}.\n",
+            c.gpu_busy_seconds / 3600.0
+        )
+        .unwrap();
+    } else {
+        writeln!(
         md,
         "### GPU cost\n\n{:.2} GPU-hours ({:.2} busy, {:.2} idle), peak {} nodes: **${:.2}** at ${}/GPU-hour.\n",
         c.gpu_seconds / 3600.0,
@@ -112,7 +120,8 @@ pub fn render(r: &RunReport) -> String {
         c.cost_usd,
         r.run.price_per_gpu_hour_usd
     )
-    .unwrap();
+        .unwrap();
+    }
     if !r.thresholds.is_empty() {
         writeln!(
             md,

@@ -262,8 +262,15 @@ pub fn render(r: &RunReport, color: bool) -> String {
             "deployment", "cycles", "first ready", "peak", "to 0 replicas", "to 0 nodes", "cost"
         )
         .unwrap();
-        for s in &run.streams {
-            let cs: Vec<_> = r.cycles.iter().filter(|c| &c.deployment == s).collect();
+        // The streams first, then Deployments that matched no stream (named in the warnings).
+        let mut scopes: Vec<&str> = run.streams.iter().map(String::as_str).collect();
+        for c in &r.cycles {
+            if !scopes.contains(&c.scope()) {
+                scopes.push(c.scope());
+            }
+        }
+        for s in scopes {
+            let cs: Vec<_> = r.cycles.iter().filter(|c| c.scope() == s).collect();
             if cs.is_empty() {
                 continue;
             }
@@ -298,7 +305,15 @@ pub fn render(r: &RunReport, color: bool) -> String {
 
     let c = &r.cost;
     writeln!(out, "{}", style.head("GPU cost")).unwrap();
-    writeln!(
+    if let Some(why) = c.unknown_why() {
+        writeln!(
+            out,
+            "  {:.2} GPU-hours busy processing · nodes and cost {why}",
+            c.gpu_busy_seconds / 3600.0
+        )
+        .unwrap();
+    } else {
+        writeln!(
         out,
         "  {:.2} GPU-hours ({:.2} busy, {:.2} idle) · peak {} nodes · {} nodes created · ${:.2} at ${}/GPU-hour",
         c.gpu_seconds / 3600.0,
@@ -309,7 +324,8 @@ pub fn render(r: &RunReport, color: bool) -> String {
         c.cost_usd,
         run.price_per_gpu_hour_usd
     )
-    .unwrap();
+        .unwrap();
+    }
     if !r.thresholds.is_empty() {
         out.push('\n');
         let failed = r.failed_thresholds();

@@ -37,7 +37,8 @@ pub struct SeriesRow {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct CostRow {
-    pub cost_usd: f64,
+    /// `None` when the run did not observe the cluster (unknown, not zero).
+    pub cost_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -213,8 +214,13 @@ pub fn markdown(t: &Trends<'_>) -> String {
     for r in t.runs {
         writeln!(
             md,
-            "| `{}` | {} | {} | ${:.2} |",
-            r.run.run_id, r.delivery.completed, r.delivery.lost, r.cost.cost_usd
+            "| `{}` | {} | {} | {} |",
+            r.run.run_id,
+            r.delivery.completed,
+            r.delivery.lost,
+            r.cost
+                .cost_usd
+                .map_or_else(|| "unknown".to_string(), |c| format!("${c:.2}"))
         )
         .unwrap();
     }

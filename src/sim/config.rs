@@ -33,6 +33,61 @@ pub struct SimConfig {
     pub autoscaler: AutoscalerModel,
     /// One per stream, in stream order.
     pub pipelines: Vec<PipelineModel>,
+    /// What the run's log shows of the simulated stack: everything (`sim`), or only what one real producer
+    /// would report of it.
+    pub observe: Observe,
+}
+
+/// Which real producers the simulator speaks as (`[sim] observe`). The simulated stack is the same; only what
+/// reaches the log changes, through the same translation the real producers' output goes through:
+/// - `sim`: every event, exact to the microsecond, with the simulator's own names;
+/// - `kube`: what the Kubernetes watchers would record of a real cluster (Pod, Node, Deployment, ScaledObject
+///   and Event objects with cluster names, whole-second stamps, watch delivery delays, aggregated events);
+/// - `worker`: what the reference workers report on the results topic (start, model load, stop, completions);
+/// - `kube+worker`: both, so one pod is described twice;
+/// - `events-only`: the Events alone, as `kubectl get events -o json` leaves them after a scale-down.
+///
+/// In every mode the harness's own events (scheduled, published, lost) and the workers' completions are
+/// recorded, since the harness sees them itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Observe {
+    #[default]
+    #[serde(rename = "sim")]
+    Sim,
+    #[serde(rename = "kube")]
+    Kube,
+    #[serde(rename = "worker")]
+    Worker,
+    #[serde(rename = "kube+worker")]
+    KubeWorker,
+    #[serde(rename = "events-only")]
+    EventsOnly,
+}
+
+impl Observe {
+    /// Every mode, in the order the docs list them.
+    pub const ALL: [Observe; 5] = [
+        Observe::Sim,
+        Observe::Kube,
+        Observe::Worker,
+        Observe::KubeWorker,
+        Observe::EventsOnly,
+    ];
+
+    /// Whether the log shows the cluster's nodes (and so its GPU cost).
+    pub fn sees_cluster(self) -> bool {
+        !matches!(self, Observe::Worker)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Observe::Sim => "sim",
+            Observe::Kube => "kube",
+            Observe::Worker => "worker",
+            Observe::KubeWorker => "kube+worker",
+            Observe::EventsOnly => "events-only",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -241,6 +296,9 @@ pub struct WorkerModel {
     pub processing: Dist,
     /// Messages one pod processes at once.
     pub concurrency: u32,
+    /// Messages one pod leases at once (the Pub/Sub client's flow control, `maxOutstandingMessages`); those
+    /// beyond `concurrency` wait in the worker until a slot frees. Unset: `concurrency` (nothing waits).
+    pub max_outstanding_messages: Option<u32>,
     /// A deleted pod finishes its current messages if they end within this grace period.
     pub termination_grace: Micros,
     /// Chance that the worker process dies while processing a message (GPU OOM, driver fault): its messages are
@@ -269,6 +327,7 @@ impl Default for WorkerModel {
                 sigma: 0.3,
             },
             concurrency: 1,
+            max_outstanding_messages: None,
             termination_grace: Micros::from_secs(30),
             crash_probability: 0.0,
             lease_extension: true,
@@ -280,6 +339,7 @@ impl Default for WorkerModel {
 #[serde(deny_unknown_fields, default)]
 struct SimRaw {
     profile: Option<String>,
+    observe: Observe,
     pubsub: PubsubModel,
     metrics: MetricsModel,
     keda: KedaModel,
@@ -455,6 +515,7 @@ pub(crate) fn resolve(
         hpa: raw.hpa,
         autoscaler: raw.autoscaler,
         pipelines,
+        observe: raw.observe,
     })
 }
 
@@ -647,6 +708,19 @@ fn validate_pipeline(
                 p.worker.crash_probability
             ),
             "e.g. `crash_probability = 0.01` for one crash in a hundred messages",
+        ));
+    }
+    if p.worker
+        .max_outstanding_messages
+        .is_some_and(|m| m < p.worker.concurrency)
+    {
+        problems.push((
+            "worker.max_outstanding_messages",
+            format!(
+                "a worker leases at least the {} messages it processes at once",
+                p.worker.concurrency
+            ),
+            "raise max_outstanding_messages to at least `concurrency`, or remove it",
         ));
     }
     if p.worker.concurrency == 0 {

@@ -704,7 +704,7 @@ impl<F: FnMut(Event)> Sim<'_, F> {
 
     fn keda_poll(&mut self, p: usize) {
         let value = self.metric(p);
-        let name = self.plan.streams[p].name.clone();
+        let name = self.plan.streams[p].scaled_object_name().to_string();
         self.ev(EventKind::MetricRead {
             scaled_object: name,
             value,
@@ -732,7 +732,7 @@ impl<F: FnMut(Event)> Sim<'_, F> {
     fn set_active(&mut self, p: usize, active: bool) {
         self.pipelines[p].active = active;
         self.ev(EventKind::ScalerActive {
-            scaled_object: self.plan.streams[p].name.clone(),
+            scaled_object: self.plan.streams[p].scaled_object_name().to_string(),
             active,
         });
     }
@@ -815,16 +815,16 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             let (desired, ready) = (pl.desired, pl.ready);
             self.pipelines[p].last_reported = (desired, ready);
             self.ev(EventKind::Replicas {
-                deployment: self.plan.streams[p].name.clone(),
+                deployment: self.plan.streams[p].deployment_name().to_string(),
                 desired,
-                ready,
+                ready: Some(ready),
             });
         }
     }
 
     fn new_pod(&mut self, p: usize, preexisting: bool) -> usize {
         let i = self.pods.len();
-        let name = format!("{}-{:05}", self.plan.streams[p].name, i);
+        let name = format!("{}-{:05}", self.plan.streams[p].deployment_name(), i);
         self.pods.push(Pod {
             name: name.clone(),
             p,
@@ -840,7 +840,7 @@ impl<F: FnMut(Event)> Sim<'_, F> {
         self.pipelines[p].pods.push(i);
         self.ev(EventKind::PodCreated {
             pod: name,
-            deployment: self.plan.streams[p].name.clone(),
+            deployment: self.plan.streams[p].deployment_name().to_string(),
             preexisting,
         });
         i

@@ -315,7 +315,10 @@ fn rows_for(setup: &Setup, plan: &Plan, r: &RunReport, budget_us: u64, traffic: 
             .moments("processing", &stream.name, None)
             .map_or(0, |m| m.sum_us()) as f64
             / 3.6e9;
-        let pods = r.pods.iter().filter(|p| p.deployment == stream.name);
+        let pods = r
+            .pods
+            .iter()
+            .filter(|p| p.pipeline.as_deref() == Some(stream.name.as_str()));
         row.cold_starts = pods.clone().filter(|p| !p.preexisting).count() as u64;
         // Each pod holds one GPU from being bound to a node until it is deleted (or the run ends).
         row.gpu_hours = pods

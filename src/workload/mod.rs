@@ -88,6 +88,17 @@ pub struct Plan {
     pub cluster: Option<ClusterPlan>,
 }
 
+impl Plan {
+    /// Whether the run sees the cluster's pods and nodes: the simulator does (unless it is told to observe as
+    /// the workers alone would), a live run when it watches a cluster (`[cluster]`).
+    pub fn observes_cluster(&self) -> bool {
+        match self.target {
+            TargetKind::Sim => self.sim.observe.sees_cluster(),
+            _ => self.cluster.is_some(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TargetKind {
@@ -172,6 +183,35 @@ pub struct StreamPlan {
     pub payload: Template,
     pub attributes: BTreeMap<String, Template>,
     pub phases: Vec<Phase>,
+    /// The pipeline's worker Deployment (`[[stream]] deployment`), when the workload names it. Unnamed, the
+    /// analysis assumes the stream's name, unless a watched cluster's ScaledObject (its `scaleTargetRef` and
+    /// its trigger's subscription) says otherwise.
+    pub deployment: Option<String>,
+    /// The KEDA ScaledObject that scales it (`[[stream]] scaled_object`), when named.
+    pub scaled_object: Option<String>,
+}
+
+impl StreamPlan {
+    /// The Deployment's name: as named, else the stream's.
+    pub fn deployment_name(&self) -> &str {
+        self.deployment.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The ScaledObject's name: as named, else the stream's.
+    pub fn scaled_object_name(&self) -> &str {
+        self.scaled_object.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The stream's names across Pub/Sub and Kubernetes, for the run header.
+    pub fn names(&self) -> crate::event::PipelineNames {
+        crate::event::PipelineNames {
+            stream: self.name.clone(),
+            topic: self.topic.clone(),
+            subscription: self.subscription.clone(),
+            deployment: self.deployment.clone(),
+            scaled_object: self.scaled_object.clone(),
+        }
+    }
 }
 
 /// One step of a stream's schedule, resolved and validated.
@@ -587,6 +627,8 @@ struct StreamRaw {
     name: String,
     topic: Option<String>,
     subscription: Option<String>,
+    deployment: Option<String>,
+    scaled_object: Option<String>,
     #[serde(default)]
     payload: Option<String>,
     #[serde(default)]
@@ -880,6 +922,47 @@ fn resolve(
             }
         }
     }
+    // One identity per pipeline: no two streams may claim one Deployment, ScaledObject or subscription (the
+    // analysis ties cluster objects and worker reports to streams through them).
+    if let Some(DeValue::Array(arr)) = root.get("stream").map(|v| v.get_ref()) {
+        type Claim = fn(&StreamPlan) -> &str;
+        let claims: [(&str, &str, Claim); 3] = [
+            ("deployment", "Deployment", StreamPlan::deployment_name),
+            (
+                "scaled_object",
+                "ScaledObject",
+                StreamPlan::scaled_object_name,
+            ),
+            ("subscription", "subscription", |s| s.subscription.as_str()),
+        ];
+        for (field, what, name_of) in claims {
+            let mut claimed: BTreeMap<&str, &str> = BTreeMap::new();
+            for (i, s) in streams.iter().enumerate() {
+                let name = name_of(s);
+                let Some(first) = claimed.insert(name, &s.name) else {
+                    continue;
+                };
+                if first == s.name {
+                    continue; // the same name twice is reported once, as a stream name used twice
+                }
+                let place = arr.get(i).and_then(|v| {
+                    let t = v.get_ref().as_table()?;
+                    Some(t.get(field).map_or(v.span(), |f| f.span()))
+                });
+                diag.push(
+                    place,
+                    format!("stream[{}].{field}", i + 1),
+                    format!(
+                        "streams `{first}` and `{}` both claim the {what} `{name}`",
+                        s.name
+                    ),
+                    Some(format!(
+                        "each pipeline has its own {what}: set `{field}` on one of them to the {what} its workers use"
+                    )),
+                );
+            }
+        }
+    }
     let total: f64 = streams
         .iter()
         .flat_map(|s| &s.phases)
@@ -1050,6 +1133,26 @@ fn resolve_stream(
         );
         ok = false;
     }
+    // Kubernetes object names (RFC 1123 DNS subdomains, as `kubectl` checks them).
+    for (field, value) in [
+        ("deployment", &raw.deployment),
+        ("scaled_object", &raw.scaled_object),
+    ] {
+        if let Some(v) = value
+            && !is_dns_subdomain(v)
+        {
+            let span = table.get(field).map(|p| p.span());
+            diag.push(
+                span,
+                format!("{key}.{field}"),
+                format!("`{v}` is not a Kubernetes object name"),
+                Some(
+                    "use lower-case letters, digits, `-` and `.`, starting and ending with a letter or digit, as in `kubectl get deployments -n imagen`".into(),
+                ),
+            );
+            ok = false;
+        }
+    }
     let topic = raw.topic.unwrap_or_else(|| format!("imagen-{}", raw.name));
     let subscription = raw.subscription.unwrap_or_else(|| format!("{topic}-sub"));
     let phases = phases?;
@@ -1063,7 +1166,20 @@ fn resolve_stream(
         payload: payload?,
         attributes,
         phases,
+        deployment: raw.deployment,
+        scaled_object: raw.scaled_object,
     })
+}
+
+/// A Kubernetes object name: an RFC 1123 DNS subdomain (at most 253 characters of lower-case letters, digits,
+/// `-` and `.`, starting and ending with a letter or digit), as the API server checks Deployment names.
+fn is_dns_subdomain(name: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !name.is_empty()
+        && name.len() <= 253
+        && name.chars().all(|c| alnum(c) || c == '-' || c == '.')
+        && name.starts_with(alnum)
+        && name.ends_with(alnum)
 }
 
 fn resolve_phases<'a, 'i: 'a>(
