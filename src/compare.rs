@@ -56,8 +56,9 @@ pub struct Comparison {
     pub percentile: f64,
     pub tolerance: f64,
     pub rows: Vec<Row>,
-    pub base_cost_usd: f64,
-    pub current_cost_usd: f64,
+    /// `None` when that run did not observe the cluster.
+    pub base_cost_usd: Option<f64>,
+    pub current_cost_usd: Option<f64>,
     pub base_lost: u64,
     pub current_lost: u64,
 }
@@ -225,11 +226,15 @@ pub fn compare(
         percentile,
         tolerance,
         rows,
-        base_cost_usd: base.cost.cost_usd,
-        current_cost_usd: current.cost.cost_usd,
+        base_cost_usd: base.cost.observed.then_some(base.cost.cost_usd),
+        current_cost_usd: current.cost.observed.then_some(current.cost.cost_usd),
         base_lost: base.delivery.lost,
         current_lost: current.delivery.lost,
     }
+}
+
+fn dollars(v: Option<f64>) -> String {
+    v.map_or_else(|| "unknown".into(), |v| format!("${v:.2}"))
 }
 
 fn pct(change: f64) -> String {
@@ -316,8 +321,9 @@ pub fn render(c: &Comparison) -> String {
     .unwrap();
     writeln!(
         out,
-        "| GPU cost (not gated) | ${:.2} | ${:.2} |",
-        c.base_cost_usd, c.current_cost_usd
+        "| GPU cost (not gated) | {} | {} |",
+        dollars(c.base_cost_usd),
+        dollars(c.current_cost_usd)
     )
     .unwrap();
     out

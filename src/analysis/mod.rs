@@ -195,10 +195,11 @@ pub struct ScaleCycle {
     pub to_zero_nodes_us: Option<u64>,
     pub messages: u64,
     pub gpu_busy_seconds: f64,
-    /// GPU-seconds of the cycle's nodes not spent processing.
-    pub gpu_idle_seconds: f64,
-    pub node_seconds: f64,
-    pub cost_usd: f64,
+    /// GPU-seconds of the cycle's nodes not spent processing; `None` (with the two below) when its nodes were
+    /// not observed.
+    pub gpu_idle_seconds: Option<f64>,
+    pub node_seconds: Option<f64>,
+    pub cost_usd: Option<f64>,
 }
 
 /// GPU nodes and what they cost. Without a producer that sees the cluster (a live run with no `[cluster]`, or
@@ -1244,9 +1245,11 @@ impl Analyzer {
                     n.ready.get_or_insert(t);
                 }
             }
-            EventKind::GpuAllocatable { node, .. } => {
+            EventKind::GpuAllocatable { node, gpus } => {
                 if let Some(n) = self.nodes.get_mut(node) {
                     n.gpu.get_or_insert(t);
+                    // A GPU node registers before its device plugin reports the GPUs.
+                    n.gpus = n.gpus.max(*gpus);
                 }
             }
             EventKind::NodeDeleted { node } => {
@@ -1548,9 +1551,9 @@ impl Analyzer {
                 to_zero_nodes_us: None,
                 messages: 0,
                 gpu_busy_seconds: 0.0,
-                gpu_idle_seconds: 0.0,
-                node_seconds: 0.0,
-                cost_usd: 0.0,
+                gpu_idle_seconds: None,
+                node_seconds: None,
+                cost_usd: None,
             });
             self.cycle_nodes.push(Vec::new());
             self.cycle_open.push(true);
@@ -1689,8 +1692,9 @@ impl Analyzer {
         intervals.finish(end);
 
         let pods = self.pod_phases(&mut series);
-        let mut cost = self.cost(end, info.price_per_gpu_hour_usd, &mut series);
-        cost.observed = self.cluster_observed.unwrap_or(self.nodes_seen);
+        let observed = self.cluster_observed.unwrap_or(self.nodes_seen);
+        let mut cost = self.cost(end, info.price_per_gpu_hour_usd, observed, &mut series);
+        cost.observed = observed;
         if !cost.observed {
             self.warnings.push(
                 "the run did not observe the cluster: GPU nodes and cost are unknown\n    fix: watch it during the run (`[cluster]`, or --context/--namespace), or import its events afterwards (`imagen-load import`)".into(),
@@ -1842,7 +1846,7 @@ impl Analyzer {
         out
     }
 
-    fn cost(&mut self, end: u64, price: f64, series: &mut SeriesSet) -> Cost {
+    fn cost(&mut self, end: u64, price: f64, observed: bool, series: &mut SeriesSet) -> Cost {
         let mut c = Cost::default();
         let mut timeline: Vec<(u64, i32)> = Vec::new();
         for name in &self.node_order {
@@ -1893,19 +1897,26 @@ impl Analyzer {
             let spans = &self.cycle_nodes[i];
             let mut all_left = !spans.is_empty();
             let mut last_left = 0;
-            let mut gpu_seconds = 0.0;
+            let (mut gpu_seconds, mut node_seconds) = (0.0, 0.0);
+            // A node the run never saw has an unknown GPU count: the cycle's cost is unknown, not guessed.
+            let mut known = observed;
             for (name, from, until) in spans {
-                let gpus = self.nodes.get(name).map_or(1, |n| n.gpus) as f64;
                 let secs = until.unwrap_or(end).saturating_sub(*from) as f64 / 1e6;
-                cy.node_seconds += secs;
-                gpu_seconds += secs * gpus;
-                cy.cost_usd += secs * gpus / 3600.0 * price;
+                node_seconds += secs;
+                match self.nodes.get(name) {
+                    Some(n) => gpu_seconds += secs * n.gpus as f64,
+                    None => known = false,
+                }
                 match until {
                     Some(u) => last_left = last_left.max(*u),
                     None => all_left = false,
                 }
             }
-            cy.gpu_idle_seconds = (gpu_seconds - cy.gpu_busy_seconds).max(0.0);
+            if known {
+                cy.node_seconds = Some(node_seconds);
+                cy.cost_usd = Some(gpu_seconds / 3600.0 * price);
+                cy.gpu_idle_seconds = Some((gpu_seconds - cy.gpu_busy_seconds).max(0.0));
+            }
             if all_left && let Some(last) = cy.last_completion_us {
                 cy.to_zero_nodes_us = Some(last_left.saturating_sub(last));
             }

@@ -171,9 +171,11 @@ pub fn object_events(o: &Value, scheduled_by_event: bool) -> Vec<(u64, EventKind
             }
         }
         Some("Node") => {
-            let gpus = o
-                .pointer("/status/allocatable/nvidia.com~1gpu")
-                .and_then(|g| g.as_str()?.parse().ok())
+            // GPUs as allocatable, else as capacity (a GPU node registers before its device plugin reports them).
+            let gpu = |path: &str| -> Option<u32> { o.pointer(path)?.as_str()?.parse().ok() };
+            let gpus = gpu("/status/allocatable/nvidia.com~1gpu")
+                .filter(|g| *g > 0)
+                .or_else(|| gpu("/status/capacity/nvidia.com~1gpu"))
                 .unwrap_or(0);
             let pool = o
                 .pointer("/metadata/labels/cloud.google.com~1gke-nodepool")
@@ -215,6 +217,21 @@ pub fn object_events(o: &Value, scheduled_by_event: bool) -> Vec<(u64, EventKind
         Some(kind @ ("ScaledObject" | "HorizontalPodAutoscaler")) => {
             // KEDA names the HPA it manages `keda-hpa-<scaledobject>`: both speak for the ScaledObject.
             let scaled_object = name.strip_prefix("keda-hpa-").unwrap_or(&name).to_string();
+            if kind == "ScaledObject"
+                && let (Some(t), Some(target)) = (
+                    ts(o.pointer("/metadata/creationTimestamp")),
+                    o.pointer("/spec/scaleTargetRef/name").and_then(Value::as_str),
+                )
+            {
+                out.push((
+                    t,
+                    EventKind::ScaleTarget {
+                        scaled_object: scaled_object.clone(),
+                        deployment: target.to_string(),
+                        subscription: trigger_subscription(o),
+                    },
+                ));
+            }
             for c in o
                 .pointer("/status/conditions")
                 .and_then(Value::as_array)
@@ -256,6 +273,31 @@ pub fn object_events(o: &Value, scheduled_by_event: bool) -> Vec<(u64, EventKind
         _ => {}
     }
     out
+}
+
+/// The subscription a ScaledObject's triggers read: `gcp-pubsub`'s `subscriptionName` (short or
+/// `projects/P/subscriptions/S`), a `metrics-api` URL ending in `/backlog/<subscription>` (the built-in
+/// emulator's endpoint), or a Prometheus query's `subscription_id="..."` label (Managed Prometheus' Pub/Sub
+/// metrics). KEDA's trigger metadata: <https://keda.sh/docs/latest/scalers/gcp-pub-sub/>.
+pub fn trigger_subscription(scaled_object: &Value) -> Option<String> {
+    let triggers = scaled_object.pointer("/spec/triggers")?.as_array()?;
+    triggers.iter().find_map(|t| {
+        let meta = t.get("metadata")?;
+        let text = |k: &str| meta.get(k).and_then(Value::as_str);
+        match t.get("type").and_then(Value::as_str)? {
+            "gcp-pubsub" => text("subscriptionName").map(str::to_string),
+            "metrics-api" => text("url")
+                .and_then(|u| u.split_once("/backlog/"))
+                .map(|(_, sub)| sub.trim_end_matches('/').to_string()),
+            "prometheus" => text("query").and_then(|q| {
+                let (_, rest) = q.split_once("subscription_id=")?;
+                let rest = rest.trim_start_matches(['"', '\'']);
+                let end = rest.find(['"', '\'', ',', '}'])?;
+                Some(rest[..end].to_string())
+            }),
+            _ => None,
+        }
+    })
 }
 
 fn count(v: Option<&Value>) -> u32 {
@@ -300,8 +342,35 @@ fn as_core_event(o: &Value) -> std::borrow::Cow<'_, Value> {
     std::borrow::Cow::Owned(c)
 }
 
-/// What a core/v1 Event says happened, at the sharpest time it has (eventTime in µs, the UnixNano in its name,
-/// then its whole-second stamps). Returns false as well when no parser knew its reason (kept raw, counted).
+/// When an Event first happened, at the sharpest time that can be defended (µs since the epoch):
+/// - `eventTime` (microseconds; the scheduler's and newer recorders' events);
+/// - else `firstTimestamp` (whole seconds), sharpened by the UnixNano suffix of the event's name when that
+///   suffix falls inside the same second: client-go's `tools/record` names an event `<object>.<hex UnixNano>`
+///   of the same instant (`tools/record/event.go`, `makeEvent`), but names from other libraries, hand-made or
+///   renamed dumps carry suffixes that are not times, so the name is never trusted alone;
+/// - else `series.lastObservedTime`, `lastTimestamp`, then `metadata.creationTimestamp`.
+pub fn event_time(o: &Value) -> Option<u64> {
+    if let Some(t) = ts(o.get("eventTime")) {
+        return Some(t);
+    }
+    let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    if let Some(first) = ts(o.get("firstTimestamp")) {
+        let sharp = parse::event_name_unix_us(name)
+            .filter(|s| (first..first + 1_000_000).contains(s));
+        return Some(sharp.unwrap_or(first));
+    }
+    ts(o.pointer("/series/lastObservedTime"))
+        .or_else(|| ts(o.get("lastTimestamp")))
+        .or_else(|| ts(o.pointer("/metadata/creationTimestamp")))
+}
+
+/// The Deployment of a ReplicaSet: its name without the pod-template hash.
+fn deployment_of_replica_set(rs: &str) -> String {
+    rs.rsplit_once('-').map_or(rs, |(d, _)| d).to_string()
+}
+
+/// What a core/v1 Event says happened, at the sharpest time it has ([`event_time`]). Returns false as well when
+/// no parser knew its reason (kept raw, counted).
 pub fn event_events(o: &Value) -> (Vec<(u64, EventKind)>, bool) {
     let o = &*as_core_event(o);
     let mut out = Vec::new();
@@ -312,14 +381,11 @@ pub fn event_events(o: &Value) -> (Vec<(u64, EventKind)>, bool) {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let name = o
-        .pointer("/metadata/name")
+    let object_kind = o
+        .pointer("/involvedObject/kind")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let Some(t) = ts(o.get("eventTime"))
-        .or_else(|| parse::event_name_unix_us(name))
-        .or_else(|| ts(o.get("firstTimestamp")))
-    else {
+    let Some(t) = event_time(o) else {
         return (out, true);
     };
     match parse::parse(reason, message) {
@@ -382,6 +448,28 @@ pub fn event_events(o: &Value) -> (Vec<(u64, EventKind)>, bool) {
             ));
         }
         Parsed::NodeRemoved => out.push((t, EventKind::NodeDeleted { node: object })),
+        Parsed::CreatedPod { pod } => out.push((
+            t,
+            EventKind::PodCreated {
+                pod,
+                deployment: deployment_of_replica_set(&object),
+                preexisting: false,
+            },
+        )),
+        Parsed::DeletedPod { pod } => out.push((t, EventKind::PodDeleted { pod })),
+        Parsed::ScaledReplicaSet { to, .. } if object_kind == "Deployment" || object_kind.is_empty() => {
+            out.push((
+                t,
+                EventKind::Replicas {
+                    deployment: object,
+                    desired: to,
+                    ready: None,
+                },
+            ))
+        }
+        Parsed::Reason { reason } if reason.eq_ignore_ascii_case("started") && object_kind == "Pod" => {
+            out.push((t, EventKind::ContainerStarted { pod: object }))
+        }
         Parsed::Unparsed { .. } => return (out, false),
         _ => {}
     }

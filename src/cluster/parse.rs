@@ -32,6 +32,23 @@ pub enum Parsed {
     /// The node is gone: node-lifecycle `RemovingNode` / `DeletingNode`, or cluster-autoscaler `ScaleDown` saying
     /// "node removed by cluster autoscaler".
     NodeRemoved,
+    /// replicaset-controller `SuccessfulCreate`: `Created pod: <name>`.
+    CreatedPod {
+        pod: String,
+    },
+    /// replicaset-controller `SuccessfulDelete`: `Deleted pod: <name>`.
+    DeletedPod {
+        pod: String,
+    },
+    /// deployment-controller `ScalingReplicaSet`, in its three wordings (Kubernetes source,
+    /// `pkg/controller/deployment/sync.go`): `Scaled up replica set <rs> to <n>` (to 1.28),
+    /// `Scaled up replica set <rs> to <n> from <m>` (about 1.29–1.30), `Scaled up replica set <rs> from <m> to <n>`
+    /// (since kubernetes#125118).
+    ScaledReplicaSet {
+        replica_set: String,
+        from: Option<u32>,
+        to: u32,
+    },
     /// Reasons whose wording changed across versions and whose message carries nothing we need
     /// (`Created`, `Started`, `Killing`, `ScaleDown`, ...): keyed on the reason alone.
     Reason {
@@ -222,6 +239,32 @@ fn keda(message: &str, activated: bool) -> KedaScale {
     }
 }
 
+/// `Scaled up replica set <rs> to <n>`, `... to <n> from <m>`, `... from <m> to <n>` (up or down).
+fn scaled_replica_set(message: &str) -> Option<Parsed> {
+    let rest = message
+        .strip_prefix("Scaled up replica set ")
+        .or_else(|| message.strip_prefix("Scaled down replica set "))?;
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let num = |w: Option<&&str>| w.and_then(|w| w.trim_end_matches('.').parse::<u32>().ok());
+    let replica_set = words.first()?.to_string();
+    let (from, to) = match words.get(1).copied() {
+        Some("to") => (
+            words
+                .iter()
+                .position(|w| *w == "from")
+                .and_then(|i| num(words.get(i + 1))),
+            num(words.get(2))?,
+        ),
+        Some("from") => (num(words.get(2)), num(words.get(4))?),
+        _ => return None,
+    };
+    Some(Parsed::ScaledReplicaSet {
+        replica_set,
+        from,
+        to,
+    })
+}
+
 /// Parses one event by its reason and message.
 pub fn parse(reason: &str, message: &str) -> Parsed {
     let unparsed = || Parsed::Unparsed {
@@ -252,10 +295,23 @@ pub fn parse(reason: &str, message: &str) -> Parsed {
         "kedascaletargetactivated" => Parsed::Keda(keda(message, true)),
         "kedascaletargetdeactivated" => Parsed::Keda(keda(message, false)),
         "removingnode" | "deletingnode" => Parsed::NodeRemoved,
+        "successfulcreate" => match message.strip_prefix("Created pod: ") {
+            Some(pod) => Parsed::CreatedPod {
+                pod: pod.trim().to_string(),
+            },
+            None => unparsed(),
+        },
+        "successfuldelete" => match message.strip_prefix("Deleted pod: ") {
+            Some(pod) => Parsed::DeletedPod {
+                pod: pod.trim().to_string(),
+            },
+            None => unparsed(),
+        },
+        "scalingreplicaset" => scaled_replica_set(message).unwrap_or_else(unparsed),
         "scaledown" if message.to_lowercase().contains("removed") => Parsed::NodeRemoved,
         "created" | "started" | "killing" | "scaledown" | "scaledownempty" | "imagestreaming"
         | "backoff" | "registerednode" | "nodeready" | "nodenotready" | "starting"
-        | "successfulcreate" | "successfuldelete" | "scalingreplicaset" | "successfulrescale"
+        | "successfulrescale"
         | "kedascalersstarted" | "scaledobjectready" => Parsed::Reason {
             reason: reason.to_string(),
         },
@@ -468,6 +524,49 @@ mod tests {
         );
         assert!(matches!(
             parse("SomethingNew", "🤷"),
+            Parsed::Unparsed { .. }
+        ));
+    }
+
+    #[test]
+    fn workload_controllers_in_every_wording() {
+        assert_eq!(
+            parse("SuccessfulCreate", "Created pod: upscale-worker-7d9f8b6c5d-q4x8z"),
+            Parsed::CreatedPod {
+                pod: "upscale-worker-7d9f8b6c5d-q4x8z".into()
+            }
+        );
+        assert_eq!(
+            parse("SuccessfulDelete", "Deleted pod: upscale-worker-7d9f8b6c5d-q4x8z"),
+            Parsed::DeletedPod {
+                pod: "upscale-worker-7d9f8b6c5d-q4x8z".into()
+            }
+        );
+        for (message, from, to) in [
+            ("Scaled up replica set upscale-worker-7d9f8b6c5d to 1", None, 1),
+            (
+                "Scaled up replica set upscale-worker-7d9f8b6c5d to 2 from 1",
+                Some(1),
+                2,
+            ),
+            (
+                "Scaled down replica set upscale-worker-7d9f8b6c5d from 2 to 0",
+                Some(2),
+                0,
+            ),
+        ] {
+            assert_eq!(
+                parse("ScalingReplicaSet", message),
+                Parsed::ScaledReplicaSet {
+                    replica_set: "upscale-worker-7d9f8b6c5d".into(),
+                    from,
+                    to
+                },
+                "{message}"
+            );
+        }
+        assert!(matches!(
+            parse("ScalingReplicaSet", "Scaled sideways"),
             Parsed::Unparsed { .. }
         ));
     }

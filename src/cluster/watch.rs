@@ -285,14 +285,8 @@ pub fn start(
             tx,
         ),
     ];
-    let (state_tx, state) = state_watch::channel(ClusterState::default());
-    let translator = tokio::spawn(translate(
-        rx,
-        origin_unix_us,
-        opts.node_selector.is_some(),
-        events,
-        state_tx,
-    ));
+    let (tr, state) = Translator::new(origin_unix_us, opts.node_selector.is_some(), events);
+    let translator = tokio::spawn(translate(rx, tr));
     Watching {
         watchers,
         translator,
@@ -452,18 +446,22 @@ fn sharpen(server_unix_us: u64, observed_unix_us: u64) -> u64 {
 }
 
 /// How long a pod's scheduling time from its (whole-second) condition waits for the pod's `Scheduled` event,
-/// whose eventTime has microseconds.
-const SCHEDULED_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+/// whose eventTime has microseconds (µs).
+const SCHEDULED_GRACE_US: u64 = 3_000_000;
 
-struct Translator {
+/// Turns delivered objects into events: the watchers' translation, also what the simulator's `kube` and
+/// `events-only` observation modes go through. It keeps no clock of its own: every call says when it is
+/// (µs since the epoch), so it runs in real or simulated time alike.
+pub struct Translator {
     origin_unix_us: u64,
     seen: Seen,
     counts: Counts,
     events: mpsc::UnboundedSender<Event>,
     /// Nodes seen without an allocatable GPU: for them the moment it turns allocatable is observed.
     gpu_pending: HashSet<String>,
-    /// Scheduling times from pod conditions, held until the `Scheduled` event or the grace period.
-    scheduled_pending: HashMap<String, (u64, EventKind, tokio::time::Instant)>,
+    /// Scheduling times from pod conditions, held until the `Scheduled` event or the grace period (until when,
+    /// µs since the epoch).
+    scheduled_pending: HashMap<String, (u64, EventKind, u64)>,
     /// Unparsed events already counted (a re-list delivers them again).
     unparsed_seen: HashSet<String>,
     /// Every selected node is a GPU node (`--node-selector` names the GPU pool).
@@ -475,7 +473,66 @@ struct Translator {
     state_tx: state_watch::Sender<ClusterState>,
 }
 
+/// One object as a watcher delivered it: the object, when it was seen (µs since the epoch), and whether the
+/// watch said it was deleted.
+pub struct Delivery {
+    pub object: Value,
+    pub observed_unix_us: u64,
+    pub deleted: bool,
+}
+
 impl Translator {
+    /// A translator for a run whose time zero is `origin_unix_us`; events go to `events`. `nodes_selected`: every
+    /// node delivered is a GPU node (`--node-selector` names the pool).
+    pub fn new(
+        origin_unix_us: u64,
+        nodes_selected: bool,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> (Translator, state_watch::Receiver<ClusterState>) {
+        let (state_tx, state) = state_watch::channel(ClusterState::default());
+        let tr = Translator {
+            origin_unix_us,
+            seen: Seen::default(),
+            counts: Counts::default(),
+            events,
+            gpu_pending: Default::default(),
+            scheduled_pending: Default::default(),
+            unparsed_seen: Default::default(),
+            nodes_selected,
+            state: ClusterState::default(),
+            state_changed: false,
+            listing: HashMap::new(),
+            state_tx,
+        };
+        (tr, state)
+    }
+
+    /// What was translated and left out so far.
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    /// One delivered object.
+    pub fn deliver(&mut self, d: Delivery) {
+        let now = d.observed_unix_us;
+        self.object(Delivered {
+            object: d.object,
+            observed_unix_us: d.observed_unix_us,
+            deleted: d.deleted,
+        });
+        self.flush(now, false);
+    }
+
+    /// Time passes with nothing delivered: held facts whose grace is over go out.
+    pub fn tick(&mut self, now_unix_us: u64) {
+        self.flush(now_unix_us, false);
+    }
+
+    /// The end: everything held goes out.
+    pub fn finish(&mut self) {
+        self.flush(u64::MAX, true);
+    }
+
     fn emit(&mut self, t: u64, kind: EventKind) {
         self.emit_keyed(t, t, kind)
     }
@@ -495,6 +552,7 @@ impl Translator {
                 }
                 // States (not facts) older than the run: as they stood at its start.
                 EventKind::Replicas { .. }
+                | EventKind::ScaleTarget { .. }
                 | EventKind::ScalerActive { .. }
                 | EventKind::ScalerCondition { .. } => 0,
                 _ => {
@@ -509,9 +567,8 @@ impl Translator {
         let _ = self.events.send(Event::new(at, Source::Kube, kind));
     }
 
-    /// Emits the held scheduling times whose grace is over (all of them with `all`).
-    fn flush(&mut self, all: bool) {
-        let now = tokio::time::Instant::now();
+    /// Emits the held scheduling times whose grace is over at `now` (µs since the epoch), all of them with `all`.
+    fn flush(&mut self, now: u64, all: bool) {
         let due: Vec<String> = self
             .scheduled_pending
             .iter()
@@ -609,7 +666,7 @@ impl Translator {
                         EventKind::PodScheduled { ref pod, .. } => {
                             let t = sharpen(t, observed_unix_us);
                             if !self.scheduled_pending.contains_key(pod) {
-                                let until = tokio::time::Instant::now() + SCHEDULED_GRACE;
+                                let until = observed_unix_us + SCHEDULED_GRACE_US;
                                 self.scheduled_pending.insert(pod.clone(), (t, e, until));
                             }
                         }
@@ -650,27 +707,7 @@ impl Translator {
     }
 }
 
-async fn translate(
-    mut rx: mpsc::UnboundedReceiver<Msg>,
-    origin_unix_us: u64,
-    nodes_selected: bool,
-    events: mpsc::UnboundedSender<Event>,
-    state_tx: state_watch::Sender<ClusterState>,
-) -> Counts {
-    let mut tr = Translator {
-        origin_unix_us,
-        seen: Seen::default(),
-        counts: Counts::default(),
-        events,
-        gpu_pending: Default::default(),
-        scheduled_pending: Default::default(),
-        unparsed_seen: Default::default(),
-        nodes_selected,
-        state: ClusterState::default(),
-        state_changed: false,
-        listing: HashMap::new(),
-        state_tx,
-    };
+async fn translate(mut rx: mpsc::UnboundedReceiver<Msg>, mut tr: Translator) -> Counts {
     loop {
         match tokio::time::timeout(std::time::Duration::from_millis(500), rx.recv()).await {
             Ok(Some(Msg::Listing(w))) => drop(tr.listing.insert(w, HashSet::new())),
@@ -696,14 +733,14 @@ async fn translate(
             Ok(None) => break,
             Err(_) => {}
         }
-        tr.flush(false);
+        tr.flush(crate::units::unix_now_us(), false);
         // Once a burst of deliveries is through, not per object (a list of 1,000 pods is one burst).
         if tr.state_changed && rx.is_empty() {
             tr.state_changed = false;
             tr.state_tx.send_replace(tr.state.clone());
         }
     }
-    tr.flush(true);
+    tr.flush(u64::MAX, true);
     tr.counts
 }
 
@@ -714,22 +751,8 @@ mod tests {
 
     fn translator() -> (Translator, mpsc::UnboundedReceiver<Event>) {
         let (events, rx) = mpsc::unbounded_channel();
-        let (state_tx, _) = state_watch::channel(ClusterState::default());
-        let tr = Translator {
-            origin_unix_us: ts(Some(&json!("2026-11-28T10:00:00Z"))).unwrap(),
-            seen: Seen::default(),
-            counts: Counts::default(),
-            events,
-            gpu_pending: Default::default(),
-            scheduled_pending: Default::default(),
-            unparsed_seen: Default::default(),
-            nodes_selected: false,
-            state: ClusterState::default(),
-            state_changed: false,
-            listing: HashMap::new(),
-            state_tx,
-        };
-        (tr, rx)
+        let origin = ts(Some(&json!("2026-11-28T10:00:00Z"))).unwrap();
+        (Translator::new(origin, false, events).0, rx)
     }
 
     #[test]

@@ -98,6 +98,7 @@ impl Matcher {
         kind: ReportKind,
         r: &Report,
         deployment: Option<&str>,
+        now_us: u64,
         out: &mut Vec<Event>,
     ) {
         let clock = self.clock;
@@ -105,7 +106,7 @@ impl Matcher {
         let started = clock.worker_us(r.started_unix_us);
         if !seen.created && (kind == ReportKind::Started || r.started_unix_us.is_some()) {
             seen.created = true;
-            let at = started.unwrap_or_else(|| clock.now_us());
+            let at = started.unwrap_or(now_us);
             let preexisting = r
                 .started_unix_us
                 .is_some_and(|s| s < clock.wall_start_unix_us);
@@ -154,7 +155,7 @@ impl Matcher {
         if kind == ReportKind::Stopping && !seen.deleted {
             seen.deleted = true;
             out.push(Event::new(
-                clock.now_us(),
+                now_us,
                 Source::Worker,
                 EventKind::PodDeleted { pod: r.pod.clone() },
             ));
@@ -163,6 +164,17 @@ impl Matcher {
 
     /// Turns one results message into events.
     pub fn handle(&mut self, attributes: &BTreeMap<String, String>, data: &[u8]) -> Vec<Event> {
+        self.handle_at(self.clock.now_us(), attributes, data)
+    }
+
+    /// As [`Matcher::handle`], for a message received at `now_us` (µs since the run started): the tracker's
+    /// clock in real time, the simulator's in simulated time.
+    pub fn handle_at(
+        &mut self,
+        now_us: u64,
+        attributes: &BTreeMap<String, String>,
+        data: &[u8],
+    ) -> Vec<Event> {
         let mut out = Vec::new();
         match contract::parse(attributes, data) {
             Err(e) => {
@@ -172,7 +184,9 @@ impl Matcher {
                 }
                 self.first_malformed.get_or_insert_with(|| e.to_string());
             }
-            Ok(Parsed::Lifecycle { kind, report }) => self.lifecycle(kind, &report, None, &mut out),
+            Ok(Parsed::Lifecycle { kind, report }) => {
+                self.lifecycle(kind, &report, None, now_us, &mut out)
+            }
             Ok(Parsed::Completion {
                 run,
                 stream,
@@ -205,9 +219,9 @@ impl Matcher {
                     });
                     return out;
                 }
-                self.lifecycle(ReportKind::Completed, &report, Some(&stream), &mut out);
+                self.lifecycle(ReportKind::Completed, &report, Some(&stream), now_us, &mut out);
                 let id = MsgId { stream, seq };
-                let now = self.clock.now_us();
+                let now = now_us;
                 let pod = if report.pod.is_empty() {
                     "unknown".to_string()
                 } else {

@@ -616,8 +616,14 @@ pub fn render(r: &RunReport) -> String {
                         c.peak_replicas.to_string(),
                         fmt(c.to_zero_replicas_us),
                         fmt(c.to_zero_nodes_us),
-                        format!("{:.0} s / {:.0} s", c.gpu_busy_seconds, c.gpu_idle_seconds),
-                        format!("${:.2}", c.cost_usd),
+                        format!(
+                            "{:.0} s / {}",
+                            c.gpu_busy_seconds,
+                            c.gpu_idle_seconds
+                                .map_or_else(|| "unknown".into(), |i| format!("{i:.0} s"))
+                        ),
+                        c.cost_usd
+                            .map_or_else(|| "unknown".into(), |c| format!("${c:.2}")),
                     ]
                 })
                 .collect(),

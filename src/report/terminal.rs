@@ -290,7 +290,10 @@ pub fn render(r: &RunReport, color: bool) -> String {
                 cs.iter().map(|c| c.peak_replicas).max().unwrap_or(0),
                 med(&|c| c.to_zero_replicas_us),
                 med(&|c| c.to_zero_nodes_us),
-                format!("${:.2}", cs.iter().map(|c| c.cost_usd).sum::<f64>()),
+                cs.iter()
+                    .map(|c| c.cost_usd)
+                    .sum::<Option<f64>>()
+                    .map_or_else(|| "unknown".into(), |c| format!("${c:.2}")),
             )
             .unwrap();
         }

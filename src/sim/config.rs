@@ -74,9 +74,10 @@ impl Observe {
         Observe::EventsOnly,
     ];
 
-    /// Whether the log shows the cluster's nodes (and so its GPU cost).
+    /// Whether the log shows the cluster's nodes and their GPUs (and so its GPU cost): Events alone name nodes
+    /// but not their GPUs.
     pub fn sees_cluster(self) -> bool {
-        !matches!(self, Observe::Worker)
+        matches!(self, Observe::Sim | Observe::Kube | Observe::KubeWorker)
     }
 
     pub fn as_str(self) -> &'static str {

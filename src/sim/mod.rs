@@ -9,6 +9,9 @@
 //! broken by insertion order, so the same plan and seed give the same events, byte for byte.
 
 pub mod config;
+pub mod observe;
+
+pub use observe::{MessageTruth, SIM_EPOCH_UNIX_US, Truth};
 
 use crate::event::{Event, EventKind, MsgId, PodPhaseTruth, Source};
 use crate::schedule::{Item, ItemKind};
@@ -136,8 +139,13 @@ struct Pod {
     p: usize,
     state: PodState,
     node: Option<usize>,
-    /// Deliveries in progress: (message, attempt).
+    /// Deliveries leased to the pod: (message, attempt).
     holding: Vec<(usize, u32)>,
+    /// Of those, the ones being processed (at most `concurrency`)...
+    processing: Vec<(usize, u32)>,
+    /// ...and the ones waiting in the worker for a free slot (leased beyond `concurrency`, up to
+    /// `max_outstanding_messages`).
+    queued: VecDeque<(usize, u32)>,
     restarts: u32,
     created_us: u64,
     unschedulable_reported: bool,
@@ -162,6 +170,7 @@ struct Msg {
     attempt: u32,
     pod: Option<usize>,
     delivered_us: u64,
+    processing_start_us: u64,
     done: bool,
     /// Pods holding a delivery of it: a completed message is forgotten once none does (a later finish of an
     /// old delivery is a duplicate, and needs the message's name).
@@ -209,6 +218,8 @@ struct Sim<'a, F: FnMut(Event)> {
     node_rng: StdRng,
     pubsub_rng: StdRng,
     deadline_us: u64,
+    /// Ground truth for tests, when asked for.
+    truth: Option<&'a mut Truth>,
 }
 
 /// Runs the plan's schedule through the model; `emit` receives every event in time order.
@@ -218,6 +229,38 @@ pub fn simulate<F: FnMut(Event)>(plan: &Plan, emit: F) -> SimOutcome {
 
 /// As [`simulate`], stopping early (with `run_finished {interrupted: true}`) once `stop` is set.
 pub fn simulate_until<F: FnMut(Event)>(plan: &Plan, stop: &Stop, emit: F) -> SimOutcome {
+    simulate_observed(plan, stop, emit, None)
+}
+
+/// As [`simulate_until`], with the run seen as `[sim] observe` says (through [`observe`]'s lens when it is not
+/// `sim`), and the simulator's ground truth per message collected into `truth` when given.
+pub fn simulate_observed<F: FnMut(Event)>(
+    plan: &Plan,
+    stop: &Stop,
+    mut emit: F,
+    truth: Option<&mut Truth>,
+) -> SimOutcome {
+    if plan.sim.observe == config::Observe::Sim {
+        return run(plan, stop, emit, truth);
+    }
+    let mut emitted = 0u64;
+    let mut counted = |e: Event| {
+        emitted += 1;
+        emit(e)
+    };
+    let mut lens = observe::Lens::new(plan, "sim");
+    let mut outcome = run(plan, stop, |e| lens.push(e, &mut counted), truth);
+    drop(counted);
+    outcome.events = emitted;
+    outcome
+}
+
+fn run<F: FnMut(Event)>(
+    plan: &Plan,
+    stop: &Stop,
+    emit: F,
+    truth: Option<&mut Truth>,
+) -> SimOutcome {
     let cfg = &plan.sim;
     let pipelines = cfg
         .pipelines
@@ -260,7 +303,11 @@ pub fn simulate_until<F: FnMut(Event)>(plan: &Plan, stop: &Stop, emit: F) -> Sim
         node_rng: StdRng::seed_from_u64(derive_seed(plan.seed, &[0x52])),
         pubsub_rng: StdRng::seed_from_u64(derive_seed(plan.seed, &[0x53])),
         deadline_us: last + plan.deadline.0,
+        truth,
     };
+    if let Some(t) = &mut sim.truth {
+        t.waiting = vec![Vec::new(); plan.streams.len()];
+    }
     sim.start();
     let hard_stop = last + plan.deadline.0 + plan.drain.0;
     let mut interrupted = false;
@@ -377,6 +424,18 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 );
                 self.pipelines[p].backlog.push_back(msg);
                 self.change_unacked(p, 1);
+                let (now, ready) = (self.now, self.pipelines[p].ready > 0);
+                let id = self.msg_id(msg);
+                if let Some(t) = &mut self.truth
+                    && let Some(m) = t.messages.get_mut(&id)
+                {
+                    m.published_us = now;
+                    if ready {
+                        m.capacity_us = Some(now);
+                    } else {
+                        t.waiting[p].push(id);
+                    }
+                }
                 self.deliver(p);
             }
             Ev::MetricSample { p } => {
@@ -443,6 +502,9 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 }
                 if self.pods[pod].restarts == 0 {
                     self.pods[pod].truth.container_start_us = self.now - self.pods[pod].mark_us;
+                    if let Some(t) = &mut self.truth {
+                        t.started_pods.insert(self.pods[pod].name.clone());
+                    }
                 }
                 self.pods[pod].mark_us = self.now;
                 self.ev(EventKind::ContainerStarted {
@@ -494,6 +556,15 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 }
                 let p = self.pods[pod].p;
                 self.pipelines[p].ready += 1;
+                if self.pipelines[p].ready == 1
+                    && let Some(t) = &mut self.truth
+                {
+                    for id in std::mem::take(&mut t.waiting[p]) {
+                        if let Some(m) = t.messages.get_mut(&id) {
+                            m.capacity_us = Some(self.now);
+                        }
+                    }
+                }
                 self.report_replicas(p);
                 self.deliver(p);
             }
@@ -515,23 +586,17 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                     },
                 );
                 let p = self.msgs[&msg].p;
-                let w = self.pipelines[p].model.worker.clone();
-                let d = Self::sample(&mut self.pipelines[p].rng, &w.processing).max(1);
-                let crashes = w.crash_probability > 0.0
-                    && self.pipelines[p].rng.random::<f64>() < w.crash_probability;
-                if crashes {
-                    let at = (d as f64 * self.pipelines[p].rng.random::<f64>()) as u64;
-                    self.at(self.now + at, Ev::Crash { msg, attempt, pod });
+                if self.pods[pod].processing.len() as u32
+                    >= self.pipelines[p].model.worker.concurrency
+                {
+                    // Leased beyond what the worker processes at once: it waits in the worker.
+                    self.pods[pod].queued.push_back((msg, attempt));
                 } else {
-                    self.at(self.now + d, Ev::Done { msg, attempt, pod });
-                }
-                let ack = self.cfg.pubsub.ack_deadline.0;
-                if !w.lease_extension && d > ack {
-                    // Nobody extends the lease: Pub/Sub hands the message out again while this worker still has it.
-                    self.at(self.now + ack, Ev::Redeliver { msg, attempt });
+                    self.start_processing(msg, attempt, pod);
                 }
             }
             Ev::Done { msg, attempt, pod } => self.done(msg, attempt, pod),
+
             Ev::Crash { msg, attempt, pod } => self.crash(msg, attempt, pod),
             Ev::Redeliver { msg, attempt } => {
                 // A message forgotten is done.
@@ -571,6 +636,42 @@ impl<F: FnMut(Event)> Sim<'_, F> {
         }
     }
 
+    /// A worker starts processing a delivery it holds: its processing time (and whether it crashes) is drawn now.
+    fn start_processing(&mut self, msg: usize, attempt: u32, pod: usize) {
+        self.pods[pod].processing.push((msg, attempt));
+        self.msg(msg).processing_start_us = self.now;
+        let p = self.msgs[&msg].p;
+        let w = self.pipelines[p].model.worker.clone();
+        let d = Self::sample(&mut self.pipelines[p].rng, &w.processing).max(1);
+        let crashes = w.crash_probability > 0.0
+            && self.pipelines[p].rng.random::<f64>() < w.crash_probability;
+        if crashes {
+            let at = (d as f64 * self.pipelines[p].rng.random::<f64>()) as u64;
+            self.at(self.now + at, Ev::Crash { msg, attempt, pod });
+        } else {
+            self.at(self.now + d, Ev::Done { msg, attempt, pod });
+        }
+        let ack = self.cfg.pubsub.ack_deadline.0;
+        if !w.lease_extension && d > ack {
+            // Nobody extends the lease: Pub/Sub hands the message out again while this worker still has it.
+            self.at(self.now + ack, Ev::Redeliver { msg, attempt });
+        }
+    }
+
+    /// A slot freed in `pod`: the next delivery waiting in the worker starts.
+    fn next_queued(&mut self, pod: usize) {
+        let p = self.pods[pod].p;
+        let conc = self.pipelines[p].model.worker.concurrency;
+        while (self.pods[pod].processing.len() as u32) < conc {
+            let Some((msg, attempt)) = self.pods[pod].queued.pop_front() else {
+                return;
+            };
+            if self.pods[pod].holding.contains(&(msg, attempt)) {
+                self.start_processing(msg, attempt, pod);
+            }
+        }
+    }
+
     fn msg(&mut self, msg: usize) -> &mut Msg {
         self.msgs.get_mut(&msg).expect("a message in flight")
     }
@@ -604,11 +705,21 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                         attempt: 1,
                         pod: None,
                         delivered_us: 0,
+                        processing_start_us: 0,
                         done: false,
                         held: 0,
                     },
                 );
                 let id = self.msg_id(msg);
+                if let Some(t) = &mut self.truth {
+                    t.messages.insert(
+                        id.clone(),
+                        MessageTruth {
+                            intended_us: it.offset_us,
+                            ..MessageTruth::default()
+                        },
+                    );
+                }
                 self.out(
                     Source::Harness,
                     EventKind::Scheduled {
@@ -831,6 +942,8 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             state: PodState::Pending,
             node: None,
             holding: Vec::new(),
+            processing: Vec::new(),
+            queued: VecDeque::new(),
             restarts: 0,
             created_us: self.now,
             unschedulable_reported: false,
@@ -985,6 +1098,23 @@ impl<F: FnMut(Event)> Sim<'_, F> {
     fn terminate(&mut self, pod: usize) {
         let p = self.pods[pod].p;
         match self.pods[pod].state {
+            PodState::Ready if !self.pods[pod].queued.is_empty() => {
+                // A stopping worker gives back what it leased and had not started (its stream closes): those are
+                // delivered again at once; what it is processing finishes within the grace period.
+                for (msg, attempt) in std::mem::take(&mut self.pods[pod].queued) {
+                    self.pods[pod].holding.retain(|&h| h != (msg, attempt));
+                    let m = self.msg(msg);
+                    m.held -= 1;
+                    if m.attempt == attempt && !m.done {
+                        m.attempt += 1;
+                        m.pod = None;
+                        self.pipelines[p].backlog.push_front(msg);
+                    }
+                    self.release(msg);
+                }
+                self.terminate(pod);
+                self.deliver(p);
+            }
             PodState::Ready if !self.pods[pod].holding.is_empty() => {
                 self.pipelines[p].ready -= 1;
                 self.pods[pod].state = PodState::Terminating;
@@ -1017,7 +1147,8 @@ impl<F: FnMut(Event)> Sim<'_, F> {
 
     fn deliver(&mut self, p: usize) {
         while !self.pipelines[p].backlog.is_empty() {
-            let conc = self.pipelines[p].model.worker.concurrency;
+            let w = &self.pipelines[p].model.worker;
+            let conc = w.max_outstanding_messages.unwrap_or(w.concurrency);
             let pod = self.pipelines[p]
                 .pods
                 .iter()
@@ -1064,6 +1195,7 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             return;
         }
         self.pods[pod].holding.swap_remove(k);
+        self.pods[pod].processing.retain(|&h| h != (msg, attempt));
         self.msg(msg).held -= 1;
         let id = self.msg_id(msg);
         let name = self.pods[pod].name.clone();
@@ -1071,14 +1203,23 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             self.out(Source::Sim, EventKind::Duplicate { id, pod: name });
         } else {
             self.msg(msg).done = true;
-            let d = self.msgs[&msg].delivered_us;
+            let (d, start) = (
+                self.msgs[&msg].delivered_us,
+                self.msgs[&msg].processing_start_us,
+            );
+            if let Some(t) = &mut self.truth
+                && let Some(m) = t.messages.get_mut(&id)
+            {
+                m.processing_start_us = Some(start);
+                m.completed_us = Some(self.now);
+            }
             self.out(
                 Source::Worker,
                 EventKind::Completed {
                     id,
                     pod: name,
                     received_us: Some(d),
-                    processing_start_us: Some(d),
+                    processing_start_us: Some(start),
                     processing_end_us: Some(self.now),
                 },
             );
@@ -1095,12 +1236,15 @@ impl<F: FnMut(Event)> Sim<'_, F> {
                 self.remove_pod(pod);
             }
         } else {
+            self.next_queued(pod);
             self.deliver(p);
         }
     }
 
     /// Everything `pod` holds is abandoned: Pub/Sub redelivers it once its lease lapses (the ack deadline).
     fn abandon(&mut self, pod: usize) {
+        self.pods[pod].processing.clear();
+        self.pods[pod].queued.clear();
         let ack = self.cfg.pubsub.ack_deadline.0;
         for (msg, attempt) in std::mem::take(&mut self.pods[pod].holding) {
             let m = self.msg(msg);
