@@ -311,8 +311,19 @@ pub async fn run(
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }
-    // Finish what is in hand, then say goodbye; bounded, since Pub/Sub may be gone (the publisher retries an
-    // unreachable endpoint for as long as it is asked to). Jobs not acknowledged by then are redelivered.
+    // Say at once that this worker takes no more jobs (it is no longer capacity, as Kubernetes marks a deleted
+    // pod), then finish what is in hand; bounded, since Pub/Sub may be gone (the publisher retries an unreachable
+    // endpoint for as long as it is asked to). Jobs not acknowledged by then are redelivered.
+    let bye = Report {
+        model_ready_unix_us: model.ready_at(),
+        ..me
+    };
+    let stopping = {
+        let (results, bye) = (results.clone(), bye.clone());
+        tokio::spawn(async move {
+            publish_report(&results, ReportKind::Stopping, BTreeMap::new(), &bye).await
+        })
+    };
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while tasks.join_next().await.is_some() {}
     })
@@ -321,12 +332,8 @@ pub async fn run(
         tracing::warn!("jobs still in hand after {SHUTDOWN_GRACE:?}: left for redelivery");
         tasks.abort_all();
     }
-    let bye = Report {
-        model_ready_unix_us: model.ready_at(),
-        ..me
-    };
     let goodbye = async {
-        let _ = publish_report(&results, ReportKind::Stopping, BTreeMap::new(), &bye).await;
+        let _ = stopping.await;
         results.flush().await;
     };
     if tokio::time::timeout(Duration::from_secs(5), goodbye)

@@ -275,9 +275,13 @@ fn the_quick_start_with_one_busy_worker_reports_warm_messages_and_queueing() {
         "30s",
     );
     let mut run = start_run(&wl, out, "qs");
-    procs
-        .0
-        .push(worker_with(&host, "qs-w0", "1500ms", "150ms", &out.join("w0.log")));
+    procs.0.push(worker_with(
+        &host,
+        "qs-w0",
+        "1500ms",
+        "150ms",
+        &out.join("w0.log"),
+    ));
     let code = wait(&mut run, Duration::from_secs(90), out, "qs");
     assert_eq!(code, 0, "exit code");
     let s = summary(out, "qs");
@@ -286,8 +290,13 @@ fn the_quick_start_with_one_busy_worker_reports_warm_messages_and_queueing() {
     let pods = s["pods"].as_array().unwrap();
     assert_eq!(pods.len(), 1, "{pods:?}");
     assert_eq!(pods[0]["preexisting"], false, "{}", pods[0]);
-    let load = pods[0]["phases_us"]["model_load"].as_u64().expect("model load");
-    assert!((1_450_000..3_000_000).contains(&load), "model load {load} µs");
+    let load = pods[0]["phases_us"]["model_load"]
+        .as_u64()
+        .expect("model load");
+    assert!(
+        (1_450_000..3_000_000).contains(&load),
+        "model load {load} µs"
+    );
     // The instant the worker reported its model ready, from its own report in the log.
     let evs = events(out, "qs");
     let ready = evs
@@ -311,8 +320,17 @@ fn the_quick_start_with_one_busy_worker_reports_warm_messages_and_queueing() {
         let wait = m.capacity_wait_us.expect("a capacity wait");
         if p < ready {
             cold += 1;
-            assert!(m.cold, "#{} was published before any worker was ready", m.seq);
-            assert_eq!(p + wait, ready, "#{}: capacity wait ends at the first ready pod", m.seq);
+            assert!(
+                m.cold,
+                "#{} was published before any worker was ready",
+                m.seq
+            );
+            assert_eq!(
+                p + wait,
+                ready,
+                "#{}: capacity wait ends at the first ready pod",
+                m.seq
+            );
         } else {
             warm += 1;
             assert!(!m.cold && wait == 0, "#{} found a ready worker", m.seq);
@@ -323,7 +341,10 @@ fn the_quick_start_with_one_busy_worker_reports_warm_messages_and_queueing() {
     }
     assert!(cold >= 12 && warm >= 6, "{cold} cold and {warm} warm");
     // One worker, 150 ms a job: most of each burst waits behind the jobs before it.
-    assert!(queued >= 12, "only {queued} messages queued for over 100 ms");
+    assert!(
+        queued >= 12,
+        "only {queued} messages queued for over 100 ms"
+    );
     let series = s["series"].as_array().unwrap();
     let warm_e2e = series
         .iter()

@@ -153,7 +153,7 @@ fn a_second_pod_on_the_same_node_skips_the_pull() {
     assert_eq!(r.pods.len(), 2);
     assert_eq!(r.pods[0].image_cached, Some(false));
     assert_eq!(phase(&r, 0, "image_pull"), Some(45 * S));
-    assert_eq!(r.pods[1].created_us, 225 * S);
+    assert_eq!(r.pods[1].created_us, Some(225 * S));
     assert_eq!(r.pods[1].node, r.pods[0].node);
     assert_eq!(r.pods[1].image_cached, Some(true));
     assert_eq!(phase(&r, 1, "node_provisioning"), Some(0));

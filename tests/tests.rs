@@ -30,6 +30,9 @@ mod pubsub;
 mod deploy;
 // The Kubernetes watchers through the real kube client against a local fake API server (drop, 410, re-list).
 mod watch;
+// The simulator as the oracle: every shipped workload observed as each real producer would see it, analysed,
+// and checked against the simulator's ground truth.
+mod observe;
 // Reliability: kill -9 and signals mid-run, clock skew, duplicates and strangers, hostile input, secrets.
 mod reliability;
 // A fake Kubernetes API server (list, watch, drops, 410) for the watch tests and benches/watch.rs.

@@ -114,7 +114,9 @@ pub struct PodColdStart {
     pub node: Option<String>,
     /// Present before the run; not a cold start and not in the phase statistics.
     pub preexisting: bool,
-    pub created_us: u64,
+    /// When it was created; `None` when no producer reported its creation (an events-only log whose
+    /// `SuccessfulCreate` expired): the phases from creation are then unknown too.
+    pub created_us: Option<u64>,
     pub ready_us: Option<u64>,
     pub image_cached: Option<bool>,
     /// When the pod was bound to a node, and deleted (it holds a GPU in between).
@@ -467,6 +469,9 @@ struct Pod {
     /// Reported as present before the run by its producer; whether it counts as pre-existing is settled at the
     /// end (only a pod ready by the first send does).
     preexisting: bool,
+    /// Its creation was reported (`pod_created`). Facts about a pod can arrive first (at the same instant, or
+    /// when the creation was never recorded): they are kept, and counted for its pipeline once it is known.
+    announced: bool,
     created: Stamp,
     /// Producers that reported the pod (a bit per [`Source`]).
     sources: u8,
@@ -480,6 +485,8 @@ struct Pod {
     loaded: Option<Stamp>,
     /// The worker's own measure of its model load, where it reports one.
     load_duration: Option<u64>,
+    /// The kubelet's own measure of its image pull (without waiting for other pulls), where it reports one.
+    pull_us: Option<u64>,
     ready: Option<Stamp>,
     /// Ready now (counted in its pipeline's ready pods).
     is_ready: bool,
@@ -1068,6 +1075,9 @@ impl Analyzer {
             } => {
                 let key = self.pipeline_key(deployment);
                 let stamp = self.stamp(t, e.source);
+                if self.pods.get(pod).is_some_and(|p| !p.announced) {
+                    return self.announce(pod, deployment, key, stamp, *preexisting, e.source, t);
+                }
                 if let Some(p) = self.pods.get_mut(pod) {
                     // A second producer describing the same pod: merged, each instant its sharpest.
                     p.sources |= source_bit(e.source);
@@ -1098,6 +1108,7 @@ impl Analyzer {
                         deployment: deployment.clone(),
                         pipeline: key,
                         preexisting: *preexisting,
+                        announced: true,
                         created: stamp,
                         sources: source_bit(e.source),
                         cycle,
@@ -1107,9 +1118,7 @@ impl Analyzer {
                 self.pod_order.push(pod.clone());
             }
             EventKind::PodUnschedulable { pod, .. } => {
-                if let Some(p) = self.pods.get_mut(pod) {
-                    p.unschedulable.get_or_insert(t);
-                }
+                self.pod_mut(pod).unschedulable.get_or_insert(t);
             }
             EventKind::ScaleUpTriggered {
                 node_group,
@@ -1122,15 +1131,14 @@ impl Analyzer {
             }
             EventKind::PodScheduled { pod, node } => {
                 let stamp = self.stamp(t, e.source);
-                if let Some(p) = self.pods.get_mut(pod) {
-                    p.sources |= source_bit(e.source);
-                    let first = p.scheduled.is_none();
-                    p.scheduled = Some(Stamp::merge(p.scheduled, stamp));
-                    p.node = Some(node.clone());
-                    let cycle = p.cycle;
-                    if first {
-                        self.assign_node(t, node, cycle);
-                    }
+                let p = self.pod_mut(pod);
+                p.sources |= source_bit(e.source);
+                let first = p.scheduled.is_none();
+                p.scheduled = Some(Stamp::merge(p.scheduled, stamp));
+                p.node = Some(node.clone());
+                let (cycle, announced) = (p.cycle, p.announced);
+                if first && announced {
+                    self.assign_node(t, node, cycle);
                 }
             }
             EventKind::ImagePulling { .. } => {}
@@ -1141,32 +1149,27 @@ impl Analyzer {
                 ..
             } => {
                 let stamp = self.stamp(t, e.source);
-                if let Some(p) = self.pods.get_mut(pod) {
-                    let first = p.pulled.is_none();
-                    p.pulled = Some(Stamp::merge(p.pulled, stamp));
-                    p.cached = Some(*cached);
-                    if !*cached && first {
-                        // The kubelet's own pull time, without waiting for another pod's pull.
-                        self.series
-                            .record("kubelet.image_pull", &p.pipeline, None, *duration_us);
-                    }
+                let p = self.pod_mut(pod);
+                let first = p.pulled.is_none();
+                p.pulled = Some(Stamp::merge(p.pulled, stamp));
+                p.cached = Some(*cached);
+                if !*cached && first {
+                    p.pull_us = Some(*duration_us);
                 }
             }
             EventKind::ContainerStarted { pod } => {
                 let stamp = self.stamp(t, e.source);
-                if let Some(p) = self.pods.get_mut(pod) {
-                    p.sources |= source_bit(e.source);
-                    // A restart's start is not the cold start's (from one producer, the first is kept).
-                    if p.restarts == 0 {
-                        p.started = Some(Stamp::merge(p.started, stamp));
-                    }
+                let p = self.pod_mut(pod);
+                p.sources |= source_bit(e.source);
+                // A restart's start is not the cold start's (from one producer, the first is kept).
+                if p.restarts == 0 {
+                    p.started = Some(Stamp::merge(p.started, stamp));
                 }
             }
             EventKind::ModelLoaded { pod, duration_us } => {
                 let stamp = self.stamp(t, e.source);
-                if let Some(p) = self.pods.get_mut(pod)
-                    && p.restarts == 0
-                {
+                let p = self.pod_mut(pod);
+                if p.restarts == 0 {
                     p.loaded = Some(Stamp::merge(p.loaded, stamp));
                     if p.load_duration.is_none() {
                         p.load_duration = *duration_us;
@@ -1174,36 +1177,39 @@ impl Analyzer {
                 }
             }
             EventKind::PodNotReady { pod, .. } => {
-                if let Some(p) = self.pods.get_mut(pod) {
-                    p.restarts += 1;
-                    if p.is_ready {
-                        p.is_ready = false;
-                        let key = p.pipeline.clone();
+                let p = self.pod_mut(pod);
+                p.restarts += 1;
+                if p.is_ready {
+                    p.is_ready = false;
+                    let (key, counted) = (p.pipeline.clone(), p.announced);
+                    if counted {
                         self.pod_readiness(&key, t, -1);
                     }
                 }
             }
             EventKind::PodReady { pod } => {
                 let stamp = self.stamp(t, e.source);
-                if let Some(p) = self.pods.get_mut(pod) {
-                    p.sources |= source_bit(e.source);
-                    if p.ready.is_none() || p.restarts == 0 {
-                        p.ready = Some(Stamp::merge(p.ready, stamp));
-                    }
-                    if !p.is_ready && p.deleted.is_none() {
-                        p.is_ready = true;
-                        let key = p.pipeline.clone();
+                let p = self.pod_mut(pod);
+                p.sources |= source_bit(e.source);
+                if p.ready.is_none() || p.restarts == 0 {
+                    p.ready = Some(Stamp::merge(p.ready, stamp));
+                }
+                if !p.is_ready && p.deleted.is_none() {
+                    p.is_ready = true;
+                    let (key, counted) = (p.pipeline.clone(), p.announced);
+                    if counted {
                         self.pod_readiness(&key, t, 1);
                     }
                 }
             }
             EventKind::PodDeleted { pod } => {
                 let stamp = self.stamp(t, e.source);
-                if let Some(p) = self.pods.get_mut(pod) {
-                    p.deleted = Some(Stamp::merge(p.deleted, stamp));
-                    if p.is_ready {
-                        p.is_ready = false;
-                        let key = p.pipeline.clone();
+                let p = self.pod_mut(pod);
+                p.deleted = Some(Stamp::merge(p.deleted, stamp));
+                if p.is_ready {
+                    p.is_ready = false;
+                    let (key, counted) = (p.pipeline.clone(), p.announced);
+                    if counted {
                         self.pod_readiness(&key, t, -1);
                     }
                 }
@@ -1481,6 +1487,49 @@ impl Analyzer {
         }
     }
 
+    /// A pod's state, created (not yet announced) when a fact about it comes before its creation.
+    fn pod_mut(&mut self, pod: &str) -> &mut Pod {
+        if !self.pods.contains_key(pod) {
+            self.pods.insert(pod.to_string(), Pod::default());
+            self.pod_order.push(pod.to_string());
+        }
+        self.pods.get_mut(pod).expect("inserted")
+    }
+
+    /// A pod whose facts came first is created: it joins its pipeline, and what it already is counts there.
+    #[allow(clippy::too_many_arguments)]
+    fn announce(
+        &mut self,
+        pod: &str,
+        deployment: &str,
+        key: String,
+        created: Stamp,
+        preexisting: bool,
+        source: Source,
+        t: u64,
+    ) {
+        let d = self.deployments.entry(key.clone()).or_default();
+        if d.name.is_none() && source != Source::Worker {
+            d.name = Some(deployment.to_string());
+        }
+        let cycle = if preexisting { None } else { d.cycle };
+        let p = self.pods.get_mut(pod).expect("a pod");
+        p.announced = true;
+        p.deployment = deployment.to_string();
+        p.pipeline = key.clone();
+        p.created = created;
+        p.preexisting = preexisting;
+        p.sources |= source_bit(source);
+        p.cycle = cycle;
+        let (ready, node) = (p.is_ready, p.node.clone());
+        if let Some(node) = node {
+            self.assign_node(t, &node, cycle);
+        }
+        if ready {
+            self.pod_readiness(&key, t, 1);
+        }
+    }
+
     /// A pod of pipeline `key` became ready (`+1`) or stopped being ready (`-1`).
     fn pod_readiness(&mut self, key: &str, t: u64, delta: i32) {
         let d = self.deployments.entry(key.to_string()).or_default();
@@ -1738,11 +1787,26 @@ impl Analyzer {
                 p.preexisting = false;
             }
         }
+        // Pods whose creation no producer reported: their Deployment from their name (`<deployment>-<hash>-<x>`,
+        // as the ReplicaSet controller names them), their creation unknown.
+        let unannounced: Vec<String> = self
+            .pod_order
+            .iter()
+            .filter(|n| !self.pods[*n].announced)
+            .cloned()
+            .collect();
+        for name in unannounced {
+            let deployment = name.rsplitn(3, '-').last().unwrap_or(&name).to_string();
+            let key = self.pipeline_key(&deployment);
+            let p = self.pods.get_mut(&name).expect("a pod");
+            p.deployment = deployment;
+            p.pipeline = key;
+        }
         // The first pod created in each cycle carries the cycle's activation.
         let mut first_of_cycle: HashMap<usize, (u64, &str)> = HashMap::new();
         for name in &self.pod_order {
             let p = &self.pods[name];
-            if let Some(c) = p.cycle {
+            if let Some(c) = p.cycle.filter(|_| p.announced) {
                 let e = first_of_cycle.entry(c).or_insert((p.created.t, name));
                 if p.created.t < e.0 {
                     *e = (p.created.t, name);
@@ -1752,15 +1816,17 @@ impl Analyzer {
         let mut out = Vec::new();
         for name in &self.pod_order {
             let p = &self.pods[name];
-            let created = p.created.t;
+            let created = p.announced.then_some(p.created.t);
             let triggers = self
                 .deployments
                 .get(&p.pipeline)
                 .map(|d| d.triggers.as_slice())
                 .unwrap_or(&[]);
-            let trigger = triggers[..triggers.partition_point(|&x| x <= created)]
-                .last()
-                .copied();
+            let trigger = created.and_then(|c| {
+                triggers[..triggers.partition_point(|&x| x <= c)]
+                    .last()
+                    .copied()
+            });
             let activation = p
                 .cycle
                 .filter(|c| first_of_cycle.get(c).is_some_and(|f| f.1 == name.as_str()))
@@ -1781,6 +1847,9 @@ impl Analyzer {
                 at(p.ready),
             );
             let mut phases = PodPhases::default();
+            if let Some(pull) = p.pull_us {
+                series.record("kubelet.image_pull", &p.pipeline, None, pull);
+            }
             if !p.preexisting {
                 let model_end = loaded.or(ready);
                 let origin = match (activation, trigger) {
@@ -1796,8 +1865,8 @@ impl Analyzer {
                 };
                 let values = [
                     ("activation", activation),
-                    ("pod_creation", diff(trigger, Some(created))),
-                    ("node_provisioning", diff(Some(created), scheduled)),
+                    ("pod_creation", diff(trigger, created)),
+                    ("node_provisioning", diff(created, scheduled)),
                     ("image_pull", diff(scheduled, pulled)),
                     ("container_start", diff(pulled, started)),
                     ("model_load", model_load),

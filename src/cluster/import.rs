@@ -220,7 +220,8 @@ pub fn object_events(o: &Value, scheduled_by_event: bool) -> Vec<(u64, EventKind
             if kind == "ScaledObject"
                 && let (Some(t), Some(target)) = (
                     ts(o.pointer("/metadata/creationTimestamp")),
-                    o.pointer("/spec/scaleTargetRef/name").and_then(Value::as_str),
+                    o.pointer("/spec/scaleTargetRef/name")
+                        .and_then(Value::as_str),
                 )
             {
                 out.push((
@@ -353,10 +354,13 @@ pub fn event_time(o: &Value) -> Option<u64> {
     if let Some(t) = ts(o.get("eventTime")) {
         return Some(t);
     }
-    let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let name = o
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if let Some(first) = ts(o.get("firstTimestamp")) {
-        let sharp = parse::event_name_unix_us(name)
-            .filter(|s| (first..first + 1_000_000).contains(s));
+        let sharp =
+            parse::event_name_unix_us(name).filter(|s| (first..first + 1_000_000).contains(s));
         return Some(sharp.unwrap_or(first));
     }
     ts(o.pointer("/series/lastObservedTime"))
@@ -369,10 +373,35 @@ fn deployment_of_replica_set(rs: &str) -> String {
     rs.rsplit_once('-').map_or(rs, |(d, _)| d).to_string()
 }
 
-/// What a core/v1 Event says happened, at the sharpest time it has ([`event_time`]). Returns false as well when
-/// no parser knew its reason (kept raw, counted).
+/// When a repeated Event last happened (µs since the epoch): `series.lastObservedTime`, else `lastTimestamp`,
+/// when the Event says it happened more than once (`count` > 1, or a `series`). client-go aggregates an event
+/// repeated on the same object into the first one (`tools/record/events_cache.go`, `eventObserve`;
+/// `tools/events` series), so one Event object can stand for a KEDA activation at 7 min and another at 31 min.
+pub fn last_occurrence(o: &Value) -> Option<u64> {
+    let count = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(1);
+    if count(o.get("count")).max(count(o.pointer("/series/count"))) < 2 {
+        return None;
+    }
+    ts(o.pointer("/series/lastObservedTime")).or_else(|| ts(o.get("lastTimestamp")))
+}
+
+/// What a core/v1 Event says happened: at its first occurrence, at the sharpest time it has ([`event_time`]),
+/// and, for an aggregated event, at its last ([`last_occurrence`]). Returns false as well when no parser knew its
+/// reason (kept raw, counted).
 pub fn event_events(o: &Value) -> (Vec<(u64, EventKind)>, bool) {
     let o = &*as_core_event(o);
+    let Some(first) = event_time(o) else {
+        return (Vec::new(), true);
+    };
+    let (mut out, known) = occurrence(o, first);
+    if let Some(last) = last_occurrence(o).filter(|l| *l > first) {
+        out.extend(occurrence(o, last).0);
+    }
+    (out, known)
+}
+
+/// What one occurrence (at `t`) of an Event says happened.
+fn occurrence(o: &Value, t: u64) -> (Vec<(u64, EventKind)>, bool) {
     let mut out = Vec::new();
     let reason = o["reason"].as_str().unwrap_or("");
     let message = o["message"].as_str().unwrap_or("");
@@ -385,9 +414,6 @@ pub fn event_events(o: &Value) -> (Vec<(u64, EventKind)>, bool) {
         .pointer("/involvedObject/kind")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let Some(t) = event_time(o) else {
-        return (out, true);
-    };
     match parse::parse(reason, message) {
         Parsed::Pulling { image } => out.push((
             t,
@@ -457,7 +483,9 @@ pub fn event_events(o: &Value) -> (Vec<(u64, EventKind)>, bool) {
             },
         )),
         Parsed::DeletedPod { pod } => out.push((t, EventKind::PodDeleted { pod })),
-        Parsed::ScaledReplicaSet { to, .. } if object_kind == "Deployment" || object_kind.is_empty() => {
+        Parsed::ScaledReplicaSet { to, .. }
+            if object_kind == "Deployment" || object_kind.is_empty() =>
+        {
             out.push((
                 t,
                 EventKind::Replicas {
@@ -467,7 +495,9 @@ pub fn event_events(o: &Value) -> (Vec<(u64, EventKind)>, bool) {
                 },
             ))
         }
-        Parsed::Reason { reason } if reason.eq_ignore_ascii_case("started") && object_kind == "Pod" => {
+        Parsed::Reason { reason }
+            if reason.eq_ignore_ascii_case("started") && object_kind == "Pod" =>
+        {
             out.push((t, EventKind::ContainerStarted { pod: object }))
         }
         Parsed::Unparsed { .. } => return (out, false),

@@ -311,8 +311,7 @@ pub fn parse(reason: &str, message: &str) -> Parsed {
         "scaledown" if message.to_lowercase().contains("removed") => Parsed::NodeRemoved,
         "created" | "started" | "killing" | "scaledown" | "scaledownempty" | "imagestreaming"
         | "backoff" | "registerednode" | "nodeready" | "nodenotready" | "starting"
-        | "successfulrescale"
-        | "kedascalersstarted" | "scaledobjectready" => Parsed::Reason {
+        | "successfulrescale" | "kedascalersstarted" | "scaledobjectready" => Parsed::Reason {
             reason: reason.to_string(),
         },
         _ => unparsed(),
@@ -531,19 +530,29 @@ mod tests {
     #[test]
     fn workload_controllers_in_every_wording() {
         assert_eq!(
-            parse("SuccessfulCreate", "Created pod: upscale-worker-7d9f8b6c5d-q4x8z"),
+            parse(
+                "SuccessfulCreate",
+                "Created pod: upscale-worker-7d9f8b6c5d-q4x8z"
+            ),
             Parsed::CreatedPod {
                 pod: "upscale-worker-7d9f8b6c5d-q4x8z".into()
             }
         );
         assert_eq!(
-            parse("SuccessfulDelete", "Deleted pod: upscale-worker-7d9f8b6c5d-q4x8z"),
+            parse(
+                "SuccessfulDelete",
+                "Deleted pod: upscale-worker-7d9f8b6c5d-q4x8z"
+            ),
             Parsed::DeletedPod {
                 pod: "upscale-worker-7d9f8b6c5d-q4x8z".into()
             }
         );
         for (message, from, to) in [
-            ("Scaled up replica set upscale-worker-7d9f8b6c5d to 1", None, 1),
+            (
+                "Scaled up replica set upscale-worker-7d9f8b6c5d to 1",
+                None,
+                1,
+            ),
             (
                 "Scaled up replica set upscale-worker-7d9f8b6c5d to 2 from 1",
                 Some(1),

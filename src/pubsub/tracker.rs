@@ -219,7 +219,13 @@ impl Matcher {
                     });
                     return out;
                 }
-                self.lifecycle(ReportKind::Completed, &report, Some(&stream), now_us, &mut out);
+                self.lifecycle(
+                    ReportKind::Completed,
+                    &report,
+                    Some(&stream),
+                    now_us,
+                    &mut out,
+                );
                 let id = MsgId { stream, seq };
                 let now = now_us;
                 let pod = if report.pod.is_empty() {

@@ -309,7 +309,11 @@ fn waterfall(r: &RunReport) -> String {
             .map(|k| p.phases_us.get(k).copied().flatten().unwrap_or(0))
             .collect();
         let lead = phases[0] + phases[1];
-        let start = p.created_us.saturating_sub(lead);
+        let start = p
+            .created_us
+            .or(p.scheduled_us)
+            .unwrap_or_default()
+            .saturating_sub(lead);
         let end = start + phases.iter().sum::<u64>();
         lo = lo.min(start);
         hi = hi.max(end.max(p.ready_us.unwrap_or(end)));

@@ -149,6 +149,8 @@ struct Pod {
     restarts: u32,
     created_us: u64,
     unschedulable_reported: bool,
+    /// Its deletion was requested (and reported) before it was gone: a pod finishing its work.
+    deletion_reported: bool,
     truth: PodPhaseTruth,
     mark_us: u64,
 }
@@ -250,7 +252,6 @@ pub fn simulate_observed<F: FnMut(Event)>(
     };
     let mut lens = observe::Lens::new(plan, "sim");
     let mut outcome = run(plan, stop, |e| lens.push(e, &mut counted), truth);
-    drop(counted);
     outcome.events = emitted;
     outcome
 }
@@ -947,6 +948,7 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             restarts: 0,
             created_us: self.now,
             unschedulable_reported: false,
+            deletion_reported: false,
             truth: PodPhaseTruth::default(),
             mark_us: self.now,
         });
@@ -1118,6 +1120,12 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             PodState::Ready if !self.pods[pod].holding.is_empty() => {
                 self.pipelines[p].ready -= 1;
                 self.pods[pod].state = PodState::Terminating;
+                // Its deletion is requested now (Kubernetes' `deletionTimestamp`): it takes no more work, and
+                // finishes what it holds within the grace period.
+                self.pods[pod].deletion_reported = true;
+                self.ev(EventKind::PodDeleted {
+                    pod: self.pods[pod].name.clone(),
+                });
                 let grace = self.pipelines[p].model.worker.termination_grace.0;
                 self.at(self.now + grace, Ev::GraceOver { pod });
             }
@@ -1138,9 +1146,11 @@ impl<F: FnMut(Event)> Sim<'_, F> {
         }
         self.pending.retain(|&x| x != pod);
         self.pipelines[p].pods.retain(|&x| x != pod);
-        self.ev(EventKind::PodDeleted {
-            pod: self.pods[pod].name.clone(),
-        });
+        if !self.pods[pod].deletion_reported {
+            self.ev(EventKind::PodDeleted {
+                pod: self.pods[pod].name.clone(),
+            });
+        }
         self.report_replicas(p);
         self.schedule_pending();
     }

@@ -16,6 +16,7 @@
 //! and KEDA 2.x `pkg/scaling/executor/scale_scaledobjects.go`.
 
 use super::config::Observe;
+use crate::cluster::import::ts;
 use crate::cluster::watch::{Delivery, Translator};
 use crate::event::{Event, EventKind, MsgId, Source};
 use crate::pubsub::contract::{self, Report, ReportKind};
@@ -38,7 +39,11 @@ const RESULT_DELAY_MS: (u64, u64) = (5, 50);
 /// Events are held this long before they are released in time order (µs): whole-second stamps and delivery
 /// delays put an observation up to 1 s + the watch delay before the moment it is translated.
 const HOLD_US: u64 = 2_000_000;
+/// The longest a delivery being processed holds back the release of later events (µs).
+const MAX_HOLD_US: u64 = 900_000_000;
 const NAMESPACE: &str = "imagen";
+/// How long the API server keeps an Event after its last write (`kube-apiserver --event-ttl`, default 1 h).
+const EVENT_TTL_US: u64 = 3_600_000_000;
 const CONTAINER: &str = "worker";
 /// The characters of a pod-template hash (`rand.SafeEncodeString` of decimal digits) and of a pod's random
 /// suffix (`utilrand.String`), as the apiserver and the Deployment controller make them.
@@ -96,7 +101,10 @@ struct NodeView {
 
 /// Something a producer will hand over later: a watch delivery, or a results message.
 enum Pending {
-    Object { object: Value, deleted: bool },
+    Object {
+        object: Value,
+        deleted: bool,
+    },
     Result {
         attributes: BTreeMap<String, String>,
         data: Vec<u8>,
@@ -146,6 +154,9 @@ pub(crate) struct Lens {
     /// Deliveries being processed: (stream, seq, sim pod) → received µs; and their received times.
     in_flight: HashMap<(String, u64, String), u64>,
     in_flight_t: BTreeMap<u64, u32>,
+    /// Deliveries completed whose report is on its way: in flight until the tracker has it, whatever becomes of
+    /// the pod meanwhile.
+    reporting: std::collections::HashSet<(String, u64, String)>,
     pods: HashMap<String, PodView>,
     nodes: HashMap<String, NodeView>,
     /// Pods the scheduler could not place yet (sim names), for the autoscaler's events.
@@ -156,16 +167,22 @@ pub(crate) struct Lens {
     max_nodes: u32,
     node_hash: String,
     pod_index: u64,
+    /// Per watch (object kind), when it last delivered: a watch delivers its changes in order.
+    watch_last: HashMap<String, u64>,
 }
 
 fn rfc3339(unix_us: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_micros(unix_us))
-        .to_string()
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_micros(unix_us),
+    )
+    .to_string()
 }
 
 fn rfc3339_micros(unix_us: u64) -> String {
-    humantime::format_rfc3339_micros(std::time::UNIX_EPOCH + std::time::Duration::from_micros(unix_us))
-        .to_string()
+    humantime::format_rfc3339_micros(
+        std::time::UNIX_EPOCH + std::time::Duration::from_micros(unix_us),
+    )
+    .to_string()
 }
 
 /// Go's `time.Duration.String()` of a duration truncated to milliseconds, as the kubelet prints pull times:
@@ -216,18 +233,24 @@ impl Lens {
                         .scaled_object
                         .clone()
                         .unwrap_or_else(|| format!("{}-scaler", s.name)),
-                    subscription_path: format!("projects/imagen-load/subscriptions/{}", s.subscription),
+                    subscription_path: format!(
+                        "projects/imagen-load/subscriptions/{}",
+                        s.subscription
+                    ),
                     image: format!("us-docker.pkg.dev/imagen-load/imagen/{}-worker:1.0", s.name),
                     deployment,
                     replica_set,
                 }
             })
             .collect();
-        let translator = matches!(mode, Observe::Kube | Observe::KubeWorker | Observe::EventsOnly)
-            .then(|| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                (Translator::new(SIM_EPOCH_UNIX_US, false, tx).0, rx)
-            });
+        let translator = matches!(
+            mode,
+            Observe::Kube | Observe::KubeWorker | Observe::EventsOnly
+        )
+        .then(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Translator::new(SIM_EPOCH_UNIX_US, false, tx).0, rx)
+        });
         let clock = RunClock {
             origin: tokio::time::Instant::now(),
             wall_start_unix_us: SIM_EPOCH_UNIX_US,
@@ -247,6 +270,7 @@ impl Lens {
             now: 0,
             in_flight: HashMap::new(),
             in_flight_t: BTreeMap::new(),
+            reporting: Default::default(),
             pods: HashMap::new(),
             nodes: HashMap::new(),
             unschedulable: Vec::new(),
@@ -255,6 +279,7 @@ impl Lens {
             max_nodes: plan.sim.autoscaler.max_nodes,
             node_hash,
             pod_index: 0,
+            watch_last: HashMap::new(),
         };
         if lens.objects() {
             // The ScaledObjects exist before the run: what ties the cluster's names to the streams.
@@ -270,10 +295,13 @@ impl Lens {
                     "status": {"conditions": [{"type": "Ready", "status": "True",
                         "lastTransitionTime": rfc3339(SIM_EPOCH_UNIX_US - 86_400_000_000)}]}
                 });
-                lens.later(0, Pending::Object {
-                    object: so,
-                    deleted: false,
-                });
+                lens.later(
+                    0,
+                    Pending::Object {
+                        object: so,
+                        deleted: false,
+                    },
+                );
             }
         }
         lens
@@ -308,15 +336,22 @@ impl Lens {
         self.pending_items.insert(self.seq, what);
     }
 
-    fn watch_delay(&mut self) -> u64 {
-        self.rng
-            .random_range(WATCH_DELAY_MS.0 * 1_000..=WATCH_DELAY_MS.1 * 1_000)
+    /// When the watch of `kind` delivers a change made now: a moment later, and never before the changes it
+    /// delivered already (a watch is one ordered stream).
+    fn watch_at(&mut self, kind: &str) -> u64 {
+        let delay = self
+            .rng
+            .random_range(WATCH_DELAY_MS.0 * 1_000..=WATCH_DELAY_MS.1 * 1_000);
+        let last = self.watch_last.entry(kind.to_string()).or_default();
+        *last = (*last).max(self.now + delay);
+        *last
     }
 
     /// A changed object, delivered by the watch a moment later.
     fn object(&mut self, object: Value, deleted: bool) {
         if self.objects() {
-            let at = self.now + self.watch_delay();
+            let kind = object["kind"].as_str().unwrap_or("").to_string();
+            let at = self.watch_at(&kind);
             self.later(at, Pending::Object { object, deleted });
         }
     }
@@ -346,8 +381,12 @@ impl Lens {
         self.drain_translator();
         // A completion reports its delivery at the worker's time: nothing is released before the oldest delivery
         // still being processed.
+        // A delivery abandoned without a word (a worker killed at the end of its grace period) is no longer waited
+        // for after MAX_HOLD_US.
         let oldest = self.in_flight_t.keys().next().copied().unwrap_or(u64::MAX);
-        let watermark = t.saturating_sub(HOLD_US).min(oldest);
+        let watermark = t
+            .saturating_sub(HOLD_US)
+            .min(oldest.max(t.saturating_sub(MAX_HOLD_US)));
         while self.out.peek().is_some_and(|h| h.0.t <= watermark) {
             let h = self.out.pop().expect("peeked").0;
             sink(h.event);
@@ -374,6 +413,7 @@ impl Lens {
                     self.hold(e);
                 }
                 if let Some(key) = completes {
+                    self.reporting.remove(&key);
                     self.drop_in_flight(&key);
                 }
             }
@@ -396,7 +436,13 @@ impl Lens {
     /// through events.k8s.io (`eventTime` in µs, no whole-second stamps), everyone else through core/v1
     /// (`firstTimestamp`/`lastTimestamp` in whole seconds, named `<object>.<hex UnixNano>`), a repeat of the same
     /// message on the same object aggregated into the first one (`count`, `lastTimestamp`).
-    fn kube_event(&mut self, involved: (&str, &str, &str), reason: &str, message: &str, component: &str) {
+    fn kube_event(
+        &mut self,
+        involved: (&str, &str, &str),
+        reason: &str,
+        message: &str,
+        component: &str,
+    ) {
         if !self.kube_events_on() {
             return;
         }
@@ -404,6 +450,15 @@ impl Lens {
         let unix = SIM_EPOCH_UNIX_US + self.now;
         let key = (name.to_string(), reason.to_string(), message.to_string());
         let ns = if kind == "Node" { "default" } else { NAMESPACE };
+        // An Event expires an hour after its last write (the API server's default `--event-ttl`); a repeat
+        // after that is a new Event.
+        let expired = self.kube_events.get(&key).is_some_and(|e| {
+            ts(e.get("lastTimestamp").or(e.get("eventTime")))
+                .is_some_and(|last| last + EVENT_TTL_US < unix)
+        });
+        if expired {
+            self.kube_events.remove(&key);
+        }
         let event = match self.kube_events.get_mut(&key) {
             Some(e) => {
                 let count = e["count"].as_u64().unwrap_or(1) + 1;
@@ -442,11 +497,18 @@ impl Lens {
                 e
             }
         };
-        let at = self.now + self.watch_delay();
-        self.later(at, Pending::Object {
-            object: event,
-            deleted: false,
+        let at = self.watch_at(if kind == "Node" {
+            "Event/Node"
+        } else {
+            "Event"
         });
+        self.later(
+            at,
+            Pending::Object {
+                object: event,
+                deleted: false,
+            },
+        );
     }
 
     fn pod_object(&self, pod: &PodView, created_unix: u64) -> Value {
@@ -463,7 +525,13 @@ impl Lens {
         })
     }
 
-    fn set_condition(object: &mut Value, kind: &str, status: bool, unix: u64, reason: Option<&str>) {
+    fn set_condition(
+        object: &mut Value,
+        kind: &str,
+        status: bool,
+        unix: u64,
+        reason: Option<&str>,
+    ) {
         let conditions = object["status"]["conditions"]
             .as_array_mut()
             .expect("conditions");
@@ -537,7 +605,7 @@ impl Lens {
         let keys: Vec<_> = self
             .in_flight
             .keys()
-            .filter(|k| k.2 == pod)
+            .filter(|k| k.2 == pod && !self.reporting.contains(*k))
             .cloned()
             .collect();
         for k in keys {
@@ -568,14 +636,21 @@ impl Lens {
             EventKind::SimPodTruth { pod, phases } => {
                 if let Some(v) = self.pods.get(&pod) {
                     let pod = v.name.clone();
-                    self.hold(Event::new(t, Source::Sim, EventKind::SimPodTruth { pod, phases }));
+                    self.hold(Event::new(
+                        t,
+                        Source::Sim,
+                        EventKind::SimPodTruth { pod, phases },
+                    ));
                 }
             }
             // KEDA's own reading of the metric: no producer shows it.
             EventKind::MetricRead { .. }
             | EventKind::ScaleTarget { .. }
             | EventKind::ScalerCondition { .. } => {}
-            EventKind::ScalerActive { scaled_object, active } => {
+            EventKind::ScalerActive {
+                scaled_object,
+                active,
+            } => {
                 let p = self
                     .names
                     .iter()
@@ -705,14 +780,27 @@ impl Lens {
                 self.object(object, false);
             }
             EventKind::PodUnschedulable { pod, .. } => {
-                let Some(v) = self.pods.get_mut(&pod) else { return };
-                Self::set_condition(&mut v.object, "PodScheduled", false, unix, Some("Unschedulable"));
+                let Some(v) = self.pods.get_mut(&pod) else {
+                    return;
+                };
+                Self::set_condition(
+                    &mut v.object,
+                    "PodScheduled",
+                    false,
+                    unix,
+                    Some("Unschedulable"),
+                );
                 let (name, uid, object) = (v.name.clone(), v.uid.clone(), v.object.clone());
                 let live = self.nodes.len();
                 let msg = format!(
                     "0/{live} nodes are available: {live} Insufficient nvidia.com/gpu. preemption: 0/{live} nodes are available: {live} No preemption victims found for incoming pod."
                 );
-                self.kube_event(("Pod", &name, &uid), "FailedScheduling", &msg, "default-scheduler");
+                self.kube_event(
+                    ("Pod", &name, &uid),
+                    "FailedScheduling",
+                    &msg,
+                    "default-scheduler",
+                );
                 self.object(object, false);
                 self.unschedulable.push(pod);
             }
@@ -724,14 +812,25 @@ impl Lens {
                 for pod in self.unschedulable.clone() {
                     if let Some(v) = self.pods.get(&pod) {
                         let (name, uid) = (v.name.clone(), v.uid.clone());
-                        self.kube_event(("Pod", &name, &uid), "TriggeredScaleUp", &msg, "cluster-autoscaler");
+                        self.kube_event(
+                            ("Pod", &name, &uid),
+                            "TriggeredScaleUp",
+                            &msg,
+                            "cluster-autoscaler",
+                        );
                     }
                 }
             }
             EventKind::PodScheduled { pod, node } => {
                 self.unschedulable.retain(|x| *x != pod);
-                let node_name = self.nodes.get(&node).map(|n| n.name.clone()).unwrap_or(node);
-                let Some(v) = self.pods.get_mut(&pod) else { return };
+                let node_name = self
+                    .nodes
+                    .get(&node)
+                    .map(|n| n.name.clone())
+                    .unwrap_or(node);
+                let Some(v) = self.pods.get_mut(&pod) else {
+                    return;
+                };
                 Self::set_condition(&mut v.object, "PodScheduled", true, unix, None);
                 v.object["spec"]["nodeName"] = json!(node_name);
                 v.pulling_since = Some(t);
@@ -741,10 +840,18 @@ impl Lens {
                 self.object(object, false);
             }
             EventKind::ImagePulling { pod, .. } => {
-                let Some(v) = self.pods.get_mut(&pod) else { return };
+                let Some(v) = self.pods.get_mut(&pod) else {
+                    return;
+                };
                 v.pulling_since = Some(t);
-                let (name, uid, image) = (v.name.clone(), v.uid.clone(), self.names[v.p].image.clone());
-                self.kube_event(("Pod", &name, &uid), "Pulling", &format!("Pulling image \"{image}\""), "kubelet");
+                let (name, uid, image) =
+                    (v.name.clone(), v.uid.clone(), self.names[v.p].image.clone());
+                self.kube_event(
+                    ("Pod", &name, &uid),
+                    "Pulling",
+                    &format!("Pulling image \"{image}\""),
+                    "kubelet",
+                );
             }
             EventKind::ImagePulled {
                 pod,
@@ -754,7 +861,8 @@ impl Lens {
                 ..
             } => {
                 let Some(v) = self.pods.get(&pod) else { return };
-                let (name, uid, image) = (v.name.clone(), v.uid.clone(), self.names[v.p].image.clone());
+                let (name, uid, image) =
+                    (v.name.clone(), v.uid.clone(), self.names[v.p].image.clone());
                 let waited = t.saturating_sub(v.pulling_since.unwrap_or(t));
                 let msg = if cached {
                     format!("Container image \"{image}\" already present on machine")
@@ -769,7 +877,9 @@ impl Lens {
                 self.kube_event(("Pod", &name, &uid), "Pulled", &msg, "kubelet");
             }
             EventKind::ContainerStarted { pod } => {
-                let Some(v) = self.pods.get_mut(&pod) else { return };
+                let Some(v) = self.pods.get_mut(&pod) else {
+                    return;
+                };
                 if v.started_us.is_none() {
                     v.started_us = Some(t);
                 }
@@ -782,8 +892,18 @@ impl Lens {
                 }
                 v.object["status"]["containerStatuses"] = json!([status]);
                 let (name, uid, object) = (v.name.clone(), v.uid.clone(), v.object.clone());
-                self.kube_event(("Pod", &name, &uid), "Created", &format!("Created container: {CONTAINER}"), "kubelet");
-                self.kube_event(("Pod", &name, &uid), "Started", &format!("Started container {CONTAINER}"), "kubelet");
+                self.kube_event(
+                    ("Pod", &name, &uid),
+                    "Created",
+                    &format!("Created container: {CONTAINER}"),
+                    "kubelet",
+                );
+                self.kube_event(
+                    ("Pod", &name, &uid),
+                    "Started",
+                    &format!("Started container {CONTAINER}"),
+                    "kubelet",
+                );
                 self.object(object, false);
                 if self.worker_reports() && restarts == 0 {
                     let r = self.report_of(&self.pods[&pod]);
@@ -792,7 +912,9 @@ impl Lens {
             }
             EventKind::ModelLoaded { pod, .. } => {
                 let reports = self.worker_reports();
-                let Some(v) = self.pods.get_mut(&pod) else { return };
+                let Some(v) = self.pods.get_mut(&pod) else {
+                    return;
+                };
                 if v.model_ready_us.is_none() {
                     v.model_ready_us = Some(t);
                 }
@@ -802,10 +924,15 @@ impl Lens {
                 }
             }
             EventKind::PodReady { pod } => {
-                let Some(v) = self.pods.get_mut(&pod) else { return };
+                let Some(v) = self.pods.get_mut(&pod) else {
+                    return;
+                };
                 if v.object["status"]["conditions"]
                     .as_array()
-                    .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+                    .is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
                 {
                     return; // a pod ready before the run: already in its object
                 }
@@ -816,7 +943,9 @@ impl Lens {
             }
             EventKind::PodNotReady { pod, reason } => {
                 self.drop_pod_in_flight(&pod);
-                let Some(v) = self.pods.get_mut(&pod) else { return };
+                let Some(v) = self.pods.get_mut(&pod) else {
+                    return;
+                };
                 v.restarts += 1;
                 Self::set_condition(&mut v.object, "Ready", false, unix, None);
                 let status = &mut v.object["status"]["containerStatuses"][0];
@@ -826,22 +955,36 @@ impl Lens {
                     "finishedAt": rfc3339(unix), "message": reason}});
                 status["state"] = json!({"waiting": {"reason": "CrashLoopBackOff"}});
                 let (name, uid, object) = (v.name.clone(), v.uid.clone(), v.object.clone());
-                let msg = format!("Back-off restarting failed container {CONTAINER} in pod {name}_{NAMESPACE}({uid})");
+                let msg = format!(
+                    "Back-off restarting failed container {CONTAINER} in pod {name}_{NAMESPACE}({uid})"
+                );
                 self.kube_event(("Pod", &name, &uid), "BackOff", &msg, "kubelet");
                 self.object(object, false);
             }
             EventKind::PodDeleted { pod } => {
-                self.drop_pod_in_flight(&pod);
+                // A deleted pod still finishes what it holds (its grace period): its deliveries stay in flight.
                 self.unschedulable.retain(|x| *x != pod);
-                let Some(v) = self.pods.get_mut(&pod) else { return };
+                let Some(v) = self.pods.get_mut(&pod) else {
+                    return;
+                };
                 v.object["metadata"]["deletionTimestamp"] = json!(rfc3339(unix));
                 let (name, uid, object, p) = (v.name.clone(), v.uid.clone(), v.object.clone(), v.p);
                 let started = v.started_us.is_some();
                 if started {
-                    self.kube_event(("Pod", &name, &uid), "Killing", &format!("Stopping container {CONTAINER}"), "kubelet");
+                    self.kube_event(
+                        ("Pod", &name, &uid),
+                        "Killing",
+                        &format!("Stopping container {CONTAINER}"),
+                        "kubelet",
+                    );
                 }
                 let rs = self.names[p].replica_set.clone();
-                self.kube_event(("ReplicaSet", &rs, &rs), "SuccessfulDelete", &format!("Deleted pod: {name}"), "replicaset-controller");
+                self.kube_event(
+                    ("ReplicaSet", &rs, &rs),
+                    "SuccessfulDelete",
+                    &format!("Deleted pod: {name}"),
+                    "replicaset-controller",
+                );
                 self.object(object, true);
                 if self.worker_reports() && started {
                     let r = self.report_of(&self.pods[&pod]);
@@ -854,8 +997,16 @@ impl Lens {
                 gpus,
                 preexisting,
             } => {
-                let name = format!("gke-imagen-{pool}-{}-{}", self.node_hash, pick(&mut self.rng, SUFFIX_CHARS, 4));
-                let created = if preexisting { SIM_EPOCH_UNIX_US - 3_600_000_000 } else { unix };
+                let name = format!(
+                    "gke-imagen-{pool}-{}-{}",
+                    self.node_hash,
+                    pick(&mut self.rng, SUFFIX_CHARS, 4)
+                );
+                let created = if preexisting {
+                    SIM_EPOCH_UNIX_US - 3_600_000_000
+                } else {
+                    unix
+                };
                 let mut object = json!({
                     "apiVersion": "v1", "kind": "Node",
                     "metadata": {"name": name, "uid": format!("node-uid-{name}"),
@@ -870,14 +1021,30 @@ impl Lens {
                     Self::set_condition(&mut object, "Ready", true, created + 60_000_000, None);
                 } else {
                     let msg = format!("Node {name} event: Registered Node {name} in Controller");
-                    self.kube_event(("Node", &name, &format!("node-uid-{name}")), "RegisteredNode", &msg, "node-controller");
+                    self.kube_event(
+                        ("Node", &name, &format!("node-uid-{name}")),
+                        "RegisteredNode",
+                        &msg,
+                        "node-controller",
+                    );
                 }
-                self.nodes.insert(node, NodeView { name, object: object.clone() });
+                self.nodes.insert(
+                    node,
+                    NodeView {
+                        name,
+                        object: object.clone(),
+                    },
+                );
                 self.object(object, false);
             }
             EventKind::NodeReady { node } => {
-                let Some(n) = self.nodes.get_mut(&node) else { return };
-                if n.object["status"]["conditions"].as_array().is_some_and(|c| !c.is_empty()) {
+                let Some(n) = self.nodes.get_mut(&node) else {
+                    return;
+                };
+                if n.object["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|c| !c.is_empty())
+                {
                     return;
                 }
                 Self::set_condition(&mut n.object, "Ready", true, unix, None);
@@ -887,7 +1054,9 @@ impl Lens {
                 self.object(object, false);
             }
             EventKind::GpuAllocatable { node, gpus } => {
-                let Some(n) = self.nodes.get_mut(&node) else { return };
+                let Some(n) = self.nodes.get_mut(&node) else {
+                    return;
+                };
                 if n.object["status"]["allocatable"]["nvidia.com/gpu"] == json!(gpus.to_string()) {
                     return;
                 }
@@ -896,9 +1065,16 @@ impl Lens {
                 self.object(object, false);
             }
             EventKind::NodeDeleted { node } => {
-                let Some(n) = self.nodes.remove(&node) else { return };
+                let Some(n) = self.nodes.remove(&node) else {
+                    return;
+                };
                 let uid = format!("node-uid-{}", n.name);
-                self.kube_event(("Node", &n.name, &uid), "ScaleDown", "nodes removed by cluster autoscaler", "cluster-autoscaler");
+                self.kube_event(
+                    ("Node", &n.name, &uid),
+                    "ScaleDown",
+                    "nodes removed by cluster autoscaler",
+                    "cluster-autoscaler",
+                );
                 self.object(n.object, true);
             }
             EventKind::Delivered { id, pod, .. } => {
@@ -915,7 +1091,13 @@ impl Lens {
                 processing_start_us,
                 processing_end_us,
             } => {
-                self.completion(&id, &pod, received_us, processing_start_us, processing_end_us);
+                self.completion(
+                    &id,
+                    &pod,
+                    received_us,
+                    processing_start_us,
+                    processing_end_us,
+                );
             }
             EventKind::Duplicate { id, pod } => {
                 self.completion(&id, &pod, None, None, Some(t));
@@ -950,6 +1132,9 @@ impl Lens {
         .collect();
         let key = (id.stream.clone(), id.seq, pod.to_string());
         let completes = self.in_flight.contains_key(&key).then_some(key);
+        if let Some(k) = &completes {
+            self.reporting.insert(k.clone());
+        }
         self.worker_report(ReportKind::Completed, attributes, report, completes);
     }
 
