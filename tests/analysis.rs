@@ -442,3 +442,171 @@ fn analysis_state_is_bounded_by_the_messages_in_flight() {
         .sum();
     assert_eq!(logged, N - 1);
 }
+
+/// A run whose cluster names its objects unlike the streams (`upscale-worker`, `upscale-scaler`), as
+/// kind-config/ and most real clusters do. Renamed in its log, it must give the original breakdown to the
+/// microsecond when the workload names the objects, and when a watched cluster's ScaledObjects supply the mapping;
+/// with neither, the analysis says which objects matched no stream, and how to fix it.
+#[test]
+fn renamed_deployments_give_the_same_breakdown_when_named_or_learned_and_are_named_otherwise() {
+    use imagen_load::event::{Event, EventKind, Source};
+    let plan = imagen_load::workload::load(&path("workloads/burst.toml"), &[]).unwrap();
+    let original = imagen_load::app::simulate_events(&plan, "names");
+    let renamed: Vec<Event> = original
+        .iter()
+        .cloned()
+        .map(|mut e| {
+            match &mut e.kind {
+                EventKind::Replicas { deployment, .. } | EventKind::PodCreated { deployment, .. } => {
+                    *deployment = format!("{deployment}-worker")
+                }
+                EventKind::MetricRead { scaled_object, .. }
+                | EventKind::ScalerActive { scaled_object, .. }
+                | EventKind::ScalerCondition { scaled_object, .. } => {
+                    *scaled_object = format!("{scaled_object}-scaler")
+                }
+                _ => {}
+            }
+            e
+        })
+        .collect();
+    // Named in the workload (the run header).
+    let mut named = renamed.clone();
+    if let EventKind::RunStarted { pipelines, .. } = &mut named[0].kind {
+        for p in pipelines.iter_mut() {
+            p.deployment = Some(format!("{}-worker", p.stream));
+            p.scaled_object = Some(format!("{}-scaler", p.stream));
+        }
+    }
+    // Learned from the watched cluster: each ScaledObject, its scaleTargetRef and its trigger's subscription
+    // (the full path, as a gcp-pubsub trigger may write it).
+    let mut learned = vec![renamed[0].clone()];
+    for s in &plan.streams {
+        learned.push(Event::new(
+            0,
+            Source::Kube,
+            EventKind::ScaleTarget {
+                scaled_object: format!("{}-scaler", s.name),
+                deployment: format!("{}-worker", s.name),
+                subscription: Some(format!("projects/p/subscriptions/{}", s.subscription)),
+            },
+        ));
+    }
+    learned.extend(renamed[1..].iter().cloned());
+    let want = analysis::analyze(original);
+    assert!(want.pods.len() == 4 && want.cycles.len() == 4);
+    for (how, log) in [("named", named), ("learned", learned)] {
+        let got = analysis::analyze(log);
+        assert!(got.warnings.is_empty(), "{how}: {:?}", got.warnings);
+        let rows = |r: &RunReport| {
+            r.series
+                .iter()
+                .map(|(k, h)| (k.label(), analysis::Stats::of(h)))
+                .map(|(l, s)| format!("{l} {}", serde_json::to_string(&s).unwrap()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(rows(&got), rows(&want), "{how}: every series");
+        for (g, w) in got.pods.iter().zip(&want.pods) {
+            assert_eq!(g.phases_us, w.phases_us, "{how}: {}", w.pod);
+            assert_eq!(g.pipeline.as_deref(), Some(w.deployment.as_str()), "{how}");
+            assert_eq!(g.deployment, format!("{}-worker", w.deployment), "{how}");
+        }
+        for (g, w) in got.cycles.iter().zip(&want.cycles) {
+            let key = |c: &analysis::ScaleCycle| {
+                (c.start_us, c.time_to_first_ready_us, c.to_zero_nodes_us, c.messages)
+            };
+            assert_eq!(key(g), key(w), "{how}: cycle of {}", w.deployment);
+            assert_eq!(g.pipeline, w.pipeline, "{how}");
+        }
+        assert_eq!(got.cost.cost_usd, want.cost.cost_usd, "{how}");
+    }
+    // Neither: every unmatched object is named once, with the fix.
+    let got = analysis::analyze(renamed);
+    let text = got.warnings.join("\n");
+    for name in ["upscale-worker", "background-remove-worker", "upscale-scaler"] {
+        assert!(text.contains(name), "{name} in {text}");
+    }
+    assert!(text.contains("fix: name each stream's deployment"), "{text}");
+    assert!(got.pods.iter().all(|p| p.pipeline.is_none()), "nothing is guessed");
+}
+
+/// The watcher and the reference worker describe one pod, under different Deployment names (its owner, and the
+/// worker's `--pipeline`): one pod, in one pipeline, each instant its sharpest, both sources kept.
+#[test]
+fn one_pod_seen_by_the_watcher_and_by_its_worker_is_merged() {
+    use imagen_load::event::{Event, EventKind, PipelineNames, Source};
+    let s = 1_000_000;
+    let pod = "upscale-worker-7d9f8b6c5d-q4x8z";
+    let header = EventKind::RunStarted {
+        log_version: imagen_load::event::EVENT_LOG_VERSION,
+        run_id: "r".into(),
+        workload: "w".into(),
+        seed: 1,
+        target: "emulator".into(),
+        // A whole second: kube stamps at whole seconds of the wall clock are whole seconds of the run.
+        wall_clock_start_unix_us: 1_767_225_600_000_000,
+        streams: vec!["upscale".into()],
+        warmup_us: 0,
+        deadline_us: 600 * s,
+        price_per_gpu_hour_usd: 0.48,
+        shard: None,
+        pipelines: vec![PipelineNames {
+            stream: "upscale".into(),
+            topic: "imagen-upscale".into(),
+            subscription: "imagen-upscale-sub".into(),
+            deployment: Some("upscale-worker".into()),
+            scaled_object: None,
+        }],
+        cluster_observed: Some(true),
+    };
+    let created = |t, source, deployment: &str| {
+        Event::new(
+            t,
+            source,
+            EventKind::PodCreated {
+                pod: pod.into(),
+                deployment: deployment.into(),
+                preexisting: false,
+            },
+        )
+    };
+    let started = |t, source| Event::new(t, source, EventKind::ContainerStarted { pod: pod.into() });
+    let ready = |t, source| Event::new(t, source, EventKind::PodReady { pod: pod.into() });
+    let log = vec![
+        Event::new(0, Source::Harness, header),
+        // The cluster: created at 10 s, container running at 95 s (whole seconds), Ready at 140 s.
+        created(10 * s, Source::Kube, "upscale-worker"),
+        started(95 * s, Source::Kube),
+        // The worker: its process started at 95.4 s (inside the kube second: sharper), model ready at 139.2 s.
+        created(95 * s + 400_000, Source::Worker, "upscale"),
+        started(95 * s + 400_000, Source::Worker),
+        Event::new(
+            139 * s + 200_000,
+            Source::Worker,
+            EventKind::ModelLoaded {
+                pod: pod.into(),
+                duration_us: Some(43_800_000),
+            },
+        ),
+        ready(139 * s + 200_000, Source::Worker),
+        ready(140 * s, Source::Kube),
+        Event::new(
+            600 * s,
+            Source::Harness,
+            EventKind::RunFinished {
+                interrupted: false,
+                reason: None,
+            },
+        ),
+    ];
+    let r = analysis::analyze(log);
+    assert_eq!(r.pods.len(), 1, "{:?}", r.pods);
+    let p = &r.pods[0];
+    assert_eq!(p.pipeline.as_deref(), Some("upscale"));
+    assert_eq!(p.deployment, "upscale-worker", "the owner, as the cluster says");
+    assert_eq!(p.sources, vec![Source::Kube, Source::Worker]);
+    assert_eq!(p.created_us, Some(10 * s), "the earliest report of its creation");
+    assert_eq!(p.ready_us, Some(139 * s + 200_000), "the worker's, before the probe saw it");
+    assert_eq!(p.phases_us["model_load"], Some(43_800_000), "as the worker measured it");
+    assert!(!p.preexisting);
+}

@@ -256,6 +256,46 @@ fn scaledobjects_use_only_kedas_fields_and_read_the_emulators_backlog() {
     }
 }
 
+/// The kind workload names each stream's Deployment and ScaledObject; those exist in kind-config/, each
+/// ScaledObject scales its stream's Deployment, and its trigger reads its stream's subscription, as the analysis
+/// reads a watched ScaledObject (`trigger_subscription`).
+#[test]
+fn the_kind_workload_and_manifests_agree_on_every_pipelines_names() {
+    let plan = imagen_load::workload::load(&path("workloads/kind-burst.toml"), &[]).unwrap();
+    let deployments: Vec<String> = documents("kind-config/workers.yaml")
+        .iter()
+        .filter(|d| kind_of(d) == "Deployment")
+        .map(|d| d["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    for rel in [
+        "kind-config/scaledobjects-all-cold.yaml",
+        "kind-config/scaledobjects-hybrid.yaml",
+    ] {
+        let objects: Vec<serde_json::Value> = documents(rel)
+            .iter()
+            .map(|d| serde_json::to_value(d).unwrap())
+            .collect();
+        for s in &plan.streams {
+            let (Some(dep), Some(so)) = (&s.deployment, &s.scaled_object) else {
+                panic!("stream {} names no deployment or scaled_object", s.name)
+            };
+            assert!(deployments.contains(dep), "{}: no Deployment {dep}", s.name);
+            let obj = objects
+                .iter()
+                .find(|o| o["metadata"]["name"] == so.as_str())
+                .unwrap_or_else(|| panic!("{rel}: no ScaledObject {so}"));
+            assert_eq!(obj["spec"]["scaleTargetRef"]["name"], dep.as_str(), "{rel}: {so}");
+            assert_eq!(
+                imagen_load::cluster::import::trigger_subscription(obj).as_deref(),
+                Some(s.subscription.as_str()),
+                "{rel}: {so} reads {}'s subscription",
+                s.name
+            );
+        }
+        assert_eq!(objects.len(), plan.streams.len(), "{rel}: one per stream");
+    }
+}
+
 #[test]
 fn the_kind_cluster_maps_the_emulator_and_mounts_results() {
     let docs = documents("kind-config/cluster.yaml");

@@ -286,6 +286,9 @@ fn the_quick_start_with_one_busy_worker_reports_warm_messages_and_queueing() {
     assert_eq!(code, 0, "exit code");
     let s = summary(out, "qs");
     assert_eq!(s["delivery"]["completed"], 24, "{}", s["delivery"]);
+    // No cluster was watched: GPU nodes and cost are unknown, not zero.
+    assert_eq!(s["cost"]["observed"], false, "{}", s["cost"]);
+    assert!(s["cost"]["cost_usd"].is_null() && s["cost"]["peak_nodes"].is_null());
     // The worker's cold start is in the report, with its model load (1.5 s as it measured it).
     let pods = s["pods"].as_array().unwrap();
     assert_eq!(pods.len(), 1, "{pods:?}");

@@ -36,6 +36,8 @@ fn every_broken_workload_fails_with_its_place_and_key() {
         ("zero-count.toml", "stream[1].phase[1].count"),
         ("bad-sim-key.toml", "sim.keda.cooldown"),
         ("bad-cluster-scope.toml", "cluster.require_zero"),
+        ("shared-deployment.toml", "stream[2].deployment"),
+        ("bad-deployment-name.toml", "stream[1].deployment"),
     ];
     let dir = path("fixtures/bad-workloads");
     let mut seen = 0;
