@@ -16,5 +16,6 @@ bin="$CARGO_TARGET_DIR/release/imagen-load"
   cargo bench --quiet --bench schedule --bench sim --bench analysis 2>/dev/null | grep -E "^(schedule|sim|analysis)/|time:|thrpt:" || true
   cargo bench --quiet --bench pacer 2>/dev/null | grep '^pacer'
   python3 benches/memory.py "$bin"
+  python3 benches/import.py "$bin"
 } | tee "$out"
 echo "written: $out"

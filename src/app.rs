@@ -85,11 +85,13 @@ async fn shutdown_signal() {
 fn serve_emulator(args: &EmulatorArgs) -> anyhow::Result<ExitStatus> {
     runtime()?.block_on(async {
         let handle = crate::emulator::start((args.host, args.port).into()).await?;
-        println!(
+        crate::say!(
             "Pub/Sub emulator on {} (gRPC + REST); backlog at http://{}/backlog/SUBSCRIPTION\n\
              export PUBSUB_EMULATOR_HOST={}",
-            handle.addr, handle.addr, handle.addr
-        );
+            handle.addr,
+            handle.addr,
+            handle.addr
+        )?;
         shutdown_signal().await;
         handle.stop().await;
         Ok(ExitStatus::Ok)
@@ -140,14 +142,14 @@ fn worker(args: WorkerArgs) -> anyhow::Result<ExitStatus> {
             conn.ensure_subscription(&args.subscription, topic, 60)
                 .await?;
         }
-        eprintln!(
+        crate::note!(
             "worker {pod}: pulling {} on {}, completions to {}",
             conn.subscription_path(&args.subscription),
             conn.describe(),
             conn.topic_path(&args.results_topic)
         );
         let stats = crate::worker::run(cfg, shutdown_signal()).await?;
-        eprintln!(
+        crate::note!(
             "worker {pod}: stopped after {} jobs ({} completions could not be published)",
             stats.processed.load(std::sync::atomic::Ordering::Relaxed),
             stats
@@ -189,7 +191,7 @@ fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
         },
     ))?;
     if !args.quiet {
-        eprintln!(
+        crate::note!(
             "watching namespace {} and its nodes{}; results in {} (Ctrl-C to stop)",
             args.namespace,
             args.duration
@@ -261,14 +263,14 @@ fn health(args: &HealthArgs) -> anyhow::Result<ExitStatus> {
     for url in &urls {
         match rt.block_on(client.get(url).send()) {
             Ok(r) if r.status().is_success() => {
-                println!("healthy: {url} answered {}", r.status());
+                crate::say!("healthy: {url} answered {}", r.status())?;
                 return Ok(ExitStatus::Ok);
             }
             Ok(r) => failures.push(format!("{url} answered {}", r.status())),
             Err(e) => failures.push(format!("{url}: {e}")),
         }
     }
-    eprintln!("unhealthy: {}", failures.join("; "));
+    crate::note!("unhealthy: {}", failures.join("; "));
     Ok(ExitStatus::GateFailed)
 }
 
@@ -310,7 +312,11 @@ pub fn load_plan(args: &WorkloadArgs) -> anyhow::Result<Plan> {
 fn validate(args: &WorkloadArgs) -> anyhow::Result<ExitStatus> {
     let plan = load_plan(args)?;
     let items = schedule::build(&plan);
-    print!("{}", describe(&plan, &items));
+    crate::unless_closed(write!(
+        std::io::stdout().lock(),
+        "{}",
+        describe(&plan, &items)
+    ))?;
     Ok(ExitStatus::Ok)
 }
 
@@ -527,7 +533,7 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
         );
     }
     if plan.cluster.is_some() && !args.quiet {
-        eprintln!(
+        crate::note!(
             "note: [cluster] is for live targets; the simulator simulates the cluster, so nothing is watched"
         );
     }
@@ -598,7 +604,7 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
         )
     })?;
     if let Some(why) = &aborted {
-        eprintln!(
+        crate::note!(
             "aborted: threshold {why}; partial results written to {}",
             dir.display()
         );
@@ -665,7 +671,7 @@ fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
     };
     prepare_dir(&dir, args.force)?;
     if !args.quiet {
-        eprintln!(
+        crate::note!(
             "run {run_id}: {} messages into {} (project {}), live; results in {}",
             items
                 .iter(plan)
@@ -741,7 +747,7 @@ fn stop_on_signal() -> std::sync::Arc<crate::sim::Stop> {
                 }
                 #[cfg(not(unix))]
                 let _ = tokio::signal::ctrl_c().await;
-                eprintln!("stopping: writing partial results (press Ctrl-C again to abort)");
+                crate::note!("stopping: writing partial results (press Ctrl-C again to abort)");
                 flag.request("interrupted by a signal (Ctrl-C or SIGTERM)");
             });
         });
@@ -770,8 +776,10 @@ fn write_and_print(
 fn print_report(report: &RunReport, closing: &str) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     let color = stdout.is_terminal();
-    write!(stdout, "{}", report::render_terminal(report, color))?;
-    writeln!(stdout, "\n{closing}")
+    crate::unless_closed(
+        write!(stdout, "{}", report::render_terminal(report, color))
+            .and_then(|()| writeln!(stdout, "\n{closing}")),
+    )
 }
 
 /// The `run_started` event that opens every event log.
@@ -855,7 +863,7 @@ fn compare(args: &CompareArgs) -> anyhow::Result<ExitStatus> {
     let tolerance = args.fail_on_regression.unwrap_or(0.10);
     let c = crate::compare::compare(&base, &current, args.percentile, tolerance);
     let table = crate::compare::render(&c);
-    print!("{table}");
+    crate::unless_closed(write!(std::io::stdout().lock(), "{table}"))?;
     if let Some(md) = &args.markdown {
         std::fs::write(md, &table).with_context(|| format!("cannot write {}", md.display()))?;
     }
@@ -872,6 +880,8 @@ fn whatif(args: &WhatifArgs) -> anyhow::Result<ExitStatus> {
     use crate::whatif;
     let plan = load_plan(&args.workload)?;
     let streams: Vec<String> = plan.streams.iter().map(|s| s.name.clone()).collect();
+    let pipelines: Vec<crate::event::PipelineNames> =
+        plan.streams.iter().map(|s| s.names()).collect();
     if !(0.0..=24.0).contains(&args.traffic_hours_per_day) {
         bail!(
             "--traffic-hours-per-day {} must be between 0 and 24",
@@ -889,7 +899,7 @@ fn whatif(args: &WhatifArgs) -> anyhow::Result<ExitStatus> {
     };
     let mut setups = specs
         .iter()
-        .map(|s| whatif::setup(s, &streams))
+        .map(|s| whatif::setup(s, &pipelines))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(sweep) = &args.sweep {
         setups = whatif::sweep(sweep, &setups[0], &streams)?;
@@ -915,12 +925,14 @@ fn whatif(args: &WhatifArgs) -> anyhow::Result<ExitStatus> {
         args.traffic_hours_per_day,
     )?;
     match args.format {
-        crate::cli::WhatifFormat::Table => print!("{}", whatif::markdown(&w)),
+        crate::cli::WhatifFormat::Table => {
+            crate::unless_closed(write!(std::io::stdout().lock(), "{}", whatif::markdown(&w)))?
+        }
         crate::cli::WhatifFormat::Json => {
             for n in &w.notes {
-                eprintln!("{n}");
+                crate::note!("{n}");
             }
-            println!("{}", serde_json::to_string_pretty(&w.rows)?);
+            crate::say!("{}", serde_json::to_string_pretty(&w.rows)?)?;
         }
     }
     if let Some(path) = &args.html {
@@ -931,16 +943,19 @@ fn whatif(args: &WhatifArgs) -> anyhow::Result<ExitStatus> {
 }
 
 fn import(args: &ImportArgs) -> anyhow::Result<ExitStatus> {
-    let files = args
+    let inputs = args
         .dumps
         .iter()
         .map(|p| {
-            std::fs::read_to_string(p)
-                .map(|t| (p.display().to_string(), t))
+            std::fs::File::open(p)
+                .map(|f| crate::cluster::import::Input {
+                    name: p.display().to_string(),
+                    reader: Box::new(f),
+                })
                 .with_context(|| format!("cannot read {}", p.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let imported = crate::cluster::import::import(&files, args.price_per_gpu_hour_usd)?;
+    let imported = crate::cluster::import::import(inputs, args.price_per_gpu_hour_usd)?;
     let run_id = args.run_id.clone().unwrap_or_else(|| stamped("import"));
     let dir = args.out.join(&run_id);
     prepare_dir(&dir, args.force)?;
@@ -953,10 +968,16 @@ fn import(args: &ImportArgs) -> anyhow::Result<ExitStatus> {
     writer.finish()?;
     let mut report = analyzer.finish();
     report.run.run_id = run_id;
-    if imported.unparsed > 0 {
+    if !imported.unparsed.is_empty() {
+        let total: u64 = imported.unparsed.values().sum();
+        let by_reason: Vec<String> = imported
+            .unparsed
+            .iter()
+            .map(|(r, n)| format!("{r} ({n})"))
+            .collect();
         report.warnings.push(format!(
-            "{} event messages were not recognised and are kept raw in the dump",
-            imported.unparsed
+            "{total} event messages were not recognised and are kept raw in the dump: {}",
+            by_reason.join(", ")
         ));
     }
     write_and_print(&report, &dir, args.quiet, |files| {
@@ -992,25 +1013,25 @@ fn calibrate(args: &CalibrateArgs) -> anyhow::Result<ExitStatus> {
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     std::fs::write(&out, &c.text).with_context(|| format!("cannot write {}", out.display()))?;
-    println!(
+    crate::say!(
         "calibrated {} parameters from run `{}`:",
         c.used.len(),
         report.run.run_id
-    );
+    )?;
     for u in &c.used {
-        println!("  {u}");
+        crate::say!("  {u}")?;
     }
     if !c.skipped.is_empty() {
-        println!("kept as in the base profile:");
+        crate::say!("kept as in the base profile:")?;
         for s in &c.skipped {
-            println!("  {s}");
+            crate::say!("  {s}")?;
         }
     }
-    println!(
+    crate::say!(
         "wrote {} (use it with `[sim] profile = \"{}\"`)",
         out.display(),
         out.display()
-    );
+    )?;
     Ok(ExitStatus::Ok)
 }
 
@@ -1018,7 +1039,7 @@ fn trend_report(args: &ReportArgs) -> anyhow::Result<ExitStatus> {
     use crate::report::trends;
     let (runs, skipped) = trends::collect(&args.paths);
     for s in &skipped {
-        eprintln!("skipped {s}");
+        crate::note!("skipped {s}");
     }
     if runs.is_empty() {
         bail!(
@@ -1068,11 +1089,11 @@ fn trend_report(args: &ReportArgs) -> anyhow::Result<ExitStatus> {
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     let regressions = t.vs_previous.as_ref().map_or(0, |c| c.regressions())
         + t.vs_baseline.as_ref().map_or(0, |c| c.regressions());
-    println!(
+    crate::say!(
         "{} runs · {regressions} regression(s) in the last run · wrote {}",
         n,
         args.out.display()
-    );
+    )?;
     Ok(if args.fail_on_regression && regressions > 0 {
         ExitStatus::GateFailed
     } else {

@@ -1,6 +1,33 @@
 //! imagen-load: a load generator and end-to-end test harness for scale-from-zero GPU workers behind Pub/Sub and
 //! KEDA. See `docs/ARCHITECTURE.md` for the flow: workload → plan → pacer → target → events → analysis → reports.
 
+/// Writes a line to stderr, ignoring a closed stderr (a reader that went away): a note is never worth a panic.
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// Writes a line to stdout and returns its error; a reader that went away (a closed pipe) is not one: the
+/// command goes on, writes its files and returns its own exit status, as if it had been read.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        $crate::unless_closed(writeln!(std::io::stdout().lock(), $($arg)*))
+    }};
+}
+
+/// A write's result, with a closed pipe (`BrokenPipe`: `| head` stopped reading) taken as done.
+pub fn unless_closed(r: std::io::Result<()>) -> std::io::Result<()> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
+}
+
 pub mod analysis;
 pub mod app;
 pub mod calibrate;

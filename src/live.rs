@@ -198,7 +198,7 @@ async fn require_zero(
     let watching = watch::start(client, &watch_options(c), now_us, tx);
     let timeout = Duration::from_micros(c.zero_timeout.0);
     if say {
-        eprintln!(
+        crate::note!(
             "--require-zero: waiting up to {} for namespace {} to be at zero",
             humantime::format_duration(timeout),
             c.namespace
@@ -448,7 +448,7 @@ pub async fn run(
     {
         let timeout = Duration::from_micros(c.zero_timeout.0);
         if opts.progress {
-            eprintln!(
+            crate::note!(
                 "workload done; watching the scale-down until {} at zero (at most {})",
                 match scope {
                     watch::ZeroScope::Replicas => "the replicas are",

@@ -10,8 +10,18 @@ fn main() -> ExitCode {
     let cli = imagen_load::cli::Cli::parse();
     match imagen_load::run(cli) {
         Ok(status) => status.into(),
+        // A reader that stopped reading (`imagen-load import dump.json | head`) ends the command quietly, as
+        // ripgrep and kubectl do.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            imagen_load::note!("Error: {e:#}");
             ExitCode::from(2)
         }
     }

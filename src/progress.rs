@@ -72,7 +72,7 @@ impl Progress {
                         b.set_position(origin.elapsed().as_millis() as u64);
                         b.set_message(text);
                     }
-                    None => eprintln!("{text}"),
+                    None => crate::note!("{text}"),
                 }
             }
         });
@@ -95,7 +95,7 @@ impl Progress {
         );
         match self.bar {
             Some(b) => b.finish_with_message(text),
-            None => eprintln!("{text}"),
+            None => crate::note!("{text}"),
         }
     }
 }

@@ -84,8 +84,8 @@ fn cold_start_phases_are_exact() {
     );
     assert_eq!(
         a("image_pull"),
-        Some(45_100 * MS),
-        "scheduled 121.1 s, pulled 166.2 s"
+        Some(45 * S),
+        "the kubelet's Pulling 121.2 s, pulled 166.2 s"
     );
     assert_eq!(a("container_start"), Some(2 * S));
     assert_eq!(a("model_load"), Some(40 * S));
@@ -457,7 +457,8 @@ fn renamed_deployments_give_the_same_breakdown_when_named_or_learned_and_are_nam
         .cloned()
         .map(|mut e| {
             match &mut e.kind {
-                EventKind::Replicas { deployment, .. } | EventKind::PodCreated { deployment, .. } => {
+                EventKind::Replicas { deployment, .. }
+                | EventKind::PodCreated { deployment, .. } => {
                     *deployment = format!("{deployment}-worker")
                 }
                 EventKind::MetricRead { scaled_object, .. }
@@ -513,7 +514,12 @@ fn renamed_deployments_give_the_same_breakdown_when_named_or_learned_and_are_nam
         }
         for (g, w) in got.cycles.iter().zip(&want.cycles) {
             let key = |c: &analysis::ScaleCycle| {
-                (c.start_us, c.time_to_first_ready_us, c.to_zero_nodes_us, c.messages)
+                (
+                    c.start_us,
+                    c.time_to_first_ready_us,
+                    c.to_zero_nodes_us,
+                    c.messages,
+                )
             };
             assert_eq!(key(g), key(w), "{how}: cycle of {}", w.deployment);
             assert_eq!(g.pipeline, w.pipeline, "{how}");
@@ -523,11 +529,21 @@ fn renamed_deployments_give_the_same_breakdown_when_named_or_learned_and_are_nam
     // Neither: every unmatched object is named once, with the fix.
     let got = analysis::analyze(renamed);
     let text = got.warnings.join("\n");
-    for name in ["upscale-worker", "background-remove-worker", "upscale-scaler"] {
+    for name in [
+        "upscale-worker",
+        "background-remove-worker",
+        "upscale-scaler",
+    ] {
         assert!(text.contains(name), "{name} in {text}");
     }
-    assert!(text.contains("fix: name each stream's deployment"), "{text}");
-    assert!(got.pods.iter().all(|p| p.pipeline.is_none()), "nothing is guessed");
+    assert!(
+        text.contains("fix: name each stream's deployment"),
+        "{text}"
+    );
+    assert!(
+        got.pods.iter().all(|p| p.pipeline.is_none()),
+        "nothing is guessed"
+    );
 }
 
 /// The watcher and the reference worker describe one pod, under different Deployment names (its owner, and the
@@ -570,7 +586,8 @@ fn one_pod_seen_by_the_watcher_and_by_its_worker_is_merged() {
             },
         )
     };
-    let started = |t, source| Event::new(t, source, EventKind::ContainerStarted { pod: pod.into() });
+    let started =
+        |t, source| Event::new(t, source, EventKind::ContainerStarted { pod: pod.into() });
     let ready = |t, source| Event::new(t, source, EventKind::PodReady { pod: pod.into() });
     let log = vec![
         Event::new(0, Source::Harness, header),
@@ -603,10 +620,25 @@ fn one_pod_seen_by_the_watcher_and_by_its_worker_is_merged() {
     assert_eq!(r.pods.len(), 1, "{:?}", r.pods);
     let p = &r.pods[0];
     assert_eq!(p.pipeline.as_deref(), Some("upscale"));
-    assert_eq!(p.deployment, "upscale-worker", "the owner, as the cluster says");
+    assert_eq!(
+        p.deployment, "upscale-worker",
+        "the owner, as the cluster says"
+    );
     assert_eq!(p.sources, vec![Source::Kube, Source::Worker]);
-    assert_eq!(p.created_us, Some(10 * s), "the earliest report of its creation");
-    assert_eq!(p.ready_us, Some(139 * s + 200_000), "the worker's, before the probe saw it");
-    assert_eq!(p.phases_us["model_load"], Some(43_800_000), "as the worker measured it");
+    assert_eq!(
+        p.created_us,
+        Some(10 * s),
+        "the earliest report of its creation"
+    );
+    assert_eq!(
+        p.ready_us,
+        Some(139 * s + 200_000),
+        "the worker's, before the probe saw it"
+    );
+    assert_eq!(
+        p.phases_us["model_load"],
+        Some(43_800_000),
+        "as the worker measured it"
+    );
     assert!(!p.preexisting);
 }

@@ -165,3 +165,66 @@ fn overrides_change_the_model() {
         .code(2)
         .stderr(contains("KEY=VALUE"));
 }
+
+/// Every command that prints, into a reader that has gone away (`imagen-load import dump.json | head`): it stops
+/// quietly, as ripgrep and kubectl do: nothing on stderr, no panic, and its own exit status.
+#[test]
+fn a_reader_that_closes_early_ends_every_printing_command_quietly() {
+    let out = tempfile::tempdir().unwrap();
+    let o = out.path().to_str().unwrap().to_string();
+    crate::common::run_burst(out.path(), "piped", &[]).success();
+    let runs = format!("{o}/piped");
+    let commands: Vec<Vec<String>> = vec![
+        vec!["plan".into(), "workloads/burst.toml".into()],
+        vec!["validate".into(), "workloads/burst.toml".into()],
+        vec![
+            "import".into(),
+            "fixtures/kube/events/failed-scale-up.json".into(),
+            "--out".into(),
+            o.clone(),
+        ],
+        vec!["analyze".into(), runs.clone()],
+        vec!["compare".into(), runs.clone(), runs.clone()],
+        vec!["whatif".into(), "workloads/burst.toml".into()],
+        vec![
+            "run".into(),
+            "workloads/burst.toml".into(),
+            "--out".into(),
+            o.clone(),
+        ],
+    ];
+    let failing_gate: Vec<String> = [
+        "run",
+        "workloads/burst.toml",
+        "--gates",
+        "fixtures/gates/burst-fail.toml",
+        "--out",
+        &o,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let cases = commands
+        .into_iter()
+        .map(|c| (c, 0))
+        .chain([(failing_gate, 1)]);
+    for (args, code) in cases {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imagen-load"))
+            .args(&args)
+            .current_dir(crate::common::root())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before anything is written.
+        drop(child.stdout.take());
+        let done = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        // Its own exit status all the same: a failed gate still fails the job.
+        assert_eq!(done.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("Error") && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -284,7 +284,11 @@ fn the_kind_workload_and_manifests_agree_on_every_pipelines_names() {
                 .iter()
                 .find(|o| o["metadata"]["name"] == so.as_str())
                 .unwrap_or_else(|| panic!("{rel}: no ScaledObject {so}"));
-            assert_eq!(obj["spec"]["scaleTargetRef"]["name"], dep.as_str(), "{rel}: {so}");
+            assert_eq!(
+                obj["spec"]["scaleTargetRef"]["name"],
+                dep.as_str(),
+                "{rel}: {so}"
+            );
             assert_eq!(
                 imagen_load::cluster::import::trigger_subscription(obj).as_deref(),
                 Some(s.subscription.as_str()),

@@ -260,13 +260,21 @@ async fn watchers_survive_a_drop_and_a_410_and_give_imports_phases_once() {
         Some(119.25),
         "the Scheduled event's µs time, not the condition's second"
     );
-    assert_eq!(s(&ph["image_pull"]), Some(46.75));
+    assert_eq!(
+        s(&ph["image_pull"]),
+        Some(46.0),
+        "the kubelet's Pulling 10:04:31 → pulled 10:05:17"
+    );
     assert_eq!(s(&ph["container_start"]), Some(3.0));
     assert_eq!(s(&ph["model_load"]), Some(42.0));
     assert_eq!(s(&ph["total"]), Some(212.0));
     let comic = pod("comic-worker-5f6d7-aaaaa");
     assert_eq!(comic["image_cached"], true);
-    assert_eq!(s(&comic["phases_us"]["image_pull"]), Some(1.0));
+    assert_eq!(
+        s(&comic["phases_us"]["image_pull"]),
+        Some(0.0),
+        "already present on the node: no pull"
+    );
 }
 
 #[test]
@@ -435,11 +443,13 @@ async fn check_scale_cycle(fixture: &Value, server: &FakeKube, lists: Option<usi
     let expect = [
         (
             "upscale-worker-6f9c8d7b5-k2x9p",
-            [1.0, 119.6, 44.65, 1.75, 42.0, 209.0],
+            // The image pull from the kubelet's Pulling, 0.4 s after the scheduling.
+            [1.0, 119.6, 44.25, 1.75, 42.0, 209.0],
         ),
         (
             "upscale-worker-6f9c8d7b5-w4m7r",
-            [1.0, 115.25, 39.25, 1.5, 43.0, 200.0],
+            // Pulling 0.75 s after the scheduling.
+            [1.0, 115.25, 38.5, 1.5, 43.0, 200.0],
         ),
     ];
     for (name, want) in expect {

@@ -117,7 +117,7 @@ fn unsupported_fields_are_reported_and_bad_setups_refused() {
     let yaml = dir.path().join("so.yaml");
     std::fs::write(
         &yaml,
-        "kind: ScaledObject\nspec:\n  scaleTargetRef: {name: comic-worker}\n  fallback: {failureThreshold: 3, replicas: 1}\n  triggers:\n    - type: gcp-pubsub\n      metadata: {subscriptionName: s, value: '5'}\n",
+        "kind: ScaledObject\nspec:\n  scaleTargetRef: {name: comic-worker}\n  fallback: {failureThreshold: 3, replicas: 1}\n  triggers:\n    - type: gcp-pubsub\n      metadata: {subscriptionName: imagen-comic-sub, value: '5'}\n",
     )
     .unwrap();
     bin()

@@ -14,7 +14,7 @@ pub use series::{Moments, SeriesKey, SeriesSet, Stats};
 use crate::event::{Event, EventKind, MsgId, PipelineNames, Source};
 use crate::seqset::SeqSet;
 use serde::Serialize;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 
 /// The cold-start phases of one pod, in order. Each is a duration in microseconds, `None` when unknown
 /// (a signal was missing) or not applicable (activation for pods after the first of a cycle).
@@ -124,6 +124,11 @@ pub struct PodColdStart {
     pub deleted_us: Option<u64>,
     /// Times the pod stopped being ready after its cold start (a crashed worker restarting).
     pub restarts: u32,
+    /// What lengthened its cold start, as the cluster reported it: (phase, reason) with how often.
+    pub problems: Vec<Problem>,
+    /// The node group whose scale-up brought its node (a cluster-autoscaler `TriggeredScaleUp` group whose
+    /// name, without `-grp`, starts the node's, as GKE names nodes after their managed instance group).
+    pub scale_up_group: Option<String>,
     /// Phase name → duration (µs); null when unknown, and no phases at all for a pod present before the run.
     pub phases_us: PodPhases,
 }
@@ -173,6 +178,28 @@ impl Serialize for PodPhases {
             m.serialize_entry(k, &v)?;
         }
         m.end()
+    }
+}
+
+/// A reason a cold start was slow ([`EventKind::ColdStartProblem`]), counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// The phase it lengthened (a [`POD_PHASES`] name).
+    pub phase: String,
+    /// The cause in the producer's words (`GCE out of resources`, `ErrImagePull`, ...).
+    pub reason: String,
+    /// Where: the zones of a failed scale-up, when named.
+    pub node_group: Option<String>,
+    /// How many times it happened.
+    pub count: u32,
+    /// To how many pods (0 when the producer named none).
+    pub pods: u32,
+}
+
+impl Problem {
+    /// A failed scale-up (not a refused one): what `scale_up_failures` counts.
+    pub fn is_failed_scale_up(&self) -> bool {
+        self.phase == "node_provisioning" && !self.reason.starts_with("no scale-up")
     }
 }
 
@@ -266,6 +293,10 @@ pub struct RunReport {
     pub cost: Cost,
     pub http_calls: u64,
     pub warnings: Vec<String>,
+    /// Why cold starts were slow: every reported problem (failed and refused scale-ups, image pull failures and
+    /// back-offs, sandbox and volume failures, failing probes) by phase, reason and node group, with how many
+    /// times it happened and to how many pods.
+    pub problems: Vec<Problem>,
     /// Every completed message outside the warm-up, exact to the microsecond, in completion order — only when
     /// asked for ([`Analyzer::keeping_messages`], and [`analyze`] of an in-memory log): it grows with the run,
     /// while everything else here is bounded.
@@ -479,6 +510,8 @@ struct Pod {
     unschedulable: Option<u64>,
     scheduled: Option<Stamp>,
     node: Option<String>,
+    /// The kubelet began pulling the image (its first attempt).
+    pulling: Option<Stamp>,
     pulled: Option<Stamp>,
     cached: Option<bool>,
     started: Option<Stamp>,
@@ -733,7 +766,16 @@ pub struct Analyzer {
     nodes_seen: bool,
     /// Wall-clock time of t = 0 (µs since the epoch): whole-second API stamps are recognised by it.
     wall_start_us: u64,
+    /// Node groups that were scaled up.
+    scale_up_groups: BTreeSet<String>,
+    /// Reported problems by the Event they came from, at its highest count.
+    problems: HashMap<String, Reported>,
 }
+
+/// A reported problem (pod, phase, reason, node group, highest count).
+type Reported = (Option<String>, String, String, Option<String>, u32);
+/// Problems of the run by (phase order, reason, node group): (count, pods).
+type ProblemTally<'a> = BTreeMap<(usize, &'a str, Option<&'a str>), (u32, BTreeSet<&'a str>)>;
 
 /// How far back the metric lag is looked for.
 const METRIC_LAG_WINDOW_US: u64 = 15 * 60 * 1_000_000;
@@ -1120,11 +1162,32 @@ impl Analyzer {
             EventKind::PodUnschedulable { pod, .. } => {
                 self.pod_mut(pod).unschedulable.get_or_insert(t);
             }
+            EventKind::ColdStartProblem {
+                pod,
+                phase,
+                reason,
+                node_group,
+                source_event,
+                count,
+                ..
+            } => {
+                let e = self.problems.entry(source_event.clone()).or_insert((
+                    pod.clone(),
+                    phase.clone(),
+                    reason.clone(),
+                    node_group.clone(),
+                    0,
+                ));
+                e.4 = e.4.max(*count);
+            }
             EventKind::ScaleUpTriggered {
                 node_group,
                 from,
                 to,
             } => {
+                if !self.scale_up_groups.contains(node_group) {
+                    self.scale_up_groups.insert(node_group.clone());
+                }
                 for _ in 0..to.saturating_sub(*from).max(1) {
                     self.pending_scale_ups.push_back((t, node_group.clone()));
                 }
@@ -1141,7 +1204,13 @@ impl Analyzer {
                     self.assign_node(t, node, cycle);
                 }
             }
-            EventKind::ImagePulling { .. } => {}
+            EventKind::ImagePulling { pod, .. } => {
+                let stamp = self.stamp(t, e.source);
+                let p = self.pod_mut(pod);
+                if p.restarts == 0 {
+                    p.pulling = Some(Stamp::merge(p.pulling, stamp));
+                }
+            }
             EventKind::ImagePulled {
                 pod,
                 cached,
@@ -1366,10 +1435,10 @@ impl Analyzer {
     /// after its managed instance group: `gke-<cluster>-<pool>-<hash>-grp` makes `gke-<cluster>-<pool>-<hash>-xxxx`),
     /// else the oldest one waiting.
     fn scale_up_of(&mut self, node: &str) -> Option<u64> {
-        let of_group = self.pending_scale_ups.iter().position(|(_, group)| {
-            let stem = group.strip_suffix("-grp").unwrap_or(group);
-            !stem.is_empty() && node.starts_with(stem)
-        });
+        let of_group = self
+            .pending_scale_ups
+            .iter()
+            .position(|(_, group)| group_of(group, node));
         self.pending_scale_ups
             .remove(of_group.unwrap_or(0))
             .map(|(t, _)| t)
@@ -1740,14 +1809,17 @@ impl Analyzer {
         let mut intervals = std::mem::take(&mut self.intervals);
         intervals.finish(end);
 
-        let pods = self.pod_phases(&mut series);
+        let mut pods = self.pod_phases(&mut series);
+        let problems = self.problems(&mut pods);
         let observed = self.cluster_observed.unwrap_or(self.nodes_seen);
         let mut cost = self.cost(end, info.price_per_gpu_hour_usd, observed, &mut series);
         cost.observed = observed;
         if !cost.observed {
-            self.warnings.push(
-                "the run did not observe the cluster: GPU nodes and cost are unknown\n    fix: watch it during the run (`[cluster]`, or --context/--namespace), or import its events afterwards (`imagen-load import`)".into(),
-            );
+            self.warnings.push(if info.target == "kubectl-dump" {
+                "the dump has no Node objects (Events name nodes, not their GPUs): GPU nodes and cost are unknown\n    fix: save the nodes too, while they exist (`kubectl get pods,nodes,events -o json`)".into()
+            } else {
+                "the run did not observe the cluster: GPU nodes and cost are unknown\n    fix: watch it during the run (`[cluster]`, or --context/--namespace), or import its events afterwards (`imagen-load import`)".into()
+            });
         }
         self.warnings.extend(self.identity.warnings());
         for c in &self.cycles {
@@ -1770,6 +1842,7 @@ impl Analyzer {
             cycles: self.cycles,
             cost,
             http_calls: self.http_calls,
+            problems,
             warnings: self.warnings,
             messages,
             intervals,
@@ -1867,7 +1940,19 @@ impl Analyzer {
                     ("activation", activation),
                     ("pod_creation", diff(trigger, created)),
                     ("node_provisioning", diff(created, scheduled)),
-                    ("image_pull", diff(scheduled, pulled)),
+                    // From the kubelet's first pull attempt (failed attempts and back-off included); a cached
+                    // image took none. Without a `Pulling` signal, from the scheduling.
+                    (
+                        "image_pull",
+                        diff(
+                            at(p.pulling).or(if p.cached == Some(true) {
+                                pulled
+                            } else {
+                                scheduled
+                            }),
+                            pulled,
+                        ),
+                    ),
                     ("container_start", diff(pulled, started)),
                     ("model_load", model_load),
                     (
@@ -1909,10 +1994,61 @@ impl Analyzer {
                 scheduled_us: scheduled,
                 deleted_us: at(p.deleted),
                 restarts: p.restarts,
+                problems: Vec::new(),
+                scale_up_group: p.node.as_deref().and_then(|n| {
+                    self.scale_up_groups
+                        .iter()
+                        .find(|g| group_of(g, n))
+                        .cloned()
+                }),
                 phases_us: phases,
             });
         }
         out
+    }
+
+    /// The reported problems, per pod and for the run (phase order, then most frequent first).
+    fn problems(&self, pods: &mut [PodColdStart]) -> Vec<Problem> {
+        let order = |phase: &str| POD_PHASES.iter().position(|p| *p == phase).unwrap_or(99);
+        let mut by_pod: HashMap<&str, BTreeMap<(usize, &str), u32>> = HashMap::new();
+        let mut run: ProblemTally = BTreeMap::new();
+        for (pod, phase, reason, group, count) in self.problems.values() {
+            let r = run
+                .entry((order(phase), reason, group.as_deref()))
+                .or_default();
+            r.0 += count;
+            if let Some(p) = pod {
+                r.1.insert(p);
+                *by_pod
+                    .entry(p)
+                    .or_default()
+                    .entry((order(phase), reason))
+                    .or_default() += count;
+            }
+        }
+        for p in pods.iter_mut() {
+            if let Some(found) = by_pod.get(p.pod.as_str()) {
+                p.problems = found
+                    .iter()
+                    .map(|((o, reason), count)| Problem {
+                        phase: POD_PHASES.get(*o).unwrap_or(&"other").to_string(),
+                        reason: reason.to_string(),
+                        node_group: None,
+                        count: *count,
+                        pods: 1,
+                    })
+                    .collect();
+            }
+        }
+        run.into_iter()
+            .map(|((o, reason, group), (count, pods))| Problem {
+                phase: POD_PHASES.get(o).unwrap_or(&"other").to_string(),
+                reason: reason.to_string(),
+                node_group: group.map(str::to_string),
+                count,
+                pods: pods.len() as u32,
+            })
+            .collect()
     }
 
     fn cost(&mut self, end: u64, price: f64, observed: bool, series: &mut SeriesSet) -> Cost {
@@ -1992,6 +2128,13 @@ impl Analyzer {
         }
         c
     }
+}
+
+/// Whether `node` is one of node group `group`'s: GKE names a node after its managed instance group,
+/// `gke-<cluster>-<pool>-<hash>-grp` making `gke-<cluster>-<pool>-<hash>-<xxxx>`.
+fn group_of(group: &str, node: &str) -> bool {
+    let stem = group.strip_suffix("-grp").unwrap_or(group);
+    !stem.is_empty() && node.starts_with(stem)
 }
 
 fn short(error: &str) -> String {

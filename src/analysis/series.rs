@@ -35,11 +35,19 @@ impl SeriesKey {
     }
 
     /// A file-name-safe form: `e2e_latency.upscale.cold`.
+    /// A file name for the series: the scope comes from the log (a namespaced `ns/deployment`, or anything a
+    /// damaged log holds), so everything but letters, digits, `-` and `_` becomes `_`: no separator, no `..`.
     pub fn file_stem(&self) -> String {
         let mut s = self.metric.to_string();
         if self.scope != ALL {
             s.push('.');
-            s.push_str(&self.scope);
+            s.extend(self.scope.chars().map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            }));
         }
         match self.cold {
             Some(true) => s.push_str(".cold"),

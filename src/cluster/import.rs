@@ -6,7 +6,7 @@
 use super::parse::{self, Parsed};
 use crate::event::{Event, EventKind, Source};
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -15,9 +15,17 @@ pub enum Error {
     )]
     NotJson { file: String, message: String },
     #[error(
+        "{file}: found {found} where Kubernetes objects were expected\n    fix: give `kubectl get pods,nodes,events -n imagen -o json` (a List), `kubectl get events -A -o json`, or a Cloud Logging export (`gcloud logging read 'logName=\"projects/P/logs/events\"' --format=json`)"
+    )]
+    NotKubernetes { file: String, found: String },
+    #[error(
         "no pods, nodes or events in the dump\n    fix: include pods, nodes and events: `kubectl get pods,nodes,events -n imagen -o json`"
     )]
     Empty,
+    #[error(
+        "the dump's times are not a real cluster's: they run from {earliest} to {latest}\n    fix: check that the times are the objects' own (eventTime, firstTimestamp, lastTimestamp, creationTimestamp); a hand-edited or renamed dump may carry made-up ones. Nothing was analysed"
+    )]
+    ImplausibleTimes { earliest: String, latest: String },
 }
 
 /// What the dump became.
@@ -26,8 +34,8 @@ pub struct Imported {
     /// Wall-clock time of t = 0 (the earliest timestamp in the dump), µs since the epoch.
     pub origin_unix_us: u64,
     pub deployments: Vec<String>,
-    /// Event messages kept raw because no parser knew them.
-    pub unparsed: u64,
+    /// Events no parser knew, by reason (each counted once).
+    pub unparsed: BTreeMap<String, u64>,
 }
 
 pub fn ts(v: Option<&Value>) -> Option<u64> {
@@ -37,14 +45,6 @@ pub fn ts(v: Option<&Value>) -> Option<u64> {
         .duration_since(std::time::UNIX_EPOCH)
         .ok()
         .map(|d| d.as_micros() as u64)
-}
-
-fn items(v: Value, out: &mut Vec<Value>) {
-    match v.get("items").and_then(Value::as_array) {
-        Some(list) => list.iter().cloned().for_each(|i| items(i, out)),
-        None if v.get("kind").is_some() => out.push(v),
-        None => {}
-    }
 }
 
 fn condition_time(obj: &Value, kind: &str) -> Option<u64> {
@@ -358,7 +358,14 @@ pub fn event_time(o: &Value) -> Option<u64> {
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("");
-    if let Some(first) = ts(o.get("firstTimestamp")) {
+    // GKE's event exporter drops `firstTimestamp` and `count` from the Events it writes to Cloud Logging, one
+    // entry per write: each entry's `lastTimestamp` is that occurrence.
+    let first = ts(o.get("firstTimestamp")).or_else(|| {
+        (o.get("firstTimestamp").is_none() && o.get("count").is_none())
+            .then(|| ts(o.get("lastTimestamp")))
+            .flatten()
+    });
+    if let Some(first) = first {
         let sharp =
             parse::event_name_unix_us(name).filter(|s| (first..first + 1_000_000).contains(s));
         return Some(sharp.unwrap_or(first));
@@ -474,6 +481,45 @@ fn occurrence(o: &Value, t: u64) -> (Vec<(u64, EventKind)>, bool) {
             ));
         }
         Parsed::NodeRemoved => out.push((t, EventKind::NodeDeleted { node: object })),
+        Parsed::Problem {
+            phase,
+            reason,
+            node_group,
+        } => {
+            let id = o
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    format!(
+                        "{}/{}",
+                        o.pointer("/metadata/namespace")
+                            .and_then(Value::as_str)
+                            .unwrap_or(""),
+                        o.pointer("/metadata/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                    )
+                });
+            let count = [o.get("count"), o.pointer("/series/count")]
+                .into_iter()
+                .filter_map(|c| c.and_then(Value::as_u64))
+                .max()
+                .unwrap_or(1)
+                .min(u64::from(u32::MAX)) as u32;
+            out.push((
+                t,
+                EventKind::ColdStartProblem {
+                    pod: (object_kind == "Pod").then_some(object),
+                    phase: phase.to_string(),
+                    reason,
+                    node_group,
+                    source_event: id,
+                    count,
+                    message: message.chars().take(500).collect(),
+                },
+            ))
+        }
         Parsed::CreatedPod { pod } => out.push((
             t,
             EventKind::PodCreated {
@@ -506,67 +552,285 @@ fn occurrence(o: &Value, t: u64) -> (Vec<(u64, EventKind)>, bool) {
     (out, true)
 }
 
-/// Parses the dump files' contents (each a `List` or a single object).
-pub fn import(files: &[(String, String)], price_per_gpu_hour_usd: f64) -> Result<Imported, Error> {
-    let mut objects = Vec::new();
-    for (file, text) in files {
-        let v: Value = serde_json::from_str(text).map_err(|e| Error::NotJson {
-            file: file.clone(),
-            message: e.to_string(),
+/// A source of Kubernetes objects: a file's name and its bytes, read as they are parsed.
+pub struct Input {
+    pub name: String,
+    pub reader: Box<dyn std::io::Read>,
+}
+
+/// Earliest time a real cluster's record can have: Kubernetes 1.0 was released in July 2015.
+const EARLIEST_PLAUSIBLE_UNIX_US: u64 = 1_435_708_800_000_000;
+/// The longest span one import may cover: Events live an hour in the API server and 30 days in Cloud Logging.
+const LONGEST_PLAUSIBLE_SPAN_US: u64 = 31 * 86_400_000_000;
+
+/// One fact translated from an object: when, what, the namespace of what it names, and whether it came from an
+/// Event (the sharper source of a pod's scheduling time).
+struct Fact {
+    t: u64,
+    kind: EventKind,
+    namespace: Option<String>,
+}
+
+/// The Kubernetes objects of one JSON document, streamed: a `List` (`kubectl get ... -o json`), a single object,
+/// or a JSON array of objects or of Cloud Logging entries (`gcloud logging read ... --format=json`, where each
+/// entry's `jsonPayload` is the Event). `f` gets each object; the document is never held whole.
+pub fn read_objects(input: Input, mut f: impl FnMut(Value)) -> Result<u64, Error> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    struct Each<'a>(&'a mut dyn FnMut(Value), &'a mut u64);
+    impl Each<'_> {
+        /// One element of a list: an object (a nested List's items too), or a logging entry's payload.
+        fn one(&mut self, v: Value) {
+            if let Some(items) = v.get("items").and_then(Value::as_array) {
+                for i in items.clone() {
+                    self.one(i);
+                }
+            } else if let Some(p) = v.get("jsonPayload").filter(|p| p.get("kind").is_some()) {
+                *self.1 += 1;
+                (self.0)(p.clone());
+            } else if v.get("kind").is_some() {
+                *self.1 += 1;
+                (self.0)(v);
+            }
+        }
+    }
+    struct Items<'a, 'b>(&'b mut Each<'a>);
+    impl<'de> DeserializeSeed<'de> for Items<'_, '_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Items<'_, '_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of Kubernetes objects")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(v) = seq.next_element::<Value>()? {
+                self.0.one(v);
+            }
+            Ok(())
+        }
+    }
+    /// The document: a map (a List, or one object) or an array.
+    struct Doc<'a, 'b>(&'b mut Each<'a>, &'b mut String);
+    impl<'de> Visitor<'de> for Doc<'_, '_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a Kubernetes List, object, or a JSON array of them")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+            *self.1 = String::from("a JSON array with no Kubernetes objects in it");
+            Items(self.0).visit_seq(seq)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut rest = serde_json::Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if key == "items" {
+                    map.next_value_seed(Items(&mut *self.0))?;
+                } else {
+                    rest.insert(key, map.next_value::<Value>()?);
+                }
+            }
+            if rest.get("kind").and_then(Value::as_str) == Some("List") {
+                *self.1 = String::from("an empty List");
+            } else {
+                *self.1 = format!(
+                    "an object with the keys {}",
+                    rest.keys().take(6).cloned().collect::<Vec<_>>().join(", ")
+                );
+                self.0.one(Value::Object(rest));
+            }
+            Ok(())
+        }
+    }
+    let mut n = 0;
+    let mut found = String::from("no Kubernetes objects");
+    {
+        let mut each = Each(&mut f, &mut n);
+        let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(input.reader));
+        de.deserialize_any(Doc(&mut each, &mut found))
+            .and_then(|()| de.end())
+            .map_err(|e| Error::NotJson {
+                file: input.name.clone(),
+                message: e.to_string(),
+            })?;
+    }
+    if n == 0 && found != "an empty List" {
+        return Err(Error::NotKubernetes {
+            file: input.name,
+            found,
+        });
+    }
+    Ok(n)
+}
+
+/// The namespace of what an object or Event is about.
+fn namespace_of(o: &Value) -> Option<String> {
+    o.pointer("/involvedObject/namespace")
+        .or_else(|| o.pointer("/regarding/namespace"))
+        .or_else(|| o.pointer("/metadata/namespace"))
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+}
+
+/// `ns/name` for every pod, Deployment and ScaledObject a fact names (nodes are cluster-wide).
+fn qualify(kind: &mut EventKind, ns: &str) {
+    let q = |s: &mut String| *s = format!("{ns}/{s}");
+    match kind {
+        EventKind::PodCreated {
+            pod, deployment, ..
+        } => {
+            q(pod);
+            q(deployment);
+        }
+        EventKind::PodUnschedulable { pod, .. }
+        | EventKind::PodScheduled { pod, .. }
+        | EventKind::ImagePulling { pod, .. }
+        | EventKind::ImagePulled { pod, .. }
+        | EventKind::ContainerStarted { pod }
+        | EventKind::ModelLoaded { pod, .. }
+        | EventKind::PodReady { pod }
+        | EventKind::PodNotReady { pod, .. }
+        | EventKind::PodDeleted { pod } => q(pod),
+        EventKind::ColdStartProblem { pod: Some(pod), .. } => q(pod),
+        EventKind::Replicas { deployment, .. } => q(deployment),
+        EventKind::ScalerActive { scaled_object, .. }
+        | EventKind::ScalerCondition { scaled_object, .. } => q(scaled_object),
+        EventKind::ScaleTarget {
+            scaled_object,
+            deployment,
+            ..
+        } => {
+            q(scaled_object);
+            q(deployment);
+        }
+        _ => {}
+    }
+}
+
+/// Breaks down what the inputs hold (dumps of `kubectl get pods,nodes,events -o json`, Events alone, Cloud
+/// Logging exports of GKE's events log, in any mix): every object is read as it is parsed, translated, and only
+/// the facts are kept. The same object in two files counts once; with several namespaces, pods and Deployments
+/// are named `namespace/name`.
+pub fn import(inputs: Vec<Input>, price_per_gpu_hour_usd: f64) -> Result<Imported, Error> {
+    let mut facts: Vec<Fact> = Vec::new();
+    let mut unparsed: BTreeMap<String, u64> = BTreeMap::new();
+    let mut unparsed_seen: HashSet<String> = HashSet::new();
+    let mut nodes_seen = false;
+    for input in inputs {
+        read_objects(input, |o| {
+            let namespace = namespace_of(&o);
+            if o["kind"] == "Event" {
+                let (found, known) = event_events(&o);
+                if !known {
+                    let id = format!(
+                        "{}{}",
+                        o.pointer("/metadata/uid")
+                            .and_then(Value::as_str)
+                            .unwrap_or(""),
+                        o.pointer("/metadata/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                    );
+                    if unparsed_seen.insert(id) {
+                        let reason = o["reason"].as_str().unwrap_or("(none)").to_string();
+                        *unparsed.entry(reason).or_default() += 1;
+                    }
+                }
+                for (t, kind) in found {
+                    facts.push(Fact {
+                        t,
+                        kind,
+                        namespace: namespace.clone(),
+                    });
+                }
+            } else {
+                nodes_seen |= o["kind"] == "Node";
+                for (t, kind) in object_events(&o, false) {
+                    facts.push(Fact {
+                        t,
+                        kind,
+                        namespace: namespace.clone(),
+                    });
+                }
+            }
         })?;
-        items(v, &mut objects);
     }
-    let mut out: Vec<(u64, Source, EventKind)> = Vec::new();
-    let mut deployments = BTreeSet::new();
-    let mut unparsed = 0;
-    // Pods with a `Scheduled` event: its eventTime (µs) is sharper than the pod's whole-second condition.
-    let scheduled_by_event: BTreeSet<&str> = objects
-        .iter()
-        .filter(|o| {
-            o["kind"] == "Event"
-                && o["reason"]
-                    .as_str()
-                    .is_some_and(|r| r.eq_ignore_ascii_case("Scheduled"))
-        })
-        .filter_map(|o| o.pointer("/involvedObject/name").and_then(Value::as_str))
-        .collect();
-    let mut seen = Seen::default();
-    for o in objects.iter().filter(|o| o["kind"] != "Event") {
-        if o["kind"] == "Pod" {
-            deployments.insert(deployment_of(o));
-        }
-        let name = o.pointer("/metadata/name").and_then(Value::as_str);
-        let sharp = name.is_some_and(|n| scheduled_by_event.contains(n));
-        for (t, kind) in object_events(o, sharp) {
-            if seen.first(t, &kind) {
-                out.push((t, Source::Kube, kind));
-            }
-        }
-    }
-    for o in objects.iter().filter(|o| o["kind"] == "Event") {
-        let (events, known) = event_events(o);
-        unparsed += u64::from(!known);
-        for (t, kind) in events {
-            if seen.first(t, &kind) {
-                out.push((t, Source::Kube, kind));
-            }
-        }
-    }
-    if out.is_empty() {
+    if facts.is_empty() {
         return Err(Error::Empty);
     }
-    let origin = out.iter().map(|e| e.0).min().unwrap_or(0);
-    let end = out.iter().map(|e| e.0).max().unwrap_or(0);
+    // Times a real cluster cannot have recorded (a name taken for a time, a hand-edited dump): no number is built
+    // on them.
+    let (first, last) = (
+        facts.iter().min_by_key(|f| f.t).expect("non-empty"),
+        facts.iter().max_by_key(|f| f.t).expect("non-empty"),
+    );
+    if first.t < EARLIEST_PLAUSIBLE_UNIX_US || last.t - first.t > LONGEST_PLAUSIBLE_SPAN_US {
+        let at = |f: &Fact| {
+            let when = humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_micros(f.t),
+            );
+            let what: String = format!("{:?}", f.kind).chars().take(100).collect();
+            format!("{when} ({what})")
+        };
+        return Err(Error::ImplausibleTimes {
+            earliest: at(first),
+            latest: at(last),
+        });
+    }
+    let namespaces: BTreeSet<&str> = facts
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.kind,
+                EventKind::PodCreated { .. } | EventKind::Replicas { .. }
+            )
+        })
+        .filter_map(|f| f.namespace.as_deref())
+        .collect();
+    if namespaces.len() > 1 {
+        for f in &mut facts {
+            if let Some(ns) = f.namespace.clone() {
+                qualify(&mut f.kind, &ns);
+            }
+        }
+    }
     // Time order; at one instant, a deployment's change before the pods it makes.
-    out.sort_by_key(|e| {
+    facts.sort_by_key(|f| {
         (
-            e.0,
+            f.t,
             !matches!(
-                e.2,
+                f.kind,
                 EventKind::ScalerActive { .. } | EventKind::Replicas { .. }
             ),
         )
     });
+    // The same object in two files, or an Event and the object it describes, say a fact twice: exact repeats
+    // count once; a pod's facts from two sources (its object's whole-second stamp, its Event's microseconds) are
+    // both kept for the analysis to take the sharpest. Every pending pod carries the same scale-up: once.
+    let mut seen = Seen::default();
+    let mut exact: HashSet<(u64, String)> = HashSet::new();
+    let mut out: Vec<(u64, EventKind)> = Vec::new();
+    let mut deployments = BTreeSet::new();
+    for f in facts {
+        let new = match &f.kind {
+            EventKind::ScaleUpTriggered { .. } => seen.first(f.t, &f.kind),
+            k => exact.insert((f.t, format!("{k:?}"))),
+        };
+        if !new {
+            continue;
+        }
+        if let EventKind::PodCreated { deployment, .. } | EventKind::Replicas { deployment, .. } =
+            &f.kind
+        {
+            deployments.insert(deployment.clone());
+        }
+        out.push((f.t, f.kind));
+    }
+    let origin = out.first().map_or(0, |e| e.0);
+    let end = out.last().map_or(0, |e| e.0);
     let deployments: Vec<String> = deployments.into_iter().collect();
     let mut events = vec![Event::new(
         0,
@@ -584,12 +848,13 @@ pub fn import(files: &[(String, String)], price_per_gpu_hour_usd: f64) -> Result
             price_per_gpu_hour_usd,
             shard: None,
             pipelines: Vec::new(),
-            cluster_observed: Some(true),
+            // Events name nodes, not their GPUs: cost needs the Node objects.
+            cluster_observed: Some(nodes_seen),
         },
     )];
     events.extend(
         out.into_iter()
-            .map(|(t, source, kind)| Event::new(t - origin, source, kind)),
+            .map(|(t, kind)| Event::new(t - origin, Source::Kube, kind)),
     );
     events.push(Event::new(
         end - origin,
@@ -605,6 +870,21 @@ pub fn import(files: &[(String, String)], price_per_gpu_hour_usd: f64) -> Result
         deployments,
         unparsed,
     })
+}
+
+/// [`import`] of documents already in memory: (name, text).
+pub fn import_texts(
+    files: &[(String, String)],
+    price_per_gpu_hour_usd: f64,
+) -> Result<Imported, Error> {
+    let inputs = files
+        .iter()
+        .map(|(name, text)| Input {
+            name: name.clone(),
+            reader: Box::new(std::io::Cursor::new(text.clone().into_bytes())),
+        })
+        .collect();
+    import(inputs, price_per_gpu_hour_usd)
 }
 
 #[cfg(test)]

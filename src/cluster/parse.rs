@@ -22,10 +22,19 @@ pub enum Parsed {
     },
     /// cluster-autoscaler `TriggeredScaleUp`: one or more node groups grown.
     TriggeredScaleUp(Vec<ScaleUp>),
-    /// cluster-autoscaler `NotTriggerScaleUp` / `FailedScaleUp` (kept raw: the reasons vary).
-    NoScaleUp {
+    /// Something that lengthened a cold start: cluster-autoscaler's `FailedScaleUp` (GKE: "Node scale up in zones
+    /// Z associated with this pod failed: R. Pod is at risk of not being scheduled.") and `NotTriggerScaleUp`
+    /// ("pod didn't trigger scale-up: 3 in backoff after failed scale-up, ..."), the kubelet's failed pulls
+    /// (`Failed` "Failed to pull image ..."), pull back-off (`BackOff` "Back-off pulling image ..."),
+    /// `FailedCreatePodSandBox`, `FailedMount`, `FailedAttachVolume` and failing probes (`Unhealthy`).
+    /// Wordings: kubernetes/autoscaler `processors/status/eventing_scale_up_processor.go`, GKE's cluster
+    /// autoscaler visibility messages, kubernetes `pkg/kubelet/images/image_manager.go`, `pkg/kubelet/prober`.
+    Problem {
+        /// The cold-start phase it lengthened.
+        phase: &'static str,
         reason: String,
-        message: String,
+        /// The zones of a failed scale-up.
+        node_group: Option<String>,
     },
     /// KEDA `KEDAScaleTargetActivated` / `KEDAScaleTargetDeactivated`.
     Keda(KedaScale),
@@ -288,10 +297,72 @@ pub fn parse(reason: &str, message: &str) -> Parsed {
         "triggeredscaleup" => scale_ups(message)
             .map(Parsed::TriggeredScaleUp)
             .unwrap_or_else(unparsed),
-        "nottriggerscaleup" | "failedscaleup" => Parsed::NoScaleUp {
-            reason: reason.to_string(),
-            message: message.to_string(),
+        "failedscaleup" => {
+            let lower = message.to_lowercase();
+            let why = after(message, &lower, "failed: ")
+                .map(|r| r.split(". Pod is at risk").next().unwrap_or(r))
+                .unwrap_or(message)
+                .trim()
+                .trim_end_matches('.');
+            let zones = after(message, &lower, "in zones ")
+                .and_then(|r| r.split(" associated").next())
+                .map(|z| z.trim().to_string())
+                .filter(|z| !z.is_empty());
+            Parsed::Problem {
+                phase: "node_provisioning",
+                reason: why.to_string(),
+                node_group: zones,
+            }
+        }
+        "nottriggerscaleup" => {
+            // "pod didn't trigger scale-up: 3 in backoff after failed scale-up, 3 Insufficient nvidia.com/gpu":
+            // the reasons, without their node-group counts.
+            let lower = message.to_lowercase();
+            let list = after(message, &lower, "scale-up: ")
+                .or_else(|| after(message, &lower, "): "))
+                .unwrap_or(message);
+            let reasons: Vec<&str> = list
+                .trim()
+                .trim_end_matches('.')
+                .split(", ")
+                .map(|r| {
+                    r.split_once(' ')
+                        .filter(|(n, _)| n.chars().all(|c| c.is_ascii_digit()))
+                        .map_or(r, |(_, rest)| rest)
+                })
+                .collect();
+            Parsed::Problem {
+                phase: "node_provisioning",
+                reason: format!("no scale-up: {}", reasons.join(", ")),
+                node_group: None,
+            }
+        }
+        "failed" if message.starts_with("Failed to pull image") => Parsed::Problem {
+            phase: "image_pull",
+            reason: "ErrImagePull".into(),
+            node_group: None,
         },
+        "backoff" if message.starts_with("Back-off pulling image") => Parsed::Problem {
+            phase: "image_pull",
+            reason: "ImagePullBackOff".into(),
+            node_group: None,
+        },
+        "failedcreatepodsandbox" | "failedmount" | "failedattachvolume" => Parsed::Problem {
+            phase: "container_start",
+            reason: reason.to_string(),
+            node_group: None,
+        },
+        "unhealthy" => {
+            let probe = message.split(" probe failed").next().unwrap_or("");
+            match probe {
+                "Readiness" | "Startup" | "Liveness" => Parsed::Problem {
+                    phase: "model_load",
+                    reason: format!("{} probe failed", probe.to_lowercase()),
+                    node_group: None,
+                },
+                _ => unparsed(),
+            }
+        }
         "kedascaletargetactivated" => Parsed::Keda(keda(message, true)),
         "kedascaletargetdeactivated" => Parsed::Keda(keda(message, false)),
         "removingnode" | "deletingnode" => Parsed::NodeRemoved,
@@ -310,7 +381,7 @@ pub fn parse(reason: &str, message: &str) -> Parsed {
         "scalingreplicaset" => scaled_replica_set(message).unwrap_or_else(unparsed),
         "scaledown" if message.to_lowercase().contains("removed") => Parsed::NodeRemoved,
         "created" | "started" | "killing" | "scaledown" | "scaledownempty" | "imagestreaming"
-        | "backoff" | "registerednode" | "nodeready" | "nodenotready" | "starting"
+        | "failed" | "backoff" | "registerednode" | "nodeready" | "nodenotready" | "starting"
         | "successfulrescale" | "kedascalersstarted" | "scaledobjectready" => Parsed::Reason {
             reason: reason.to_string(),
         },
@@ -427,12 +498,70 @@ mod tests {
             parse("TriggeredScaleUp", "pod triggered scale-up"),
             Parsed::Unparsed { .. }
         ));
-        assert!(matches!(
+        assert_eq!(
             parse(
                 "NotTriggerScaleUp",
-                "pod didn't trigger scale-up: 1 max node group size reached"
+                "pod didn't trigger scale-up: 3 in backoff after failed scale-up, 3 Insufficient nvidia.com/gpu"
             ),
-            Parsed::NoScaleUp { .. }
+            Parsed::Problem {
+                phase: "node_provisioning",
+                reason:
+                    "no scale-up: in backoff after failed scale-up, Insufficient nvidia.com/gpu"
+                        .into(),
+                node_group: None
+            }
+        );
+        assert_eq!(
+            parse(
+                "FailedScaleUp",
+                "Node scale up in zones us-central1-a associated with this pod failed: GCE out of resources. Pod is at risk of not being scheduled."
+            ),
+            Parsed::Problem {
+                phase: "node_provisioning",
+                reason: "GCE out of resources".into(),
+                node_group: Some("us-central1-a".into())
+            }
+        );
+        for (reason, message, phase, why) in [
+            (
+                "Failed",
+                "Failed to pull image \"x\": rpc error: code = NotFound",
+                "image_pull",
+                "ErrImagePull",
+            ),
+            (
+                "BackOff",
+                "Back-off pulling image \"x\"",
+                "image_pull",
+                "ImagePullBackOff",
+            ),
+            (
+                "Unhealthy",
+                "Readiness probe failed: HTTP probe failed with statuscode: 503",
+                "model_load",
+                "readiness probe failed",
+            ),
+            (
+                "FailedCreatePodSandBox",
+                "Failed to create pod sandbox: rpc error",
+                "container_start",
+                "FailedCreatePodSandBox",
+            ),
+        ] {
+            assert_eq!(
+                parse(reason, message),
+                Parsed::Problem {
+                    phase,
+                    reason: why.into(),
+                    node_group: None
+                },
+                "{reason}"
+            );
+        }
+        // The repeats of a failed pull in `Error: ...` form add nothing.
+        assert!(matches!(
+            parse("Failed", "Error: ErrImagePull"),
+            Parsed::Reason { .. }
         ));
     }
 

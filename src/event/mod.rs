@@ -191,6 +191,26 @@ pub enum EventKind {
         pod: String,
         reason: String,
     },
+    /// Something the cluster reported that lengthened a cold start: a failed or refused scale-up
+    /// (cluster-autoscaler's `FailedScaleUp`, `NotTriggerScaleUp`), a failed image pull or its back-off, a pod
+    /// sandbox or volume that could not be set up, a failing probe.
+    ColdStartProblem {
+        /// The pod it happened to.
+        pod: Option<String>,
+        /// The phase it lengthened: `node_provisioning`, `image_pull`, `container_start` or `model_load`.
+        phase: String,
+        /// The cause in the producer's words: `GCE out of resources`, `IP space exhausted`, `in backoff after
+        /// failed scale-up`, `ErrImagePull`, `ImagePullBackOff`, `FailedCreatePodSandBox`, `readiness probe
+        /// failed`...
+        reason: String,
+        /// Where, when the producer says: the zones of a failed scale-up.
+        node_group: Option<String>,
+        /// The Event it came from (its uid, or namespace/name), and how often that Event had happened by then
+        /// (`count`): one Event seen several times counts once, at its highest count.
+        source_event: String,
+        count: u32,
+        message: String,
+    },
     ScaleUpTriggered {
         node_group: String,
         from: u32,
@@ -486,6 +506,24 @@ mod tests {
                 node_group: "g".into(),
                 from: 0,
                 to: 2,
+            },
+            EventKind::ColdStartProblem {
+                pod: Some("p".into()),
+                phase: "node_provisioning".into(),
+                reason: "GCE out of resources".into(),
+                node_group: Some("us-central1-a".into()),
+                source_event: "uid-1".into(),
+                count: 2,
+                message: "Node scale up in zones us-central1-a associated with this pod failed: GCE out of resources. Pod is at risk of not being scheduled.".into(),
+            },
+            EventKind::ColdStartProblem {
+                pod: None,
+                phase: "image_pull".into(),
+                reason: "ErrImagePull".into(),
+                node_group: None,
+                source_event: "uid-2".into(),
+                count: 1,
+                message: String::new(),
             },
             EventKind::PodScheduled {
                 pod: "p".into(),

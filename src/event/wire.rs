@@ -27,6 +27,7 @@ pub(super) enum Tag {
     ScaleTarget,
     PodCreated,
     PodUnschedulable,
+    ColdStartProblem,
     ScaleUpTriggered,
     PodScheduled,
     ImagePulling,
@@ -103,6 +104,10 @@ pub(super) struct Wire {
     bytes: Option<u64>,
     cached: Option<bool>,
     pool: Option<String>,
+    phase: Option<String>,
+    source_event: Option<String>,
+    count: Option<u32>,
+    message: Option<String>,
     gpus: Option<u32>,
     phases: Option<PodPhaseTruth>,
 }
@@ -231,6 +236,15 @@ impl TryFrom<Wire> for Event {
             Tag::PodUnschedulable => EventKind::PodUnschedulable {
                 pod: r!(pod),
                 reason: r!(reason),
+            },
+            Tag::ColdStartProblem => EventKind::ColdStartProblem {
+                pod: w.pod,
+                phase: r!(phase),
+                reason: r!(reason),
+                node_group: w.node_group,
+                source_event: r!(source_event),
+                count: w.count.unwrap_or(1),
+                message: w.message.unwrap_or_default(),
             },
             Tag::ScaleUpTriggered => EventKind::ScaleUpTriggered {
                 node_group: r!(node_group),

@@ -53,7 +53,7 @@ const MESSAGE_SERIES: [&str; 5] = [
 ];
 
 /// Run-level counts and amounts.
-pub const COUNTERS: [&str; 12] = [
+pub const COUNTERS: [&str; 13] = [
     "scheduled",
     "published",
     "publish_failed",
@@ -64,6 +64,7 @@ pub const COUNTERS: [&str; 12] = [
     "late",
     "cold_starts",
     "cost_usd",
+    "scale_up_failures",
     "gpu_hours",
     "idle_gpu_hours",
 ];
@@ -583,6 +584,12 @@ fn counter_value(r: &RunReport, name: &str) -> f64 {
         "late" => d.late as f64,
         "cold_starts" => r.pods.iter().filter(|p| !p.preexisting).count() as f64,
         "cost_usd" => r.cost.cost_usd,
+        "scale_up_failures" => r
+            .problems
+            .iter()
+            .filter(|p| p.is_failed_scale_up())
+            .map(|p| f64::from(p.count))
+            .sum(),
         "gpu_hours" => r.cost.gpu_seconds / 3600.0,
         "idle_gpu_hours" => r.cost.gpu_idle_seconds / 3600.0,
         _ => unreachable!("counter names are validated when parsed"),

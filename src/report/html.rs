@@ -596,6 +596,14 @@ pub fn render(r: &RunReport) -> String {
         })
         .collect();
     body.push_str(&table(&["phase", "pods", "p50", "p95", "max"], rows));
+    let why = super::problem_lines(r);
+    if !why.is_empty() {
+        body.push_str("<h3>Why they were slow (as the cluster reported)</h3><ul>");
+        for (phase, text) in why {
+            body.push_str(&format!("<li><b>{}</b>: {}</li>", esc(&phase), esc(&text)));
+        }
+        body.push_str("</ul>");
+    }
     if !r.cycles.is_empty() {
         body.push_str("<h2>Scale cycles</h2>");
         let fmt = |v: Option<u64>| v.map(h).unwrap_or_else(|| "–".into());

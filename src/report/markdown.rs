@@ -100,6 +100,14 @@ pub fn render(r: &RunReport) -> String {
             }
         }
         md.push('\n');
+        let why = super::problem_lines(r);
+        if !why.is_empty() {
+            writeln!(md, "**Why they were slow** (as the cluster reported):\n").unwrap();
+            for (phase, text) in why {
+                writeln!(md, "- {phase}: {text}").unwrap();
+            }
+            md.push('\n');
+        }
     }
     let c = &r.cost;
     if let Some(why) = c.unknown_why() {

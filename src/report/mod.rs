@@ -30,6 +30,49 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Why cold starts were slow, one line per phase the problems lengthened, for every report: e.g.
+/// ("node provisioning", "2 failed scale-ups: GCE out of resources ×1 (us-central1-a), IP space exhausted ×1
+/// (us-central1-b); no scale-up: in backoff after failed scale-up ×1").
+pub fn problem_lines(r: &RunReport) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for phase in crate::analysis::POD_PHASES {
+        let here: Vec<&crate::analysis::Problem> =
+            r.problems.iter().filter(|p| p.phase == phase).collect();
+        if here.is_empty() {
+            continue;
+        }
+        let failed: u32 = here
+            .iter()
+            .filter(|p| p.is_failed_scale_up())
+            .map(|p| p.count)
+            .sum();
+        let items: Vec<String> = here
+            .iter()
+            .map(|p| {
+                let place = p
+                    .node_group
+                    .as_ref()
+                    .map(|g| format!(" ({g})"))
+                    .unwrap_or_default();
+                format!("{} ×{}{place}", p.reason, p.count)
+            })
+            .collect();
+        let lead = if failed > 0 {
+            format!(
+                "{failed} failed scale-up{}: ",
+                if failed == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        };
+        out.push((
+            phase.replace('_', " "),
+            format!("{lead}{}", items.join(", ")),
+        ));
+    }
+    out
+}
+
 /// One output format.
 pub trait Exporter {
     /// Files this exporter writes, relative to the results folder (for listing them to the user).

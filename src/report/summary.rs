@@ -20,6 +20,7 @@ pub struct Summary<'a> {
     pub http_calls: u64,
     pub thresholds: &'a [crate::gates::Outcome],
     pub warnings: &'a [String],
+    pub problems: &'a [crate::analysis::Problem],
 }
 
 #[derive(Debug, Serialize)]
@@ -59,6 +60,7 @@ impl<'a> Summary<'a> {
             http_calls: r.http_calls,
             thresholds: &r.thresholds,
             warnings: &r.warnings,
+            problems: &r.problems,
         }
     }
 }

@@ -244,6 +244,18 @@ pub fn render(r: &RunReport, color: bool) -> String {
                 row(&mut out, &format!("  {}", m.replace(['.', '_'], " ")), &st);
             }
         }
+        let why = super::problem_lines(r);
+        if !why.is_empty() {
+            writeln!(
+                out,
+                "  {}",
+                style.head("Why they were slow (as the cluster reported)")
+            )
+            .unwrap();
+            for (phase, text) in why {
+                writeln!(out, "    {phase}: {}", style.bad(&text)).unwrap();
+            }
+        }
         out.push('\n');
     } else {
         writeln!(

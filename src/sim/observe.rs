@@ -459,6 +459,13 @@ impl Lens {
         if expired {
             self.kube_events.remove(&key);
         }
+        // Expired Events are forgotten, so the lens holds about an hour of them, not the run's.
+        if self.kube_events.len() > 4_096 && self.seq.is_multiple_of(1_024) {
+            self.kube_events.retain(|_, e| {
+                ts(e.get("lastTimestamp").or(e.get("eventTime")))
+                    .is_some_and(|last| last + EVENT_TTL_US >= unix)
+            });
+        }
         let event = match self.kube_events.get_mut(&key) {
             Some(e) => {
                 let count = e["count"].as_u64().unwrap_or(1) + 1;
@@ -532,9 +539,12 @@ impl Lens {
         unix: u64,
         reason: Option<&str>,
     ) {
+        if !object["status"]["conditions"].is_array() {
+            object["status"]["conditions"] = json!([]);
+        }
         let conditions = object["status"]["conditions"]
             .as_array_mut()
-            .expect("conditions");
+            .expect("an array");
         conditions.retain(|c| c["type"] != kind);
         let mut c = json!({"type": kind, "status": if status { "True" } else { "False" },
             "lastTransitionTime": rfc3339(unix)});
@@ -646,7 +656,8 @@ impl Lens {
             // KEDA's own reading of the metric: no producer shows it.
             EventKind::MetricRead { .. }
             | EventKind::ScaleTarget { .. }
-            | EventKind::ScalerCondition { .. } => {}
+            | EventKind::ScalerCondition { .. }
+            | EventKind::ColdStartProblem { .. } => {}
             EventKind::ScalerActive {
                 scaled_object,
                 active,
@@ -986,6 +997,9 @@ impl Lens {
                     "replicaset-controller",
                 );
                 self.object(object, true);
+                if let Some(v) = self.pods.get_mut(&pod) {
+                    v.object = Value::Null; // gone from the API: only its name is still needed
+                }
                 if self.worker_reports() && started {
                     let r = self.report_of(&self.pods[&pod]);
                     self.worker_report(ReportKind::Stopping, BTreeMap::new(), r, None);

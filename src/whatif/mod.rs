@@ -63,7 +63,9 @@ fn min_replicas(streams: &[String], hot: &[&str]) -> Vec<Override> {
 }
 
 /// A setup from its name: a preset, or a path to a ScaledObject YAML file.
-pub fn setup(spec: &str, streams: &[String]) -> Result<Setup> {
+pub fn setup(spec: &str, pipelines: &[crate::event::PipelineNames]) -> Result<Setup> {
+    let streams: Vec<String> = pipelines.iter().map(|p| p.stream.clone()).collect();
+    let streams = &streams[..];
     let named = |overrides| {
         Ok(Setup {
             name: spec.to_string(),
@@ -87,7 +89,7 @@ pub fn setup(spec: &str, streams: &[String]) -> Result<Setup> {
             named(min_replicas(streams, &hot))
         }
         _ if spec.ends_with(".yaml") || spec.ends_with(".yml") || Path::new(spec).is_file() => {
-            let parsed = scaledobject::load(Path::new(spec), streams)?;
+            let parsed = scaledobject::load(Path::new(spec), pipelines)?;
             let name = Path::new(spec).file_stem().map_or(spec.to_string(), |s| s.to_string_lossy().into_owned());
             Ok(Setup { name, overrides: parsed.overrides, notes: parsed.not_modelled })
         }

@@ -7,6 +7,9 @@
 //! things (subscription, query, server, credentials) have no effect on scaling and are accepted. Every other field
 //! is reported as not modelled, never silently ignored.
 
+use crate::analysis::identity::Identity;
+use crate::cluster::import::trigger_subscription;
+use crate::event::PipelineNames;
 use crate::workload::Override;
 use serde::Deserialize;
 use std::path::Path;
@@ -51,26 +54,6 @@ fn over(key: String, value: String) -> Override {
         value,
         text,
     }
-}
-
-/// Which stream a ScaledObject scales: the stream whose name is the target Deployment's name, or its prefix
-/// (`upscale-worker` → `upscale`), or the ScaledObject's own name likewise.
-fn stream_for<'a>(names: &[&str], streams: &'a [String]) -> Option<&'a String> {
-    for n in names {
-        if let Some(s) = streams.iter().find(|s| s.as_str() == *n) {
-            return Some(s);
-        }
-    }
-    for n in names {
-        let best = streams
-            .iter()
-            .filter(|s| n.starts_with(s.as_str()))
-            .max_by_key(|s| s.len());
-        if best.is_some() {
-            return best;
-        }
-    }
-    None
 }
 
 fn number(v: &serde_json::Value) -> Option<f64> {
@@ -129,8 +112,10 @@ const TRIGGER_IDENTITY: [&str; 13] = [
     "metadata.namespace",
 ];
 
-/// Parses a file of one or more ScaledObjects (YAML documents separated by `---`).
-pub fn load(path: &Path, streams: &[String]) -> Result<Parsed, Error> {
+/// Parses a file of one or more ScaledObjects (YAML documents separated by `---`). Each is matched to a stream
+/// by the rule the analysis uses ([`crate::analysis::identity`]): the subscription its trigger reads, then its
+/// `scaleTargetRef` (a Deployment the workload names, or one named like the stream).
+pub fn load(path: &Path, streams: &[PipelineNames]) -> Result<Parsed, Error> {
     let p = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFailed {
         path: p.clone(),
@@ -139,7 +124,9 @@ pub fn load(path: &Path, streams: &[String]) -> Result<Parsed, Error> {
     parse(&p, &text, streams)
 }
 
-pub fn parse(p: &str, text: &str, streams: &[String]) -> Result<Parsed, Error> {
+pub fn parse(p: &str, text: &str, streams: &[PipelineNames]) -> Result<Parsed, Error> {
+    let mut identity = Identity::new(streams);
+    let names: Vec<&str> = streams.iter().map(|s| s.stream.as_str()).collect();
     let mut out = Parsed::default();
     let mut sources = Vec::new();
     for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
@@ -176,15 +163,30 @@ pub fn parse(p: &str, text: &str, streams: &[String]) -> Result<Parsed, Error> {
             .pointer("/metadata/name")
             .and_then(|x| x.as_str())
             .unwrap_or("");
-        let stream = stream_for(&[target, own], streams).ok_or_else(|| {
-            invalid(
-                format!("scaleTargetRef `{target}` (ScaledObject `{own}`) matches no stream"),
-                &format!(
-                    "name the Deployment after its stream or start it with it; streams are {}",
-                    streams.join(", ")
-                ),
-            )
-        })?;
+        let subscription = trigger_subscription(&v);
+        let stream = identity
+            .learn(own, target, subscription.as_deref())
+            .map(|i| identity.stream_name(i).to_string())
+            .ok_or_else(|| {
+                invalid(
+                    format!(
+                        "{} scales `{target}`{}, which matches no stream",
+                        if own.is_empty() {
+                            "a ScaledObject with no name".to_string()
+                        } else {
+                            format!("ScaledObject `{own}`")
+                        },
+                        subscription
+                            .as_deref()
+                            .map(|s| format!(" on subscription `{s}`"))
+                            .unwrap_or_default()
+                    ),
+                    &format!(
+                        "point its trigger at a stream's subscription, or name the Deployment in the workload (`[[stream]] deployment = \"{target}\"`); the streams are {}",
+                        names.join(", ")
+                    ),
+                )
+            })?;
         let key = |k: &str| format!("sim.pipeline.{stream}.keda.{k}");
         let mut modelled: Vec<&str> = Vec::new();
         let int = |name: &str| spec.get(name).and_then(number);
@@ -285,7 +287,7 @@ pub fn parse(p: &str, text: &str, streams: &[String]) -> Result<Parsed, Error> {
                 out.not_modelled.push(format!("{p} doc {n}: {leaf}"));
             }
         }
-        if !out.pipelines.contains(stream) {
+        if !out.pipelines.contains(&stream) {
             out.pipelines.push(stream.clone());
         }
     }
@@ -314,8 +316,30 @@ pub fn parse(p: &str, text: &str, streams: &[String]) -> Result<Parsed, Error> {
 mod tests {
     use super::*;
 
-    fn streams() -> Vec<String> {
-        vec!["upscale".into(), "enhance".into(), "comic".into()]
+    fn streams() -> Vec<PipelineNames> {
+        ["upscale", "enhance", "comic"]
+            .iter()
+            .map(|s| PipelineNames {
+                stream: s.to_string(),
+                topic: format!("imagen-{s}"),
+                subscription: format!("imagen-{s}-sub"),
+                ..PipelineNames::default()
+            })
+            .collect()
+    }
+
+    /// A team's ScaledObject for Deployment `python-worker`, reading a full subscription path: matched by the
+    /// subscription, whatever the names.
+    #[test]
+    fn a_trigger_subscription_matches_its_stream_whatever_the_names() {
+        let yaml = "kind: ScaledObject\nmetadata: {name: ocr}\nspec:\n  scaleTargetRef: {name: python-worker}\n  triggers:\n    - type: gcp-pubsub\n      metadata: {subscriptionName: projects/p/subscriptions/imagen-comic-sub, value: '3'}\n";
+        let p = parse("team.yaml", yaml, &streams()).unwrap();
+        assert_eq!(p.pipelines, vec!["comic".to_string()]);
+        assert!(
+            p.overrides
+                .iter()
+                .any(|o| o.text == "sim.pipeline.comic.keda.target_value=3")
+        );
     }
 
     #[test]
