@@ -4,7 +4,11 @@
 #   2. the sustained publish rate of `run` into the built-in emulator with 1 KiB payloads (RATE, default 50000/s,
 #      for SECS, default 10 s): achieved rate, pacer lateness, publish delay, harness CPU per message;
 #   3. the end-to-end tracking overhead per message: from a worker's end of processing to the harness recording the
-#      completion (completion publish + Pub/Sub + tracker), with 4 reference workers at 2,000 jobs/s.
+#      completion (completion publish + Pub/Sub + tracker), with 4 reference workers at 2,000 jobs/s;
+#   4. side by side, into the built-in emulator (its own process) and into Google's emulator (when installed:
+#      Debian's google-cloud-cli-pubsub-emulator), each on a fresh loopback port: `run` at RATE for SECS, then
+#      Google's Python publisher (tests/interop/pubsub_conformance.py --bench, when google-cloud-pubsub is installed)
+#      with as many 1 KiB messages, as the yardstick.
 #   benches/pubsub.sh [RATE] [SECS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,9 +69,9 @@ exec > >(tee "$out") 2>&1
 
   /usr/bin/time -f "%U %S %M" -o "$work/time.txt" \
     "$bin" run "$work/publish.toml" --out "$work" --run-id publish --quiet --no-progress || true
-  python3 - "$work/publish/events.jsonl" "$work/time.txt" "$rate" "$secs" <<'PY'
+  cat > "$work/rate.py" <<'PY'
 import json, sys
-log, timing, rate, secs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+log, timing, rate, secs, into = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 intended, acks, late = {}, [], []
 for line in open(log):
     e = json.loads(line)
@@ -83,12 +87,13 @@ delay = sorted(d for _, d in acks)
 late.sort()
 user, sys_, rss = open(timing).read().split()
 q = lambda v, p: v[min(len(v) - 1, int(len(v) * p))]
-print(f"run → built-in emulator, 1 KiB payloads, offered {rate}/s for {secs}s: published {n} in {span:.2f}s "
+print(f"run → {into}, 1 KiB payloads, offered {rate}/s for {secs}s: published {n} in {span:.2f}s "
       f"= {n / span:,.0f} msg/s sustained")
 print(f"  pacer lateness µs p50 {q(late, .5)} p99 {q(late, .99)} max {late[-1]}; "
       f"publish delay (intended → ack) p50 {q(delay, .5) / 1000:.1f} ms p99 {q(delay, .99) / 1000:.1f} ms")
-print(f"  harness + in-process emulator CPU {(float(user) + float(sys_)) / n * 1e6:.1f} µs/message; peak RSS {int(rss) // 1024} MiB")
+print(f"  harness CPU {(float(user) + float(sys_)) / n * 1e6:.1f} µs/message; peak RSS {int(rss) // 1024} MiB")
 PY
+  python3 "$work/rate.py" "$work/publish/events.jsonl" "$work/time.txt" "$rate" "$secs" "the in-process emulator"
 
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   "$bin" emulator --port "$port" >/dev/null 2>&1 & pids+=($!)
@@ -117,5 +122,40 @@ q = lambda p: over[min(len(over) - 1, int(len(over) * p))] / 1000
 print(f"tracking overhead (worker's end of processing → completion recorded), {done} jobs at 2000/s, 4 workers: "
       f"p50 {q(.5):.1f} ms p90 {q(.9):.1f} ms p99 {q(.99):.1f} ms")
 PY
+
+  # 4. Side by side: the same publish run into each emulator in its own process, and Google's Python publisher.
+  unset PUBSUB_EMULATOR_HOST
+  google=/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator
+  python_count=$((rate * secs < 100000 ? rate * secs : 100000))
+  for emulator in built-in google; do
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    if [ "$emulator" = built-in ]; then
+      "$bin" emulator --port "$port" >/dev/null 2>&1 & pids+=($!)
+    elif [ -x "$google" ]; then
+      "$google" --host=127.0.0.1 --port="$port" >/dev/null 2>&1 & pids+=($!)
+    else
+      echo "Google's emulator: not installed (apt-get install google-cloud-cli-pubsub-emulator), skipped"
+      continue
+    fi
+    emu_pid=$!
+    for _ in $(seq 200); do
+      python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
+      sleep 0.1
+    done
+    sed "s|^kind = \"emulator\"|kind = \"emulator\"\nendpoint = \"127.0.0.1:$port\"|" "$work/publish.toml" \
+      > "$work/publish-$emulator.toml"
+    /usr/bin/time -f "%U %S %M" -o "$work/time.txt" "$bin" run "$work/publish-$emulator.toml" --out "$work" \
+      --run-id "publish-$emulator" --quiet --no-progress || true
+    python3 "$work/rate.py" "$work/publish-$emulator/events.jsonl" "$work/time.txt" "$rate" "$secs" \
+      "$emulator emulator (own process)"
+    if python3 -c 'import google.cloud.pubsub_v1' 2>/dev/null; then
+      echo -n "  same emulator, Google's "
+      PUBSUB_EMULATOR_HOST="127.0.0.1:$port" python3 tests/interop/pubsub_conformance.py --bench "$python_count" ||
+        echo "(python publisher failed)"
+    else
+      echo "  Google's Python publisher: not installed (pip install google-cloud-pubsub), skipped"
+    fi
+    kill "$emu_pid" 2>/dev/null || true
+  done
 }
 echo "written: $out"

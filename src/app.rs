@@ -24,6 +24,9 @@ pub enum ExitStatus {
     Ok,
     /// A threshold or regression gate failed (exit code 1).
     GateFailed,
+    /// A signal stopped the run; its partial results were written. Exit code 128 + the signal's number, the
+    /// shell's convention: 130 for SIGINT (Ctrl-C), 143 for SIGTERM.
+    Interrupted(i32),
 }
 
 impl From<ExitStatus> for ExitCode {
@@ -31,9 +34,18 @@ impl From<ExitStatus> for ExitCode {
         match s {
             ExitStatus::Ok => ExitCode::SUCCESS,
             ExitStatus::GateFailed => ExitCode::from(1),
+            ExitStatus::Interrupted(sig) => ExitCode::from((128 + sig).clamp(0, 255) as u8),
         }
     }
 }
+
+/// The exit status of a run a signal stopped (SIGINT's when the stop had another cause).
+fn interrupted(stop: &crate::sim::Stop) -> ExitStatus {
+    ExitStatus::Interrupted(stop.signal().unwrap_or(SIGINT))
+}
+
+const SIGINT: i32 = 2;
+const SIGTERM: i32 = 15;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     init_tracing(cli.verbose);
@@ -164,9 +176,13 @@ fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
     use crate::cluster::watch;
     let rt = runtime()?;
     let client = rt.block_on(watch::client(args.context.as_deref()))?;
-    let run_id = args.run_id.clone().unwrap_or_else(|| stamped("watch"));
-    let dir = args.out.join(&run_id);
-    prepare_dir(&dir, args.force)?;
+    let generate = || stamped("watch");
+    let (run_id, dir) = create_results_dir(
+        &args.out,
+        args.run_id.clone().unwrap_or_else(generate),
+        args.run_id.is_none().then_some(&generate),
+        args.force,
+    )?;
     let stop = stop_on_signal();
     let origin_unix_us = crate::units::unix_now_us();
     let started = std::time::Instant::now();
@@ -183,7 +199,7 @@ fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
             wall_clock_start_unix_us: origin_unix_us,
             streams: Vec::new(),
             warmup_us: 0,
-            deadline_us: args.duration.map_or(u64::MAX, |d| d.as_micros() as u64),
+            deadline_us: args.duration.map_or(u64::MAX, |d| d.0),
             price_per_gpu_hour_usd: 0.48,
             shard: None,
             pipelines: Vec::new(),
@@ -195,7 +211,7 @@ fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
             "watching namespace {} and its nodes{}; results in {} (Ctrl-C to stop)",
             args.namespace,
             args.duration
-                .map(|d| format!(" for {}", humantime::format_duration(d)))
+                .map(|d| format!(" for {d}"))
                 .unwrap_or_default(),
             dir.display()
         );
@@ -219,7 +235,11 @@ fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
         };
         let collector = tokio::spawn(eventlog::collect_with(writer, rx, |_| {}, finish));
         let watching = watch::start(client, &opts, origin_unix_us, tx);
-        while !stop.requested() && args.duration.is_none_or(|d| started.elapsed() < d) {
+        while !stop.requested()
+            && args
+                .duration
+                .is_none_or(|d| started.elapsed() < std::time::Duration::from_micros(d.0))
+        {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
         let counts = watching.stop().await;
@@ -507,9 +527,10 @@ fn run_id_for(plan: &Plan) -> String {
     stamped(&plan.name)
 }
 
-/// A run id that starts with the UTC time (so run ids sort by time): `20261128T101500Z-<name>`.
+/// A run id that starts with the UTC time to the millisecond (so run ids sort by time, and runs started one after
+/// another in a loop get their own): `20261128T101500.123Z-<name>`.
 fn stamped(name: &str) -> String {
-    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
+    let stamp = humantime::format_rfc3339_millis(SystemTime::now())
         .to_string()
         .replace(['-', ':'], "");
     format!("{stamp}-{name}")
@@ -540,9 +561,13 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     let thresholds = run_thresholds(&plan, args)?;
     // The schedule is never held: one pass for its end here, one as the simulator sends it.
     let last_offset = schedule::last_offset_of(&plan);
-    let run_id = run_id_of(&plan, args);
-    let dir = args.out.join(&run_id);
-    prepare_dir(&dir, args.force)?;
+    let generate = || run_id_of(&plan, args);
+    let (run_id, dir) = create_results_dir(
+        &args.out,
+        generate(),
+        args.run_id.is_none().then_some(&generate),
+        args.force,
+    )?;
     let started = Instant::now();
     let log_path = dir.join("events.jsonl");
     let mut writer = EventLogWriter::create(&log_path)?;
@@ -611,10 +636,11 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
         return Ok(ExitStatus::GateFailed);
     }
     if outcome.interrupted {
-        bail!(
+        crate::note!(
             "interrupted: partial results (marked interrupted) were written to {}",
             dir.display()
         );
+        return Ok(interrupted(&stop));
     }
     Ok(gate_status(&report))
 }
@@ -633,8 +659,7 @@ fn run_thresholds(plan: &Plan, args: &RunArgs) -> anyhow::Result<Vec<crate::gate
 fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
     let thresholds = run_thresholds(plan, args)?;
     let items = schedule::Items::Plan(args.shard);
-    let run_id = run_id_of(plan, args);
-    let dir = args.out.join(&run_id);
+    let generate = || run_id_of(plan, args);
     let opts = crate::live::LiveOptions {
         project: args.project.clone(),
         emulator_host: args.emulator_host.clone(),
@@ -664,12 +689,18 @@ fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
         }
     })?;
     let Some(prepared) = prepared else {
-        bail!(
+        crate::note!(
             "interrupted before the run started ({}); nothing was written",
             stop.reason()
         );
+        return Ok(interrupted(&stop));
     };
-    prepare_dir(&dir, args.force)?;
+    let (run_id, dir) = create_results_dir(
+        &args.out,
+        generate(),
+        args.run_id.is_none().then_some(&generate),
+        args.force,
+    )?;
     if !args.quiet {
         crate::note!(
             "run {run_id}: {} messages into {} (project {}), live; results in {}",
@@ -683,7 +714,13 @@ fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
         );
     }
     let outcome = rt.block_on(crate::live::run(
-        plan, &items, &run_id, &dir, prepared, &opts, stop,
+        plan,
+        &items,
+        &run_id,
+        &dir,
+        prepared,
+        &opts,
+        stop.clone(),
     ))?;
     drop(rt);
     std::fs::write(dir.join("workload.toml"), std::fs::read(&plan.source)?)?;
@@ -701,11 +738,12 @@ fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
         )
     })?;
     if outcome.interrupted {
-        bail!(
+        crate::note!(
             "interrupted ({}): partial results (marked interrupted) were written to {}",
             outcome.reason.unwrap_or_default(),
             dir.display()
         );
+        return Ok(interrupted(&stop));
     }
     Ok(gate_status(&report))
 }
@@ -733,22 +771,42 @@ fn stop_on_signal() -> std::sync::Arc<crate::sim::Stop> {
                 return;
             };
             rt.block_on(async {
+                // Once tokio handles a signal it keeps handling it, so the second one must be acted on here: it
+                // ends the process at once, with the shell's code for it (the log is flushed every second).
                 #[cfg(unix)]
                 {
-                    let Ok(mut term) =
-                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    else {
+                    use tokio::signal::unix::{SignalKind, signal};
+                    let (Ok(mut int), Ok(mut term)) = (
+                        signal(SignalKind::interrupt()),
+                        signal(SignalKind::terminate()),
+                    ) else {
                         return;
                     };
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term.recv() => {}
-                    }
+                    let first = tokio::select! {
+                        _ = int.recv() => SIGINT,
+                        _ = term.recv() => SIGTERM,
+                    };
+                    crate::note!(
+                        "stopping: writing partial results (press Ctrl-C again to abort at once)"
+                    );
+                    flag.request_signal(first, "interrupted by a signal (Ctrl-C or SIGTERM)");
+                    let second = tokio::select! {
+                        _ = int.recv() => SIGINT,
+                        _ = term.recv() => SIGTERM,
+                    };
+                    crate::note!(
+                        "aborted by a second signal; the results folder holds what was logged"
+                    );
+                    std::process::exit(128 + second);
                 }
                 #[cfg(not(unix))]
-                let _ = tokio::signal::ctrl_c().await;
-                crate::note!("stopping: writing partial results (press Ctrl-C again to abort)");
-                flag.request("interrupted by a signal (Ctrl-C or SIGTERM)");
+                {
+                    let _ = tokio::signal::ctrl_c().await;
+                    crate::note!("stopping: writing partial results");
+                    flag.request_signal(SIGINT, "interrupted by a signal (Ctrl-C)");
+                    let _ = tokio::signal::ctrl_c().await;
+                    std::process::exit(128 + SIGINT);
+                }
             });
         });
     if let Err(e) = spawned {
@@ -817,19 +875,48 @@ pub fn simulate_events(plan: &Plan, run_id: &str) -> Vec<Event> {
     events
 }
 
-fn prepare_dir(dir: &Path, force: bool) -> anyhow::Result<()> {
-    if dir.exists() {
-        if !force {
-            bail!(
-                "results folder {} already exists\n    fix: pass --force to replace it, or --run-id to name another",
-                dir.display()
-            );
+/// Creates the results folder `<out>/<run_id>` atomically (`mkdir`, which fails when the folder exists), so that
+/// of two runs racing for one folder exactly one gets it. When the folder exists: `--force` replaces it; a
+/// generated id (`regenerate` given) is made again, a millisecond later; a chosen id is an error with the fix.
+/// Returns the run id and the folder used.
+fn create_results_dir(
+    out: &Path,
+    mut run_id: String,
+    regenerate: Option<&dyn Fn() -> String>,
+    force: bool,
+) -> anyhow::Result<(String, PathBuf)> {
+    for _ in 0..1_000 {
+        let dir = out.join(&run_id);
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create results folder {}", parent.display()))?;
         }
-        std::fs::remove_dir_all(dir)
-            .with_context(|| format!("cannot replace {}", dir.display()))?;
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((run_id, dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if force {
+                    std::fs::remove_dir_all(&dir)
+                        .with_context(|| format!("cannot replace {}", dir.display()))?;
+                } else if let Some(next) = regenerate {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    run_id = next();
+                } else {
+                    bail!(
+                        "results folder {} already exists\n    fix: pass --force to replace it, or --run-id to name another",
+                        dir.display()
+                    );
+                }
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot create results folder {}", dir.display()));
+            }
+        }
     }
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create results folder {}", dir.display()))
+    bail!(
+        "could not create a results folder under {} for run {run_id}\n    fix: pass --run-id to name one",
+        out.display()
+    )
 }
 
 /// Analyses a results folder (or an events.jsonl) from its log; the log's own warnings come first.
@@ -956,9 +1043,13 @@ fn import(args: &ImportArgs) -> anyhow::Result<ExitStatus> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let imported = crate::cluster::import::import(inputs, args.price_per_gpu_hour_usd)?;
-    let run_id = args.run_id.clone().unwrap_or_else(|| stamped("import"));
-    let dir = args.out.join(&run_id);
-    prepare_dir(&dir, args.force)?;
+    let generate = || stamped("import");
+    let (run_id, dir) = create_results_dir(
+        &args.out,
+        args.run_id.clone().unwrap_or_else(generate),
+        args.run_id.is_none().then_some(&generate),
+        args.force,
+    )?;
     let mut writer = EventLogWriter::create(&dir.join("events.jsonl"))?;
     let mut analyzer = analysis::Analyzer::default();
     for e in &imported.events {
@@ -1110,8 +1201,7 @@ fn merge(args: &MergeArgs) -> anyhow::Result<ExitStatus> {
         .run_id
         .clone()
         .unwrap_or_else(|| crate::merge::base_run_id(&shards[0].run_id).to_string());
-    let dir = args.out.join(&run_id);
-    prepare_dir(&dir, args.force)?;
+    let (run_id, dir) = create_results_dir(&args.out, run_id, None, args.force)?;
     let merged = crate::merge::merge(&shards, &run_id, &dir.join("events.jsonl"))?;
     if let Ok(workload) = std::fs::read(shards[0].dir.join("workload.toml")) {
         std::fs::write(dir.join("workload.toml"), workload)?;

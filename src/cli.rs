@@ -89,10 +89,10 @@ pub struct WatchArgs {
     #[arg(long)]
     pub node_selector: Option<String>,
     /// Stop after this long (default: at Ctrl-C or SIGTERM).
-    #[arg(long, value_parser = humantime::parse_duration)]
-    pub duration: Option<std::time::Duration>,
+    #[arg(long, value_parser = crate::units::parse_duration)]
+    pub duration: Option<crate::units::Micros>,
     /// Where results folders are created.
-    #[arg(long, default_value = "results")]
+    #[arg(long, default_value = "results", value_parser = results_root)]
     pub out: PathBuf,
     /// Name of the results folder (default `<time>-watch`).
     #[arg(long)]
@@ -178,7 +178,7 @@ pub struct ImportArgs {
     #[arg(required = true)]
     pub dumps: Vec<PathBuf>,
     /// Where results folders are created.
-    #[arg(long, default_value = "results")]
+    #[arg(long, default_value = "results", value_parser = results_root)]
     pub out: PathBuf,
     /// Name of the results folder (default `<time>-import`).
     #[arg(long)]
@@ -326,7 +326,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub workload: WorkloadArgs,
     /// Where results folders are created (`<out>/<run-id>/`).
-    #[arg(long, default_value = "results")]
+    #[arg(long, default_value = "results", value_parser = results_root)]
     pub out: PathBuf,
     /// Name of the run's folder instead of `<time>-<workload name>`.
     #[arg(long)]
@@ -451,7 +451,7 @@ pub struct MergeArgs {
     #[arg(required = true)]
     pub shards: Vec<PathBuf>,
     /// Where the merged results folder is created (`<out>/<run-id>/`).
-    #[arg(long, default_value = "results")]
+    #[arg(long, default_value = "results", value_parser = results_root)]
     pub out: PathBuf,
     /// Name of the merged run (default: the shards' run id without its `-shard-I-of-N`).
     #[arg(long)]
@@ -480,6 +480,44 @@ pub struct AnalyzeArgs {
     /// Do not print the terminal summary.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// k6's outputs (`k6 run --out NAME=…`), from k6's docs ("Results output"): a results root that reads like one of
+/// them is a k6 habit, not a folder name.
+const K6_OUTPUTS: [&str; 12] = [
+    "json",
+    "csv",
+    "cloud",
+    "influxdb",
+    "statsd",
+    "datadog",
+    "kafka",
+    "timescaledb",
+    "dashboard",
+    "web-dashboard",
+    "opentelemetry",
+    "experimental-prometheus-rw",
+];
+
+/// `--out`: the folder results folders are created in. k6 users write `--out json=results.json`; that is an
+/// output spec, not a folder, and would silently create a folder named `json=results.json`. Refused, with what
+/// imagen-load writes instead.
+pub fn results_root(text: &str) -> Result<PathBuf, String> {
+    let spec = text.split_once('=').map_or(text, |(kind, _)| kind);
+    let k6 =
+        K6_OUTPUTS.contains(&spec) || spec.starts_with("experimental-") || spec.starts_with("xk6-");
+    if k6 && (text.contains('=') || spec != "json" && spec != "csv") {
+        return Err(format!(
+            "`{text}` is a k6 output spec; imagen-load's --out is the folder results go in (default `results`), \
+             and every run writes events.jsonl (one JSON event a line), summary.json, histograms/*.hgrm, \
+             junit.xml and report.html under <out>/<run-id>/\n    fix: drop `--out {text}` (or give a folder, \
+             e.g. `--out results`), and read <out>/<run-id>/events.jsonl or summary.json"
+        ));
+    }
+    if text.is_empty() {
+        return Err("an empty folder name\n    fix: e.g. `--out results`".into());
+    }
+    Ok(PathBuf::from(text))
 }
 
 #[cfg(test)]

@@ -10,26 +10,14 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot create event log {path}: {source}")]
-    CreateFailed {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("cannot write event log {path}: {source}")]
-    WriteFailed {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot create event log {path}: {error}")]
+    CreateFailed { path: PathBuf, error: io::Error },
+    #[error("cannot write event log {path}: {error}")]
+    WriteFailed { path: PathBuf, error: io::Error },
     #[error(
-        "cannot read event log {path}: {source}\n    fix: point at a results folder that has events.jsonl"
+        "cannot read event log {path}: {error}\n    fix: point at a results folder that has events.jsonl"
     )]
-    ReadFailed {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    ReadFailed { path: PathBuf, error: io::Error },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -46,9 +34,9 @@ pub struct EventLogWriter {
 
 impl EventLogWriter {
     pub fn create(path: &Path) -> Result<Self> {
-        let file = File::create(path).map_err(|source| Error::CreateFailed {
+        let file = File::create(path).map_err(|error| Error::CreateFailed {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Ok(EventLogWriter {
             path: path.to_path_buf(),
@@ -65,9 +53,9 @@ impl EventLogWriter {
         self.line.push(b'\n');
         self.out
             .write_all(&self.line)
-            .map_err(|source| Error::WriteFailed {
+            .map_err(|error| Error::WriteFailed {
                 path: self.path.clone(),
-                source,
+                error,
             })?;
         self.written += 1;
         // Checking the clock on every event is cheap next to serialising it, but not free: look every 256.
@@ -87,9 +75,9 @@ impl EventLogWriter {
     }
 
     pub fn flush(&mut self) -> Result<()> {
-        self.out.flush().map_err(|source| Error::WriteFailed {
+        self.out.flush().map_err(|error| Error::WriteFailed {
             path: self.path.clone(),
-            source,
+            error,
         })?;
         self.last_flush = Instant::now();
         Ok(())
@@ -104,9 +92,9 @@ impl EventLogWriter {
         self.out
             .get_ref()
             .sync_data()
-            .map_err(|source| Error::WriteFailed {
+            .map_err(|error| Error::WriteFailed {
                 path: self.path.clone(),
-                source,
+                error,
             })
     }
 }
@@ -204,9 +192,9 @@ pub struct Reader<R = BufReader<File>> {
 
 impl Reader {
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|source| Error::ReadFailed {
+        let file = File::open(path).map_err(|error| Error::ReadFailed {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Ok(Reader::from_reader(
             path,
@@ -230,9 +218,9 @@ impl<R: BufRead> Reader<R> {
     pub fn next_event(&mut self) -> Result<Option<Event>> {
         loop {
             self.buf.clear();
-            let failed = |source| Error::ReadFailed {
+            let failed = |error| Error::ReadFailed {
                 path: self.path.clone(),
-                source,
+                error,
             };
             let n = io::Read::take(&mut self.reader, MAX_LINE_BYTES as u64 + 1)
                 .read_until(b'\n', &mut self.buf)

@@ -67,7 +67,21 @@ fn format_micros(us: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     f.write_str(&out)
 }
 
-/// Parses `90s`, `5m`, `1h30m`, `250ms`, `1.5s`, `0s`. A bare number is refused: the unit must be said.
+/// The units a duration may be written in, with their length in microseconds. Lowercase only: `M` is months and
+/// `S` nothing in other tools, so a wrong case is refused rather than guessed.
+const DURATION_UNITS: [(&str, f64); 7] = [
+    ("us", 1.0),
+    ("µs", 1.0),
+    ("ms", 1e3),
+    ("s", 1e6),
+    ("m", 60e6),
+    ("h", 3600e6),
+    ("d", 86_400e6),
+];
+
+/// Parses `90s`, `5m`, `1h30m`, `1h 30m`, `250ms`, `1.5s`, `0s`: numbers (fractions allowed) each followed by one of
+/// the units `us` (or `µs`), `ms`, `s`, `m`, `h`, `d`, summed. A bare number, a negative one, and any other unit
+/// (`10M`, `5min`, `2w`) are refused with a message that gives the fix.
 pub fn parse_duration(text: &str) -> Result<Micros, String> {
     let t = text.trim();
     if t.is_empty() {
@@ -83,37 +97,65 @@ pub fn parse_duration(text: &str) -> Result<Micros, String> {
             "`{t}` has no unit; write e.g. `{t}s` (units: us, ms, s, m, h, d)"
         ));
     }
-    // humantime handles `1h30m`, `250ms`, `2d`; it refuses fractions, which we accept for one unit (`1.5s`).
-    if let Some((num, unit)) = split_number_unit(t)
-        && num.contains('.')
-    {
+    let mut total = 0.0_f64;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let n_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, after) = rest.split_at(n_end);
+        if num.is_empty() {
+            return Err(format!(
+                "`{t}` is not a duration; write e.g. `90s`, `5m` or `1h30m` (units: us, ms, s, m, h, d)"
+            ));
+        }
         let value: f64 = num
             .parse()
-            .map_err(|_| format!("`{t}` is not a number with a unit"))?;
-        let scale = match unit {
-            "us" | "µs" => 1.0,
-            "ms" => 1e3,
-            "s" => 1e6,
-            "m" => 60e6,
-            "h" => 3600e6,
-            "d" => 86_400e6,
-            _ => {
-                return Err(format!(
-                    "`{t}`: unknown unit `{unit}` (use us, ms, s, m, h, d)"
-                ));
-            }
+            .map_err(|_| format!("`{t}`: `{num}` is not a number"))?;
+        let after = after.trim_start();
+        let u_end = after
+            .find(|c: char| !c.is_alphabetic())
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(u_end);
+        if unit.is_empty() {
+            return Err(format!(
+                "`{t}`: `{num}` has no unit; write e.g. `{num}s` (units: us, ms, s, m, h, d)"
+            ));
+        }
+        let Some(&(_, scale)) = DURATION_UNITS.iter().find(|(u, _)| *u == unit) else {
+            return Err(unknown_unit(t, num, unit));
         };
-        return Ok(Micros((value * scale).round() as u64));
+        total += value * scale;
+        rest = after.trim_start();
     }
-    humantime::parse_duration(t)
-        .map(|d| Micros(d.as_micros() as u64))
-        .map_err(|e| format!("`{t}` is not a duration ({e}); write e.g. `90s`, `5m` or `1h30m`"))
+    if !total.is_finite() || total > u64::MAX as f64 {
+        return Err(format!("`{t}` is too long a duration"));
+    }
+    Ok(Micros(total.round() as u64))
 }
 
-fn split_number_unit(t: &str) -> Option<(&str, &str)> {
-    let idx = t.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (n, u) = t.split_at(idx);
-    (!n.is_empty() && u.chars().all(|c| c.is_alphabetic())).then_some((n, u.trim()))
+/// The message for a unit outside [`DURATION_UNITS`], naming the unit meant where the spelling says it.
+fn unknown_unit(text: &str, num: &str, unit: &str) -> String {
+    let meant = match unit.to_ascii_lowercase().as_str() {
+        "m" | "min" | "mins" | "minute" | "minutes" => Some(("m", "minutes")),
+        "s" | "sec" | "secs" | "second" | "seconds" => Some(("s", "seconds")),
+        "ms" | "msec" | "msecs" | "millis" | "millisecond" | "milliseconds" => {
+            Some(("ms", "milliseconds"))
+        }
+        "us" | "usec" | "usecs" | "micros" | "microsecond" | "microseconds" => {
+            Some(("us", "microseconds"))
+        }
+        "h" | "hr" | "hrs" | "hour" | "hours" => Some(("h", "hours")),
+        "d" | "day" | "days" => Some(("d", "days")),
+        _ => None,
+    };
+    let fix = match meant {
+        Some((u, name)) => format!("write `{num}{u}` ({name})"),
+        None => format!("write it in one of us, ms, s, m, h, d (e.g. `{num}s`)"),
+    };
+    format!(
+        "`{text}`: unknown unit `{unit}`; durations use us, ms, s, m, h, d (lowercase)\n    fix: {fix}"
+    )
 }
 
 impl<'de> Deserialize<'de> for Micros {
@@ -463,6 +505,35 @@ mod tests {
         assert!(parse_duration("90").unwrap_err().contains("no unit"));
         assert!(parse_duration("-5s").unwrap_err().contains("negative"));
         assert!(parse_duration("5 parsecs").is_err());
+        assert_eq!(parse_duration("1h 30m").unwrap(), Micros::from_secs(5400));
+        assert_eq!(parse_duration("2d").unwrap(), Micros::from_secs(172_800));
+        assert_eq!(parse_duration("750us").unwrap(), Micros(750));
+    }
+
+    /// `duration = "10M"` once ran a 7,306-hour simulation (months, to the parser it used). The units are the
+    /// documented lowercase six; anything else is refused with the unit that was probably meant.
+    #[test]
+    fn a_unit_outside_the_documented_six_is_refused_with_the_one_meant() {
+        for (text, fix) in [
+            ("10M", "write `10m` (minutes)"),
+            ("30S", "write `30s` (seconds)"),
+            ("5min", "write `5m` (minutes)"),
+            ("2hours", "write `2h` (hours)"),
+            ("1H30m", "write `1h` (hours)"),
+            ("2w", "one of us, ms, s, m, h, d"),
+            ("3y", "one of us, ms, s, m, h, d"),
+            ("100ns", "one of us, ms, s, m, h, d"),
+        ] {
+            let e = parse_duration(text).unwrap_err();
+            assert!(e.contains("unknown unit"), "{text}: {e}");
+            assert!(e.contains(fix), "{text}: {e}");
+        }
+        assert!(
+            parse_duration("1h30")
+                .unwrap_err()
+                .contains("`30` has no unit")
+        );
+        assert!(parse_duration("s").is_err());
     }
 
     #[test]

@@ -246,6 +246,24 @@ pub async fn run(
             };
             pull_errors = 0;
             let received = unix_us();
+            // The receipt, at once and without waiting for it: the harness counts redeliveries from receipts.
+            {
+                let job: BTreeMap<String, String> = m.attributes.clone().into_iter().collect();
+                let receipt = Report {
+                    received_unix_us: Some(received),
+                    ..me.clone()
+                };
+                let results = results.clone();
+                tokio::spawn(async move {
+                    let _ = publish_report(
+                        &results,
+                        ReportKind::Received,
+                        contract::correlation(&job),
+                        &receipt,
+                    )
+                    .await;
+                });
+            }
             let permit = slots.clone().acquire_owned().await.expect("never closed");
             seq += 1;
             let (model, results, stats, processing) = (

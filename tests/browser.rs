@@ -1,6 +1,8 @@
 //! The HTML report: self-contained (checked always) and rendering in headless Chromium (needs `chromium`).
 
-use crate::common::{path, run_burst};
+use crate::common::{bin, path, run_burst};
+use serde_json::Value;
+use std::path::Path;
 
 fn run_report() -> tempfile::TempDir {
     let out = tempfile::tempdir().unwrap();
@@ -40,20 +42,140 @@ fn the_html_report_is_one_self_contained_file() {
     assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
 }
 
-#[test]
-#[ignore = "needs Debian's chromium package (apt-get install chromium); run with --ignored"]
-fn report_renders_in_headless_chromium() {
-    let out = run_report();
+fn chromium() -> bool {
+    let here = std::process::Command::new("chromium")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    crate::peers::peer("Chromium", here, "apt-get install chromium")
+}
+
+/// Where each chart of `page` lands once Chromium has laid it out: `{page: [w, h], charts: [{title, x, y, w, h,
+/// marks}]}` in CSS pixels, from `tests/browser/probe.js` run on a copy of the page.
+fn layout(page: &Path, scratch: &Path) -> Value {
+    let html = std::fs::read_to_string(page).unwrap();
+    let probe = std::fs::read_to_string(path("tests/browser/probe.js")).unwrap();
+    let copy = scratch.join("probed.html");
+    std::fs::write(&copy, format!("{html}<script>{probe}</script>")).unwrap();
+    let out = std::process::Command::new("timeout")
+        .arg("90")
+        .arg("chromium")
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1100,3000",
+            "--dump-dom",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            scratch.join("profile").display()
+        ))
+        .arg(format!("file://{}", copy.display()))
+        .output()
+        .expect("chromium");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let start = dom.rfind(r#"<pre id="imagen-layout">"#).unwrap_or_else(|| {
+        panic!(
+            "{}: no layout: {}",
+            page.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }) + r#"<pre id="imagen-layout">"#.len();
+    let end = start + dom[start..].find("</pre>").unwrap();
+    let text = dom[start..end]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text}", page.display()))
+}
+
+/// Every chart of a page: as many as the page has `<svg>`s (at least `min`), each with a size, inside the page
+/// (nothing cut off at the right or bottom), and drawing marks, not just a frame.
+fn check_charts(page: &Path, min: usize) {
+    let scratch = tempfile::tempdir().unwrap();
+    let l = layout(page, scratch.path());
+    let name = page.display();
+    let (pw, ph) = (
+        l["page"][0].as_f64().unwrap(),
+        l["page"][1].as_f64().unwrap(),
+    );
+    let charts = l["charts"].as_array().unwrap();
+    let svgs = std::fs::read_to_string(page)
+        .unwrap()
+        .matches("<svg")
+        .count();
+    assert_eq!(charts.len(), svgs, "{name}");
+    assert!(charts.len() >= min, "{name}: {} charts", charts.len());
+    for c in charts {
+        let f = |k: &str| c[k].as_f64().unwrap();
+        assert!(
+            f("w") > 100.0 && f("h") > 50.0,
+            "{name}: a chart too small: {c}"
+        );
+        assert!(
+            f("x") >= 0.0 && f("y") >= 0.0,
+            "{name}: a chart off the page: {c}"
+        );
+        assert!(
+            f("x") + f("w") <= pw + 0.5,
+            "{name}: wider than the page ({pw}): {c}"
+        );
+        assert!(
+            f("y") + f("h") <= ph + 0.5,
+            "{name}: below the page ({ph}): {c}"
+        );
+        assert!(
+            c["marks"].as_u64().unwrap() >= 4,
+            "{name}: an empty chart: {c}"
+        );
+    }
+    // Rendered without console errors or network requests, to a screenshot that is not blank.
+    let shot = scratch.path().join("shot.png");
     let status = std::process::Command::new(path("tests/browser/render.sh"))
-        .arg(out.path().join("h"))
-        .arg(out.path().join("shot.png"))
+        .arg(page)
+        .arg(&shot)
         .status()
         .expect("bash");
-    assert!(status.success());
-    assert!(
-        std::fs::metadata(out.path().join("shot.png"))
-            .unwrap()
-            .len()
-            > 10_000
-    );
+    assert!(status.success(), "{name}");
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "{name}");
+}
+
+/// The three pages the harness writes, laid out by a real browser: a run's `report.html`, the nightly trend page
+/// and the what-if page with a sweep.
+#[test]
+fn every_page_renders_its_charts_in_headless_chromium() {
+    if !chromium() {
+        return;
+    }
+    let out = run_report();
+    check_charts(&out.path().join("h/report.html"), 5);
+    run_burst(out.path(), "h2", &[]).success();
+    let nightly = out.path().join("nightly.html");
+    bin()
+        .arg("report")
+        .arg(out.path())
+        .arg("--out")
+        .arg(&nightly)
+        .assert()
+        .success();
+    check_charts(&nightly, 4);
+    let whatif = out.path().join("whatif.html");
+    bin()
+        .args([
+            "whatif",
+            "workloads/burst.toml",
+            "--sweep",
+            "cooldownPeriod=60s,300s,900s",
+            "--html",
+        ])
+        .arg(&whatif)
+        .assert()
+        .success();
+    check_charts(&whatif, 1);
 }

@@ -107,6 +107,145 @@ fn run_writes_a_results_folder_and_never_overwrites_it_silently() {
         .success();
 }
 
+/// `for s in 1 2 3 4; do imagen-load run workloads/burst.toml --seed $s; done` once failed from seed 2 on: run ids
+/// had one-second resolution. Runs one after another each get their own folder.
+#[test]
+fn runs_started_in_the_same_second_each_get_their_own_folder() {
+    let out = tempfile::tempdir().unwrap();
+    for seed in ["1", "2", "3", "4"] {
+        bin()
+            .args([
+                "run",
+                "workloads/burst.toml",
+                "--quiet",
+                "--seed",
+                seed,
+                "--out",
+            ])
+            .arg(out.path())
+            .assert()
+            .success();
+    }
+    let mut ids: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    for id in &ids {
+        // `<UTC time to the millisecond>-<workload name>`, sortable by time.
+        assert!(id.ends_with("Z-burst") && id.as_bytes()[8] == b'T', "{id}");
+        assert!(out.path().join(id).join("summary.json").is_file(), "{id}");
+    }
+}
+
+/// Two runs racing for one folder (`--run-id` the same, started together): exactly one gets it, the other fails
+/// cleanly with the fix, and the winner's log is whole. Creating the folder is one atomic `mkdir`.
+#[test]
+fn two_runs_racing_for_one_folder_leave_one_whole_result() {
+    let out = tempfile::tempdir().unwrap();
+    for round in 0..3 {
+        let id = format!("race{round}");
+        let start = || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_imagen-load"))
+                .current_dir(crate::common::root())
+                .args([
+                    "run",
+                    "workloads/burst.toml",
+                    "--quiet",
+                    "--run-id",
+                    &id,
+                    "--out",
+                ])
+                .arg(out.path())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (start(), start());
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let codes = [a.status.code(), b.status.code()];
+        assert!(
+            codes.contains(&Some(0)) && codes.contains(&Some(2)),
+            "{round}: {codes:?} {} {}",
+            String::from_utf8_lossy(&a.stderr),
+            String::from_utf8_lossy(&b.stderr)
+        );
+        let loser = if a.status.code() == Some(2) { &a } else { &b };
+        let err = String::from_utf8_lossy(&loser.stderr);
+        assert!(
+            err.contains("already exists") && err.contains("fix:"),
+            "{err}"
+        );
+        bin()
+            .arg("analyze")
+            .arg(out.path().join(&id))
+            .arg("--quiet")
+            .assert()
+            .success();
+        let s: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out.path().join(&id).join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(s["run"]["run_id"], id.as_str());
+        assert_eq!(s["delivery"]["scheduled"], 150);
+    }
+}
+
+/// k6 users write `--out json=results.json`; it once created a folder named `json=results.json`. Refused, with
+/// what imagen-load writes and where, and nothing created.
+#[test]
+fn a_k6_output_spec_given_as_out_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    for spec in [
+        "json=results.json",
+        "csv=x.csv",
+        "experimental-prometheus-rw",
+        "cloud",
+    ] {
+        bin()
+            .args(["run", "workloads/burst.toml", "--quiet", "--out", spec])
+            .current_dir(dir.path())
+            .assert()
+            .code(2)
+            .stderr(contains("k6 output spec"))
+            .stderr(contains("events.jsonl"))
+            .stderr(contains("fix:"));
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// `--gates nope.toml` once said "cannot read workload file" with advice about `workloads/`, and printed the OS
+/// error twice. A file is named by its role, with its own fix, and the OS error once.
+#[test]
+fn an_unreadable_file_is_named_by_its_role_and_its_error_said_once() {
+    let out = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args([
+            "run",
+            "workloads/burst.toml",
+            "--quiet",
+            "--gates",
+            "nope.toml",
+            "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot read gates file nope.toml"), "{err}");
+    assert!(
+        err.contains("--gates") && err.contains("ci/gates.toml"),
+        "{err}"
+    );
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    let o = bin().args(["validate", "nope.toml"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot read workload file nope.toml"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}
+
 #[test]
 fn analyze_recomputes_the_same_summary_from_the_log() {
     let out = tempfile::tempdir().unwrap();

@@ -10,8 +10,8 @@
 //! - What a mode cannot see is unknown (`None`), never a number: the model load in Events alone, the node and
 //!   image phases in the workers' reports.
 //!
-//! Redelivery counts are not compared: a worker that dies holding a job never reports it, and the completions
-//! say which delivery attempt they were only when the worker knows it (see docs/results.md).
+//! Redeliveries are compared where the workers report receipts (the reference worker does): the harness counts
+//! them itself, since Pub/Sub says which delivery attempt a message is only with a dead-letter policy.
 
 use crate::common::path;
 use imagen_load::analysis::{self, RunReport};
@@ -111,6 +111,11 @@ fn check(
         d.completed, completed,
         "{label}: completed against the truth"
     );
+    // Redeliveries, counted by the harness from the reference workers' receipts (a worker that reports none, as
+    // in `kube` and Events alone, leaves them uncounted).
+    if matches!(mode, Observe::Sim | Observe::Worker | Observe::KubeWorker) {
+        assert_eq!(d.redelivered, t.redelivered, "{label}: redelivered");
+    }
     let cold = |r: &RunReport| r.pods.iter().filter(|p| !p.preexisting).count();
     let expected_cold = match mode {
         // A worker reports itself once its process runs: pods deleted before they started are not seen.

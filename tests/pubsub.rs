@@ -23,7 +23,7 @@ impl Drop for Procs {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -32,7 +32,8 @@ fn free_port() -> u16 {
 }
 
 fn wait_for_port(port: u16) {
-    let until = Instant::now() + Duration::from_secs(20);
+    // Google's emulator starts a JVM: give it a minute on a busy machine.
+    let until = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < until, "nothing listens on {port}");
         std::thread::sleep(Duration::from_millis(20));
@@ -40,14 +41,62 @@ fn wait_for_port(port: u16) {
 }
 
 fn emulator(port: u16) -> Child {
-    let child = Command::new(BIN)
-        .args(["emulator", "--port", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_port(port);
-    child
+    Emulator::Builtin.start(port)
+}
+
+/// The emulators the scenarios run against: the built-in one, and Google's (`gcloud beta emulators pubsub`,
+/// Debian's `google-cloud-cli-pubsub-emulator`, started as a process through its launcher, which runs Java).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Emulator {
+    Builtin,
+    Google,
+}
+
+/// Google's emulator launcher: `CLOUD_PUBSUB_EMULATOR`, else where the Debian package and the SDK put it.
+fn google_launcher() -> Option<PathBuf> {
+    std::env::var_os("CLOUD_PUBSUB_EMULATOR")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([
+            "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator".into(),
+            "/usr/share/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator".into(),
+        ])
+        .find(|p: &PathBuf| p.is_file())
+}
+
+impl Emulator {
+    /// Both, when Google's is installed (said, when it is not).
+    pub(crate) fn available() -> Vec<Emulator> {
+        let google = crate::peers::peer(
+            "Google's Pub/Sub emulator",
+            google_launcher().is_some(),
+            "apt-get install google-cloud-cli-pubsub-emulator",
+        );
+        if google {
+            vec![Emulator::Builtin, Emulator::Google]
+        } else {
+            vec![Emulator::Builtin]
+        }
+    }
+
+    pub(crate) fn start(self, port: u16) -> Child {
+        let child = match self {
+            Emulator::Builtin => Command::new(BIN)
+                .args(["emulator", "--port", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+            Emulator::Google => Command::new(google_launcher().expect("installed"))
+                .args(["--host=127.0.0.1", &format!("--port={port}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        };
+        wait_for_port(port);
+        child
+    }
 }
 
 fn worker(host: &str, pod: &str, processing: &str, log: &Path) -> Child {
@@ -78,6 +127,22 @@ fn worker_with(host: &str, pod: &str, model_load: &str, processing: &str, log: &
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap()
+}
+
+/// Waits (at most a minute) until a line of the log holds `needle`.
+fn wait_for_line(log: &Path, needle: &str) {
+    let until = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains(needle)
+    {
+        assert!(
+            Instant::now() < until,
+            "{} never held {needle}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn workload(dir: &Path, host: &str, phase: &str, deadline: &str) -> PathBuf {
@@ -167,28 +232,47 @@ fn events(out: &Path, id: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[test]
-fn a_burst_through_the_emulator_is_published_completed_and_broken_down() {
-    let port = free_port();
-    let mut procs = Procs::default();
-    procs.0.push(emulator(port));
-    burst_flow(&format!("127.0.0.1:{port}"), "emulator", &mut procs);
+/// The harness's accounting of one scenario: it must not depend on which emulator ran it.
+fn accounting(s: &serde_json::Value) -> [(String, u64); 5] {
+    [
+        "published",
+        "completed",
+        "lost",
+        "duplicates",
+        "redelivered",
+    ]
+    .map(|k| (k.to_string(), s["delivery"][k].as_u64().unwrap()))
 }
 
-/// The same flow against Google's emulator (`gcloud beta emulators pubsub`) in Docker, via testcontainers.
-#[test]
-#[ignore = "needs a Docker engine: cargo test -- --ignored googles_emulator"]
-fn a_burst_through_googles_emulator_in_docker() {
-    use testcontainers_modules::google_cloud_sdk_emulators::{CloudSdk, PUBSUB_PORT};
-    use testcontainers_modules::testcontainers::runners::SyncRunner;
-    let node = CloudSdk::pubsub().start().expect("Docker is running");
-    let port = node.get_host_port_ipv4(PUBSUB_PORT).unwrap();
-    let mut procs = Procs::default();
-    // Google's emulator has no backlog endpoint: the autoscaler's view is not sampled.
-    burst_flow(&format!("127.0.0.1:{port}"), "none", &mut procs);
+/// One scenario against each emulator: the built-in one and Google's; their accounting must agree.
+fn on_both(scenario: impl Fn(Emulator) -> serde_json::Value) {
+    let mut seen: Vec<(Emulator, [(String, u64); 5])> = Vec::new();
+    for emu in Emulator::available() {
+        let s = scenario(emu);
+        seen.push((emu, accounting(&s)));
+    }
+    if let [(a, x), (b, y)] = &seen[..] {
+        assert_eq!(x, y, "the accounting under {a:?} and {b:?} differs");
+    }
 }
 
-fn burst_flow(host: &str, backlog: &str, procs: &mut Procs) {
+#[test]
+fn a_burst_through_each_emulator_is_published_completed_and_broken_down() {
+    on_both(|emu| {
+        let port = free_port();
+        let mut procs = Procs::default();
+        procs.0.push(emu.start(port));
+        // Google's emulator has no backlog endpoint: the run says so once, and samples no autoscaler's view.
+        burst_flow(
+            &format!("127.0.0.1:{port}"),
+            emu == Emulator::Builtin,
+            &mut procs,
+        )
+    });
+}
+
+fn burst_flow(host: &str, backlog_endpoint: bool, procs: &mut Procs) -> serde_json::Value {
+    let backlog = "emulator";
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path();
     let wl = workload_with(
@@ -199,8 +283,12 @@ fn burst_flow(host: &str, backlog: &str, procs: &mut Procs) {
         backlog,
     );
     let mut run = start_run(&wl, out, "e2e");
-    // The workers come up after the burst started, as from zero: their start and model load are in the run.
-    std::thread::sleep(Duration::from_millis(700));
+    // The workers come up after the burst was published, as from zero: their start and model load are in the
+    // run (the run's set-up takes longer against Google's emulator, so this waits for the log, not a clock).
+    wait_for_line(
+        &out.join("e2e").join("events.jsonl"),
+        r#""event":"published""#,
+    );
     for i in 0..3 {
         procs.0.push(worker(
             host,
@@ -237,8 +325,16 @@ fn burst_flow(host: &str, backlog: &str, procs: &mut Procs) {
     assert_eq!(
         evs.iter()
             .any(|e| e["event"] == "backlog" && e["view"] == "emulator"),
-        backlog == "emulator",
+        backlog_endpoint,
         "sampled backlog"
+    );
+    let stderr = std::fs::read_to_string(out.join("e2e.stderr")).unwrap();
+    assert_eq!(
+        stderr
+            .matches("fix: set `[target] backlog = \"none\"`")
+            .count(),
+        usize::from(!backlog_endpoint),
+        "said once, or not at all: {stderr}"
     );
     // Every completion carries the worker's processing times.
     let completed: Vec<_> = evs.iter().filter(|e| e["event"] == "completed").collect();
@@ -252,6 +348,7 @@ fn burst_flow(host: &str, backlog: &str, procs: &mut Procs) {
     }
     let md = std::fs::read_to_string(out.join("e2e").join("report.md")).unwrap();
     assert!(md.contains("model"), "report.md names the model load");
+    s
 }
 
 /// The README's quick start as written: the worker starts at the same moment as the run (before the run has
@@ -356,13 +453,26 @@ fn the_quick_start_with_one_busy_worker_reports_warm_messages_and_queueing() {
     assert_eq!(warm_e2e["count"].as_u64(), Some(warm));
 }
 
+/// A worker killed (SIGKILL) holding a job: the job is redelivered to another worker and completed, and the
+/// harness counts the redelivery itself (from the workers' receipts), under either emulator, though neither sets
+/// Pub/Sub's delivery attempt without a dead-letter policy.
 #[test]
 fn a_worker_killed_mid_message_leaves_it_to_be_redelivered_and_completed() {
+    for emu in Emulator::available() {
+        killed_worker_flow(emu);
+    }
+}
+
+/// Google's emulator (0.8.20) does not survive a client that goes away mid-stream: its gRPC server fails on the
+/// reset (`NoSuchMethodError` in `onRstStreamRead`) and the leases of that stream are never given back, even past
+/// the ack deadline (docs/emulators.md). There the harness must still account for what happened: both jobs
+/// delivered (the receipts) and, never completed, named lost.
+fn killed_worker_flow(emu: Emulator) -> serde_json::Value {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path();
     let port = free_port();
     let mut procs = Procs::default();
-    procs.0.push(emulator(port));
+    procs.0.push(emu.start(port));
     let host = format!("127.0.0.1:{port}");
     let wl = workload(out, &host, "  kind = \"burst\"\n  count = 2", "40s");
     let mut run = start_run(&wl, out, "kill");
@@ -388,6 +498,26 @@ fn a_worker_killed_mid_message_leaves_it_to_be_redelivered_and_completed() {
     let code = wait(&mut run, Duration::from_secs(90), out, "kill");
     assert_eq!(code, 0);
     let s = summary(out, "kill");
+    if emu == Emulator::Google {
+        let d = &s["delivery"];
+        assert_eq!(d["published"], 2, "{d}");
+        let (completed, lost) = (
+            d["completed"].as_u64().unwrap(),
+            d["lost"].as_u64().unwrap(),
+        );
+        assert_eq!(
+            completed + lost,
+            2,
+            "every job completed or named lost: {d}"
+        );
+        assert_eq!(d["lost_ids"].as_array().unwrap().len() as u64, lost, "{d}");
+        let victim_receipts = events(out, "kill")
+            .iter()
+            .filter(|e| e["event"] == "delivered" && e["pod"] == "victim")
+            .count();
+        assert!(victim_receipts >= 1, "the victim's receipts are counted");
+        return s;
+    }
     assert_eq!(s["delivery"]["completed"], 2, "{}", s["delivery"]);
     assert_eq!(s["delivery"]["lost"], 0);
     let evs = events(out, "kill");
@@ -400,38 +530,62 @@ fn a_worker_killed_mid_message_leaves_it_to_be_redelivered_and_completed() {
     assert!(
         evs.iter()
             .any(|e| e["event"] == "delivered" && e["attempt"].as_u64() >= Some(2)),
-        "no redelivery recorded"
+        "{emu:?}: no redelivery recorded"
     );
+    assert_eq!(
+        s["delivery"]["redelivered"], 1,
+        "{emu:?}: {}",
+        s["delivery"]
+    );
+    s
 }
 
+/// Either emulator killed and restarted empty mid-run: the run survives, and every message is accounted for.
 #[test]
 fn an_emulator_restart_mid_run_is_survived_and_what_was_lost_is_named() {
+    for emu in Emulator::available() {
+        restart_flow(emu);
+    }
+}
+
+fn restart_flow(kind: Emulator) {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path();
     let port = free_port();
     let mut procs = Procs::default();
-    let mut emu = emulator(port);
+    let mut emu = kind.start(port);
     let host = format!("127.0.0.1:{port}");
     let wl = workload(
         out,
         &host,
-        "  kind = \"constant\"\n  rate = \"20/s\"\n  duration = \"4s\"",
-        "8s",
+        "  kind = \"constant\"\n  rate = \"10/s\"\n  duration = \"8s\"",
+        // Room for the worker's reconnect backoff on a loaded machine (Google's emulator restarts a JVM).
+        "30s",
     );
     let mut run = start_run(&wl, out, "restart");
     procs
         .0
         .push(worker(&host, "steady", "20ms", &out.join("steady.log")));
-    // The emulator dies 1.5 s in and comes back a second later with nothing in it (as Google's does).
-    std::thread::sleep(Duration::from_millis(1_500));
+    // The emulator dies once the run is publishing (its setup done: a slow machine may take seconds to create the
+    // topic and subscription) and comes back a second later with nothing in it (as Google's does).
+    let until = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(out.join("restart").join("events.jsonl"))
+        .unwrap_or_default()
+        .contains(r#""event":"published""#)
+    {
+        assert!(Instant::now() < until, "{kind:?}: the run never published");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
     emu.kill().unwrap();
     emu.wait().unwrap();
     std::thread::sleep(Duration::from_millis(1_000));
-    procs.0.push(emulator(port));
+    procs.0.push(kind.start(port));
     let code = wait(&mut run, Duration::from_secs(90), out, "restart");
     assert!(
         code == 0 || code == 1,
-        "the run ends with results, exit {code}"
+        "{kind:?}: the run ends with results, exit {code}: {}",
+        std::fs::read_to_string(out.join("restart.stderr")).unwrap_or_default()
     );
     let s = summary(out, "restart");
     let d = &s["delivery"];
@@ -446,15 +600,78 @@ fn an_emulator_restart_mid_run_is_survived_and_what_was_lost_is_named() {
     // Every message is accounted for: published or failed, then completed or lost.
     assert_eq!(published + failed, scheduled, "{d}");
     assert_eq!(completed + lost + failed, scheduled, "{d}");
-    // Publishing went on after the restart (retried, the topic created again) and those messages completed.
-    assert!(completed >= 20, "{d}");
+    // Publishing went on after the restart (retried, the topic created again) and those messages completed:
+    // the emulator is back within a few seconds (Google's starts a JVM), leaving at least 2 s of the 8.
+    assert!(completed >= 20, "{kind:?}: {d}");
     // What the crash took is reported as lost, by id.
     assert_eq!(d["lost_ids"].as_array().unwrap().len() as u64, lost);
     if lost > 0 {
         assert_eq!(d["lost_ids"][0]["stream"], "upscale", "{d}");
         assert!(d["lost_ids"][0]["seq"].is_u64());
     }
-    assert!(out.join("restart").join("report.html").exists());
+    assert!(out.join("restart").join("report.html").exists(), "{kind:?}");
+}
+
+/// Either emulator, the run interrupted (SIGINT) while jobs flow: exit 130, every file written, the run marked
+/// interrupted, and every scheduled message accounted for (completed, or named lost).
+#[cfg(unix)]
+#[test]
+fn a_run_interrupted_under_either_emulator_accounts_for_every_message() {
+    for emu in Emulator::available() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path();
+        let port = free_port();
+        let mut procs = Procs::default();
+        procs.0.push(emu.start(port));
+        let host = format!("127.0.0.1:{port}");
+        let wl = workload(
+            out,
+            &host,
+            "  kind = \"constant\"\n  rate = \"20/s\"\n  duration = \"60s\"",
+            "30s",
+        );
+        let mut run = start_run(&wl, out, "int");
+        procs.0.push(worker(&host, "w", "20ms", &out.join("w.log")));
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let log =
+                std::fs::read_to_string(out.join("int").join("events.jsonl")).unwrap_or_default();
+            if log.matches(r#""event":"completed""#).count() >= 20 {
+                break;
+            }
+            assert!(Instant::now() < until, "{emu:?}: nothing completed");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let ok = Command::new("kill")
+            .args(["-INT", &run.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let code = wait(&mut run, Duration::from_secs(60), out, "int");
+        assert_eq!(code, 130, "{emu:?}: the shell's code for SIGINT");
+        let s = summary(out, "int");
+        assert_eq!(s["run"]["interrupted"], true, "{emu:?}");
+        let d = &s["delivery"];
+        let n = |k: &str| d[k].as_u64().unwrap();
+        assert!(n("scheduled") < 1200, "{emu:?}: publishing stopped: {d}");
+        assert_eq!(
+            n("published") + n("publish_failed"),
+            n("scheduled"),
+            "{emu:?}: {d}"
+        );
+        assert_eq!(
+            n("completed") + n("lost") + n("publish_failed"),
+            n("scheduled"),
+            "{emu:?}: {d}"
+        );
+        assert!(n("completed") >= 20, "{emu:?}: {d}");
+        assert_eq!(n("duplicates"), 0, "{emu:?}: {d}");
+        assert_eq!(d["lost_ids"].as_array().unwrap().len() as u64, n("lost"));
+        for f in ["report.html", "report.md", "junit.xml"] {
+            assert!(out.join("int").join(f).exists(), "{emu:?}: {f}");
+        }
+    }
 }
 
 #[test]
@@ -593,6 +810,9 @@ mod compat {
         let mut stream = subscriber.subscribe(sub).build();
         let mut seen: HashMap<String, u32> = HashMap::new();
         let mut nacked = false;
+        // Without a dead-letter policy the service leaves `delivery_attempt` unset
+        // (as Google's emulator and the real service do), so a redelivery shows only
+        // as the same message arriving again.
         let mut redelivered_attempt = None;
         while seen.len() < 200 {
             let (m, h) = tokio::time::timeout(Duration::from_secs(20), stream.next())
@@ -608,12 +828,16 @@ mod compat {
                 continue;
             }
             if n == "7" {
-                redelivered_attempt = h.delivery_attempt();
+                redelivered_attempt = Some(h.delivery_attempt());
             }
             *seen.entry(n).or_default() += 1;
             h.ack();
         }
-        assert_eq!(redelivered_attempt, Some(2), "a nacked message comes back");
+        assert_eq!(
+            redelivered_attempt,
+            Some(None),
+            "a nacked message comes back, with no delivery attempt"
+        );
         // Acks land asynchronously; the backlog endpoint then shows nothing left.
         let backlog = reqwest::Client::new();
         let mut left = u64::MAX;

@@ -132,7 +132,7 @@ fn signal(child: &Child, sig: &str) {
 fn sigterm_and_sigint_stop_publishing_and_write_everything_marked_interrupted() {
     let dir = tempfile::tempdir().unwrap();
     let wl = live_workload(dir.path(), 100, 60);
-    for (id, sig) in [("term", "-TERM"), ("int", "-INT")] {
+    for (id, sig, code) in [("term", "-TERM", 143), ("int", "-INT", 130)] {
         let mut run = start(&wl, dir.path(), id);
         let log = dir.path().join(id).join("events.jsonl");
         wait_published(&log, 50);
@@ -142,7 +142,8 @@ fn sigterm_and_sigint_stop_publishing_and_write_everything_marked_interrupted() 
         let took = signalled.elapsed();
         let mut stderr = String::new();
         std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-        assert_eq!(status.code(), Some(2), "{id}: {stderr}");
+        // The shell's code for the signal (128 + its number), not the code of an error.
+        assert_eq!(status.code(), Some(code), "{id}: {stderr}");
         assert!(stderr.contains("interrupted"), "{id}: {stderr}");
         // Bounded: the grace period for completions in flight (10 s), not the minute of the workload.
         assert!(took < Duration::from_secs(30), "{id}: took {took:?}");
@@ -208,6 +209,30 @@ fn id(seq: u64) -> MsgId {
     }
 }
 
+/// The run prints "press Ctrl-C again to abort at once": a second SIGINT ends the process within a second, even
+/// while it waits for completions in flight.
+#[cfg(unix)]
+#[test]
+fn a_second_ctrl_c_ends_the_run_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let wl = live_workload(dir.path(), 100, 60);
+    let mut run = start(&wl, dir.path(), "twice");
+    let log = dir.path().join("twice").join("events.jsonl");
+    wait_published(&log, 50);
+    signal(&run, "-INT");
+    std::thread::sleep(Duration::from_millis(300));
+    let second = Instant::now();
+    signal(&run, "-INT");
+    let status = run.wait().unwrap();
+    assert!(
+        second.elapsed() < Duration::from_secs(1),
+        "took {:?} after the second signal",
+        second.elapsed()
+    );
+    assert_eq!(status.code(), Some(130));
+    // What was logged is there, and analyses.
+    assert!(lines_of(&log, "published") >= 50);
+}
 #[test]
 fn worker_clock_skew_is_reported_and_never_makes_a_negative_duration() {
     let dir = tempfile::tempdir().unwrap();

@@ -14,7 +14,7 @@ mod sim;
 mod gates;
 // Baseline comparison: noise-aware regression gate.
 mod compare;
-// The HTML report: self-contained; renders in headless Chromium (ignored without chromium).
+// The HTML pages: self-contained; report, nightly and what-if laid out in headless Chromium (a peer).
 mod browser;
 // What-if: setups, ScaledObject YAML, sweeps.
 mod whatif;
@@ -35,6 +35,8 @@ mod watch;
 mod observe;
 // Reliability: kill -9 and signals mid-run, clock skew, duplicates and strangers, hostile input, secrets.
 mod reliability;
+// Real peers as referees: Java's HdrHistogram, Chromium, Google's Pub/Sub emulator and Python client.
+mod peers;
 // A fake Kubernetes API server (list, watch, drops, 410) for the watch tests and benches/watch.rs.
 mod fakekube;
 

@@ -792,7 +792,7 @@ fn ctrl_c_during_the_wait_for_zero_ends_it_at_once_and_writes_nothing() {
     );
     let mut err = String::new();
     std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut err).unwrap();
-    assert_eq!(status.code(), Some(2), "{err}");
+    assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted before the run started"), "{err}");
     assert!(!dir.path().join("results").exists());
 }

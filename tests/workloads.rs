@@ -38,6 +38,7 @@ fn every_broken_workload_fails_with_its_place_and_key() {
         ("bad-cluster-scope.toml", "cluster.require_zero"),
         ("shared-deployment.toml", "stream[2].deployment"),
         ("bad-deployment-name.toml", "stream[1].deployment"),
+        ("unit-case.toml", "stream[1].phase[1].duration"),
     ];
     let dir = path("fixtures/bad-workloads");
     let mut seen = 0;

@@ -25,6 +25,8 @@ use tonic::body::Body;
 const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
 /// How long a unary `Pull` waits for messages when none are ready.
 const PULL_WAIT: Duration = Duration::from_secs(5);
+/// How long before the client's deadline an empty unary `Pull` is answered.
+const PULL_DEADLINE_MARGIN: Duration = Duration::from_millis(900);
 /// Re-checks for expired leases and flow-control room even without a wake-up.
 const STREAM_POLL: Duration = Duration::from_millis(100);
 
@@ -229,7 +231,8 @@ async fn grpc_route(emulator: Arc<Emulator>, req: http::Request<Incoming>) -> ht
             .await
         }
         "/google.pubsub.v1.Subscriber/Pull" => {
-            unary(req, move |r: pb::PullRequest| pull(e, r)).await
+            let deadline = grpc_timeout(req.headers());
+            unary(req, move |r: pb::PullRequest| pull(e, r, deadline)).await
         }
         "/google.pubsub.v1.Subscriber/StreamingPull" => {
             let service = tower::service_fn(
@@ -249,9 +252,45 @@ async fn grpc_route(emulator: Arc<Emulator>, req: http::Request<Incoming>) -> ht
     }
 }
 
-async fn pull(emulator: Arc<Emulator>, r: pb::PullRequest) -> Result<pb::PullResponse, Status> {
-    let max = r.max_messages.clamp(1, 1_000) as usize;
-    let until = tokio::time::Instant::now() + PULL_WAIT;
+/// The client's deadline for a call: gRPC's `grpc-timeout` header (`<digits><unit>`, unit one of H M S m u n;
+/// gRPC over HTTP/2, "Requests").
+fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let v = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (n, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = n.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// `maxMessages` must be given: Google's emulator and the service answer `INVALID_ARGUMENT` to 0.
+fn max_messages(n: i64) -> Result<usize, PubsubError> {
+    if n <= 0 {
+        return Err(PubsubError::InvalidArgument(
+            "No max_messages specified".into(),
+        ));
+    }
+    Ok(n.min(1_000) as usize)
+}
+
+/// A unary `Pull` with nothing ready waits for messages, and answers empty before the client's deadline runs out
+/// (as Google's emulator does, about a second before it), or after [`PULL_WAIT`].
+async fn pull(
+    emulator: Arc<Emulator>,
+    r: pb::PullRequest,
+    deadline: Option<Duration>,
+) -> Result<pb::PullResponse, Status> {
+    let max = max_messages(i64::from(r.max_messages))?;
+    let wait = deadline.map_or(PULL_WAIT, |d| {
+        PULL_WAIT.min(d.saturating_sub(PULL_DEADLINE_MARGIN))
+    });
+    let until = tokio::time::Instant::now() + wait;
     let notify = emulator.with(|s| s.open_stream(&r.subscription))?.1;
     loop {
         let notified = notify.notified();
@@ -404,9 +443,9 @@ fn received_json(m: &pb::ReceivedMessage) -> Value {
             humantime::format_rfc3339_micros(at).to_string()
         })
         .unwrap_or_default();
+    // proto3 JSON leaves a 0 (unset) delivery attempt out, as the service does without a dead-letter policy.
     json!({
         "ackId": m.ack_id,
-        "deliveryAttempt": m.delivery_attempt,
         "message": {
             "data": base64::engine::general_purpose::STANDARD.encode(&msg.data),
             "attributes": msg.attributes,
@@ -569,8 +608,9 @@ async fn rest_route(emulator: Arc<Emulator>, req: http::Request<Incoming>) -> ht
                 Ok(json!({}))
             }
             (["projects", _, "subscriptions", _], m, Some("pull")) if m == Method::POST => {
-                let max = body.get("maxMessages").and_then(Value::as_i64).unwrap_or(1);
-                let got = s.pull(&resource, max.clamp(1, 1_000) as usize)?;
+                let max =
+                    max_messages(body.get("maxMessages").and_then(Value::as_i64).unwrap_or(0))?;
+                let got = s.pull(&resource, max)?;
                 let list: Vec<Value> = got.iter().map(received_json).collect();
                 Ok(json!({ "receivedMessages": list }))
             }

@@ -518,10 +518,11 @@ pub fn load_file(
 ) -> Result<Vec<Threshold>, crate::workload::Error> {
     use crate::workload::{Error, diagnostics::Diagnostics};
     let src =
-        crate::limits::read_text(path, crate::limits::MAX_TEXT_FILE_BYTES).map_err(|source| {
+        crate::limits::read_text(path, crate::limits::MAX_TEXT_FILE_BYTES).map_err(|error| {
             Error::ReadFailed {
+                role: "gates file",
                 path: path.to_path_buf(),
-                source,
+                error,
             }
         })?;
     let mut diag = Diagnostics::new(path, &src);

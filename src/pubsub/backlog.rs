@@ -81,8 +81,17 @@ impl Sampler {
                     .send()
                     .await
                     .map_err(|e| e.to_string())?;
+                // Google's emulator has no backlog endpoint (only this project's does).
+                if matches!(resp.status().as_u16(), 404 | 405 | 501) {
+                    return Err(format!("{NO_ENDPOINT}: {url} answered {}", resp.status()));
+                }
                 let v: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
-                Ok(v.get("undelivered").and_then(|u| u.as_u64()))
+                match v.get("undelivered") {
+                    Some(u) => Ok(u.as_u64()),
+                    None => Err(format!(
+                        "{NO_ENDPOINT}: {url} answered without `undelivered`"
+                    )),
+                }
             }
             BacklogView::Prometheus { url, query } => {
                 let q = query.replace("{subscription}", short(sub));
@@ -139,6 +148,9 @@ impl Sampler {
     }
 }
 
+/// What a sampler says when the emulator has no backlog endpoint.
+const NO_ENDPOINT: &str = "no backlog endpoint";
+
 /// A running sampler.
 pub struct BacklogSampler {
     stop: oneshot::Sender<()>,
@@ -183,6 +195,13 @@ impl BacklogSampler {
                             ));
                         }
                         Ok(None) => {}
+                        Err(e) if e.starts_with(NO_ENDPOINT) => {
+                            // Said once; asking again every few seconds would only repeat it.
+                            tracing::warn!(
+                                "{e}: the emulator has no backlog endpoint (Google's has none), so the autoscaler's view of the backlog is not sampled in this run\n    fix: set `[target] backlog = \"none\"` for this emulator"
+                            );
+                            return;
+                        }
                         Err(e) => {
                             failures += 1;
                             if failures <= 3 {

@@ -21,6 +21,9 @@ pub const ATTR_EVENT: &str = "imagen_load_event";
 #[serde(rename_all = "snake_case")]
 pub enum ReportKind {
     Completed,
+    /// A job was delivered to the worker (before it is processed): what lets the harness count redeliveries
+    /// itself, since Pub/Sub says which delivery attempt a message is only with a dead-letter policy.
+    Received,
     /// The worker process started (its container is running).
     Started,
     /// The model is loaded: the worker is ready to take jobs.
@@ -33,6 +36,7 @@ impl ReportKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Completed => "completed",
+            Self::Received => "received",
             Self::Started => "started",
             Self::ModelLoaded => "model_loaded",
             Self::Stopping => "stopping",
@@ -80,6 +84,13 @@ pub enum Parsed {
         kind: ReportKind,
         report: Report,
     },
+    /// A job reached a worker (`received`).
+    Receipt {
+        run: String,
+        stream: String,
+        seq: u64,
+        report: Report,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,6 +111,7 @@ pub enum ContractError {
 pub fn parse(attributes: &BTreeMap<String, String>, data: &[u8]) -> Result<Parsed, ContractError> {
     let kind = match attributes.get(ATTR_EVENT).map(String::as_str) {
         None | Some("completed") => ReportKind::Completed,
+        Some("received") => ReportKind::Received,
         Some("started") => ReportKind::Started,
         Some("model_loaded") => ReportKind::ModelLoaded,
         Some("stopping") => ReportKind::Stopping,
@@ -107,7 +119,7 @@ pub fn parse(attributes: &BTreeMap<String, String>, data: &[u8]) -> Result<Parse
             return Err(ContractError::BadAttribute {
                 name: ATTR_EVENT,
                 value: other.to_string(),
-                expected: "completed, started, model_loaded or stopping",
+                expected: "completed, received, started, model_loaded or stopping",
             });
         }
     };
@@ -116,7 +128,7 @@ pub fn parse(attributes: &BTreeMap<String, String>, data: &[u8]) -> Result<Parse
     } else {
         serde_json::from_slice(data).map_err(|e| ContractError::BadBody(e.to_string()))?
     };
-    if kind != ReportKind::Completed {
+    if !matches!(kind, ReportKind::Completed | ReportKind::Received) {
         if report.pod.is_empty() {
             return Err(ContractError::BadBody(
                 "a lifecycle report needs `pod`".into(),
@@ -138,11 +150,20 @@ pub fn parse(attributes: &BTreeMap<String, String>, data: &[u8]) -> Result<Parse
         value: id.clone(),
         expected: "a whole number",
     })?;
-    Ok(Parsed::Completion {
-        run,
-        stream,
-        seq,
-        report,
+    Ok(if kind == ReportKind::Received {
+        Parsed::Receipt {
+            run,
+            stream,
+            seq,
+            report,
+        }
+    } else {
+        Parsed::Completion {
+            run,
+            stream,
+            seq,
+            report,
+        }
     })
 }
 

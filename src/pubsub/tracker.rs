@@ -45,6 +45,8 @@ pub struct Matcher {
     first_malformed: Option<String>,
     /// Messages per stream of this run's plan (sequence numbers below it); `None`: not checked.
     plan: Option<HashMap<String, u64>>,
+    /// Open jobs with receipts, and how many: memory follows the jobs in flight.
+    receipts: HashMap<(String, u64), u32>,
 }
 
 #[derive(Default)]
@@ -69,6 +71,7 @@ impl Matcher {
             malformed: 0,
             first_malformed: None,
             plan: None,
+            receipts: HashMap::new(),
         }
     }
 
@@ -162,6 +165,32 @@ impl Matcher {
         }
     }
 
+    /// Whether a job-level report belongs to this run's plan; counts it otherwise.
+    fn ours(&mut self, run: &str, stream: &str, seq: u64, what: &str) -> bool {
+        if run != self.run_id {
+            if self.siblings.as_deref().is_some_and(|p| run.starts_with(p)) {
+                self.sibling_shards += 1;
+            } else {
+                self.other_runs += 1;
+                if self.other_runs <= 3 {
+                    tracing::info!("{what} of another run ({run}) ignored");
+                }
+            }
+            return false;
+        }
+        let known = match &self.plan {
+            Some(plan) => plan.get(stream).is_some_and(|n| seq < *n),
+            None => seq < crate::workload::MAX_MESSAGES_PER_RUN,
+        };
+        if !known {
+            self.malformed += 1;
+            self.first_malformed.get_or_insert_with(|| {
+                format!("{what} for message {stream}#{seq}, which this run did not send")
+            });
+        }
+        known
+    }
+
     /// Turns one results message into events.
     pub fn handle(&mut self, attributes: &BTreeMap<String, String>, data: &[u8]) -> Vec<Event> {
         self.handle_at(self.clock.now_us(), attributes, data)
@@ -187,36 +216,57 @@ impl Matcher {
             Ok(Parsed::Lifecycle { kind, report }) => {
                 self.lifecycle(kind, &report, None, now_us, &mut out)
             }
+            Ok(Parsed::Receipt {
+                run,
+                stream,
+                seq,
+                report,
+            }) => {
+                if !self.ours(&run, &stream, seq, "a receipt") {
+                    return out;
+                }
+                self.lifecycle(
+                    ReportKind::Received,
+                    &report,
+                    Some(&stream),
+                    now_us,
+                    &mut out,
+                );
+                // The harness counts the deliveries itself: a second receipt of a job is a redelivery, whatever
+                // Pub/Sub says of the attempt (it says nothing without a dead-letter policy).
+                let done = self.done.get(&stream).is_some_and(|d| d.contains(seq));
+                let key = (stream.clone(), seq);
+                let n = self.receipts.entry(key).or_default();
+                *n += 1;
+                let attempt = if done { (*n).max(2) } else { *n };
+                if done {
+                    self.receipts.remove(&(stream.clone(), seq));
+                }
+                let at = self
+                    .clock
+                    .worker_us(report.received_unix_us)
+                    .unwrap_or(now_us);
+                out.push(Event::new(
+                    at,
+                    Source::Worker,
+                    EventKind::Delivered {
+                        id: MsgId { stream, seq },
+                        pod: if report.pod.is_empty() {
+                            "unknown".into()
+                        } else {
+                            report.pod
+                        },
+                        attempt,
+                    },
+                ));
+            }
             Ok(Parsed::Completion {
                 run,
                 stream,
                 seq,
                 report,
             }) => {
-                if run != self.run_id
-                    && self.siblings.as_deref().is_some_and(|p| run.starts_with(p))
-                {
-                    self.sibling_shards += 1;
-                    return out;
-                }
-                if run != self.run_id {
-                    self.other_runs += 1;
-                    if self.other_runs <= 3 {
-                        tracing::info!("completion of another run ({run}) ignored");
-                    }
-                    return out;
-                }
-                let known = match &self.plan {
-                    Some(plan) => plan.get(&stream).is_some_and(|n| seq < *n),
-                    None => seq < crate::workload::MAX_MESSAGES_PER_RUN,
-                };
-                if !known {
-                    self.malformed += 1;
-                    self.first_malformed.get_or_insert_with(|| {
-                        format!(
-                            "a completion for message {stream}#{seq}, which this run did not send"
-                        )
-                    });
+                if !self.ours(&run, &stream, seq, "a completion") {
                     return out;
                 }
                 self.lifecycle(
@@ -244,7 +294,9 @@ impl Matcher {
                 }
                 self.completed += 1;
                 let received_us = self.clock.worker_us(report.received_unix_us);
-                if let Some(at) = received_us {
+                // A worker that sent a receipt has reported this delivery already.
+                let receipted = self.receipts.remove(&(id.stream.clone(), id.seq)).is_some();
+                if let Some(at) = received_us.filter(|_| !receipted) {
                     out.push(Event::new(
                         at,
                         Source::Worker,

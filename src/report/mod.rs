@@ -18,11 +18,10 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {error}")]
     WriteFailed {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot encode the interval log {path}: {message}")]
     HlogFailed { path: PathBuf, message: String },
@@ -80,9 +79,9 @@ pub trait Exporter {
 }
 
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(|source| Error::WriteFailed {
+    std::fs::write(path, bytes).map_err(|error| Error::WriteFailed {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
@@ -121,9 +120,9 @@ impl Exporter for SummaryJson {
     fn write(&self, report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>> {
         let path = dir.join("summary.json");
         // Streamed to the file: a long run lists thousands of pods, and the text need not be held.
-        let failed = |source: std::io::Error| Error::WriteFailed {
+        let failed = |error: std::io::Error| Error::WriteFailed {
             path: path.clone(),
-            source,
+            error,
         };
         let file = std::fs::File::create(&path).map_err(failed)?;
         let mut w = std::io::BufWriter::new(file);
@@ -138,9 +137,9 @@ impl Exporter for SummaryJson {
 impl Exporter for Hgrm {
     fn write(&self, report: &RunReport, dir: &Path) -> Result<Vec<PathBuf>> {
         let hdir = dir.join("histograms");
-        std::fs::create_dir_all(&hdir).map_err(|source| Error::WriteFailed {
+        std::fs::create_dir_all(&hdir).map_err(|error| Error::WriteFailed {
             path: hdir.clone(),
-            source,
+            error,
         })?;
         let mut out = Vec::new();
         for (key, h) in report.series.iter() {

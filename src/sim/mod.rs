@@ -37,6 +37,8 @@ const HISTORY_US: u64 = 3_600_000_000;
 pub struct Stop {
     flag: AtomicBool,
     reason: Mutex<Option<String>>,
+    /// The signal that asked for the stop (2 for SIGINT, 15 for SIGTERM), 0 for none.
+    signal: std::sync::atomic::AtomicI32,
 }
 
 impl Stop {
@@ -44,6 +46,18 @@ impl Stop {
         let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
         r.get_or_insert_with(|| reason.into());
         self.flag.store(true, Ordering::Relaxed);
+    }
+    /// A stop asked for by a signal (its number): the run ends with the shell's code for it, 128 + number.
+    pub fn request_signal(&self, signal: i32, reason: impl Into<String>) {
+        let _ = self
+            .signal
+            .compare_exchange(0, signal, Ordering::Relaxed, Ordering::Relaxed);
+        self.request(reason);
+    }
+    /// The signal that stopped the run, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        let s = self.signal.load(Ordering::Relaxed);
+        (s != 0).then_some(s)
     }
     pub fn requested(&self) -> bool {
         self.flag.load(Ordering::Relaxed)

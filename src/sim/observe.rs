@@ -1092,6 +1092,17 @@ impl Lens {
                 self.object(n.object, true);
             }
             EventKind::Delivered { id, pod, .. } => {
+                // The reference worker's receipt (what the harness counts redeliveries from).
+                if self.worker_reports()
+                    && let Some(v) = self.pods.get(&pod)
+                {
+                    let receipt = Report {
+                        received_unix_us: Some(unix),
+                        ..self.report_of(v)
+                    };
+                    let attributes = self.job_attributes(&id);
+                    self.worker_report(ReportKind::Received, attributes, receipt, None);
+                }
                 // A redelivery to the same pod replaces the earlier one.
                 let key = (id.stream.clone(), id.seq, pod);
                 self.drop_in_flight(&key);
@@ -1136,20 +1147,25 @@ impl Lens {
             processing_end_unix_us: unix(end),
             ..self.report_of(v)
         };
-        let attributes: BTreeMap<String, String> = [
-            (contract::ATTR_RUN, self.run_id.clone()),
-            (contract::ATTR_STREAM, id.stream.clone()),
-            (contract::ATTR_ID, id.seq.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let attributes = self.job_attributes(id);
         let key = (id.stream.clone(), id.seq, pod.to_string());
         let completes = self.in_flight.contains_key(&key).then_some(key);
         if let Some(k) = &completes {
             self.reporting.insert(k.clone());
         }
         self.worker_report(ReportKind::Completed, attributes, report, completes);
+    }
+
+    /// The correlation attributes a worker copies from a job onto its reports.
+    fn job_attributes(&self, id: &MsgId) -> BTreeMap<String, String> {
+        [
+            (contract::ATTR_RUN, self.run_id.clone()),
+            (contract::ATTR_STREAM, id.stream.clone()),
+            (contract::ATTR_ID, id.seq.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
     }
 
     /// The run is over: everything still pending is handed over, and every held event released in order.

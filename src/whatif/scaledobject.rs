@@ -16,12 +16,8 @@ use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {path}: {source}")]
-    ReadFailed {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {error}")]
+    ReadFailed { path: String, error: std::io::Error },
     #[error("{path}: document {doc}: not valid YAML: {message}")]
     BadYaml {
         path: String,
@@ -117,9 +113,9 @@ const TRIGGER_IDENTITY: [&str; 13] = [
 /// `scaleTargetRef` (a Deployment the workload names, or one named like the stream).
 pub fn load(path: &Path, streams: &[PipelineNames]) -> Result<Parsed, Error> {
     let p = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFailed {
+    let text = std::fs::read_to_string(path).map_err(|error| Error::ReadFailed {
         path: p.clone(),
-        source,
+        error,
     })?;
     parse(&p, &text, streams)
 }

@@ -34,13 +34,13 @@ pub enum Error {
         "workload file {path} is {bytes} bytes; the limit is {MAX_WORKLOAD_FILE_BYTES}\n    fix: a workload describes the load; put long arrival lists in a `trace` file (streamed) and keep payload templates small"
     )]
     TooBig { path: PathBuf, bytes: u64 },
-    #[error(
-        "cannot read workload file {path}: {source}\n    fix: check the path; workloads ship under workloads/"
-    )]
+    /// A file could not be read; `role` names it as the user gave it (workload file, gates file), and the fix
+    /// says where such files live. The OS error is part of the message, not a `source`, so it prints once.
+    #[error("cannot read {role} {path}: {error}\n    fix: {}", role_fix(.role))]
     ReadFailed {
+        role: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}", render_problems(.problems))]
     Invalid { problems: Vec<Problem> },
@@ -51,6 +51,16 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Where a file of this role is found, for [`Error::ReadFailed`].
+fn role_fix(role: &str) -> &'static str {
+    match role {
+        "gates file" => {
+            "check the path given to --gates; the pipelines' gates are in ci/gates.toml"
+        }
+        _ => "check the path; workloads ship under workloads/",
+    }
+}
 
 fn render_problems(problems: &[Problem]) -> String {
     let mut out = format!(
@@ -467,9 +477,10 @@ fn apply_overrides(src: &str, overrides: &[Override]) -> Result<String> {
 /// Reads, overrides and validates a workload file.
 pub fn load(path: &Path, overrides: &[Override]) -> Result<Plan> {
     use std::io::Read;
-    let failed = |source| Error::ReadFailed {
+    let failed = |error| Error::ReadFailed {
+        role: "workload file",
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let file = std::fs::File::open(path).map_err(failed)?;
     // Read at most one byte past the limit: a huge (or endless, like /dev/zero) file is refused, not slurped.

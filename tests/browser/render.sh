@@ -4,7 +4,7 @@
 #   apt-get install chromium            # once
 #   tests/browser/render.sh results/<run-id> [screenshot.png]     # the run's report.html
 #   tests/browser/render.sh nightly.html [screenshot.png]         # any page the harness wrote
-# The Rust test `browser::report_renders_in_headless_chromium` (ignored unless chromium is installed) runs it.
+# The Rust test `browser::every_page_renders_its_charts_in_headless_chromium` runs it on every page the harness writes.
 set -euo pipefail
 target="$1"
 if [ -d "$target" ]; then page="$target/report.html"; else page="$target"; fi
