@@ -1,6 +1,5 @@
-# Named tasks. `make help` lists them.
-CARGO_TARGET_DIR ?= $(HOME)/.cache/imagen-load/target
-export CARGO_TARGET_DIR
+# Named tasks. `make help` lists them. They use cargo's own target dir (`./target`, or CARGO_TARGET_DIR if you set
+# it), the same as plain `cargo`, so mixing `make` and `cargo` builds nothing twice.
 
 .PHONY: help run test lint fmt bench ci
 

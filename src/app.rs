@@ -48,7 +48,7 @@ const SIGINT: i32 = 2;
 const SIGTERM: i32 = 15;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
-    init_tracing(cli.verbose);
+    crate::logs::init(cli.verbose, cli.log_format);
     match cli.command {
         Command::Validate(args) => validate(&args),
         Command::Plan(args) => plan(&args),
@@ -175,7 +175,11 @@ fn worker(args: WorkerArgs) -> anyhow::Result<ExitStatus> {
 fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
     use crate::cluster::watch;
     let rt = runtime()?;
-    let client = rt.block_on(watch::client(args.context.as_deref()))?;
+    let (client, kube_namespace) = rt.block_on(watch::client(
+        args.context.as_deref(),
+        args.kubeconfig.as_deref(),
+    ))?;
+    let namespace = watch::namespace_of(args.namespace.as_deref(), kube_namespace.as_deref());
     let generate = || stamped("watch");
     let (run_id, dir) = create_results_dir(
         &args.out,
@@ -204,12 +208,13 @@ fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
             shard: None,
             pipelines: Vec::new(),
             cluster_observed: Some(true),
+            overrides: Vec::new(),
         },
     ))?;
     if !args.quiet {
         crate::note!(
             "watching namespace {} and its nodes{}; results in {} (Ctrl-C to stop)",
-            args.namespace,
+            namespace,
             args.duration
                 .map(|d| format!(" for {d}"))
                 .unwrap_or_default(),
@@ -217,7 +222,7 @@ fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
         );
     }
     let opts = watch::WatchOptions {
-        namespace: args.namespace.clone(),
+        namespace,
         selector: args.selector.clone(),
         node_selector: args.node_selector.clone(),
     };
@@ -292,21 +297,6 @@ fn health(args: &HealthArgs) -> anyhow::Result<ExitStatus> {
     }
     crate::note!("unhealthy: {}", failures.join("; "));
     Ok(ExitStatus::GateFailed)
-}
-
-fn init_tracing(verbose: u8) {
-    let level = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// Resolves the workload arguments into a validated plan: the one place clap and the workload meet.
@@ -615,7 +605,7 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     }
     writer.finish()?;
     let simulated_in = started.elapsed();
-    std::fs::write(dir.join("workload.toml"), std::fs::read(&plan.source)?)?;
+    std::fs::write(dir.join("workload.toml"), plan.effective_workload())?;
     let mut report = analyzer.finish();
     report.thresholds = crate::gates::evaluate(&thresholds, &report);
     write_and_print(&report, &dir, args.quiet, |files| {
@@ -723,7 +713,7 @@ fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
         stop.clone(),
     ))?;
     drop(rt);
-    std::fs::write(dir.join("workload.toml"), std::fs::read(&plan.source)?)?;
+    std::fs::write(dir.join("workload.toml"), plan.effective_workload())?;
     let (mut report, _, _) = analyze_results(&dir)?;
     report.thresholds = crate::gates::evaluate(&thresholds, &report);
     write_and_print(&report, &dir, args.quiet, |files| {
@@ -864,6 +854,7 @@ pub fn run_header(
             shard: None,
             pipelines: plan.streams.iter().map(|s| s.names()).collect(),
             cluster_observed: Some(plan.observes_cluster()),
+            overrides: plan.overrides.clone(),
         },
     )
 }
@@ -953,6 +944,15 @@ fn compare(args: &CompareArgs) -> anyhow::Result<ExitStatus> {
     crate::unless_closed(write!(std::io::stdout().lock(), "{table}"))?;
     if let Some(md) = &args.markdown {
         std::fs::write(md, &table).with_context(|| format!("cannot write {}", md.display()))?;
+    }
+    if let Some(path) = &args.junit {
+        let suite = crate::report::junit::comparison_suite(
+            "imagen-load.compare",
+            &c,
+            args.fail_on_regression.is_some(),
+        );
+        std::fs::write(path, crate::report::junit::render_suite(&suite))
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(
         if args.fail_on_regression.is_some() && c.regressions() > 0 {
@@ -1084,15 +1084,14 @@ fn import(args: &ImportArgs) -> anyhow::Result<ExitStatus> {
 }
 
 fn calibrate(args: &CalibrateArgs) -> anyhow::Result<ExitStatus> {
-    let (report, _, _) = analyze_results(&args.results)?;
+    let (report, dir, _) = analyze_results(&args.results)?;
     let today = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let c = crate::calibrate::calibrate(&report, &today);
-    let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from(format!(
-            "fixtures/profiles/calibrated-{}.toml",
-            report.run.run_id
-        ))
-    });
+    // By default beside the run it came from, not into the repository's fixtures.
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| dir.join("calibrated-profile.toml"));
     if out.exists() && !args.force {
         bail!(
             "{} already exists\n    fix: pass --force to replace it, or --out to write elsewhere",
@@ -1180,6 +1179,21 @@ fn trend_report(args: &ReportArgs) -> anyhow::Result<ExitStatus> {
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     let regressions = t.vs_previous.as_ref().map_or(0, |c| c.regressions())
         + t.vs_baseline.as_ref().map_or(0, |c| c.regressions());
+    if let Some(path) = &args.junit {
+        use crate::report::junit;
+        let suites: Vec<junit::Suite> = [
+            ("imagen-load.report.vs_previous", &t.vs_previous),
+            ("imagen-load.report.vs_baseline", &t.vs_baseline),
+        ]
+        .into_iter()
+        .filter_map(|(name, c)| {
+            c.as_ref()
+                .map(|c| junit::comparison_suite(name, c, args.fail_on_regression))
+        })
+        .collect();
+        std::fs::write(path, junit::render_suites(&suites))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     crate::say!(
         "{} runs · {regressions} regression(s) in the last run · wrote {}",
         n,

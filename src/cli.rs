@@ -12,7 +12,7 @@ use std::path::PathBuf;
     long_about = "Replays scripted bursty workloads into Pub/Sub (or a built-in simulation of Pub/Sub, KEDA, the \
 cluster autoscaler, kubelet and GPU workers), follows every message through scale-up and back to zero, and reports \
 end-to-end latency from the intended send time and where cold-start time went.\n\n\
-Exit codes: 0 ok, 1 a gate failed, 2 error.",
+Exit codes: 0 ok, 1 a gate failed, 2 error, 130 interrupted (SIGINT), 143 terminated (SIGTERM).",
     after_help = "Start with: imagen-load run workloads/burst.toml"
 )]
 pub struct Cli {
@@ -21,6 +21,16 @@ pub struct Cli {
     /// More log output on stderr (repeat for more); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// How stderr lines are written: `text`, or `json` (one object per line with Cloud Logging's `severity`,
+    /// `message` and `time`, for pods on GKE).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        env = "IMAGEN_LOAD_LOG_FORMAT"
+    )]
+    pub log_format: crate::logs::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,11 +89,14 @@ pub struct WatchArgs {
     /// The kubeconfig context (default: the current one, or the in-cluster service account).
     #[arg(long)]
     pub context: Option<String>,
-    /// The workers' namespace.
-    #[arg(long, default_value = "imagen")]
-    pub namespace: String,
+    /// The kubeconfig file to use, as kubectl's `--kubeconfig` (default: `KUBECONFIG`, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The workers' namespace (default: the kubeconfig context's namespace, as kubectl; else `imagen`).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
     /// Label selector of the worker pods (default: every pod of the namespace).
-    #[arg(long)]
+    #[arg(short = 'l', long)]
     pub selector: Option<String>,
     /// Label selector of the GPU nodes, e.g. `cloud.google.com/gke-nodepool=gpu-pool` (default: every node).
     #[arg(long)]
@@ -198,7 +211,7 @@ pub struct ImportArgs {
 pub struct CalibrateArgs {
     /// A results folder (of a real run, or any run).
     pub results: PathBuf,
-    /// Where to write the profile (default: fixtures/profiles/calibrated-<run-id>.toml).
+    /// Where to write the profile (default: `calibrated-profile.toml` in the results folder).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Replace an existing profile file.
@@ -252,6 +265,10 @@ pub struct ReportArgs {
     /// Exit 1 when the last run regressed against the previous run or the baseline.
     #[arg(long)]
     pub fail_on_regression: bool,
+    /// Also write JUnit XML to this file: the last run against the previous one and against the baseline, a
+    /// test case per series, failed on a regression when `--fail-on-regression` is given.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -269,6 +286,10 @@ pub struct CompareArgs {
     /// Also write the table as Markdown to this file (for a PR comment).
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+    /// Also write JUnit XML to this file: a test case per compared series and one for lost messages, failed
+    /// when `--fail-on-regression` calls it a regression (for CI test reporters, as `run` writes junit.xml).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {
@@ -376,11 +397,14 @@ pub struct ClusterArgs {
     /// Watch the cluster of this kubeconfig context (default: the current one, or in-cluster).
     #[arg(long)]
     pub context: Option<String>,
-    /// The workers' namespace (default `imagen`).
-    #[arg(long)]
+    /// The kubeconfig file to use, as kubectl's `--kubeconfig` (default: `KUBECONFIG`, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The workers' namespace (default: the kubeconfig context's namespace, as kubectl; else `imagen`).
+    #[arg(short = 'n', long)]
     pub namespace: Option<String>,
     /// Label selector of the worker pods and Deployments, e.g. `app.kubernetes.io/component=worker`.
-    #[arg(long)]
+    #[arg(short = 'l', long)]
     pub selector: Option<String>,
     /// Label selector of the GPU nodes, e.g. `cloud.google.com/gke-nodepool=gpu-pool`.
     #[arg(long)]
@@ -397,13 +421,14 @@ pub struct ClusterArgs {
     #[arg(long, value_parser = crate::units::parse_duration)]
     pub zero_timeout: Option<crate::units::Micros>,
     /// Do not watch the cluster, even if the workload has `[cluster]`.
-    #[arg(long, conflicts_with_all = ["context", "namespace", "selector", "node_selector", "require_zero", "wait_for_zero"])]
+    #[arg(long, conflicts_with_all = ["context", "kubeconfig", "namespace", "selector", "node_selector", "require_zero", "wait_for_zero"])]
     pub no_cluster: bool,
 }
 
 impl ClusterArgs {
     fn any(&self) -> bool {
         self.context.is_some()
+            || self.kubeconfig.is_some()
             || self.namespace.is_some()
             || self.selector.is_some()
             || self.node_selector.is_some()
@@ -429,8 +454,9 @@ impl ClusterArgs {
         set(&mut c.context, &self.context);
         set(&mut c.selector, &self.selector);
         set(&mut c.node_selector, &self.node_selector);
-        if let Some(n) = &self.namespace {
-            c.namespace.clone_from(n);
+        set(&mut c.namespace, &self.namespace);
+        if self.kubeconfig.is_some() {
+            c.kubeconfig.clone_from(&self.kubeconfig);
         }
         if self.require_zero.is_some() {
             c.require_zero = self.require_zero;

@@ -377,7 +377,7 @@ mod tests {
     #[test]
     fn correlated_series_count_for_less() {
         use rand::{RngExt, SeedableRng};
-        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut rng = crate::units::SeededRng::seed_from_u64(3);
         let independent: Vec<u64> = (0..400).map(|_| rng.random_range(0..1_000_000)).collect();
         let queued: Vec<u64> = (0..100)
             .map(|i| 60_000_000 + (i / 10) * 1_000_000)

@@ -5,8 +5,7 @@
 #[macro_export]
 macro_rules! note {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        $crate::logs::note(&format!($($arg)*), "NOTICE");
     }};
 }
 
@@ -40,6 +39,7 @@ pub mod eventlog;
 pub mod gates;
 pub mod limits;
 pub mod live;
+pub mod logs;
 pub mod merge;
 pub mod pacer;
 pub mod progress;

@@ -77,8 +77,8 @@ pub struct Prepared {
     /// The built-in emulator, when the run started one.
     pub builtin: Option<emulator::Handle>,
     resources: Resources,
-    /// The Kubernetes client, when the run watches a cluster.
-    kube: Option<kube::Client>,
+    /// The cluster's client and `[cluster]` with its namespace settled (flag, workload, kubeconfig, `imagen`).
+    kube: Option<(kube::Client, ClusterPlan)>,
 }
 
 impl Prepared {
@@ -158,11 +158,18 @@ pub async fn prepare(plan: &Plan, opts: &LiveOptions) -> Result<Prepared, LiveEr
     }
     let kube = match &opts.cluster {
         Some(c) => {
-            let client = watch::client(c.context.as_deref()).await?;
+            let (client, kube_namespace) =
+                watch::client(c.context.as_deref(), c.kubeconfig.as_deref()).await?;
+            // The namespace as kubectl would choose it, fixed once for the whole run.
+            let mut c = c.clone();
+            c.namespace = Some(watch::namespace_of(
+                c.namespace.as_deref(),
+                kube_namespace.as_deref(),
+            ));
             if let Some(scope) = c.require_zero {
-                require_zero(client.clone(), c, scope, opts.progress).await?;
+                require_zero(client.clone(), &c, scope, opts.progress).await?;
             }
-            Some(client)
+            Some((client, c))
         }
         None => None,
     };
@@ -178,7 +185,7 @@ pub async fn prepare(plan: &Plan, opts: &LiveOptions) -> Result<Prepared, LiveEr
 /// The watch options of `[cluster]`.
 pub fn watch_options(c: &ClusterPlan) -> watch::WatchOptions {
     watch::WatchOptions {
-        namespace: c.namespace.clone(),
+        namespace: watch::namespace_of(c.namespace.as_deref(), None),
         selector: c.selector.clone(),
         node_selector: c.node_selector.clone(),
     }
@@ -201,7 +208,7 @@ async fn require_zero(
         crate::note!(
             "--require-zero: waiting up to {} for namespace {} to be at zero",
             humantime::format_duration(timeout),
-            c.namespace
+            watch::namespace_of(c.namespace.as_deref(), None)
         );
     }
     let result = watching.wait_for_zero(scope, timeout).await;
@@ -395,15 +402,14 @@ pub async fn run(
             tx.clone(),
         )
     });
-    let watching = match (&prepared.kube, &opts.cluster) {
-        (Some(client), Some(c)) => Some(watch::start(
+    let watching = prepared.kube.as_ref().map(|(client, c)| {
+        watch::start(
             client.clone(),
             &watch_options(c),
             wall_start_unix_us,
             tx.clone(),
-        )),
-        _ => None,
-    };
+        )
+    });
     let progress = opts.progress.then(|| {
         crate::progress::Progress::start(
             ledger.clone(),

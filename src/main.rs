@@ -21,7 +21,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            imagen_load::note!("Error: {e:#}");
+            imagen_load::logs::note(&format!("Error: {e:#}"), "ERROR");
             ExitCode::from(2)
         }
     }

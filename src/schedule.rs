@@ -3,9 +3,10 @@
 //! from them. Same plan and seed → identical schedule; another seed changes only the random parts (Poisson
 //! arrivals, random burst spread).
 
+use crate::units::SeededRng;
 use crate::units::{Micros, US_PER_S, derive_seed};
 use crate::workload::{Arrivals, Phase, Plan, Spread};
-use rand::{RngExt, SeedableRng, rngs::StdRng};
+use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Exp1};
 use std::io::Write;
 
@@ -137,7 +138,7 @@ enum Leaf<'a> {
 /// stream).
 struct StreamGen<'a> {
     stream: u32,
-    rng: StdRng,
+    rng: SeededRng,
     stack: Vec<Frame<'a>>,
     leaf: Leaf<'a>,
     /// Where the next phase starts.
@@ -152,7 +153,7 @@ impl<'a> StreamGen<'a> {
     fn new(plan: &'a Plan, stream: usize) -> Self {
         StreamGen {
             stream: stream as u32,
-            rng: StdRng::seed_from_u64(derive_seed(plan.seed, &[stream as u64, 0x5c4e_d01e])),
+            rng: SeededRng::seed_from_u64(derive_seed(plan.seed, &[stream as u64, 0x5c4e_d01e])),
             stack: vec![Frame {
                 phases: &plan.streams[stream].phases,
                 next: 0,
@@ -473,7 +474,7 @@ mod tests {
     fn eager_stream(plan: &Plan, stream: usize) -> Vec<Item> {
         let mut g = Gen {
             stream: stream as u32,
-            rng: StdRng::seed_from_u64(derive_seed(plan.seed, &[stream as u64, 0x5c4e_d01e])),
+            rng: SeededRng::seed_from_u64(derive_seed(plan.seed, &[stream as u64, 0x5c4e_d01e])),
             out: Vec::new(),
             seq: 0,
             http: 0,
@@ -499,7 +500,7 @@ mod tests {
 
     struct Gen {
         stream: u32,
-        rng: StdRng,
+        rng: SeededRng,
         out: Vec<Item>,
         seq: u64,
         http: u32,

@@ -84,7 +84,7 @@ impl Model {
         if let Some(t) = *self.ready.borrow() {
             return t;
         }
-        let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
+        let mut rng = crate::units::SeededRng::seed_from_u64(self.seed);
         let d = self.load.sample(&mut rng);
         tracing::info!("loading the model ({d})");
         tokio::time::sleep(Duration::from_micros(d.0)).await;
@@ -287,7 +287,7 @@ pub async fn run(
                         .await;
                 }
                 let start = unix_us();
-                let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                let mut rng = crate::units::SeededRng::seed_from_u64(seed);
                 let d = processing.sample(&mut rng);
                 tokio::time::sleep(Duration::from_micros(d.0)).await;
                 let end = unix_us();

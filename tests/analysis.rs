@@ -31,10 +31,14 @@ fn delivery_accounting() {
         d.lost, 1,
         "seq 3 was published and never completed; seq 2 never reached Pub/Sub"
     );
-    assert_eq!(d.lost_ids.len(), 1);
+    assert_eq!(d.lost_ranges.len(), 1);
     assert_eq!(
-        (d.lost_ids[0].stream.as_str(), d.lost_ids[0].seq),
-        ("upscale", 3)
+        (
+            d.lost_ranges[0].stream.as_str(),
+            d.lost_ranges[0].first,
+            d.lost_ranges[0].last
+        ),
+        ("upscale", 3, 3)
     );
     assert_eq!(d.late, 0);
     assert_eq!(
@@ -427,7 +431,14 @@ fn analysis_state_is_bounded_by_the_messages_in_flight() {
     assert!(r.messages.is_empty(), "no per-message records unless asked");
     assert_eq!(r.delivery.completed, N - 1);
     assert_eq!(r.delivery.lost, 1);
-    assert_eq!(r.delivery.lost_ids, vec![id(LOST)]);
+    assert_eq!(
+        r.delivery.lost_ranges,
+        vec![imagen_load::analysis::SeqRange {
+            stream: id(LOST).stream,
+            first: LOST,
+            last: LOST
+        }]
+    );
     let e2e = r.series.get("e2e_latency", "all", None).unwrap();
     assert_eq!(e2e.len(), N - 1);
     assert!(e2e.equivalent(e2e.min(), 64_000) && e2e.equivalent(e2e.max(), 64_000));
@@ -574,6 +585,7 @@ fn one_pod_seen_by_the_watcher_and_by_its_worker_is_merged() {
             scaled_object: None,
         }],
         cluster_observed: Some(true),
+        overrides: Vec::new(),
     };
     let created = |t, source, deployment: &str| {
         Event::new(

@@ -80,6 +80,18 @@ fn calibrate_writes_a_profile_a_workload_can_use() {
         .arg(out.path())
         .assert()
         .success();
+    // By default the profile goes beside the run, not into the repository's fixtures.
+    bin()
+        .arg("calibrate")
+        .arg(out.path().join("day"))
+        .assert()
+        .success();
+    assert!(
+        out.path()
+            .join("day")
+            .join("calibrated-profile.toml")
+            .is_file()
+    );
     let profile = out.path().join("p.toml");
     bin()
         .arg("calibrate")

@@ -246,6 +246,104 @@ fn an_unreadable_file_is_named_by_its_role_and_its_error_said_once() {
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
 
+/// `--set` once left no trace: the results folder's `workload.toml` was the source file byte for byte, and a typo
+/// in a `--set` was blamed on a line of the file. Now the overrides are in the log's header and `summary.json`
+/// (also after re-analysis), `workload.toml` is what ran, and a mistake in a `--set` names the flag.
+#[test]
+fn a_set_override_is_recorded_and_a_mistake_in_it_is_blamed_on_the_flag() {
+    let out = tempfile::tempdir().unwrap();
+    let set = "sim.keda.min_replicas=1";
+    bin()
+        .args([
+            "run",
+            "workloads/burst.toml",
+            "--quiet",
+            "--run-id",
+            "o",
+            "--set",
+            set,
+            "--out",
+        ])
+        .arg(out.path())
+        .assert()
+        .success();
+    let dir = out.path().join("o");
+    let summary = |dir: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap()
+    };
+    assert_eq!(summary(&dir)["run"]["overrides"], serde_json::json!([set]));
+    let header = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    let header = header.lines().next().unwrap();
+    assert!(
+        header.contains(r#""overrides":["sim.keda.min_replicas=1"]"#),
+        "{header}"
+    );
+    let effective = std::fs::read_to_string(dir.join("workload.toml")).unwrap();
+    assert!(
+        effective.starts_with(
+            "# imagen-load: workloads/burst.toml with --set sim.keda.min_replicas=1 applied\n"
+        ),
+        "{effective}"
+    );
+    // What ran validates to what ran: the recorded workload has the override in it.
+    bin()
+        .arg("validate")
+        .arg(dir.join("workload.toml"))
+        .assert()
+        .success()
+        .stdout(contains("replicas 1..1"));
+    bin()
+        .arg("analyze")
+        .arg(&dir)
+        .arg("--quiet")
+        .assert()
+        .success();
+    assert_eq!(summary(&dir)["run"]["overrides"], serde_json::json!([set]));
+    // Without overrides the record is the file as written, and summary.json has no `overrides`.
+    run_burst_plain(out.path(), "plain");
+    assert_eq!(
+        std::fs::read(out.path().join("plain").join("workload.toml")).unwrap(),
+        std::fs::read(crate::common::path("workloads/burst.toml")).unwrap()
+    );
+    assert!(
+        summary(&out.path().join("plain"))["run"]
+            .get("overrides")
+            .is_none()
+    );
+    // A typo in a `--set` is the flag's mistake, not a line of burst.toml.
+    let o = bin()
+        .args([
+            "validate",
+            "workloads/burst.toml",
+            "--set",
+            "sim.keda.min_replica=1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--set sim.keda.min_replica=1: `sim.keda.min_replica`"),
+        "{err}"
+    );
+    assert!(!err.contains("burst.toml:"), "{err}");
+}
+
+fn run_burst_plain(out: &std::path::Path, id: &str) {
+    bin()
+        .args([
+            "run",
+            "workloads/burst.toml",
+            "--quiet",
+            "--run-id",
+            id,
+            "--out",
+        ])
+        .arg(out)
+        .assert()
+        .success();
+}
+
 #[test]
 fn analyze_recomputes_the_same_summary_from_the_log() {
     let out = tempfile::tempdir().unwrap();
@@ -366,4 +464,62 @@ fn a_reader_that_closes_early_ends_every_printing_command_quietly() {
             "{args:?}: {stderr}"
         );
     }
+}
+
+/// Pods on GKE want one JSON object per line so that Cloud Logging sees severities: with `--log-format json`
+/// (or `IMAGEN_LOAD_LOG_FORMAT=json`) every stderr line, the harness's notes and errors and `tracing`'s events,
+/// is an object with Cloud Logging's `severity`, `message` and `time`.
+#[test]
+fn log_format_json_writes_one_cloud_logging_object_per_line() {
+    let o = bin()
+        .args(["validate", "nope.toml", "--log-format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8(o.stderr).unwrap();
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert_eq!(lines[0]["severity"], "ERROR");
+    assert!(
+        lines[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read workload file nope.toml")
+    );
+    assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
+    // A long-running server's first words, through the environment variable.
+    let mut emulator = std::process::Command::new(env!("CARGO_BIN_EXE_imagen-load"))
+        .args(["emulator", "--port", "0", "-v"])
+        .env("IMAGEN_LOAD_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let stderr = emulator.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut r = std::io::BufReader::new(stderr);
+        std::io::BufRead::read_line(&mut r, &mut first).unwrap();
+        first
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !reader.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    emulator.kill().unwrap();
+    emulator.wait().unwrap();
+    let first = reader.join().unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert!(
+        ["INFO", "NOTICE"].contains(&v["severity"].as_str().unwrap()),
+        "{first}"
+    );
+    assert!(
+        v["message"].as_str().unwrap().contains("127.0.0.1"),
+        "{first}"
+    );
 }

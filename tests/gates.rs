@@ -15,14 +15,18 @@ fn run_with(gates: &str, out: &tempfile::TempDir) -> std::process::Output {
 
 /// The elements and attributes of a JUnit file, checked the way CI reporters read them.
 struct Junit {
+    /// The last suite's counts and timestamp; `cases` are every suite's.
     tests: usize,
     failures: usize,
+    timestamp: Option<String>,
+    suites: usize,
     cases: Vec<(String, String, Option<String>)>,
 }
 
 fn read_junit(xml: &str) -> Junit {
     let mut reader = Reader::from_str(xml);
     let (mut tests, mut failures, mut cases) = (None, None, Vec::new());
+    let (mut timestamp, mut suites) = (None, 0);
     let mut stack: Vec<String> = Vec::new();
     let attr = |e: &quick_xml::events::BytesStart, name: &str| {
         e.attributes()
@@ -45,6 +49,8 @@ fn read_junit(xml: &str) -> Junit {
                         Some("testsuites"),
                         "testsuite inside testsuites"
                     );
+                    suites += 1;
+                    timestamp = attr(&e, "timestamp");
                     tests = attr(&e, "tests").map(|v| v.parse::<usize>().unwrap());
                     failures = attr(&e, "failures").map(|v| v.parse::<usize>().unwrap());
                     for required in ["name", "errors", "skipped", "time"] {
@@ -91,6 +97,8 @@ fn read_junit(xml: &str) -> Junit {
     Junit {
         tests: tests.expect("testsuite tests="),
         failures: failures.expect("testsuite failures="),
+        timestamp,
+        suites,
         cases,
     }
 }
@@ -289,4 +297,80 @@ fn an_aborting_condition_is_a_table_with_known_keys() {
         .code(2)
         .stderr(contains("g.toml:2:"))
         .stderr(contains("did you mean `abort_on_fail`"));
+}
+
+/// `junit.xml` once had no `timestamp` on its `testsuite`; a live run's says when it started, in the JUnit
+/// XSD's form (`YYYY-MM-DDTHH:MM:SS`, no zone). A simulated run has no wall clock, so it has none.
+#[test]
+fn a_live_runs_junit_has_the_start_timestamp_and_a_simulated_one_none() {
+    let out = tempfile::tempdir().unwrap();
+    run_with("fixtures/gates/burst-pass.toml", &out);
+    let j = read_junit(&std::fs::read_to_string(out.path().join("g/junit.xml")).unwrap());
+    assert_eq!(j.timestamp, None);
+    let suite = imagen_load::report::junit::Suite {
+        name: "x".into(),
+        started_unix_us: Some(1_795_864_600_123_456),
+        ..Default::default()
+    };
+    let j = read_junit(&imagen_load::report::junit::render_suite(&suite));
+    // 1,795,864,600 s after the epoch: 2026-11-28 11:16:40 UTC (Python's datetime.utcfromtimestamp).
+    assert_eq!(j.timestamp.as_deref(), Some("2026-11-28T11:16:40"));
+}
+
+/// `compare` and `report --fail-on-regression` are gates too, and once wrote no JUnit: now `--junit FILE` has a
+/// case per compared series (and lost messages), failed exactly where the gate found a regression.
+#[test]
+fn compare_and_report_write_junit_with_the_regressions_failed() {
+    let out = tempfile::tempdir().unwrap();
+    run_burst(out.path(), "a-base", &[]).success();
+    run_burst(
+        out.path(),
+        "b-slow",
+        &["--set", "sim.worker.model_load=uniform(120s, 150s)"],
+    )
+    .success();
+    let xml = out.path().join("compare.xml");
+    bin()
+        .arg("compare")
+        .arg(out.path().join("a-base"))
+        .arg(out.path().join("b-slow"))
+        .args(["--fail-on-regression", "10%", "--junit"])
+        .arg(&xml)
+        .assert()
+        .code(1);
+    let table = String::from_utf8(
+        bin()
+            .arg("compare")
+            .arg(out.path().join("a-base"))
+            .arg(out.path().join("b-slow"))
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let j = read_junit(&std::fs::read_to_string(&xml).unwrap());
+    assert!(j.failures > 0, "{table}");
+    assert_eq!(
+        j.failures,
+        table.matches("REGRESSION").count(),
+        "a failed case per regression row: {table}"
+    );
+    assert!(j.cases.iter().any(|c| c.1 == "lost"));
+    // The same, as the nightly's report: last vs previous (the baseline is the previous here).
+    let xml = out.path().join("report.xml");
+    bin()
+        .arg("report")
+        .arg(out.path())
+        .arg("--out")
+        .arg(out.path().join("nightly.md"))
+        .args(["--fail-on-regression", "--junit"])
+        .arg(&xml)
+        .assert()
+        .code(1);
+    let j = read_junit(&std::fs::read_to_string(&xml).unwrap());
+    assert_eq!(
+        j.suites, 2,
+        "vs previous and vs baseline (here the same run)"
+    );
+    assert!(j.failures > 0);
 }

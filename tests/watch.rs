@@ -91,6 +91,7 @@ fn analyse(mut got: Vec<Event>, origin: u64, streams: &[&str]) -> Value {
             shard: None,
             pipelines: Vec::new(),
             cluster_observed: Some(true),
+            overrides: Vec::new(),
         },
     ))
     .unwrap();
@@ -294,6 +295,49 @@ fn watch_without_a_cluster_says_how_to_point_it_at_one_and_writes_nothing() {
         ))
         .stderr(predicates::str::contains("fix: set KUBECONFIG"));
     assert!(!home.path().join("results").exists());
+}
+
+/// kubectl's habits: `--kubeconfig FILE` (over `KUBECONFIG`), `-n` and `-l`, and without `-n` the namespace of the
+/// kubeconfig's context (the default was `imagen` whatever the context said). The API server here is a closed
+/// port: what is checked is the namespace the watcher was pointed at.
+#[test]
+fn kubectl_flags_and_the_contexts_namespace_are_honoured() {
+    let home = tempfile::tempdir().unwrap();
+    let kubeconfig = home.path().join("kubeconfig");
+    let port = crate::pubsub::free_port();
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{port}\n\
+             users:\n- name: u\n  user: {{}}\ncontexts:\n- name: gpu\n  context:\n    cluster: c\n    user: u\n\
+             \x20   namespace: gpu-jobs\n- name: bare\n  context:\n    cluster: c\n    user: u\ncurrent-context: gpu\n"
+        ),
+    )
+    .unwrap();
+    let watch = |extra: &[&str]| {
+        let o = crate::common::bin()
+            .args(["watch", "--duration", "1s", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .args(extra)
+            .arg("--out")
+            .arg(home.path().join("results"))
+            .env("KUBECONFIG", home.path().join("nowhere"))
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let said = |err: &str| {
+        err.lines()
+            .find_map(|l| l.strip_prefix("watching namespace "))
+            .map(|l| l.split(' ').next().unwrap().to_string())
+    };
+    let err = watch(&[]);
+    assert_eq!(said(&err).as_deref(), Some("gpu-jobs"), "{err}");
+    let err = watch(&["-n", "imagen", "-l", "app=worker"]);
+    assert_eq!(said(&err).as_deref(), Some("imagen"), "{err}");
+    let err = watch(&["--context", "bare"]);
+    assert_eq!(said(&err).as_deref(), Some("imagen"), "{err}");
 }
 
 /// The fixture of a whole GPU scale cycle, 0 → 2 → 0 (`fixtures/kube/scale-0-2-0.json`, written by its script).

@@ -84,6 +84,33 @@ fn every_broken_workload_fails_with_its_place_and_key() {
     assert!(seen >= 10, "at least ten broken fixtures, found {seen}");
 }
 
+/// A mistake inside a `[[stream]]` (`witin` for `within`) once added a second, false problem wherever the file
+/// named that stream ("sim.pipeline.upscale: no stream is named upscale"). One mistake is one problem.
+#[test]
+fn a_mistake_inside_a_stream_is_one_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("one.toml");
+    std::fs::write(
+        &p,
+        "[[stream]]\nname = \"upscale\"\n  [[stream.phase]]\n  kind = \"burst\"\n  count = 5\n  witin = \"30s\"\n\
+         [[stream]]\nname = \"upscale\"\n  [[stream.phase]]\n  kind = \"burst\"\n  count = 1\n\
+         [sim.pipeline.upscale.worker]\nmodel_load = \"10s\"\n\
+         [thresholds]\n\"e2e_latency{stream:upscale}\" = [\"p(95)<10m\"]\n",
+    )
+    .unwrap();
+    let out = bin().arg("validate").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!err.contains("no stream is named"), "{err}");
+    assert!(err.contains("witin"), "{err}");
+    // The second stream reuses the name: that is a real problem, placed at the second stream (line 7).
+    assert!(
+        err.contains("one.toml:7:") && err.contains("already used by stream 1"),
+        "{err}"
+    );
+    assert!(err.contains("2 problems"), "{err}");
+}
+
 #[test]
 fn validate_reports_every_problem_at_once() {
     let dir = tempfile::tempdir().unwrap();

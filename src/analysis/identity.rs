@@ -54,6 +54,15 @@ impl Identity {
         id
     }
 
+    /// The workers' subscription of a stream, when the run header named it.
+    pub fn subscription_of(&self, stream: &str) -> Option<&str> {
+        self.streams
+            .iter()
+            .find(|p| p.stream == stream)
+            .map(|p| p.subscription.as_str())
+            .filter(|s| !s.is_empty())
+    }
+
     /// A stream the header did not describe (an older log): only its own name is known.
     pub fn add_stream(&mut self, p: PipelineNames) -> u32 {
         if let Some(i) = self.streams.iter().position(|s| s.stream == p.stream) {

@@ -61,6 +61,9 @@ pub struct RunInfo {
     /// `INDEX/COUNT` when the run was one shard of a workload (its messages are that share only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
+    /// The `--set KEY=VALUE` overrides the run was started with, as given.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -81,8 +84,87 @@ pub struct Delivery {
     pub open_at_end: u64,
     /// Completed, but intended during the warm-up: counted here, left out of latency statistics.
     pub warmup_excluded: u64,
-    pub lost_ids: Vec<MsgId>,
+    /// Every lost message, as runs of consecutive sequence numbers per stream, sorted: a million lost messages in
+    /// a row are one entry, not a million. Reports show the first few; `summary.json` has them all.
+    pub lost_ranges: Vec<SeqRange>,
     pub publish_errors: BTreeMap<String, u64>,
+}
+
+/// The warning for a stream whose messages were all lost without one reaching a worker: nobody pulled from its
+/// subscription (no workers started, or workers on another subscription or project).
+fn nothing_pulled(stream: &str, lost: usize, subscription: Option<&str>) -> String {
+    let sub = subscription.map_or_else(|| format!("{stream}'s subscription"), |s| format!("`{s}`"));
+    format!(
+        "stream {stream}: {lost} message{} lost and none reached a worker: nothing pulled from subscription \
+         {sub}\n    fix: start the workers for it (e.g. `imagen-load worker --subscription {} \
+         --pipeline {stream}`, or scale up the Deployment), and check they use the run's project and subscription",
+        if lost == 1 { "" } else { "s" },
+        subscription.unwrap_or("SUB"),
+    )
+}
+
+/// Messages `first..=last` (sequence numbers, both included) of one stream.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+pub struct SeqRange {
+    pub stream: String,
+    pub first: u64,
+    pub last: u64,
+}
+
+impl SeqRange {
+    /// How many messages the range holds.
+    pub fn count(&self) -> u64 {
+        self.last - self.first + 1
+    }
+
+    /// Sorted ranges from each stream's sequence numbers (sorted here; duplicates merged).
+    pub fn from_seqs(per_stream: Vec<(String, Vec<u64>)>) -> Vec<SeqRange> {
+        let mut out: Vec<SeqRange> = Vec::new();
+        for (stream, mut seqs) in per_stream {
+            seqs.sort_unstable();
+            for seq in seqs {
+                match out.last_mut() {
+                    Some(r) if r.stream == stream && seq <= r.last + 1 => r.last = r.last.max(seq),
+                    _ => out.push(SeqRange {
+                        stream: stream.clone(),
+                        first: seq,
+                        last: seq,
+                    }),
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+impl std::fmt::Display for SeqRange {
+    /// `upscale#14`, or `upscale#14-79` for a run of them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.first == self.last {
+            write!(f, "{}#{}", self.stream, self.first)
+        } else {
+            write!(f, "{}#{}-{}", self.stream, self.first, self.last)
+        }
+    }
+}
+
+/// The first `max` ranges, as a reader sees them (`upscale#3, enhance#10-99 and 12 more ranges (…)`).
+pub fn describe_ranges(ranges: &[SeqRange], max: usize) -> String {
+    let mut text = ranges
+        .iter()
+        .take(max)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ranges.len() > max {
+        text.push_str(&format!(
+            " and {} more range{} (summary.json lists all)",
+            ranges.len() - max,
+            if ranges.len() - max == 1 { "" } else { "s" }
+        ));
+    }
+    text
 }
 
 impl Delivery {
@@ -444,6 +526,8 @@ struct StreamMsgs {
     done: SeqSet,
     /// The stream's scope in the series.
     scope: usize,
+    /// Whether any of its messages reached a worker (a delivery or a completion).
+    reached_worker: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -855,6 +939,7 @@ impl Analyzer {
                 shard,
                 pipelines,
                 cluster_observed,
+                overrides,
                 ..
             } => {
                 self.identity = Identity::new(pipelines);
@@ -883,6 +968,7 @@ impl Analyzer {
                     finished: false,
                     price_per_gpu_hour_usd: *price_per_gpu_hour_usd,
                     shard: shard.clone(),
+                    overrides: overrides.clone(),
                 });
             }
             EventKind::RunFinished {
@@ -914,11 +1000,24 @@ impl Analyzer {
                         .insert(id.stream.clone(), Deployment::default());
                 }
                 let cold = self.deployments[&id.stream].capacity() == 0;
+                let warmup_us = self.info.as_ref().map_or(0, |i| i.warmup_us);
                 let Some(m) = self.msg(id) else {
                     return;
                 };
+                // The publish delay is known now, whether or not the message ever completes (a publish-only run,
+                // a lost message): recorded once, at its first publish, outside the warm-up.
+                let delay = (!m.published.is_some())
+                    .then(|| m.intended.get())
+                    .flatten()
+                    .filter(|&i| i >= warmup_us)
+                    .map(|i| t.saturating_sub(i));
                 m.published.set(t);
                 m.cold |= cold;
+                if let Some(delay) = delay {
+                    let scope = self.msgs[self.stream_index[&id.stream] as usize].scope;
+                    self.series
+                        .record_in_order("publish_delay", scope, Some(cold), delay);
+                }
                 self.true_backlog(&id.stream, t, 1);
                 let d = self.deployments.get_mut(&id.stream).expect("inserted");
                 if cold {
@@ -951,6 +1050,9 @@ impl Analyzer {
             EventKind::Delivered { id, attempt, .. } => {
                 if *attempt > 1 {
                     self.delivery.redelivered += 1;
+                }
+                if let Some((s, _)) = self.locate(id) {
+                    self.msgs[s].reached_worker = true;
                 }
                 if let Some(m) = self.msg(id) {
                     m.delivered.set(t);
@@ -1397,8 +1499,8 @@ impl Analyzer {
         let (scope, cold) = (self.msgs[s].scope, Some(m.cold));
         self.series
             .record_in_order("e2e_latency", scope, cold, rec.e2e_us());
+        // The publish delay went in at the publish.
         for (metric, v) in [
-            ("publish_delay", rec.publish_delay_us),
             ("capacity_wait", rec.capacity_wait_us),
             ("queueing", rec.queueing_us),
             ("processing", rec.processing_us),
@@ -1762,6 +1864,7 @@ impl Analyzer {
                 finished: false,
                 price_per_gpu_hour_usd: 0.0,
                 shard: None,
+                overrides: Vec::new(),
             }
         });
         info.end_us = end;
@@ -1777,7 +1880,9 @@ impl Analyzer {
         delivery.duplicates += self.duplicates_by_completion;
         // What never completed: lost (a finished run's deadline has passed for everything), or still open (an
         // interrupted run's has not).
+        let mut lost_seqs: Vec<(String, Vec<u64>)> = Vec::new();
         for (s, st) in self.msgs.iter().enumerate() {
+            let mut lost_here = Vec::new();
             for (&seq, m) in &st.open {
                 if !m.intended.is_some() && !m.published.is_some() && !m.lost {
                     continue; // only heard of (a delivery), never scheduled in this log
@@ -1787,15 +1892,23 @@ impl Analyzer {
                 }
                 if m.lost || (self.finished && !self.interrupted) {
                     delivery.lost += 1;
-                    delivery.lost_ids.push(MsgId {
-                        stream: self.streams[s].clone(),
-                        seq,
-                    });
+                    lost_here.push(seq);
                 } else {
                     delivery.open_at_end += 1;
                 }
             }
+            if !lost_here.is_empty() {
+                if !st.reached_worker && st.done.ranges() == 0 && !self.streams[s].is_empty() {
+                    self.warnings.push(nothing_pulled(
+                        &self.streams[s],
+                        lost_here.len(),
+                        self.identity.subscription_of(&self.streams[s]),
+                    ));
+                }
+                lost_seqs.push((self.streams[s].clone(), lost_here));
+            }
         }
+        delivery.lost_ranges = SeqRange::from_seqs(lost_seqs);
         if self.no_intended > 0 {
             self.warnings.push(format!(
                 "{} completions had no scheduled event: counted, but without a latency",
@@ -1804,7 +1917,6 @@ impl Analyzer {
         }
         let mut messages = self.kept.take().unwrap_or_default();
         messages.sort_by_key(|m| (m.completed_us, m.stream, m.seq));
-        delivery.lost_ids.sort();
         let mut series = std::mem::take(&mut self.series);
         let mut intervals = std::mem::take(&mut self.intervals);
         intervals.finish(end);
@@ -2145,6 +2257,21 @@ fn short(error: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_numbers_become_sorted_ranges_per_stream() {
+        let r = SeqRange::from_seqs(vec![
+            ("upscale".into(), vec![7, 3, 4, 5, 9, 4]),
+            ("enhance".into(), vec![0]),
+        ]);
+        let text: Vec<String> = r.iter().map(ToString::to_string).collect();
+        assert_eq!(text, ["enhance#0", "upscale#3-5", "upscale#7", "upscale#9"]);
+        assert_eq!(r.iter().map(SeqRange::count).sum::<u64>(), 6);
+        assert_eq!(
+            describe_ranges(&r, 2),
+            "enhance#0, upscale#3-5 and 2 more ranges (summary.json lists all)"
+        );
+    }
 
     #[test]
     fn the_timeline_stays_bounded_and_keeps_counts_and_peaks() {

@@ -850,6 +850,7 @@ pub fn import(inputs: Vec<Input>, price_per_gpu_hour_usd: f64) -> Result<Importe
             pipelines: Vec::new(),
             // Events name nodes, not their GPUs: cost needs the Node objects.
             cluster_observed: Some(nodes_seen),
+            overrides: Vec::new(),
         },
     )];
     events.extend(

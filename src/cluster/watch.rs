@@ -48,7 +48,7 @@ pub struct WatchOptions {
 impl Default for WatchOptions {
     fn default() -> Self {
         WatchOptions {
-            namespace: "imagen".into(),
+            namespace: DEFAULT_NAMESPACE.into(),
             selector: None,
             node_selector: None,
         }
@@ -57,20 +57,77 @@ impl Default for WatchOptions {
 
 /// A client as kubectl would pick it: the kubeconfig (`KUBECONFIG`, `~/.kube/config`) with `context`, else the
 /// in-cluster service account.
-pub async fn client(context: Option<&str>) -> Result<Client, WatchError> {
-    let config = match context {
-        Some(c) => kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions {
-            context: Some(c.to_string()),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| WatchError::Config(e.to_string()))?,
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| WatchError::Config(e.to_string()))?,
+///
+/// `kubeconfig` is kubectl's `--kubeconfig`: that file instead of `KUBECONFIG` or `~/.kube/config`. Also returns
+/// the namespace kubectl would default to without `-n`: the context's `namespace` when the context sets one, or
+/// in a pod (no kubeconfig) the service account's; `None` when neither says (then the caller's default holds).
+pub async fn client(
+    context: Option<&str>,
+    kubeconfig: Option<&std::path::Path>,
+) -> Result<(Client, Option<String>), WatchError> {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let options = KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..Default::default()
     };
-    Client::try_from(config).map_err(|e| WatchError::Client(e.to_string()))
+    let failed = |e: String| WatchError::Config(e);
+    let (config, namespace) = match kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path)
+                .map_err(|e| failed(format!("--kubeconfig {}: {e}", path.display())))?;
+            let ns = context_namespace(&kc, context);
+            let config = kube::Config::from_custom_kubeconfig(kc, &options)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            (config, ns)
+        }
+        None => {
+            let file = Kubeconfig::read().ok();
+            let config = match context {
+                Some(_) => kube::Config::from_kubeconfig(&options)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?,
+                None => kube::Config::infer()
+                    .await
+                    .map_err(|e| failed(e.to_string()))?,
+            };
+            let ns = match &file {
+                Some(kc) => context_namespace(kc, context),
+                // In a pod: the service account's namespace, which kube read with the in-cluster config.
+                None => Some(config.default_namespace.clone()),
+            };
+            (config, ns)
+        }
+    };
+    let client = Client::try_from(config).map_err(|e| WatchError::Client(e.to_string()))?;
+    Ok((client, namespace))
 }
+
+/// The namespace a kubeconfig's context (the named one, else the current one) sets, if it sets one.
+fn context_namespace(kc: &kube::config::Kubeconfig, context: Option<&str>) -> Option<String> {
+    let name = context
+        .map(str::to_string)
+        .or_else(|| kc.current_context.clone())?;
+    kc.contexts
+        .iter()
+        .find(|c| c.name == name)?
+        .context
+        .as_ref()?
+        .namespace
+        .clone()
+}
+
+/// The workers' namespace as kubectl would choose it: `-n` (or the workload's `[cluster] namespace`), else what
+/// the kubeconfig context or the pod says, else `imagen`, the platform's namespace.
+pub fn namespace_of(given: Option<&str>, from_kubeconfig: Option<&str>) -> String {
+    given
+        .or(from_kubeconfig)
+        .unwrap_or(DEFAULT_NAMESPACE)
+        .to_string()
+}
+
+/// The platform's namespace, used when neither a flag, the workload, nor the kubeconfig names one.
+pub const DEFAULT_NAMESPACE: &str = "imagen";
 
 /// One object as a watcher delivered it.
 struct Delivered {

@@ -68,6 +68,10 @@ pub enum EventKind {
         /// from node events).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cluster_observed: Option<bool>,
+        /// The `--set KEY=VALUE` overrides applied to the workload file, as given: a run is reproduced by its
+        /// file and these (the results folder's `workload.toml` is the file with them applied).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        overrides: Vec<String>,
     },
     RunFinished {
         interrupted: bool,
@@ -386,6 +390,7 @@ mod tests {
                     scaled_object: None,
                 }],
                 cluster_observed: Some(false),
+                overrides: Vec::new(),
             },
             EventKind::RunFinished {
                 interrupted: true,

@@ -62,6 +62,7 @@ pub(super) struct Wire {
     shard: Option<String>,
     pipelines: Option<Vec<super::PipelineNames>>,
     cluster_observed: Option<bool>,
+    overrides: Option<Vec<String>>,
     interrupted: Option<bool>,
     stream: Option<String>,
     seq: Option<u64>,
@@ -146,6 +147,7 @@ impl TryFrom<Wire> for Event {
                 shard: w.shard.clone(),
                 pipelines: w.pipelines.unwrap_or_default(),
                 cluster_observed: w.cluster_observed,
+                overrides: w.overrides.unwrap_or_default(),
             },
             Tag::RunFinished => EventKind::RunFinished {
                 reason: w.reason.clone(),

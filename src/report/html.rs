@@ -531,18 +531,11 @@ pub fn render(r: &RunReport) -> String {
         &cols.map(|c| c.0),
         vec![cols.iter().map(|c| c.1.to_string()).collect()],
     ));
-    if !d.lost_ids.is_empty() {
-        let ids: Vec<String> = d
-            .lost_ids
-            .iter()
-            .take(50)
-            .map(|i| format!("{}#{}", i.stream, i.seq))
-            .collect();
+    if !d.lost_ranges.is_empty() {
         writeln!(
             body,
-            "<p class=\"bad\">Lost: {}{}</p>",
-            esc(&ids.join(", ")),
-            if d.lost_ids.len() > 50 { " …" } else { "" }
+            "<p class=\"bad\">Lost: {}</p>",
+            esc(&crate::analysis::describe_ranges(&d.lost_ranges, 50))
         )
         .unwrap();
     }

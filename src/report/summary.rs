@@ -5,7 +5,7 @@ use crate::analysis::{Cost, Delivery, PodColdStart, RunInfo, RunReport, ScaleCyc
 use serde::Serialize;
 
 /// Bump on any incompatible change, and update `docs/summary.schema.json`.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, Serialize)]
 pub struct Summary<'a> {

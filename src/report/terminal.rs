@@ -142,25 +142,14 @@ pub fn render(r: &RunReport, color: bool) -> String {
         )
         .unwrap();
     }
-    if !d.lost_ids.is_empty() {
-        let ids: Vec<String> = d
-            .lost_ids
-            .iter()
-            .take(8)
-            .map(|i| format!("{}#{}", i.stream, i.seq))
-            .collect();
-        let more = if d.lost_ids.len() > 8 {
-            format!(
-                " and {} more (summary.json lists all)",
-                d.lost_ids.len() - 8
-            )
-        } else {
-            String::new()
-        };
+    if !d.lost_ranges.is_empty() {
         writeln!(
             out,
             "  {}",
-            style.bad(&format!("lost: {}{more}", ids.join(", ")))
+            style.bad(&format!(
+                "lost: {}",
+                crate::analysis::describe_ranges(&d.lost_ranges, 8)
+            ))
         )
         .unwrap();
     }

@@ -15,10 +15,11 @@ pub use observe::{MessageTruth, SIM_EPOCH_UNIX_US, Truth};
 
 use crate::event::{Event, EventKind, MsgId, PodPhaseTruth, Source};
 use crate::schedule::{Item, ItemKind};
+use crate::units::SeededRng;
 use crate::units::{Dist, derive_seed};
 use crate::workload::{HttpSimEffect, Plan};
 use config::{PipelineModel, SimConfig};
-use rand::{RngExt, SeedableRng, rngs::StdRng};
+use rand::{RngExt, SeedableRng};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Mutex;
@@ -210,7 +211,7 @@ struct Pipeline {
     last_reported: (u32, u32),
     recommendations: VecDeque<(u64, u32)>,
     pods: Vec<usize>,
-    rng: StdRng,
+    rng: SeededRng,
 }
 
 struct Sim<'a, F: FnMut(Event)> {
@@ -231,8 +232,8 @@ struct Sim<'a, F: FnMut(Event)> {
     next_msg: usize,
     pending: VecDeque<usize>,
     last_scale_up_us: Option<u64>,
-    node_rng: StdRng,
-    pubsub_rng: StdRng,
+    node_rng: SeededRng,
+    pubsub_rng: SeededRng,
     deadline_us: u64,
     /// Ground truth for tests, when asked for.
     truth: Option<&'a mut Truth>,
@@ -294,7 +295,7 @@ fn run<F: FnMut(Event)>(
             last_reported: (u32::MAX, u32::MAX),
             recommendations: VecDeque::new(),
             pods: Vec::new(),
-            rng: StdRng::seed_from_u64(derive_seed(plan.seed, &[0x51, i as u64])),
+            rng: SeededRng::seed_from_u64(derive_seed(plan.seed, &[0x51, i as u64])),
         })
         .collect();
     // The schedule is read twice, never held: once for its end, then as it is sent.
@@ -315,8 +316,8 @@ fn run<F: FnMut(Event)>(
         next_msg: 0,
         pending: VecDeque::new(),
         last_scale_up_us: None,
-        node_rng: StdRng::seed_from_u64(derive_seed(plan.seed, &[0x52])),
-        pubsub_rng: StdRng::seed_from_u64(derive_seed(plan.seed, &[0x53])),
+        node_rng: SeededRng::seed_from_u64(derive_seed(plan.seed, &[0x52])),
+        pubsub_rng: SeededRng::seed_from_u64(derive_seed(plan.seed, &[0x53])),
         deadline_us: last + plan.deadline.0,
         truth,
     };
@@ -388,7 +389,7 @@ impl<F: FnMut(Event)> Sim<'_, F> {
         self.out(Source::Sim, kind);
     }
 
-    fn sample(rng: &mut StdRng, d: &Dist) -> u64 {
+    fn sample(rng: &mut SeededRng, d: &Dist) -> u64 {
         d.sample(rng).0
     }
 

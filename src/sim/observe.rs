@@ -21,9 +21,10 @@ use crate::cluster::watch::{Delivery, Translator};
 use crate::event::{Event, EventKind, MsgId, Source};
 use crate::pubsub::contract::{self, Report, ReportKind};
 use crate::pubsub::tracker::{Matcher, RunClock};
+use crate::units::SeededRng;
 use crate::units::derive_seed;
 use crate::workload::Plan;
-use rand::{RngExt, SeedableRng, rngs::StdRng};
+use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -141,7 +142,7 @@ impl Ord for Held {
 pub(crate) struct Lens {
     mode: Observe,
     names: Vec<Names>,
-    rng: StdRng,
+    rng: SeededRng,
     translator: Option<(Translator, mpsc::UnboundedReceiver<Event>)>,
     matcher: Matcher,
     run_id: String,
@@ -207,7 +208,7 @@ fn go_duration_ms(us: u64) -> String {
     }
 }
 
-fn pick(rng: &mut StdRng, chars: &[u8], n: usize) -> String {
+fn pick(rng: &mut SeededRng, chars: &[u8], n: usize) -> String {
     (0..n)
         .map(|_| chars[rng.random_range(0..chars.len())] as char)
         .collect()
@@ -216,7 +217,7 @@ fn pick(rng: &mut StdRng, chars: &[u8], n: usize) -> String {
 impl Lens {
     pub(crate) fn new(plan: &Plan, run_id: &str) -> Lens {
         let mode = plan.sim.observe;
-        let mut rng = StdRng::seed_from_u64(derive_seed(plan.seed, &[0x0b5e]));
+        let mut rng = SeededRng::seed_from_u64(derive_seed(plan.seed, &[0x0b5e]));
         let names = plan
             .streams
             .iter()

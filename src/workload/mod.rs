@@ -96,9 +96,33 @@ pub struct Plan {
     pub thresholds: Vec<crate::gates::Threshold>,
     /// `[cluster]`: the Kubernetes cluster a live run watches (none on the simulator, which simulates one).
     pub cluster: Option<ClusterPlan>,
+    /// The `--set KEY=VALUE` overrides applied, as given (empty when none).
+    pub overrides: Vec<String>,
+    /// The workload text this plan was validated from: the file with the overrides applied. The results
+    /// folder's `workload.toml` is this text, so a re-analysis or a nightly reader sees what actually ran.
+    pub text: String,
 }
 
 impl Plan {
+    /// The effective workload as the results folder keeps it: [`Plan::text`], headed by a comment naming the
+    /// file and the overrides when there were any (so the record says it is not the file as written).
+    pub fn effective_workload(&self) -> String {
+        if self.overrides.is_empty() {
+            return self.text.clone();
+        }
+        let mut out = format!(
+            "# imagen-load: {} with {} applied\n",
+            self.source.display(),
+            self.overrides
+                .iter()
+                .map(|o| format!("--set {o}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        out.push_str(&self.text);
+        out
+    }
+
     /// Whether the run sees the cluster's pods and nodes: the simulator does (unless it is told to observe as
     /// the workers alone would), a live run when it watches a cluster (`[cluster]`).
     pub fn observes_cluster(&self) -> bool {
@@ -474,6 +498,28 @@ fn apply_overrides(src: &str, overrides: &[Override]) -> Result<String> {
     Ok(doc.to_string())
 }
 
+/// The `name` of every `[[stream]]` table that has one (a string), in file order, whether or not the stream is
+/// otherwise valid.
+fn declared_stream_names(root: &DeTable<'_>) -> Vec<String> {
+    let Some(DeValue::Array(arr)) = root.get("stream").map(|v| v.get_ref()) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = Vec::new();
+    for s in arr {
+        let name = s
+            .get_ref()
+            .as_table()
+            .and_then(|t| t.get("name"))
+            .and_then(|n| n.get_ref().as_str());
+        if let Some(n) = name
+            && !names.iter().any(|x| x == n)
+        {
+            names.push(n.to_string());
+        }
+    }
+    names
+}
+
 /// Reads, overrides and validates a workload file.
 pub fn load(path: &Path, overrides: &[Override]) -> Result<Plan> {
     use std::io::Read;
@@ -502,7 +548,30 @@ pub fn load(path: &Path, overrides: &[Override]) -> Result<Plan> {
         ))
     })?;
     let src = apply_overrides(&src, overrides)?;
-    parse(path, &src)
+    let mut plan = parse(path, &src).map_err(|e| blame_overrides(e, overrides))?;
+    plan.overrides = overrides.iter().map(|o| o.text.clone()).collect();
+    Ok(plan)
+}
+
+/// A problem at a key that a `--set` wrote is the flag's, not a line of the file: it is named by the flag.
+fn blame_overrides(e: Error, overrides: &[Override]) -> Error {
+    let Error::Invalid { mut problems } = e else {
+        return e;
+    };
+    for p in &mut problems {
+        let set = overrides.iter().rev().find(|o| {
+            let key = o.path.join(".");
+            p.key == key
+                || p.key.starts_with(&format!("{key}."))
+                || p.key.starts_with(&format!("{key}["))
+        });
+        if let Some(o) = set {
+            p.file = PathBuf::from(format!("--set {}", o.text));
+            p.line = 0;
+            p.column = 0;
+        }
+    }
+    Error::Invalid { problems }
 }
 
 /// Validates workload text; `path` names it in messages and anchors relative paths (trace files, profiles).
@@ -525,7 +594,10 @@ pub fn parse(path: &Path, src: &str) -> Result<Plan> {
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let plan = resolve(&mut diag, root.get_ref(), &base_dir, path);
     match plan {
-        Some(plan) if diag.problems.is_empty() => Ok(plan),
+        Some(mut plan) if diag.problems.is_empty() => {
+            plan.text = src.to_string();
+            Ok(plan)
+        }
         _ => {
             let mut problems = diag.problems;
             // In reading order: file, then line, then column (problems without a place last).
@@ -593,9 +665,11 @@ impl TargetRaw {
 pub struct ClusterPlan {
     /// kubeconfig context (default: the current one, or the in-cluster service account).
     pub context: Option<String>,
-    /// The workers' namespace.
-    #[serde(default = "default_namespace")]
-    pub namespace: String,
+    /// The workers' namespace (default: the kubeconfig context's, as kubectl; else `imagen`).
+    pub namespace: Option<String>,
+    /// kubectl's `--kubeconfig`: read this file instead of `KUBECONFIG` or `~/.kube/config` (a flag only).
+    #[serde(skip)]
+    pub kubeconfig: Option<PathBuf>,
     /// Label selector of the worker pods and Deployments, e.g. `app.kubernetes.io/component=worker`.
     pub selector: Option<String>,
     /// Label selector of the GPU nodes, e.g. `cloud.google.com/gke-nodepool=gpu-pool`.
@@ -610,10 +684,6 @@ pub struct ClusterPlan {
     pub zero_timeout: Micros,
 }
 
-fn default_namespace() -> String {
-    "imagen".into()
-}
-
 fn default_zero_timeout() -> Micros {
     Micros::from_secs(15 * 60)
 }
@@ -622,7 +692,8 @@ impl Default for ClusterPlan {
     fn default() -> Self {
         ClusterPlan {
             context: None,
-            namespace: default_namespace(),
+            namespace: None,
+            kubeconfig: None,
             selector: None,
             node_selector: None,
             require_zero: None,
@@ -918,13 +989,22 @@ fn resolve(
     };
     let mut seen = BTreeMap::new();
     if let Some(DeValue::Array(arr)) = root.get("stream").map(|v| v.get_ref()) {
-        for (i, s) in streams.iter().enumerate() {
-            if let Some(first) = seen.insert(s.name.clone(), i + 1) {
-                let span = arr.get(i).map(|v| v.span());
+        // By position in the file (a stream that failed to parse still counts), so the place named is right.
+        for (i, v) in arr.iter().enumerate() {
+            let Some(name) = v
+                .get_ref()
+                .as_table()
+                .and_then(|t| t.get("name"))
+                .and_then(|n| n.get_ref().as_str())
+            else {
+                continue;
+            };
+            if let Some(first) = seen.insert(name.to_string(), i + 1) {
+                let span = Some(v.span());
                 diag.push(
                     span,
                     format!("stream[{}].name", i + 1),
-                    format!("stream name `{}` is already used by stream {first}", s.name),
+                    format!("stream name `{name}` is already used by stream {first}"),
                     Some(
                         "give every stream its own name (it names the pipeline and its Deployment)"
                             .into(),
@@ -987,7 +1067,14 @@ fn resolve(
             Some("shorten the phases, lower the rates, or split the load across runs".into()),
         );
     }
-    let stream_names: Vec<String> = streams.iter().map(|s| s.name.clone()).collect();
+    // Every stream the file declares by name, including one that failed to parse: a mistake inside a stream is
+    // one problem, not also "no stream is named …" wherever the sim or thresholds tables name it.
+    let mut stream_names: Vec<String> = declared_stream_names(root);
+    for s in &streams {
+        if !stream_names.contains(&s.name) {
+            stream_names.push(s.name.clone());
+        }
+    }
     let sim = crate::sim::config::resolve(diag, root.get("sim"), &stream_names, base_dir);
     let thresholds = root
         .get("thresholds")
@@ -1027,6 +1114,8 @@ fn resolve(
         sim: sim?,
         thresholds,
         cluster,
+        overrides: Vec::new(),
+        text: String::new(),
     })
 }
 

@@ -4,7 +4,8 @@
 //! `{{stream}}`, `{{run}}` (the run id), `{{intended_us}}` (intended offset from run start, µs),
 //! `{{choice a|b|c}}` (one of the options, seeded), `{{int LO HI}}` (an integer in LO..=HI, seeded).
 
-use rand::{RngExt, SeedableRng, rngs::StdRng};
+use crate::units::SeededRng;
+use rand::{RngExt, SeedableRng};
 use std::fmt::Write as _;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -68,7 +69,7 @@ impl Template {
     }
 
     pub fn render(&self, ctx: &RenderContext<'_>) -> String {
-        let mut rng = StdRng::seed_from_u64(ctx.seed);
+        let mut rng = SeededRng::seed_from_u64(ctx.seed);
         let mut out = String::with_capacity(self.source.len() + 32);
         for part in &self.parts {
             match part {
