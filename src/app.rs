@@ -180,13 +180,7 @@ fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
         args.kubeconfig.as_deref(),
     ))?;
     let namespace = watch::namespace_of(args.namespace.as_deref(), kube_namespace.as_deref());
-    let generate = || stamped("watch");
-    let (run_id, dir) = create_results_dir(
-        &args.out,
-        args.run_id.clone().unwrap_or_else(generate),
-        args.run_id.is_none().then_some(&generate),
-        args.force,
-    )?;
+    let (run_id, dir) = stamped_results_dir(&args.out, &args.run_id, "watch", args.force)?;
     let stop = stop_on_signal();
     let origin_unix_us = crate::units::unix_now_us();
     let started = std::time::Instant::now();
@@ -866,6 +860,19 @@ pub fn simulate_events(plan: &Plan, run_id: &str) -> Vec<Event> {
     events
 }
 
+/// The results folder of a command whose generated run id is `<time>-<name>` (`watch`, `import`), or `--run-id`.
+fn stamped_results_dir(
+    out: &Path,
+    chosen: &Option<String>,
+    name: &str,
+    force: bool,
+) -> anyhow::Result<(String, PathBuf)> {
+    match chosen {
+        Some(id) => create_results_dir(out, id.clone(), None, force),
+        None => create_results_dir(out, stamped(name), Some(&|| stamped(name)), force),
+    }
+}
+
 /// Creates the results folder `<out>/<run_id>` atomically (`mkdir`, which fails when the folder exists), so that
 /// of two runs racing for one folder exactly one gets it. When the folder exists: `--force` replaces it; a
 /// generated id (`regenerate` given) is made again, a millisecond later; a chosen id is an error with the fix.
@@ -1043,13 +1050,7 @@ fn import(args: &ImportArgs) -> anyhow::Result<ExitStatus> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let imported = crate::cluster::import::import(inputs, args.price_per_gpu_hour_usd)?;
-    let generate = || stamped("import");
-    let (run_id, dir) = create_results_dir(
-        &args.out,
-        args.run_id.clone().unwrap_or_else(generate),
-        args.run_id.is_none().then_some(&generate),
-        args.force,
-    )?;
+    let (run_id, dir) = stamped_results_dir(&args.out, &args.run_id, "import", args.force)?;
     let mut writer = EventLogWriter::create(&dir.join("events.jsonl"))?;
     let mut analyzer = analysis::Analyzer::default();
     for e in &imported.events {

@@ -253,20 +253,7 @@ fn an_unreadable_file_is_named_by_its_role_and_its_error_said_once() {
 fn a_set_override_is_recorded_and_a_mistake_in_it_is_blamed_on_the_flag() {
     let out = tempfile::tempdir().unwrap();
     let set = "sim.keda.min_replicas=1";
-    bin()
-        .args([
-            "run",
-            "workloads/burst.toml",
-            "--quiet",
-            "--run-id",
-            "o",
-            "--set",
-            set,
-            "--out",
-        ])
-        .arg(out.path())
-        .assert()
-        .success();
+    crate::common::run_burst(out.path(), "o", &["--set", set]).success();
     let dir = out.path().join("o");
     let summary = |dir: &std::path::Path| -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap()
@@ -300,7 +287,7 @@ fn a_set_override_is_recorded_and_a_mistake_in_it_is_blamed_on_the_flag() {
         .success();
     assert_eq!(summary(&dir)["run"]["overrides"], serde_json::json!([set]));
     // Without overrides the record is the file as written, and summary.json has no `overrides`.
-    run_burst_plain(out.path(), "plain");
+    crate::common::run_burst(out.path(), "plain", &[]).success();
     assert_eq!(
         std::fs::read(out.path().join("plain").join("workload.toml")).unwrap(),
         std::fs::read(crate::common::path("workloads/burst.toml")).unwrap()
@@ -327,21 +314,6 @@ fn a_set_override_is_recorded_and_a_mistake_in_it_is_blamed_on_the_flag() {
         "{err}"
     );
     assert!(!err.contains("burst.toml:"), "{err}");
-}
-
-fn run_burst_plain(out: &std::path::Path, id: &str) {
-    bin()
-        .args([
-            "run",
-            "workloads/burst.toml",
-            "--quiet",
-            "--run-id",
-            id,
-            "--out",
-        ])
-        .arg(out)
-        .assert()
-        .success();
 }
 
 #[test]
