@@ -88,13 +88,29 @@ pub async fn run_from<T: Target>(
 ) -> PacerStats {
     let cancelled = Arc::new(AtomicBool::new(false));
     let _guard = CancelOnDrop(cancelled.clone());
+    // At most this many publishes in flight: at the limit the pacer waits for an answer (its lateness shows it).
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(
+        plan.pubsub
+            .max_outstanding_messages
+            .min(tokio::sync::Semaphore::MAX_PERMITS as u64) as usize,
+    ));
     let (answers_tx, mut answers_rx) = mpsc::unbounded_channel::<Answer>();
     let pacer = {
         let (plan, run_id) = (plan.clone(), run_id.to_string());
         let events = events.clone();
+        let handle = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             pace(
-                origin, stop, cancelled, &plan, &run_id, items, target, events, answers_tx,
+                origin,
+                stop,
+                cancelled,
+                &plan,
+                &run_id,
+                items,
+                target,
+                events,
+                answers_tx,
+                (&handle, &in_flight),
             )
         })
     };
@@ -131,6 +147,7 @@ fn pace<T: Target>(
     target: Arc<T>,
     events: mpsc::UnboundedSender<Event>,
     answers: mpsc::UnboundedSender<Answer>,
+    (runtime, in_flight): (&tokio::runtime::Handle, &Arc<tokio::sync::Semaphore>),
 ) -> PacerStats {
     // This thread's timer slack to 1 ns, so its sleeps wake on time (the default lets them overshoot by 50 µs).
     // (The thread goes back to tokio's blocking pool afterwards, with the default restored.)
@@ -156,7 +173,29 @@ fn pace<T: Target>(
         if stopped() {
             break;
         }
-        let late_us = due.lateness.as_micros() as u64;
+        // A slot among the publishes in flight; waiting for one delays this send (and counts in its lateness), it
+        // never drops it. Given back when the server answers.
+        let (mut permit, mut waited) = (None, false);
+        if matches!(due.item.kind, ItemKind::Message { .. }) {
+            permit = match in_flight.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    waited = true;
+                    match runtime.block_on(in_flight.clone().acquire_owned()) {
+                        Ok(p) => Some(p),
+                        Err(_) => break,
+                    }
+                }
+            };
+            if stopped() {
+                break;
+            }
+        }
+        let late_us = if waited {
+            since(origin, Instant::now()).saturating_sub(due.item.offset_us)
+        } else {
+            due.lateness.as_micros() as u64
+        };
         lateness.saturating_record(late_us.max(1));
         let stream = &plan.streams[due.item.stream as usize];
         let answer: Answer = match due.item.kind {
@@ -203,7 +242,9 @@ fn pace<T: Target>(
                 ));
                 let answer = T::send(&target, msg);
                 Box::pin(async move {
-                    let kind = match answer.await {
+                    let answered = answer.await;
+                    drop(permit);
+                    let kind = match answered {
                         Ok(server_id) => EventKind::Published {
                             id,
                             lateness_us: late_us,

@@ -721,6 +721,70 @@ fn a_run_with_nothing_pulling_names_the_subscription_and_reports_publish_delay()
     assert_eq!(delay["count"], 5, "{delay}");
 }
 
+/// A load generator must say when it could not deliver the load. With one publish allowed in flight
+/// (`max_outstanding_messages = 1`) and the publisher's 5 ms batching, 500/s cannot be kept: every message is
+/// still sent (late, never dropped), the shortfall is in `summary.json` and the warnings, the pacer's lateness is
+/// a series, and the `publish_shortfall` gate fails the run.
+#[test]
+fn a_publisher_that_falls_behind_says_so_and_fails_its_gate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let wl = out.join("behind.toml");
+    std::fs::write(
+        &wl,
+        r#"
+[run]
+name = "behind"
+deadline = "1s"
+drain = "0s"
+
+[target]
+kind = "emulator"
+backlog = "none"
+max_outstanding_messages = 1
+
+[[stream]]
+name = "upscale"
+topic = "imagen-upscale"
+
+  [[stream.phase]]
+  kind = "constant"
+  rate = "500/s"
+  duration = "2s"
+
+[thresholds]
+"publish_shortfall" = ["value < 0.05"]
+"#,
+    )
+    .unwrap();
+    let mut run = start_run(&wl, out, "behind");
+    let code = wait(&mut run, Duration::from_secs(120), out, "behind");
+    assert_eq!(code, 1, "the publish_shortfall gate fails");
+    let s = summary(out, "behind");
+    let d = &s["delivery"];
+    assert_eq!(d["scheduled"], 1000, "{d}");
+    assert_eq!(d["published"], 1000, "sent late, never dropped: {d}");
+    let offered = d["offered_per_s"].as_f64().unwrap();
+    assert!((offered - 500.0).abs() < 1.0, "{d}");
+    let achieved = d["achieved_per_s"].as_f64().unwrap();
+    let shortfall = d["publish_shortfall"].as_f64().unwrap();
+    assert!(achieved < 400.0 && shortfall > 0.2, "{d}");
+    assert!((shortfall - (1.0 - achieved / offered)).abs() < 1e-9, "{d}");
+    let warnings = s["warnings"].to_string();
+    assert!(
+        warnings.contains("publishing fell behind the schedule"),
+        "{warnings}"
+    );
+    let lateness = s["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["metric"] == "pacer_lateness" && x["scope"] == "all")
+        .expect("a pacer lateness series");
+    assert_eq!(lateness["count"], 1000);
+    assert!(lateness["p99_us"].as_u64().unwrap() > 500_000, "{lateness}");
+}
+
 #[test]
 fn an_unreachable_emulator_fails_at_once_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();

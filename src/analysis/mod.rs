@@ -84,6 +84,15 @@ pub struct Delivery {
     pub open_at_end: u64,
     /// Completed, but intended during the warm-up: counted here, left out of latency statistics.
     pub warmup_excluded: u64,
+    /// The schedule's rate: messages scheduled over the span of their intended sends (per second); `None` when
+    /// the schedule spans under a second (a burst has no rate to keep up with).
+    pub offered_per_s: Option<f64>,
+    /// The rate publishing achieved: messages published over the time from the first intended send to the last
+    /// publish answered (per second); `None` with `offered_per_s`.
+    pub achieved_per_s: Option<f64>,
+    /// How far publishing fell short of the schedule: `1 − achieved/offered`, at least 0 (0.32 = 32% short);
+    /// `None` with `offered_per_s`. The gate metric `publish_shortfall`.
+    pub publish_shortfall: Option<f64>,
     /// Every lost message, as runs of consecutive sequence numbers per stream, sorted: a million lost messages in
     /// a row are one entry, not a million. Reports show the first few; `summary.json` has them all.
     pub lost_ranges: Vec<SeqRange>,
@@ -844,6 +853,9 @@ pub struct Analyzer {
     identity: Identity,
     /// The first message's intended send: pods ready by then are pre-existing, the rest are the run's cold starts.
     first_send: Option<u64>,
+    /// The last intended send and the last publish answered (µs): the offered and the achieved publishing rate.
+    last_intended: u64,
+    last_published: u64,
     /// The header says whether the cluster was observed; older logs leave it to be inferred from node events.
     cluster_observed: Option<bool>,
     /// A node was reported (for logs whose header does not say whether the cluster was observed).
@@ -983,6 +995,7 @@ impl Analyzer {
             }
             EventKind::Scheduled { id, intended_us } => {
                 self.delivery.scheduled += 1;
+                self.last_intended = self.last_intended.max(*intended_us);
                 self.first_send = Some(
                     self.first_send
                         .map_or(*intended_us, |f| f.min(*intended_us)),
@@ -991,8 +1004,18 @@ impl Analyzer {
                     m.intended.set(*intended_us);
                 }
             }
-            EventKind::Published { id, .. } => {
+            EventKind::Published {
+                id, lateness_us, ..
+            } => {
                 self.delivery.published += 1;
+                self.last_published = self.last_published.max(t);
+                // The pacer's lateness (actual send − intended): only a real-time run has a pacer.
+                if self.info.as_ref().is_some_and(|i| i.target != "sim") {
+                    let s = self.stream(&id.stream) as usize;
+                    let scope = self.msgs[s].scope;
+                    self.series
+                        .record_in_order("pacer_lateness", scope, None, *lateness_us);
+                }
                 self.timeline.count(false, t);
                 // The stream's pipeline state is kept under the stream's name.
                 if !self.deployments.contains_key(&id.stream) {
@@ -1037,6 +1060,7 @@ impl Analyzer {
                 }
             }
             EventKind::PublishFailed { id, error } => {
+                self.last_published = self.last_published.max(t);
                 self.delivery.publish_failed += 1;
                 *self
                     .delivery
@@ -1443,6 +1467,53 @@ impl Analyzer {
             }
         }
         let _ = e.source == Source::Sim;
+    }
+
+    /// The offered and achieved publishing rates, and a warning when publishing fell more than 5% short of the
+    /// schedule (the harness could not deliver the load it was asked for).
+    fn publishing_rates(&mut self, d: &mut Delivery) {
+        let Some(first) = self.first_send else {
+            return;
+        };
+        let span_s = self.last_intended.saturating_sub(first) as f64 / 1e6;
+        if span_s < 1.0 || d.scheduled < 2 || d.published == 0 {
+            return;
+        }
+        let offered = (d.scheduled - 1) as f64 / span_s;
+        let took_s = (self.last_published.saturating_sub(first) as f64 / 1e6).max(span_s);
+        // Every publish answered counts, a failure too: the shortfall is about keeping time, not about errors.
+        let achieved = (d.published + d.publish_failed).saturating_sub(1) as f64 / took_s;
+        let shortfall = (1.0 - achieved / offered).max(0.0);
+        d.offered_per_s = Some(offered);
+        d.achieved_per_s = Some(achieved);
+        d.publish_shortfall = Some(shortfall);
+        // A handful of messages has no rate to speak of: judged from 20 on.
+        if shortfall > 0.05 && d.scheduled >= 20 {
+            let rate = |r: f64| {
+                if r >= 100.0 {
+                    format!("{r:.0}")
+                } else {
+                    format!("{r:.2}")
+                }
+            };
+            let p99 = |m: &str| {
+                self.series
+                    .get(m, "all", None)
+                    .map(|h| crate::units::Micros(h.value_at_quantile(0.99)).to_string())
+                    .unwrap_or_else(|| "unknown".into())
+            };
+            self.warnings.push(format!(
+                "publishing fell behind the schedule: achieved {}/s of {}/s offered ({:.0}% \
+                 short); publish delay p99 {}, pacer lateness p99 {}\n    fix: lower the rate, shard the load \
+                 across machines (`run --shard`), give the harness more CPU, or check the target; latencies are \
+                 still measured from the intended sends",
+                rate(achieved),
+                rate(offered),
+                shortfall * 100.0,
+                p99("publish_delay"),
+                p99("pacer_lateness"),
+            ));
+        }
     }
 
     /// A message completed at `done`: counted, and its latency and split folded into the series and the
@@ -1909,6 +1980,7 @@ impl Analyzer {
             }
         }
         delivery.lost_ranges = SeqRange::from_seqs(lost_seqs);
+        self.publishing_rates(&mut delivery);
         if self.no_intended > 0 {
             self.warnings.push(format!(
                 "{} completions had no scheduled event: counted, but without a latency",

@@ -18,9 +18,10 @@ use serde::Serialize;
 use std::fmt;
 
 /// Histogram-backed metrics (values in µs). `scale_to_zero` is an alias of `scale.to_zero_replicas`.
-pub const SERIES_METRICS: [&str; 22] = [
+pub const SERIES_METRICS: [&str; 23] = [
     "e2e_latency",
     "publish_delay",
+    "pacer_lateness",
     "capacity_wait",
     "queueing",
     "processing",
@@ -53,7 +54,7 @@ const MESSAGE_SERIES: [&str; 5] = [
 ];
 
 /// Run-level counts and amounts.
-pub const COUNTERS: [&str; 13] = [
+pub const COUNTERS: [&str; 14] = [
     "scheduled",
     "published",
     "publish_failed",
@@ -67,6 +68,7 @@ pub const COUNTERS: [&str; 13] = [
     "scale_up_failures",
     "gpu_hours",
     "idle_gpu_hours",
+    "publish_shortfall",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -593,6 +595,7 @@ fn counter_value(r: &RunReport, name: &str) -> f64 {
             .sum(),
         "gpu_hours" => r.cost.gpu_seconds / 3600.0,
         "idle_gpu_hours" => r.cost.gpu_idle_seconds / 3600.0,
+        "publish_shortfall" => d.publish_shortfall.unwrap_or(0.0),
         _ => unreachable!("counter names are validated when parsed"),
     }
 }
@@ -614,6 +617,14 @@ pub fn evaluate(thresholds: &[Threshold], r: &RunReport) -> Vec<Outcome> {
                         r.cost.unknown_why().map(|w| format!("GPU cost {w}")),
                     )
                 }
+                Metric::Counter("publish_shortfall") if r.delivery.publish_shortfall.is_none() => (
+                    None,
+                    None,
+                    Some(
+                        "no publishing rate to fall short of (the schedule spans under a second)"
+                            .into(),
+                    ),
+                ),
                 Metric::Counter(name) => {
                     let v = counter_value(r, name);
                     let m = if c.agg == Agg::Rate { v / run_secs } else { v };

@@ -183,6 +183,10 @@ pub struct PubsubPlan {
     pub publish_batch_delay: Micros,
     /// How long a failing publish is retried before it counts as failed.
     pub publish_retry_budget: Micros,
+    /// The most publishes in flight (handed over, not yet answered); at the limit the pacer waits, so memory
+    /// stays bounded and an overloaded target shows as lateness and a shortfall rather than as growth. The name
+    /// is the Pub/Sub publisher's flow-control setting.
+    pub max_outstanding_messages: u64,
     pub backlog: Option<BacklogKind>,
     pub backlog_interval: Micros,
     pub prometheus_url: Option<String>,
@@ -200,6 +204,7 @@ impl Default for PubsubPlan {
             ack_deadline: Micros::from_secs(60),
             publish_batch_delay: Micros::from_millis(5),
             publish_retry_budget: Micros::from_secs(30),
+            max_outstanding_messages: 20_000,
             backlog: None,
             backlog_interval: Micros::from_secs(5),
             prometheus_url: None,
@@ -631,6 +636,7 @@ struct TargetRaw {
     ack_deadline: Option<Micros>,
     publish_batch_delay: Option<Micros>,
     publish_retry_budget: Option<Micros>,
+    max_outstanding_messages: Option<u64>,
     backlog: Option<BacklogKind>,
     backlog_interval: Option<Micros>,
     prometheus_url: Option<String>,
@@ -649,6 +655,10 @@ impl TargetRaw {
             ack_deadline: self.ack_deadline.unwrap_or(d.ack_deadline),
             publish_batch_delay: self.publish_batch_delay.unwrap_or(d.publish_batch_delay),
             publish_retry_budget: self.publish_retry_budget.unwrap_or(d.publish_retry_budget),
+            max_outstanding_messages: self
+                .max_outstanding_messages
+                .unwrap_or(d.max_outstanding_messages)
+                .max(1),
             backlog: self.backlog,
             backlog_interval: self.backlog_interval.unwrap_or(d.backlog_interval),
             prometheus_url: self.prometheus_url,
