@@ -13,7 +13,7 @@ use crate::report;
 use crate::schedule;
 use crate::workload::{self, Override, Phase, Plan, RateShape};
 use anyhow::{Context, bail};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
@@ -64,7 +64,35 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Worker(args) => worker(args),
         Command::Health(args) => health(&args),
         Command::Watch(args) => watch(&args),
+        Command::Completions(args) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(args.shell, &mut cmd, "imagen-load", &mut out);
+            crate::unless_closed(std::io::stdout().lock().write_all(&out))?;
+            Ok(ExitStatus::Ok)
+        }
+        Command::Man(args) => man(&args),
     }
+}
+
+/// `man`: the main page on stdout, or every command's page into a folder (clap_mangen).
+fn man(args: &crate::cli::ManArgs) -> anyhow::Result<ExitStatus> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    match &args.out {
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut page)?;
+            crate::unless_closed(std::io::stdout().lock().write_all(&page))?;
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(cmd, dir)
+                .with_context(|| format!("cannot write the man pages into {}", dir.display()))?;
+            crate::say!("wrote the man pages into {}", dir.display())?;
+        }
+    }
+    Ok(ExitStatus::Ok)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -814,10 +842,11 @@ fn write_and_print(
     Ok(())
 }
 
-/// The terminal summary (coloured only on a terminal), then one closing line.
+/// The terminal summary, then one closing line. Coloured as the conventions say (anstream, as clap does):
+/// `NO_COLOR` set turns colour off, `CLICOLOR_FORCE` on, `CLICOLOR=0` off; otherwise only on a terminal.
 fn print_report(report: &RunReport, closing: &str) -> std::io::Result<()> {
+    let color = anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
     let mut stdout = std::io::stdout().lock();
-    let color = stdout.is_terminal();
     crate::unless_closed(
         write!(stdout, "{}", report::render_terminal(report, color))
             .and_then(|()| writeln!(stdout, "\n{closing}")),

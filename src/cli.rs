@@ -82,6 +82,24 @@ pub enum Command {
     /// Asks `--url`, else IMAGEN_LOAD_HEALTH_URL, else the worker's and the emulator's default ports on loopback
     /// (8080, 8085): healthy when one of them answers 200.
     Health(HealthArgs),
+    /// Print a shell completion script, e.g. `imagen-load completions bash > ~/.local/share/bash-completion/completions/imagen-load`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or with `--out DIR` write one page per command (`imagen-load.1`, `imagen-load-run.1`, …).
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write every page into this folder instead of printing the main one.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -116,11 +116,11 @@ pub async fn collect(
 
 /// [`collect`], showing every event to `seen` after it is appended (live counters, the open-message set), and
 /// appending what `last` returns once every sender is gone (what is still open is lost; the run is finished).
-pub async fn collect_with(
+pub async fn collect_with<L: IntoIterator<Item = Event>>(
     mut writer: EventLogWriter,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
     mut seen: impl FnMut(&Event) + Send,
-    last: impl FnOnce() -> Vec<Event> + Send,
+    last: impl FnOnce() -> L + Send,
 ) -> Result<u64> {
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

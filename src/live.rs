@@ -325,20 +325,19 @@ pub async fn run(
                     .cloned()
                     .collect();
                 open.sort();
-                let mut out: Vec<Event> = open
-                    .into_iter()
-                    .map(|id| Event::new(now_us, Source::Harness, EventKind::Lost { id }))
-                    .collect();
                 let interrupted = stop.requested();
-                out.push(Event::new(
+                let finished = Event::new(
                     now_us,
                     Source::Harness,
                     EventKind::RunFinished {
                         interrupted,
                         reason: interrupted.then(|| stop.reason()),
                     },
-                ));
-                out
+                );
+                // Made as they are written: a million lost messages are not a million events held at once.
+                open.into_iter()
+                    .map(move |id| Event::new(now_us, Source::Harness, EventKind::Lost { id }))
+                    .chain(std::iter::once(finished))
             },
         ))
     };

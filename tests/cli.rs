@@ -495,3 +495,53 @@ fn log_format_json_writes_one_cloud_logging_object_per_line() {
         "{first}"
     );
 }
+
+/// Colour follows the conventions every terminal tool reads (via anstream, as clap does): `CLICOLOR_FORCE` turns it
+/// on even into a pipe, `NO_COLOR` off whatever else is set; plain into a pipe by default.
+#[test]
+fn colour_follows_no_color_and_clicolor_force() {
+    let out = tempfile::tempdir().unwrap();
+    let run = |id: &str, env: &[(&str, &str)]| {
+        let mut c = bin();
+        c.args(["run", "workloads/burst.toml", "--run-id", id, "--out"])
+            .arg(out.path())
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR")
+            .env_remove("CLICOLOR_FORCE");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        String::from_utf8(c.output().unwrap().stdout).unwrap()
+    };
+    assert!(!run("plain", &[]).contains('\x1b'));
+    assert!(run("forced", &[("CLICOLOR_FORCE", "1")]).contains("\x1b["));
+    assert!(!run("none", &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]).contains('\x1b'));
+}
+
+/// Shell completions (clap_complete) and man pages (clap_mangen), generated from the same clap types as `--help`.
+#[test]
+fn completions_and_man_pages_are_generated_from_the_command_line() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = bin().args(["completions", shell]).output().unwrap();
+        assert!(o.status.success(), "{shell}");
+        let text = String::from_utf8(o.stdout).unwrap();
+        assert!(
+            text.contains("imagen-load") && text.contains("--kubeconfig"),
+            "{shell}"
+        );
+    }
+    let o = bin().arg("man").output().unwrap();
+    let page = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH imagen-load"),
+        "{page}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    bin()
+        .args(["man", "--out"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    assert!(dir.path().join("imagen-load.1").is_file());
+    assert!(dir.path().join("imagen-load-run.1").is_file());
+}
