@@ -27,6 +27,9 @@ pub enum ExitStatus {
     /// A signal stopped the run; its partial results were written. Exit code 128 + the signal's number, the
     /// shell's convention: 130 for SIGINT (Ctrl-C), 143 for SIGTERM.
     Interrupted(i32),
+    /// Bad input already reported on stdout in the format asked for (`validate -o json`): exit code 2, nothing
+    /// more said on stderr.
+    Invalid,
 }
 
 impl From<ExitStatus> for ExitCode {
@@ -35,6 +38,7 @@ impl From<ExitStatus> for ExitCode {
             ExitStatus::Ok => ExitCode::SUCCESS,
             ExitStatus::GateFailed => ExitCode::from(1),
             ExitStatus::Interrupted(sig) => ExitCode::from((128 + sig).clamp(0, 255) as u8),
+            ExitStatus::Invalid => ExitCode::from(2),
         }
     }
 }
@@ -341,9 +345,63 @@ pub fn load_plan(args: &WorkloadArgs) -> anyhow::Result<Plan> {
     Ok(plan)
 }
 
-fn validate(args: &WorkloadArgs) -> anyhow::Result<ExitStatus> {
-    let plan = load_plan(args)?;
+fn validate(args: &crate::cli::ValidateArgs) -> anyhow::Result<ExitStatus> {
+    use crate::cli::OutputFormat;
+    if args.format == OutputFormat::Csv {
+        bail!(
+            "validate prints text or json\n    fix: `-o json` (or `plan -o csv` for the schedule)"
+        );
+    }
+    let plan = match load_plan(&args.workload) {
+        Ok(plan) => plan,
+        Err(e) if args.format == OutputFormat::Json => {
+            // For machines the problems are data on stdout; the exit code still says it failed.
+            let problems: Vec<serde_json::Value> = match e.downcast_ref::<workload::Error>() {
+                Some(workload::Error::Invalid { problems }) => problems
+                    .iter()
+                    .map(|p| {
+                        serde_json::json!({
+                            "file": p.file.display().to_string(), "line": p.line, "column": p.column,
+                            "key": p.key, "message": p.message, "fix": p.fix,
+                        })
+                    })
+                    .collect(),
+                _ => vec![serde_json::json!({"message": format!("{e:#}")})],
+            };
+            crate::say!(
+                "{}",
+                serde_json::json!({"valid": false, "problems": problems})
+            )?;
+            return Ok(ExitStatus::Invalid);
+        }
+        Err(e) => return Err(e),
+    };
     let items = schedule::build(&plan);
+    if args.format == OutputFormat::Json {
+        let streams: Vec<serde_json::Value> = plan
+            .streams
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let n = items
+                    .iter()
+                    .filter(|it| {
+                        it.stream as usize == i
+                            && matches!(it.kind, schedule::ItemKind::Message { .. })
+                    })
+                    .count();
+                serde_json::json!({"name": s.name, "topic": s.topic, "messages": n})
+            })
+            .collect();
+        crate::say!(
+            "{}",
+            serde_json::json!({
+                "valid": true, "workload": plan.name, "seed": plan.seed, "target": plan.target.as_str(),
+                "streams": streams, "overrides": plan.overrides,
+            })
+        )?;
+        return Ok(ExitStatus::Ok);
+    }
     crate::unless_closed(write!(
         std::io::stdout().lock(),
         "{}",
@@ -358,14 +416,16 @@ fn plan(args: &PlanArgs) -> anyhow::Result<ExitStatus> {
     if let Some(s) = args.shard {
         items = schedule::shard(&items, s);
     }
-    let mut sink: Box<dyn Write> = match &args.output {
+    let mut sink: Box<dyn Write> = match &args.to {
         Some(p) => Box::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         ),
         None => Box::new(std::io::stdout().lock()),
     };
-    if args.csv {
+    if args.csv || args.format == crate::cli::OutputFormat::Csv {
         schedule::write_csv(&plan, &items, &mut sink)?;
+    } else if args.format == crate::cli::OutputFormat::Json {
+        schedule::write_json_lines(&plan, &items, &mut sink)?;
     } else {
         sink.write_all(describe(&plan, &items).as_bytes())?;
     }
@@ -977,7 +1037,15 @@ fn compare(args: &CompareArgs) -> anyhow::Result<ExitStatus> {
     let tolerance = args.fail_on_regression.unwrap_or(0.10);
     let c = crate::compare::compare(&base, &current, args.percentile, tolerance);
     let table = crate::compare::render(&c);
-    crate::unless_closed(write!(std::io::stdout().lock(), "{table}"))?;
+    match args.format {
+        crate::cli::OutputFormat::Json => crate::say!("{}", serde_json::to_string(&c)?)?,
+        crate::cli::OutputFormat::Text => {
+            crate::unless_closed(write!(std::io::stdout().lock(), "{table}"))?
+        }
+        crate::cli::OutputFormat::Csv => {
+            bail!("compare prints text or json\n    fix: `-o json`")
+        }
+    }
     if let Some(md) = &args.markdown {
         std::fs::write(md, &table).with_context(|| format!("cannot write {}", md.display()))?;
     }

@@ -43,7 +43,7 @@ pub enum Command {
     /// seconds, and no cloud, Docker or cluster is needed.
     Run(RunArgs),
     /// Check a workload file and print what it will do; reports every problem at once (exit 2 if any).
-    Validate(WorkloadArgs),
+    Validate(ValidateArgs),
     /// Print the exact schedule: per message its stream, sequence number and intended offset.
     Plan(PlanArgs),
     /// Recompute every output of a results folder from its events.jsonl.
@@ -304,6 +304,9 @@ pub struct CompareArgs {
     /// Also write the table as Markdown to this file (for a PR comment).
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+    /// `text` (the table) or `json` (every row with its counts, percentiles in µs, change, p-value and verdict).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub format: OutputFormat,
     /// Also write JUnit XML to this file: a test case per compared series and one for lost messages, failed
     /// when `--fail-on-regression` calls it a regression (for CI test reporters, as `run` writes junit.xml).
     #[arg(long, value_name = "FILE")]
@@ -334,20 +337,45 @@ pub struct WorkloadArgs {
     pub overrides: Vec<String>,
 }
 
+/// `-o/--output`, as kubectl uses it: the format of what a command prints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// For people (the default).
+    #[default]
+    Text,
+    /// For machines: JSON (JSON Lines for a schedule, one object per item).
+    Json,
+    /// CSV (`plan` only): `stream,seq,kind,phase,intended_offset_us`.
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// `text`, or `json`: `{"valid": true, "workload", "seed", "target", "streams": [{"name", "messages"}]}`, or on
+    /// problems `{"valid": false, "problems": [{"file", "line", "column", "key", "message", "fix"}]}` (exit 2).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub format: OutputFormat,
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub workload: WorkloadArgs,
-    /// Print CSV (`stream,seq,kind,phase,intended_offset_us`) instead of a summary.
+    /// Print CSV (`stream,seq,kind,phase,intended_offset_us`) instead of a summary (the same as `-o csv`).
     #[arg(long)]
     pub csv: bool,
+    /// `text` (a summary), `csv`, or `json` (JSON Lines: one object per message or http step, the CSV's columns).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub format: OutputFormat,
     /// Only shard INDEX of COUNT (from 0): each stream's messages round-robin by sequence number. The rows keep
     /// the unsharded plan's columns and values; the shards together are the unsharded plan.
     #[arg(long, value_name = "INDEX/COUNT")]
     pub shard: Option<crate::schedule::Shard>,
     /// Write to this file instead of standard output.
-    #[arg(short, long)]
-    pub output: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub to: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -385,6 +385,27 @@ pub fn write_csv(plan: &Plan, items: &[Item], out: &mut dyn Write) -> std::io::R
     w.flush()
 }
 
+/// The schedule as JSON Lines: one object per item with the CSV's columns (`stream`, `seq`, `kind`, `phase`,
+/// `intended_offset_us`; an http step's `seq` is its step number).
+pub fn write_json_lines(plan: &Plan, items: &[Item], out: &mut dyn Write) -> std::io::Result<()> {
+    let mut w = std::io::BufWriter::new(out);
+    for it in items {
+        let (seq, kind) = match it.kind {
+            ItemKind::Message { seq } => (seq, "message"),
+            ItemKind::Http { step } => (u64::from(step), "http"),
+        };
+        let line = serde_json::json!({
+            "stream": plan.streams[it.stream as usize].name,
+            "seq": seq,
+            "kind": kind,
+            "phase": it.phase,
+            "intended_offset_us": it.offset_us,
+        });
+        writeln!(w, "{line}")?;
+    }
+    w.flush()
+}
+
 /// One part of a schedule split across machines: shard `index` of `count`, counting from 0 (as a Kubernetes
 /// Indexed Job numbers its pods).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

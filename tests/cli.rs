@@ -545,3 +545,62 @@ fn completions_and_man_pages_are_generated_from_the_command_line() {
     assert!(dir.path().join("imagen-load.1").is_file());
     assert!(dir.path().join("imagen-load-run.1").is_file());
 }
+
+/// `-o`/`--output` is a format, as kubectl users expect (in `plan` it once meant a file: that is `--to FILE` now):
+/// `plan -o csv|json`, `validate -o json` (problems as data, exit 2), `compare -o json`.
+#[test]
+fn output_formats_for_machines_as_kubectl_spells_them() {
+    let out = |args: &[&str]| bin().args(args).output().unwrap();
+    let csv = out(&["plan", "workloads/steady.toml", "--csv"]).stdout;
+    assert_eq!(
+        out(&["plan", "workloads/steady.toml", "-o", "csv"]).stdout,
+        csv
+    );
+    let json =
+        String::from_utf8(out(&["plan", "workloads/steady.toml", "-o", "json"]).stdout).unwrap();
+    let rows: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        rows.len() + 1,
+        String::from_utf8(csv).unwrap().lines().count()
+    );
+    assert_eq!(rows[0]["kind"], "message");
+    assert!(rows[0]["intended_offset_us"].is_u64() && rows[0]["stream"].is_string());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plan.csv");
+    bin()
+        .args(["plan", "workloads/steady.toml", "--csv", "--to"])
+        .arg(&file)
+        .assert()
+        .success();
+    assert!(std::fs::metadata(&file).unwrap().len() > 100);
+    let v: serde_json::Value =
+        serde_json::from_slice(&out(&["validate", "workloads/burst.toml", "-o", "json"]).stdout)
+            .unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["streams"][0]["name"], "upscale");
+    let bad = out(&[
+        "validate",
+        "fixtures/bad-workloads/unit-case.toml",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["problems"][0]["line"], 7);
+    assert_eq!(v["problems"][0]["key"], "stream[1].phase[1].duration");
+    crate::common::run_burst(dir.path(), "a", &[]).success();
+    let cmp = bin()
+        .arg("compare")
+        .arg(dir.path().join("a"))
+        .arg(dir.path().join("a"))
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&cmp.stdout).unwrap();
+    assert!(!v["rows"].as_array().unwrap().is_empty());
+    assert_eq!(v["rows"][0]["verdict"], "no_change");
+}
