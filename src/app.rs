@@ -356,17 +356,9 @@ fn validate(args: &crate::cli::ValidateArgs) -> anyhow::Result<ExitStatus> {
         Ok(plan) => plan,
         Err(e) if args.format == OutputFormat::Json => {
             // For machines the problems are data on stdout; the exit code still says it failed.
-            let problems: Vec<serde_json::Value> = match e.downcast_ref::<workload::Error>() {
-                Some(workload::Error::Invalid { problems }) => problems
-                    .iter()
-                    .map(|p| {
-                        serde_json::json!({
-                            "file": p.file.display().to_string(), "line": p.line, "column": p.column,
-                            "key": p.key, "message": p.message, "fix": p.fix,
-                        })
-                    })
-                    .collect(),
-                _ => vec![serde_json::json!({"message": format!("{e:#}")})],
+            let problems = match e.downcast_ref::<workload::Error>() {
+                Some(workload::Error::Invalid { problems }) => serde_json::to_value(problems)?,
+                _ => serde_json::json!([{"message": format!("{e:#}")}]),
             };
             crate::say!(
                 "{}",
@@ -633,13 +625,7 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     let thresholds = run_thresholds(&plan, args)?;
     // The schedule is never held: one pass for its end here, one as the simulator sends it.
     let last_offset = schedule::last_offset_of(&plan);
-    let generate = || run_id_of(&plan, args);
-    let (run_id, dir) = create_results_dir(
-        &args.out,
-        generate(),
-        args.run_id.is_none().then_some(&generate),
-        args.force,
-    )?;
+    let (run_id, dir) = run_results_dir(&plan, args)?;
     let started = Instant::now();
     let log_path = dir.join("events.jsonl");
     let mut writer = EventLogWriter::create(&log_path)?;
@@ -731,7 +717,6 @@ fn run_thresholds(plan: &Plan, args: &RunArgs) -> anyhow::Result<Vec<crate::gate
 fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
     let thresholds = run_thresholds(plan, args)?;
     let items = schedule::Items::Plan(args.shard);
-    let generate = || run_id_of(plan, args);
     let opts = crate::live::LiveOptions {
         project: args.project.clone(),
         emulator_host: args.emulator_host.clone(),
@@ -767,12 +752,7 @@ fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
         );
         return Ok(interrupted(&stop));
     };
-    let (run_id, dir) = create_results_dir(
-        &args.out,
-        generate(),
-        args.run_id.is_none().then_some(&generate),
-        args.force,
-    )?;
+    let (run_id, dir) = run_results_dir(plan, args)?;
     if !args.quiet {
         crate::note!(
             "run {run_id}: {} messages into {} (project {}), live; results in {}",
@@ -947,6 +927,17 @@ pub fn simulate_events(plan: &Plan, run_id: &str) -> Vec<Event> {
     let mut events = vec![run_header(plan, schedule::last_offset_of(plan), run_id, 0)];
     crate::sim::simulate(plan, |e| events.push(e));
     events
+}
+
+/// The results folder of `run`: `--run-id` (with a shard's suffix), else `<time>-<workload>` made again if taken.
+fn run_results_dir(plan: &Plan, args: &RunArgs) -> anyhow::Result<(String, PathBuf)> {
+    let generate = || run_id_of(plan, args);
+    create_results_dir(
+        &args.out,
+        generate(),
+        args.run_id.is_none().then_some(&generate),
+        args.force,
+    )
 }
 
 /// The results folder of a command whose generated run id is `<time>-<name>` (`watch`, `import`), or `--run-id`.

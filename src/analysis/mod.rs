@@ -870,6 +870,8 @@ pub struct Analyzer {
     /// The last intended send and the last publish answered (µs): the offered and the achieved publishing rate.
     last_intended: u64,
     last_published: u64,
+    /// The header names a real-time target (not the simulator): sends have a pacer's lateness.
+    real_time: bool,
     /// The header says whether the cluster was observed; older logs leave it to be inferred from node events.
     cluster_observed: Option<bool>,
     /// A node was reported (for logs whose header does not say whether the cluster was observed).
@@ -969,6 +971,7 @@ impl Analyzer {
                 ..
             } => {
                 self.identity = Identity::new(pipelines);
+                self.real_time = target != "sim";
                 self.cluster_observed = *cluster_observed;
                 self.wall_start_us = *wall_clock_start_unix_us;
                 for s in streams {
@@ -1023,13 +1026,6 @@ impl Analyzer {
             } => {
                 self.delivery.published += 1;
                 self.last_published = self.last_published.max(t);
-                // The pacer's lateness (actual send − intended): only a real-time run has a pacer.
-                if self.info.as_ref().is_some_and(|i| i.target != "sim") {
-                    let s = self.stream(&id.stream) as usize;
-                    let scope = self.msgs[s].scope;
-                    self.series
-                        .record_in_order("pacer_lateness", scope, None, *lateness_us);
-                }
                 self.timeline.count(false, t);
                 // The stream's pipeline state is kept under the stream's name.
                 if !self.deployments.contains_key(&id.stream) {
@@ -1050,15 +1046,20 @@ impl Analyzer {
                     .map(|i| t.saturating_sub(i));
                 m.published.set(t);
                 m.cold |= cold;
+                let s = self.stream_index[&id.stream] as usize;
+                let scope = self.msgs[s].scope;
+                // The pacer's lateness (actual send − intended): only a real-time run has a pacer.
+                if self.real_time {
+                    self.series
+                        .record_in_order("pacer_lateness", scope, None, *lateness_us);
+                }
                 if let Some(delay) = delay {
-                    let scope = self.msgs[self.stream_index[&id.stream] as usize].scope;
                     self.series
                         .record_in_order("publish_delay", scope, Some(cold), delay);
                 }
                 self.true_backlog(&id.stream, t, 1);
                 let d = self.deployments.get_mut(&id.stream).expect("inserted");
                 if cold {
-                    let s = self.stream_index[&id.stream] as usize;
                     d.cold_waiting.push((s as u32, id.seq));
                     if d.cold_waiting.len() > d.prune_at.max(1024) {
                         // No replica became ready for a long while (or the run does not watch the cluster): keep

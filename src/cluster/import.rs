@@ -486,21 +486,7 @@ fn occurrence(o: &Value, t: u64) -> (Vec<(u64, EventKind)>, bool) {
             reason,
             node_group,
         } => {
-            let id = o
-                .pointer("/metadata/uid")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| {
-                    format!(
-                        "{}/{}",
-                        o.pointer("/metadata/namespace")
-                            .and_then(Value::as_str)
-                            .unwrap_or(""),
-                        o.pointer("/metadata/name")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                    )
-                });
+            let id = object_key(o);
             let count = [o.get("count"), o.pointer("/series/count")]
                 .into_iter()
                 .filter_map(|c| c.and_then(Value::as_u64))
@@ -666,6 +652,21 @@ pub fn read_objects(input: Input, mut f: impl FnMut(Value)) -> Result<u64, Error
 }
 
 /// The namespace of what an object or Event is about.
+/// One object's identity across dumps: its `metadata.uid`, else `namespace/name`.
+fn object_key(o: &Value) -> String {
+    match o.pointer("/metadata/uid").and_then(Value::as_str) {
+        Some(uid) => uid.to_string(),
+        None => {
+            let field = |f: &str| o.pointer(f).and_then(Value::as_str).unwrap_or("");
+            format!(
+                "{}/{}",
+                field("/metadata/namespace"),
+                field("/metadata/name")
+            )
+        }
+    }
+}
+
 fn namespace_of(o: &Value) -> Option<String> {
     o.pointer("/involvedObject/namespace")
         .or_else(|| o.pointer("/regarding/namespace"))
@@ -724,20 +725,9 @@ pub fn import(inputs: Vec<Input>, price_per_gpu_hour_usd: f64) -> Result<Importe
             let namespace = namespace_of(&o);
             if o["kind"] == "Event" {
                 let (found, known) = event_events(&o);
-                if !known {
-                    let id = format!(
-                        "{}{}",
-                        o.pointer("/metadata/uid")
-                            .and_then(Value::as_str)
-                            .unwrap_or(""),
-                        o.pointer("/metadata/name")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                    );
-                    if unparsed_seen.insert(id) {
-                        let reason = o["reason"].as_str().unwrap_or("(none)").to_string();
-                        *unparsed.entry(reason).or_default() += 1;
-                    }
+                if !known && unparsed_seen.insert(object_key(&o)) {
+                    let reason = o["reason"].as_str().unwrap_or("(none)").to_string();
+                    *unparsed.entry(reason).or_default() += 1;
                 }
                 for (t, kind) in found {
                     facts.push(Fact {

@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// One thing wrong with a workload, as the user will read it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
     pub file: PathBuf,
     /// 1-based line and column of the offending key or value; 0 when the problem has no place in a file.
