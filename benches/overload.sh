@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Overload: more than the machine can publish. `run` offers RATE msg/s (default 100000) of 1 KiB for SECS (default
-# 10) into the built-in emulator in its own process, once with the default bound on publishes in flight
-# ([target] max_outstanding_messages = 20000) and once practically unbounded (10,000,000), and prints what each
+# 10) into the built-in emulator in its own process, once with the default bounds on publishes in flight
+# ([target] max_outstanding_messages = 5000, max_outstanding_bytes = 32 MiB) and once practically unbounded
+# (10,000,000 messages and 100 GB), and prints what each
 # achieved: the rate, the shortfall, publish delay and pacer lateness p99 (from summary.json), and the harness's
 # peak resident memory. Numbers go to results/bench/overload-<date>.txt.
 #   benches/overload.sh [RATE] [SECS]
@@ -22,7 +23,7 @@ trap cleanup EXIT
 exec > >(tee "$out") 2>&1
 echo "# imagen-load overload, $(date -u), $(nproc) cores, $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 pad="$(head -c 1000 /dev/zero | tr '\0' 'x')"
-for bound in 20000 10000000; do
+for bound in 5000 10000000; do
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   "$bin" emulator --port "$port" >/dev/null 2>&1 & pids+=($!)
   for _ in $(seq 100); do
@@ -39,6 +40,7 @@ kind = "emulator"
 endpoint = "127.0.0.1:$port"
 backlog = "none"
 max_outstanding_messages = $bound
+max_outstanding_bytes = $((bound == 5000 ? 33554432 : 100000000000))
 [[stream]]
 name = "bench"
 topic = "bench"

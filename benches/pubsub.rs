@@ -25,7 +25,10 @@ fn main() {
         let conn = imagen_load::pubsub::Connection::emulator(&emu.endpoint(), "bench");
         conn.ensure_topic("t").await.unwrap();
         conn.ensure_subscription("s", "t", 60).await.unwrap();
-        let publisher: Publisher = conn.publisher("t", Duration::from_millis(5)).await.unwrap();
+        let publisher: Publisher = conn
+            .publisher("t", Duration::from_millis(5), Duration::from_secs(30))
+            .await
+            .unwrap();
         let payload = bytes::Bytes::from(vec![b'x'; size]);
         let started = Instant::now();
         let mut pending = Vec::with_capacity(n);

@@ -286,8 +286,8 @@ fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
     }
     write_and_print(&report, &dir, args.quiet, |files| {
         format!(
-            "watched {:.0}s ({} objects seen, {} events) · results in {} ({} files)",
-            started.elapsed().as_secs_f64(),
+            "watched {} ({} objects seen, {} events) · results in {} ({} files)",
+            crate::units::human_us(started.elapsed().as_micros() as u64),
             counts.objects,
             counts.emitted,
             dir.display(),
@@ -678,9 +678,9 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     report.thresholds = crate::gates::evaluate(&thresholds, &report);
     write_and_print(&report, &dir, args.quiet, |files| {
         format!(
-            "simulated {} in {:.2}s ({} events) · results in {} ({} files)",
+            "simulated {} in {} ({} events) · results in {} ({} files)",
             crate::report::human_duration(outcome.end_us),
-            simulated_in.as_secs_f64(),
+            crate::units::human_us(simulated_in.as_micros() as u64),
             outcome.events + 1,
             dir.display(),
             files + 2
@@ -780,11 +780,11 @@ fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
     report.thresholds = crate::gates::evaluate(&thresholds, &report);
     write_and_print(&report, &dir, args.quiet, |files| {
         format!(
-            "ran {:.1}s live ({} events, {} lost, pacer p99 lateness {}) · results in {} ({} files)",
-            outcome.elapsed.as_secs_f64(),
+            "ran {} live ({} events, {} lost, pacer p99 lateness {}) · results in {} ({} files)",
+            crate::units::human_us(outcome.elapsed.as_micros() as u64),
             outcome.events,
             outcome.lost,
-            crate::units::Micros(outcome.lateness_p99_us),
+            crate::units::human_us(outcome.lateness_p99_us),
             dir.display(),
             files + 2
         )

@@ -13,9 +13,9 @@ use crate::pubsub::target::{PubsubTarget, Resources};
 use crate::pubsub::tracker::{Matcher, RunClock, Tracker};
 use crate::pubsub::{Connection, check_credentials};
 use crate::schedule;
+use crate::seqset::SeqSet;
 use crate::sim::Stop;
 use crate::workload::{BacklogKind, ClusterPlan, Plan, TargetKind};
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -227,7 +227,7 @@ pub struct Ledger {
     pub duplicates: u64,
     pub lost: u64,
     /// Scheduled and neither completed nor failed: what is still in flight.
-    pub open: HashSet<MsgId>,
+    pub open: OpenMessages,
 }
 
 impl Ledger {
@@ -235,21 +235,78 @@ impl Ledger {
         match &e.kind {
             EventKind::Scheduled { id, .. } => {
                 self.scheduled += 1;
-                self.open.insert(id.clone());
+                self.open.open(id);
             }
             EventKind::Published { .. } => self.published += 1,
             EventKind::PublishFailed { id, .. } => {
                 self.publish_failed += 1;
-                self.open.remove(id);
+                self.open.close(id);
             }
-            EventKind::Completed { id, .. } if self.open.remove(id) => self.completed += 1,
+            EventKind::Completed { id, .. } if self.open.close(id) => self.completed += 1,
             EventKind::Duplicate { .. } => self.duplicates += 1,
             EventKind::Lost { id } => {
                 self.lost += 1;
-                self.open.remove(id);
+                self.open.close(id);
             }
             _ => {}
         }
+    }
+}
+
+/// The messages still open (scheduled, not closed by a completion, a publish failure or a loss), per stream as
+/// two range sets: its memory grows with the gaps between closed messages, not with how many are open, so a
+/// million messages that nobody consumes cost a few bytes, not a hash set of a million ids.
+#[derive(Debug, Default)]
+pub struct OpenMessages {
+    streams: std::collections::HashMap<String, (SeqSet, SeqSet)>,
+    count: u64,
+}
+
+impl OpenMessages {
+    /// Marks a scheduled message open.
+    pub fn open(&mut self, id: &MsgId) {
+        let (scheduled, closed) = self.stream(&id.stream);
+        if !closed.contains(id.seq) && scheduled.insert(id.seq) {
+            self.count += 1;
+        }
+    }
+
+    /// Closes an open message; false if it was not open (not scheduled here, or closed already).
+    pub fn close(&mut self, id: &MsgId) -> bool {
+        let Some((scheduled, closed)) = self.streams.get_mut(&id.stream) else {
+            return false;
+        };
+        let was_open = scheduled.contains(id.seq) && closed.insert(id.seq);
+        self.count -= u64::from(was_open);
+        was_open
+    }
+
+    /// How many are open.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The open messages, by stream name then sequence number, made one at a time.
+    pub fn into_ids(self) -> impl Iterator<Item = MsgId> {
+        let mut streams: Vec<(String, (SeqSet, SeqSet))> = self.streams.into_iter().collect();
+        streams.sort_by(|a, b| a.0.cmp(&b.0));
+        streams.into_iter().flat_map(|(name, (scheduled, closed))| {
+            closed.into_missing(scheduled).map(move |seq| MsgId {
+                stream: name.clone(),
+                seq,
+            })
+        })
+    }
+
+    fn stream(&mut self, name: &str) -> &mut (SeqSet, SeqSet) {
+        if !self.streams.contains_key(name) {
+            self.streams.insert(name.to_string(), Default::default());
+        }
+        self.streams.get_mut(name).expect("inserted above")
     }
 }
 
@@ -317,14 +374,8 @@ pub async fn run(
             // Runs after every producer is done and its events are written: what is still open is lost.
             move || {
                 let now_us = origin.elapsed().as_micros() as u64;
-                let mut open: Vec<MsgId> = closing
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .open
-                    .iter()
-                    .cloned()
-                    .collect();
-                open.sort();
+                let open =
+                    std::mem::take(&mut closing.lock().unwrap_or_else(|p| p.into_inner()).open);
                 let interrupted = stop.requested();
                 let finished = Event::new(
                     now_us,
@@ -335,7 +386,7 @@ pub async fn run(
                     },
                 );
                 // Made as they are written: a million lost messages are not a million events held at once.
-                open.into_iter()
+                open.into_ids()
                     .map(move |id| Event::new(now_us, Source::Harness, EventKind::Lost { id }))
                     .chain(std::iter::once(finished))
             },

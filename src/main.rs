@@ -2,7 +2,9 @@ use clap::Parser;
 use std::process::ExitCode;
 
 // glibc's allocator spent most of a 60k msg/s run growing arenas (mprotect, memalign for task cells); mimalloc
-// keeps per-thread pages. See benches/pubsub.sh for the numbers.
+// keeps per-thread pages. See benches/pubsub.sh for the numbers. `--no-default-features` builds with the system
+// allocator, which heap profilers (heaptrack, massif) can see.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

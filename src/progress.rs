@@ -20,8 +20,8 @@ pub struct Progress {
 pub fn line(l: &Ledger, elapsed: Duration, planned: Duration) -> String {
     format!(
         "{} / {} · scheduled {} · published {} · completed {} · in flight {} · failed {} · lost {}{}",
-        crate::units::Micros(elapsed.as_micros() as u64),
-        crate::units::Micros(planned.as_micros() as u64),
+        crate::units::human_us(elapsed.as_micros() as u64),
+        crate::units::human_us(planned.as_micros() as u64),
         l.scheduled,
         l.published,
         l.completed,

@@ -33,6 +33,19 @@ pub struct OutMessage {
     pub intended_us: u64,
 }
 
+impl OutMessage {
+    /// Its size as Pub/Sub counts it against quotas and flow control: the data and every attribute's key and
+    /// value, in bytes.
+    pub fn size_bytes(&self) -> usize {
+        self.payload.len()
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+    }
+}
+
 /// Something messages are published into.
 pub trait Target: Send + Sync + 'static {
     /// Hands the message over without blocking (it is called on the pacer's thread, inside the runtime's context)
@@ -88,12 +101,12 @@ pub async fn run_from<T: Target>(
 ) -> PacerStats {
     let cancelled = Arc::new(AtomicBool::new(false));
     let _guard = CancelOnDrop(cancelled.clone());
-    // At most this many publishes in flight: at the limit the pacer waits for an answer (its lateness shows it).
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(
-        plan.pubsub
-            .max_outstanding_messages
-            .min(tokio::sync::Semaphore::MAX_PERMITS as u64) as usize,
-    ));
+    // At most this many publishes and bytes in flight: at a limit the pacer waits for an answer (its lateness
+    // shows it).
+    let in_flight = FlowControl::new(
+        plan.pubsub.max_outstanding_messages,
+        plan.pubsub.max_outstanding_bytes,
+    );
     let (answers_tx, mut answers_rx) = mpsc::unbounded_channel::<Answer>();
     let pacer = {
         let (plan, run_id) = (plan.clone(), run_id.to_string());
@@ -147,7 +160,7 @@ fn pace<T: Target>(
     target: Arc<T>,
     events: mpsc::UnboundedSender<Event>,
     answers: mpsc::UnboundedSender<Answer>,
-    (runtime, in_flight): (&tokio::runtime::Handle, &Arc<tokio::sync::Semaphore>),
+    (runtime, in_flight): (&tokio::runtime::Handle, &FlowControl),
 ) -> PacerStats {
     // This thread's timer slack to 1 ns, so its sleeps wake on time (the default lets them overshoot by 50 µs).
     // (The thread goes back to tokio's blocking pool afterwards, with the default restored.)
@@ -173,34 +186,9 @@ fn pace<T: Target>(
         if stopped() {
             break;
         }
-        // A slot among the publishes in flight; waiting for one delays this send (and counts in its lateness), it
-        // never drops it. Given back when the server answers.
-        let (mut permit, mut waited) = (None, false);
-        if matches!(due.item.kind, ItemKind::Message { .. }) {
-            permit = match in_flight.clone().try_acquire_owned() {
-                Ok(p) => Some(p),
-                Err(_) => {
-                    waited = true;
-                    match runtime.block_on(in_flight.clone().acquire_owned()) {
-                        Ok(p) => Some(p),
-                        Err(_) => break,
-                    }
-                }
-            };
-            if stopped() {
-                break;
-            }
-        }
-        let late_us = if waited {
-            since(origin, Instant::now()).saturating_sub(due.item.offset_us)
-        } else {
-            due.lateness.as_micros() as u64
-        };
-        lateness.saturating_record(late_us.max(1));
         let stream = &plan.streams[due.item.stream as usize];
         let answer: Answer = match due.item.kind {
             ItemKind::Message { seq } => {
-                sent += 1;
                 let id = MsgId {
                     stream: stream.name.clone(),
                     seq,
@@ -232,6 +220,21 @@ fn pace<T: Target>(
                     attributes,
                     intended_us: due.item.offset_us,
                 };
+                // A slot among the publishes in flight; waiting for one delays this send (and counts in its
+                // lateness), it never drops it. Given back when the server answers.
+                let Some((permit, waited)) = in_flight.acquire(runtime, msg.size_bytes()) else {
+                    break;
+                };
+                if stopped() {
+                    break;
+                }
+                let late_us = if waited {
+                    since(origin, Instant::now()).saturating_sub(due.item.offset_us)
+                } else {
+                    due.lateness.as_micros() as u64
+                };
+                lateness.saturating_record(late_us.max(1));
+                sent += 1;
                 let _ = events.send(Event::new(
                     due.item.offset_us,
                     Source::Harness,
@@ -257,6 +260,7 @@ fn pace<T: Target>(
                 })
             }
             ItemKind::Http { step } => {
+                lateness.saturating_record((due.lateness.as_micros() as u64).max(1));
                 let spec = http_steps[due.item.stream as usize][step as usize - 1].clone();
                 let (client, name) = (http.clone(), stream.name.clone());
                 let intended_us = due.item.offset_us;
@@ -295,6 +299,69 @@ fn pace<T: Target>(
     }
 }
 
+/// The pacer's bound on publishes in flight, by count and by bytes, as the Pub/Sub clients' publisher flow control
+/// (`max_outstanding_messages`, `max_outstanding_bytes`) with its "block" behaviour.
+pub struct FlowControl {
+    messages: Arc<tokio::sync::Semaphore>,
+    bytes: Arc<tokio::sync::Semaphore>,
+    max_bytes: u32,
+}
+
+/// What one publish holds of the bounds until it is answered.
+pub struct Slot {
+    _message: tokio::sync::OwnedSemaphorePermit,
+    _bytes: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl FlowControl {
+    pub fn new(max_messages: u64, max_bytes: u64) -> Self {
+        let cap = |n: u64| n.clamp(1, tokio::sync::Semaphore::MAX_PERMITS as u64);
+        let max_bytes = cap(max_bytes).min(u32::MAX as u64) as u32;
+        FlowControl {
+            messages: Arc::new(tokio::sync::Semaphore::new(cap(max_messages) as usize)),
+            bytes: Arc::new(tokio::sync::Semaphore::new(max_bytes as usize)),
+            max_bytes,
+        }
+    }
+
+    /// A slot for a message of `size_bytes`, waiting (on the pacer's thread) while either bound is reached; also
+    /// whether it had to wait. A message larger than the byte bound takes all of it, so it goes alone. `None` if
+    /// the bounds were closed.
+    pub fn acquire(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        size_bytes: usize,
+    ) -> Option<(Slot, bool)> {
+        let need = size_bytes.clamp(1, self.max_bytes as usize) as u32;
+        let mut waited = false;
+        let message = match self.messages.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                waited = true;
+                runtime
+                    .block_on(self.messages.clone().acquire_owned())
+                    .ok()?
+            }
+        };
+        let bytes = match self.bytes.clone().try_acquire_many_owned(need) {
+            Ok(p) => p,
+            Err(_) => {
+                waited = true;
+                runtime
+                    .block_on(self.bytes.clone().acquire_many_owned(need))
+                    .ok()?
+            }
+        };
+        Some((
+            Slot {
+                _message: message,
+                _bytes: bytes,
+            },
+            waited,
+        ))
+    }
+}
+
 fn since(origin: Instant, i: Instant) -> u64 {
     i.saturating_duration_since(origin).as_micros() as u64
 }
@@ -326,5 +393,43 @@ impl Target for NoopTarget {
         _msg: OutMessage,
     ) -> impl Future<Output = Result<Option<String>, String>> + Send + 'static {
         std::future::ready(Ok(None))
+    }
+}
+
+#[cfg(test)]
+mod flow_control_tests {
+    use super::FlowControl;
+
+    /// Both bounds hold: a second message waits while the first holds the bytes, a message larger than the byte
+    /// bound takes all of it (and so goes alone), and answers give the slots back.
+    #[test]
+    fn the_bounds_on_publishes_in_flight_hold_by_count_and_by_bytes() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let fc = FlowControl::new(2, 100);
+        let (a, waited) = fc.acquire(rt.handle(), 60).unwrap();
+        assert!(!waited);
+        assert_eq!(fc.bytes.available_permits(), 40);
+        // 60 more bytes do not fit: acquiring waits until `a` is answered.
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            drop(a);
+        });
+        let (b, waited) = fc.acquire(rt.handle(), 60).unwrap();
+        assert!(waited);
+        release.join().unwrap();
+        drop(b);
+        let (big, _) = fc.acquire(rt.handle(), 10_000).unwrap();
+        assert_eq!(fc.bytes.available_permits(), 0);
+        drop(big);
+        // The count bound: two small ones fit, a third would wait.
+        let (x, _) = fc.acquire(rt.handle(), 1).unwrap();
+        let (y, _) = fc.acquire(rt.handle(), 1).unwrap();
+        assert_eq!(fc.messages.available_permits(), 0);
+        drop((x, y));
+        assert_eq!(fc.messages.available_permits(), 2);
     }
 }

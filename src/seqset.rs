@@ -44,6 +44,34 @@ impl SeqSet {
     pub fn ranges(&self) -> usize {
         self.ranges.len()
     }
+
+    /// Every number in the set, in order.
+    pub fn into_values(self) -> impl Iterator<Item = u64> {
+        self.ranges.into_iter().flat_map(|(start, end)| start..end)
+    }
+
+    /// The numbers of `of` that are not in this set, in order, made one at a time and jumping over this set's
+    /// ranges (so a million numbers present cost one step, not a million). Owns both sets, so the numbers can be
+    /// streamed after their owner is gone.
+    pub fn into_missing(self, of: SeqSet) -> impl Iterator<Item = u64> {
+        let mut wanted = of.ranges.into_iter();
+        let (mut x, mut end) = (0, 0);
+        std::iter::from_fn(move || {
+            loop {
+                if x >= end {
+                    (x, end) = wanted.next()?;
+                    continue;
+                }
+                match self.ranges.range(..=x).next_back() {
+                    Some((_, &covered)) if x < covered => x = covered,
+                    _ => {
+                        x += 1;
+                        return Some(x - 1);
+                    }
+                }
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -64,5 +92,23 @@ mod tests {
             assert!(s.contains(x));
         }
         assert!(!s.contains(7) && s.contains(10) && !s.contains(11));
+    }
+
+    #[test]
+    fn missing_numbers_are_the_gaps_of_one_set_within_another() {
+        let mut all = SeqSet::default();
+        for x in (0..8).chain(20..23) {
+            all.insert(x);
+        }
+        let mut done = SeqSet::default();
+        for x in [0, 1, 2, 5, 6, 21, 30] {
+            done.insert(x);
+        }
+        assert_eq!(
+            done.into_missing(all.clone()).collect::<Vec<_>>(),
+            [3, 4, 7, 20, 22]
+        );
+        assert_eq!(all.clone().into_missing(all.clone()).count(), 0);
+        assert_eq!(SeqSet::default().into_missing(all).count(), 11);
     }
 }

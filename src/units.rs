@@ -28,8 +28,56 @@ impl Micros {
     }
 }
 
+impl Micros {
+    /// The one display form of a duration, for every report, table, message and progress line: about three
+    /// significant figures in the largest unit that keeps the number readable (`850us`, `12.3ms`, `4.21s`, `2m31s`,
+    /// `1h02m`), `0s` for zero. The value is rounded to the precision shown *before* the unit is chosen, so 119.6 s is
+    /// `2m00s` (never `1m60s`) and 59.996 s is `1m00s` (never `60.00s`). For a value a user may paste back into a
+    /// workload (config, calibrated profiles, gate thresholds) use [`Display`](fmt::Display), which is exact.
+    pub fn human(self) -> String {
+        human_us(self.0)
+    }
+}
+
+/// [`Micros::human`] of a plain microsecond count.
+pub fn human_us(us: u64) -> String {
+    if us == 0 {
+        return "0s".into();
+    }
+    // Round to three significant figures in a unit, and move up a unit when the rounded value reaches the next.
+    fn sig3(v: f64) -> (f64, usize) {
+        let decimals = if v < 10.0 {
+            2
+        } else if v < 100.0 {
+            1
+        } else {
+            0
+        };
+        let f = 10f64.powi(decimals as i32);
+        ((v * f).round() / f, decimals)
+    }
+    if us < 1_000 {
+        return format!("{us}us");
+    }
+    let (ms, d) = sig3(us as f64 / 1e3);
+    if ms < 1_000.0 {
+        return format!("{ms:.d$}ms");
+    }
+    let (s, d) = sig3(us as f64 / 1e6);
+    if s < 60.0 {
+        return format!("{s:.d$}s");
+    }
+    let secs = (us as f64 / 1e6).round() as u64;
+    if secs < 3_600 {
+        return format!("{}m{:02}s", secs / 60, secs % 60);
+    }
+    let mins = (us as f64 / 60e6).round() as u64;
+    format!("{}h{:02}m", mins / 60, mins % 60)
+}
+
 impl fmt::Display for Micros {
-    /// Human form: `1m30s`, `250ms`, `0s`.
+    /// Exact form, which parses back to the same value: `1m30s`, `250ms`, `1.500s`, `24h0.735s`, `0s`. For reports
+    /// and messages use [`Micros::human`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         format_micros(self.0, f)
     }
@@ -557,6 +605,28 @@ mod tests {
         let mut rng = SeededRng::seed_from_u64(42);
         let first: Vec<u64> = (0..3).map(|_| rng.next_u64()).collect();
         assert_eq!(first, PINNED_FIRST_VALUES);
+    }
+
+    #[test]
+    fn one_display_form_rounds_before_it_picks_the_unit() {
+        let cases = [
+            (0, "0s"),
+            (850, "850us"),
+            (1_000, "1.00ms"),
+            (12_300, "12.3ms"),
+            (999_600, "1.00s"),
+            (4_210_000, "4.21s"),
+            (59_996_000, "1m00s"),
+            (60_000_000, "1m00s"),
+            (119_600_000, "2m00s"),
+            (151_000_000, "2m31s"),
+            (3_599_600_000, "1h00m"),
+            (3_720_000_000, "1h02m"),
+            (7_170_000_000, "2h00m"),
+        ];
+        for (us, want) in cases {
+            assert_eq!(human_us(us), want, "{us} us");
+        }
     }
 
     #[test]

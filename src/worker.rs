@@ -25,6 +25,10 @@ use tokio::sync::{Semaphore, watch};
 /// How long a stopping worker waits for the jobs in hand (Kubernetes' default termination grace is 30 s).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
+/// How long the worker keeps trying to publish one result before it nacks the job (so Pub/Sub redelivers it):
+/// the harness's own default `publish_retry_budget`.
+pub const RESULT_PUBLISH_RETRY_BUDGET: Duration = Duration::from_secs(30);
+
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     #[error(transparent)]
@@ -188,7 +192,11 @@ pub async fn run(
     };
     let results = cfg
         .conn
-        .publisher(&cfg.results_topic, Duration::from_millis(1))
+        .publisher(
+            &cfg.results_topic,
+            Duration::from_millis(1),
+            RESULT_PUBLISH_RETRY_BUDGET,
+        )
         .await?;
     let me = Report {
         pod: cfg.pod.clone(),

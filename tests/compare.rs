@@ -223,4 +223,14 @@ fn the_nightly_report_calls_out_a_regression_in_the_last_run() {
         .success();
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("<svg") && page.contains("REGRESSION") && !page.contains("<script"));
+    // The Markdown tables keep their code spans on the page, as a Markdown viewer shows them (emphasis too:
+    // `report::html`'s own test), and no Markdown syntax is left showing.
+    assert!(
+        page.contains("<td><code>capacity_wait</code></td>"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("**") && !page.contains("`capacity_wait"),
+        "{page}"
+    );
 }

@@ -288,7 +288,7 @@ fn worker_clock_skew_is_reported_and_never_makes_a_negative_duration() {
         "{warnings}"
     );
     assert!(
-        warnings.contains("worker fast-clock's clock is up to 3s ahead"),
+        warnings.contains("worker fast-clock's clock is up to 3.00s ahead"),
         "{warnings}"
     );
     // Every duration in the summary is a non-negative number (clamped, never wrapped around).

@@ -37,6 +37,8 @@ mod observe;
 mod reliability;
 // Real peers as referees: Java's HdrHistogram, Chromium, Google's Pub/Sub emulator and Python client.
 mod peers;
+// The README and docs: every command they show parses, names real files, and runs offline as written.
+mod docs;
 // A fake Kubernetes API server (list, watch, drops, 410) for the watch tests and benches/watch.rs.
 mod fakekube;
 

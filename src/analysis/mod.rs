@@ -5,6 +5,7 @@
 
 pub mod identity;
 pub mod intervals;
+mod open;
 pub mod series;
 
 pub use identity::Identity;
@@ -506,7 +507,7 @@ impl MessageLatency {
 }
 
 /// An instant that may be unknown, in 8 bytes (`u64::MAX` = unknown): messages in flight are the analysis's
-/// only state that grows with the load, so it is kept small (64 bytes a message).
+/// only state that grows with the load, so it is kept small (40 bytes a message).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct At(u64);
 
@@ -531,7 +532,7 @@ impl At {
 /// One stream's messages: those still open (scheduled, not completed), and which have completed.
 #[derive(Debug, Clone, Default)]
 struct StreamMsgs {
-    open: HashMap<u64, Msg, foldhash::fast::RandomState>,
+    open: open::OpenSeqs<Msg>,
     done: SeqSet,
     /// The stream's scope in the series.
     scope: usize,
@@ -539,6 +540,8 @@ struct StreamMsgs {
     reached_worker: bool,
 }
 
+/// What is known of a message in flight: 40 bytes, the analysis's only per-message state (what its completion
+/// adds is folded at once, see [`Analyzer::fold`]).
 #[derive(Debug, Clone, Copy, Default)]
 struct Msg {
     intended: At,
@@ -547,10 +550,6 @@ struct Msg {
     delivered: At,
     /// When capacity (a ready replica) first existed after the message was published, for cold messages.
     capacity: At,
-    completed: At,
-    /// Worker-reported processing start and end.
-    processing_start: At,
-    processing_end: At,
     cold: bool,
     lost: bool,
     publish_failed: bool,
@@ -651,10 +650,9 @@ struct Deployment {
     serving: bool,
     /// First message published while at zero (desired and ready), the start of activation.
     waiting_since: Option<u64>,
-    /// Cold messages waiting for the first ready replica (pruned of completed ones as it grows).
-    cold_waiting: Vec<(u32, u64)>,
-    /// Length of `cold_waiting` that triggers the next pruning.
-    prune_at: usize,
+    /// Cold messages waiting for the first ready replica, by stream index, as ranges of sequence numbers (those
+    /// that completed meanwhile are skipped when capacity comes): a few bytes however long nothing is ready.
+    cold_waiting: BTreeMap<u32, SeqSet>,
     cycle: Option<usize>,
     /// Every time desired replicas went up: what new pods were created for.
     triggers: Vec<u64>,
@@ -801,7 +799,7 @@ impl Reordering {
             report.warnings.push(format!(
                 "{late} events arrived more than {} (or {} events) out of time order and were analysed where they \
                  arrived",
-                crate::units::Micros(self.window_us),
+                crate::units::human_us(self.window_us),
                 self.max_held
             ));
         }
@@ -942,12 +940,10 @@ impl Analyzer {
     fn msg(&mut self, id: &MsgId) -> Option<&mut Msg> {
         let (s, seq) = self.locate(id)?;
         let StreamMsgs { open, done, .. } = &mut self.msgs[s];
-        match open.entry(seq) {
-            std::collections::hash_map::Entry::Occupied(o) => Some(o.into_mut()),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                (!done.contains(seq)).then(|| v.insert(Msg::default()))
-            }
+        if open.contains(seq) {
+            return open.get_mut(seq);
         }
+        (!done.contains(seq)).then(|| open.get_or_insert_with(seq, Msg::default))
     }
 
     pub fn push(&mut self, e: &Event) {
@@ -1060,15 +1056,7 @@ impl Analyzer {
                 self.true_backlog(&id.stream, t, 1);
                 let d = self.deployments.get_mut(&id.stream).expect("inserted");
                 if cold {
-                    d.cold_waiting.push((s as u32, id.seq));
-                    if d.cold_waiting.len() > d.prune_at.max(1024) {
-                        // No replica became ready for a long while (or the run does not watch the cluster): keep
-                        // only the messages still waiting.
-                        let msgs = &self.msgs;
-                        d.cold_waiting
-                            .retain(|(s, q)| msgs[*s as usize].open.contains_key(q));
-                        d.prune_at = 2 * d.cold_waiting.len();
-                    }
+                    d.cold_waiting.entry(s as u32).or_default().insert(id.seq);
                     if d.desired == 0 && d.waiting_since.is_none() {
                         d.waiting_since = Some(t);
                     }
@@ -1120,7 +1108,7 @@ impl Analyzer {
                     self.duplicates_by_completion += 1;
                     return;
                 }
-                let mut m = self.msgs[s].open.remove(&seq).unwrap_or_default();
+                let m = self.msgs[s].open.remove(seq).unwrap_or_default();
                 // A worker's clock against the harness's: a job cannot reach a worker before it was sent, nor
                 // finish after the harness saw its completion. Worker-measured spans are clamped at zero either
                 // way; here the disagreement is measured, to be reported.
@@ -1135,15 +1123,9 @@ impl Analyzer {
                     s.1 = s.1.max(ahead);
                     s.2 += 1;
                 }
-                m.completed.set(t);
-                if let (Some(a), Some(b)) = (processing_start_us, processing_end_us) {
-                    m.processing_start.set(*a);
-                    m.processing_end.set(*b);
-                }
-                let busy = match (m.processing_start.get(), m.processing_end.get()) {
-                    (Some(a), Some(b)) => b.saturating_sub(a),
-                    _ => 0,
-                };
+                // The worker's own processing span, when it reported both ends.
+                let processing = processing_start_us.zip(*processing_end_us);
+                let busy = processing.map_or(0, |(a, b)| b.saturating_sub(a));
                 self.timeline.count(true, t);
                 self.true_backlog(&id.stream, t, -1);
                 self.gpu_busy_us += busy;
@@ -1156,7 +1138,7 @@ impl Analyzer {
                         cy.last_completion_us = Some(t);
                     }
                 }
-                self.fold(s, seq, &m, t);
+                self.fold(s, seq, &m, processing, t);
             }
             EventKind::Duplicate { .. } => self.delivery.duplicates += 1,
             EventKind::Lost { id } => {
@@ -1237,8 +1219,8 @@ impl Analyzer {
                 };
                 if let Some(what) = notable {
                     self.warnings.push(format!(
-                        "at {:.1}s, scaler {scaled_object} {what} ({condition}: {reason})",
-                        t as f64 / 1e6
+                        "at {}, scaler {scaled_object} {what} ({condition}: {reason})",
+                        crate::units::human_us(t)
                     ));
                 }
             }
@@ -1514,7 +1496,7 @@ impl Analyzer {
             let p99 = |m: &str| {
                 self.series
                     .get(m, "all", None)
-                    .map(|h| crate::units::Micros(h.value_at_quantile(0.99)).to_string())
+                    .map(|h| crate::units::human_us(h.value_at_quantile(0.99)))
                     .unwrap_or_else(|| "unknown".into())
             };
             self.warnings.push(format!(
@@ -1533,7 +1515,7 @@ impl Analyzer {
 
     /// A message completed at `done`: counted, and its latency and split folded into the series and the
     /// interval log. Nothing of it is kept after this (unless records are kept).
-    fn fold(&mut self, s: usize, seq: u64, m: &Msg, done: u64) {
+    fn fold(&mut self, s: usize, seq: u64, m: &Msg, processing: Option<(u64, u64)>, done: u64) {
         self.delivery.completed += 1;
         let (warmup_us, deadline_us) = self
             .info
@@ -1563,7 +1545,7 @@ impl Analyzer {
         };
         if let Some(p) = m.published.get() {
             rec.publish_delay_us = Some(p.saturating_sub(intended));
-            if let Some(start) = m.processing_start.get().or(m.delivered.get()) {
+            if let Some(start) = processing.map(|(a, _)| a).or(m.delivered.get()) {
                 // Cold: waiting until the first replica was ready (or delivery, if sooner); then queueing.
                 let cap = if m.cold {
                     m.capacity.get().unwrap_or(start).min(start).max(p)
@@ -1574,11 +1556,8 @@ impl Analyzer {
                 rec.queueing_us = Some(start.saturating_sub(cap));
             }
         }
-        rec.processing_us = match (
-            (m.processing_start.get(), m.processing_end.get()),
-            m.delivered.get(),
-        ) {
-            ((Some(a), Some(b)), _) => Some(b.saturating_sub(a)),
+        rec.processing_us = match (processing, m.delivered.get()) {
+            (Some((a, b)), _) => Some(b.saturating_sub(a)),
             (_, Some(d)) => Some(done.saturating_sub(d)),
             _ => None,
         };
@@ -1719,7 +1698,12 @@ impl Analyzer {
                 let waiting = std::mem::take(&mut target.cold_waiting);
                 let since = target.waiting_since;
                 *target = old;
-                target.cold_waiting.extend(waiting);
+                for (s, seqs) in waiting {
+                    let into = target.cold_waiting.entry(s).or_default();
+                    for seq in seqs.into_values() {
+                        into.insert(seq);
+                    }
+                }
                 target.waiting_since = target.waiting_since.or(since);
             }
         }
@@ -1810,12 +1794,13 @@ impl Analyzer {
         if before > 0 || d.capacity() == 0 {
             return;
         }
-        for (s, seq) in d.cold_waiting.drain(..) {
-            if let Some(m) = self.msgs[s as usize].open.get_mut(&seq) {
-                m.capacity.set(t);
+        for (s, seqs) in std::mem::take(&mut d.cold_waiting) {
+            for seq in seqs.into_values() {
+                if let Some(m) = self.msgs[s as usize].open.get_mut(seq) {
+                    m.capacity.set(t);
+                }
             }
         }
-        d.prune_at = 0;
         if let Some(c) = d.cycle {
             let cy = &mut self.cycles[c];
             if cy.time_to_first_ready_us.is_none() {
@@ -1919,13 +1904,13 @@ impl Analyzer {
             if *behind > CLOCK_SKEW_TOLERANCE_US {
                 how.push(format!(
                     "up to {} behind (jobs received before they were sent)",
-                    crate::units::Micros(*behind)
+                    crate::units::human_us(*behind)
                 ));
             }
             if *ahead > CLOCK_SKEW_TOLERANCE_US {
                 how.push(format!(
                     "up to {} ahead (processing ended after the harness saw the completion)",
-                    crate::units::Micros(*ahead)
+                    crate::units::human_us(*ahead)
                 ));
             }
             self.warnings.push(format!(
@@ -1969,7 +1954,7 @@ impl Analyzer {
         let mut lost_seqs: Vec<(String, Vec<u64>)> = Vec::new();
         for (s, st) in self.msgs.iter().enumerate() {
             let mut lost_here = Vec::new();
-            for (&seq, m) in &st.open {
+            for (seq, m) in st.open.iter() {
                 if !m.intended.is_some() && !m.published.is_some() && !m.lost {
                     continue; // only heard of (a delivery), never scheduled in this log
                 }

@@ -507,7 +507,7 @@ pub fn first_abort(aborting: &[Threshold], partial: &RunReport, now_us: u64) -> 
                 "`{} {}` failed at {} ({})",
                 o.metric,
                 o.condition,
-                Micros(now_us),
+                crate::units::human_us(now_us),
                 o.describe()
             )
         })

@@ -29,6 +29,11 @@ pub enum PubsubError {
     },
 }
 
+/// The first wait before a failed publish is tried again; each further wait doubles, with full jitter.
+pub const PUBLISH_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
+/// The longest wait between two tries of one publish.
+pub const PUBLISH_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
 /// Where Pub/Sub is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -111,11 +116,34 @@ impl Connection {
 
     /// The official publisher for one topic, batching for throughput: up to 1,000 messages or 1 MB per request,
     /// held at most `delay`.
-    pub async fn publisher(&self, topic: &str, delay: Duration) -> Result<Publisher, PubsubError> {
+    ///
+    /// Retries inside the client stop at `retry_budget` (`[target] publish_retry_budget`), with the client's own
+    /// retryable-error set (`RetryableErrors`: unavailable, internal, resource exhausted, I/O, ...) and truncated
+    /// exponential backoff with full jitter from 100 ms to 2 s (`google_cloud_gax::exponential_backoff`). The client's
+    /// default would retry for up to 600 s (`google-cloud-pubsub` 1.7, `publisher/retry_policy.rs`) before the
+    /// budget even started.
+    pub async fn publisher(
+        &self,
+        topic: &str,
+        delay: Duration,
+        retry_budget: Duration,
+    ) -> Result<Publisher, PubsubError> {
+        use google_cloud_gax::exponential_backoff::ExponentialBackoffBuilder;
+        use google_cloud_gax::retry_policy::RetryPolicyExt;
         let mut b = Publisher::builder(self.topic_path(topic))
             .set_message_count_threshold(1_000u32)
             .set_byte_threshold(1_000_000u32)
-            .set_delay_threshold(delay);
+            .set_delay_threshold(delay)
+            .with_retry_policy(
+                google_cloud_pubsub::retry_policy::RetryableErrors.with_time_limit(retry_budget),
+            )
+            .with_backoff_policy(
+                ExponentialBackoffBuilder::new()
+                    .with_initial_delay(PUBLISH_BACKOFF_INITIAL)
+                    .with_maximum_delay(PUBLISH_BACKOFF_MAX)
+                    .with_scaling(2.0)
+                    .clamp(),
+            );
         if let Endpoint::Emulator(url) = &self.endpoint {
             b = b.with_endpoint(url).with_credentials(Self::anonymous());
         }

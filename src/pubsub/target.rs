@@ -61,7 +61,10 @@ impl PubsubTarget {
         let mut publishers = HashMap::new();
         for t in topics {
             if !publishers.contains_key(t) {
-                publishers.insert(t.clone(), conn.publisher(t, batch_delay).await?);
+                publishers.insert(
+                    t.clone(),
+                    conn.publisher(t, batch_delay, retry_budget).await?,
+                );
             }
         }
         Ok(PubsubTarget {
@@ -112,6 +115,7 @@ impl Target for PubsubTarget {
             .get(&msg.topic)
             .map(|p| p.publish(message.clone()));
         let topic = msg.topic;
+        let started = Instant::now();
         async move {
             let Some(first) = first else {
                 return Err(format!("no publisher for topic {topic}"));
@@ -120,23 +124,27 @@ impl Target for PubsubTarget {
                 Ok(id) => Ok(Some(id)),
                 // Boxed: the retry's state (backoff, re-creating resources) would otherwise make every
                 // message's answer future as large as the rarest path.
-                Err(e) => Box::pin(this.retry(&topic, message, e)).await,
+                Err(e) => Box::pin(this.retry(&topic, message, e, started)).await,
             }
         }
     }
 }
 
 impl PubsubTarget {
-    /// After a failed publish: retries with backoff within the budget, re-creating vanished resources.
+    /// After a failed publish: the client has already retried transient errors within the budget, so what is left
+    /// are errors it does not retry (a vanished topic, re-created here) and failures outside an RPC. These are tried
+    /// again with jittered backoff until `started` (the first attempt) is `retry_budget` old, one clock for both
+    /// loops.
     async fn retry(
         &self,
         topic: &str,
         message: Message,
         mut error: google_cloud_pubsub::error::PublishError,
+        started: Instant,
     ) -> Result<Option<String>, String> {
+        use rand::RngExt;
         let publisher = &self.publishers[topic];
-        let started = Instant::now();
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = super::PUBLISH_BACKOFF_INITIAL;
         let mut attempts = 1u32;
         loop {
             let rpc = match &error {
@@ -150,19 +158,66 @@ impl PubsubTarget {
                     | Some(Code::PermissionDenied)
                     | Some(Code::Unauthenticated)
             ) || (code == Some(Code::NotFound) && self.recreate.is_none());
-            if permanent || started.elapsed() + backoff > self.retry_budget {
-                return Err(format!("{error} (after {attempts} attempts)"));
+            // Full jitter (a uniform wait up to the backoff), as the client's own policy, so that a burst of
+            // failures does not retry in step.
+            let wait = backoff.mul_f64(rand::rng().random_range(0.0..=1.0));
+            if permanent || started.elapsed() + wait > self.retry_budget {
+                return Err(format!(
+                    "{error} (after {attempts} attempts here, {} since the first)",
+                    crate::units::human_us(started.elapsed().as_micros() as u64)
+                ));
             }
             if code == Some(Code::NotFound) {
                 self.recreate().await;
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(super::PUBLISH_BACKOFF_MAX);
             attempts += 1;
             match publisher.publish(message.clone()).await {
                 Ok(id) => return Ok(Some(id)),
                 Err(e) => error = e,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With the client's default policy a publish to an endpoint that refuses connections is retried for 600 s;
+    /// with the budget passed through, it fails once the budget is spent.
+    #[tokio::test]
+    async fn a_publish_that_keeps_failing_gives_up_at_the_retry_budget() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conn = Connection::emulator(&format!("127.0.0.1:{port}"), "p");
+        let budget = Duration::from_secs(1);
+        let target = Arc::new(
+            PubsubTarget::new(&conn, &["t".into()], Duration::from_millis(1), budget, None)
+                .await
+                .unwrap(),
+        );
+        let msg = OutMessage {
+            id: crate::event::MsgId {
+                stream: "s".into(),
+                seq: 0,
+            },
+            topic: "t".into(),
+            payload: "x".into(),
+            attributes: Default::default(),
+            intended_us: 0,
+        };
+        let started = std::time::Instant::now();
+        let answer =
+            tokio::time::timeout(Duration::from_secs(60), PubsubTarget::send(&target, msg))
+                .await
+                .expect("the publish gave up within a minute, not the client's default 10 minutes");
+        let err = answer.expect_err("nothing listens on the port");
+        // It did retry (the client stops when its next wait would pass the budget, so a little before it).
+        assert!(started.elapsed() >= budget / 2, "{err}");
     }
 }

@@ -622,10 +622,12 @@ pub fn render(r: &RunReport) -> String {
                         fmt(c.to_zero_replicas_us),
                         fmt(c.to_zero_nodes_us),
                         format!(
-                            "{:.0} s / {}",
-                            c.gpu_busy_seconds,
-                            c.gpu_idle_seconds
-                                .map_or_else(|| "unknown".into(), |i| format!("{i:.0} s"))
+                            "{} / {}",
+                            h(crate::units::Micros::from_secs_f64(c.gpu_busy_seconds).0),
+                            c.gpu_idle_seconds.map_or_else(
+                                || "unknown".into(),
+                                |i| h(crate::units::Micros::from_secs_f64(i).0)
+                            )
                         ),
                         c.cost_usd
                             .map_or_else(|| "unknown".into(), |c| format!("${c:.2}")),
@@ -707,7 +709,7 @@ pub(crate) fn page(title: &str, body: &str) -> String {
 <title>imagen-load · {title}</title>
 <style>
 body {{ font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px auto; max-width: 980px; color: #222; padding: 0 12px; }}
-h1 {{ font-size: 22px; margin: 0 0 4px; }} h2 {{ font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #ddd; }}
+h1 {{ font-size: 22px; margin: 0 0 4px; }} h2 {{ font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #ddd; }} h3 {{ font-size: 15px; margin: 20px 0 6px; }}
 .meta {{ color: #666; margin: 0; }} .ok {{ color: #1b7f3b; font-size: 15px; }} .bad {{ color: #c62828; }}
 table {{ border-collapse: collapse; margin: 8px 0; display: block; max-width: 100%; overflow-x: auto; }} th, td {{ padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }} th {{ background: #f6f6f6; }}
@@ -724,46 +726,39 @@ code {{ font-size: 12px; }} .note {{ color: #666; font-size: 12px; }}
     )
 }
 
-/// Markdown (headings, paragraphs and pipe tables, as this crate writes them) as HTML, for pages that show the
-/// same numbers as a Markdown report.
+/// Markdown as HTML, for pages that show the same numbers as a Markdown report (the nightly page, `whatif`'s
+/// page), rendered by `pulldown-cmark` with GitHub's pipe tables, so emphasis, code spans and escaped `\|` in cells
+/// come out as a Markdown viewer shows them. Raw HTML in the text (a stream or reason that holds `<`) is escaped,
+/// not passed through: the Markdown is built from user-supplied names.
 pub(crate) fn markdown_to_html(md: &str) -> String {
+    use pulldown_cmark::{Event, Options, Parser};
+    let parser = Parser::new_ext(md, Options::ENABLE_TABLES).map(|e| match e {
+        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        other => other,
+    });
     let mut out = String::new();
-    let mut in_table = false;
-    let clean = |c: &str| esc(&c.replace("**", "").replace('`', ""));
-    for line in md.lines() {
-        if line.starts_with('|') {
-            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
-            if cells.iter().all(|c| c.starts_with("---")) {
-                continue;
-            }
-            let tag = if in_table { "td" } else { "th" };
-            if !in_table {
-                out.push_str("<table>");
-                in_table = true;
-            }
-            out.push_str("<tr>");
-            for c in cells {
-                write!(out, "<{tag}>{}</{tag}>", clean(c)).unwrap();
-            }
-            out.push_str("</tr>");
-            continue;
-        }
-        if in_table {
-            out.push_str("</table>\n");
-            in_table = false;
-        }
-        if let Some(h) = line.strip_prefix("## ") {
-            writeln!(out, "<h1>{}</h1>", clean(h)).unwrap();
-        } else if let Some(h) = line.strip_prefix("### ") {
-            writeln!(out, "<h2>{}</h2>", clean(h)).unwrap();
-        } else if let Some(item) = line.strip_prefix("- ") {
-            writeln!(out, "<p>• {}</p>", clean(item)).unwrap();
-        } else if !line.trim().is_empty() {
-            writeln!(out, "<p>{}</p>", clean(line)).unwrap();
-        }
-    }
-    if in_table {
-        out.push_str("</table>\n");
-    }
+    pulldown_cmark::html::push_html(&mut out, parser);
     out
+}
+
+#[cfg(test)]
+mod markdown_tests {
+    use super::markdown_to_html;
+
+    #[test]
+    fn markdown_keeps_emphasis_code_and_escaped_pipes_and_escapes_raw_html() {
+        let html = markdown_to_html(
+            "## Trends\n\n| metric | verdict |\n| --- | --- |\n| `a\\|b` | **REGRESSION** |\n\n<script>x</script>\n",
+        );
+        assert!(html.contains("<h2>Trends</h2>"), "{html}");
+        assert!(html.contains("<td><code>a|b</code></td>"), "{html}");
+        assert!(
+            html.contains("<td><strong>REGRESSION</strong></td>"),
+            "{html}"
+        );
+        assert!(
+            !html.contains("<script>") && html.contains("&lt;script&gt;"),
+            "{html}"
+        );
+    }
 }

@@ -162,8 +162,8 @@ pub fn comparison_suite(name: &str, c: &crate::compare::Comparison, gating: bool
             let said = format!(
                 "p{} {} -> {} ({:+.1}%), {:?}",
                 c.percentile,
-                crate::units::Micros(row.base_gate_us),
-                crate::units::Micros(row.current_gate_us),
+                crate::units::human_us(row.base_gate_us),
+                crate::units::human_us(row.current_gate_us),
                 row.change * 100.0,
                 row.verdict
             );

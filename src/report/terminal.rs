@@ -4,27 +4,7 @@
 use crate::analysis::{COLD_START_METRICS, POD_PHASES, RunReport, Stats};
 use std::fmt::Write as _;
 
-/// `850us`, `12.3ms`, `4.21s`, `2m31s`, `1h02m`.
-pub fn human_us(us: u64) -> String {
-    let s = us as f64 / 1e6;
-    if us < 1_000 {
-        format!("{us}us")
-    } else if us < 1_000_000 {
-        format!("{:.1}ms", us as f64 / 1e3)
-    } else if s < 60.0 {
-        format!("{s:.2}s")
-    } else if s < 3600.0 {
-        let m = (s / 60.0).floor();
-        format!("{}m{:02}s", m as u64, (s - m * 60.0).round() as u64)
-    } else {
-        let h = (s / 3600.0).floor();
-        format!(
-            "{}h{:02}m",
-            h as u64,
-            ((s - h * 3600.0) / 60.0).floor() as u64
-        )
-    }
-}
+pub use crate::units::human_us;
 
 struct Style {
     color: bool,
@@ -367,18 +347,4 @@ pub fn render(r: &RunReport, color: bool) -> String {
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_us;
-
-    #[test]
-    fn human_durations() {
-        assert_eq!(human_us(850), "850us");
-        assert_eq!(human_us(12_300), "12.3ms");
-        assert_eq!(human_us(4_210_000), "4.21s");
-        assert_eq!(human_us(151_000_000), "2m31s");
-        assert_eq!(human_us(3_720_000_000), "1h02m");
-    }
 }
