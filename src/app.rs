@@ -1083,8 +1083,24 @@ fn whatif(args: &WhatifArgs) -> anyhow::Result<ExitStatus> {
         .iter()
         .map(|s| whatif::setup(s, &pipelines))
         .collect::<Result<Vec<_>, _>>()?;
+    // A sweep goes on top of every setup given (3 setups × 5 values are 15 simulations, run in parallel), or of
+    // all-cold when none is.
     if let Some(sweep) = &args.sweep {
-        setups = whatif::sweep(sweep, &setups[0], &streams)?;
+        let bases = if args.setups.is_empty() {
+            vec![setups.swap_remove(0)]
+        } else {
+            setups
+        };
+        let named = bases.len() > 1;
+        setups = Vec::new();
+        for base in &bases {
+            for mut s in whatif::sweep(sweep, base, &streams)? {
+                if named {
+                    s.name = format!("{} · {}", base.name, s.name);
+                }
+                setups.push(s);
+            }
+        }
     }
     let mut base: Vec<Override> = args
         .workload

@@ -251,8 +251,9 @@ pub struct WhatifArgs {
     /// (repeatable; default: all-cold, hybrid with the first stream, always-on).
     #[arg(long = "setup", value_name = "SETUP")]
     pub setups: Vec<String>,
-    /// Sweep a KEDA setting on top of the first setup: `cooldownPeriod=60s,300s,900s` (also pollingInterval,
-    /// minReplicaCount, maxReplicaCount).
+    /// Sweep a KEDA setting on top of every `--setup` given (of all-cold when none is):
+    /// `cooldownPeriod=60s,300s,900s` (also pollingInterval, minReplicaCount, maxReplicaCount). The simulations
+    /// run in parallel.
     #[arg(long, value_name = "FIELD=V1,V2,...")]
     pub sweep: Option<String>,
     /// Count messages slower than this end to end.

@@ -374,3 +374,62 @@ fn compare_and_report_write_junit_with_the_regressions_failed() {
     );
     assert!(j.failures > 0);
 }
+
+/// k6's habits on a real run: bare milliseconds, `p(0)`, `===`, and rate metrics as fractions; one bad condition is
+/// one problem, with no spurious "no conditions" beside it.
+#[test]
+fn k6_thresholds_keep_their_meaning_and_one_mistake_is_one_problem() {
+    let out = tempfile::tempdir().unwrap();
+    let gates = out.path().join("k6.toml");
+    std::fs::write(
+        &gates,
+        "[thresholds]\n\"e2e_latency\" = [\"p(95)<3600000\", \"p(0) > 0\"]\n\"messages_lost\" = [\"rate<0.01\"]\n\"publishes_failed\" = [\"count===0\"]\n",
+    )
+    .unwrap();
+    let o = run_with(gates.to_str().unwrap(), &out);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("g/summary.json")).unwrap()).unwrap();
+    let shown = summary["thresholds"].to_string();
+    assert!(
+        shown.contains("messages_lost") && shown.contains("p(95)<3600000"),
+        "{shown}"
+    );
+    // An hour in milliseconds holds; a millisecond would not.
+    std::fs::write(&gates, "[thresholds]\n\"e2e_latency\" = [\"p(95)<1\"]\n").unwrap();
+    let again = tempfile::tempdir().unwrap();
+    assert_eq!(
+        run_with(gates.to_str().unwrap(), &again).status.code(),
+        Some(1)
+    );
+    let workload = out.path().join("w.toml");
+    std::fs::write(
+        &workload,
+        std::fs::read_to_string(path("workloads/burst.toml")).unwrap()
+            + "\n[thresholds]\n\"e2e_latency\" = [\"p(95) < 5 minutes\"]\n",
+    )
+    .unwrap();
+    let bad = bin()
+        .arg("validate")
+        .arg(&workload)
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let problems: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+    let list = problems["problems"]
+        .as_array()
+        .or(problems.as_array())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(list.len(), 1, "{problems}");
+    assert!(
+        !problems.to_string().contains("no conditions"),
+        "{problems}"
+    );
+}

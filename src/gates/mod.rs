@@ -79,7 +79,14 @@ pub enum Metric {
         cold: Option<bool>,
     },
     Counter(&'static str),
+    /// A k6 Rate metric: the fraction of scheduled messages with a property (0 to 1), as `rate`, and how many
+    /// had it, as `count`.
+    Ratio(&'static str),
 }
+
+/// Rate metrics, as k6's `http_req_failed`: `"messages_lost" = ["rate < 0.01"]` is under 1% of the scheduled
+/// messages lost; `publishes_failed` the same for messages whose publish failed.
+pub const RATIOS: [&str; 2] = ["messages_lost", "publishes_failed"];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Agg {
@@ -190,6 +197,15 @@ pub fn parse_key(key: &str, streams: &[String]) -> Result<Metric, (String, Optio
     } else {
         name
     };
+    if let Some(&r) = RATIOS.iter().find(|r| **r == name) {
+        if tags.is_some() {
+            return Err((
+                format!("`{name}` is a run total and takes no tags"),
+                Some(format!("write `\"{name}\"`")),
+            ));
+        }
+        return Ok(Metric::Ratio(r));
+    }
     if let Some(&c) = COUNTERS.iter().find(|c| **c == name) {
         if tags.is_some() {
             return Err((
@@ -203,6 +219,7 @@ pub fn parse_key(key: &str, streams: &[String]) -> Result<Metric, (String, Optio
         let all: Vec<&str> = SERIES_METRICS
             .iter()
             .chain(COUNTERS.iter())
+            .chain(RATIOS.iter())
             .copied()
             .chain(["scale_to_zero"])
             .collect();
@@ -279,9 +296,11 @@ pub fn parse_key(key: &str, streams: &[String]) -> Result<Metric, (String, Optio
 /// Parses a condition such as `p(95) < 5m`, `count == 0`, `rate < 0.5`, `value <= 3.20`.
 pub fn parse_condition(text: &str, metric: &Metric) -> Result<Condition, (String, Option<String>)> {
     let t = text.trim();
+    // k6's operators, `===` included (the same as `==` here).
     let ops = [
         ("<=", Op::Le),
         (">=", Op::Ge),
+        ("===", Op::Eq),
         ("==", Op::Eq),
         ("!=", Op::Ne),
         ("<", Op::Lt),
@@ -295,7 +314,7 @@ pub fn parse_condition(text: &str, metric: &Metric) -> Result<Condition, (String
         return Err((
             format!("`{t}` has no comparison"),
             Some(
-                "write `aggregation operator value`, e.g. `p(95) < 5m` (operators < <= > >= == !=)"
+                "write `aggregation operator value`, e.g. `p(95) < 5m` (operators < <= > >= == === !=)"
                     .into(),
             ),
         ));
@@ -314,11 +333,12 @@ pub fn parse_condition(text: &str, metric: &Metric) -> Result<Condition, (String
                 .strip_prefix("p(")
                 .and_then(|x| x.strip_suffix(')'))
                 .or_else(|| p.strip_prefix('p'));
+            // `p(0)` (the minimum) to `p(100)` (the maximum), as k6 accepts.
             match inner.and_then(|n| n.trim().parse::<f64>().ok()) {
-                Some(n) if n > 0.0 && n <= 100.0 => Agg::Percentile(n),
+                Some(n) if (0.0..=100.0).contains(&n) => Agg::Percentile(n),
                 Some(n) => {
                     return Err((
-                        format!("`{p}`: a percentile must be above 0 and at most 100, got {n}"),
+                        format!("`{p}`: a percentile must be from 0 to 100, got {n}"),
                         Some("e.g. `p(95)` or `p(99.9)`".into()),
                     ));
                 }
@@ -336,6 +356,7 @@ pub fn parse_condition(text: &str, metric: &Metric) -> Result<Condition, (String
     };
     let value = match (metric, agg) {
         (Metric::Series { .. }, Agg::Count | Agg::Rate)
+        | (Metric::Ratio(_), Agg::Count | Agg::Rate)
         | (Metric::Counter(_), Agg::Count | Agg::Rate | Agg::Value) => value_s
             .parse::<f64>()
             .ok()
@@ -360,12 +381,25 @@ pub fn parse_condition(text: &str, metric: &Metric) -> Result<Condition, (String
                 Some("use `count`, `rate` or `value`".into()),
             ));
         }
-        (Metric::Series { .. }, _) => parse_duration(value_s).map(|d| d.0 as f64).map_err(|e| {
-            (
-                e,
-                Some("latency thresholds need a unit, e.g. `5m`, `60s`, `50ms`".into()),
-            )
-        })?,
+        (Metric::Ratio(r), _) => {
+            return Err((
+                format!("`{agg_s}` does not apply to the rate metric `{r}`"),
+                Some("use `rate` (the fraction, 0 to 1, e.g. `rate < 0.01`) or `count`".into()),
+            ));
+        }
+        // A bare number on a time metric is milliseconds, as in k6 (`p(95) < 300000` is 5 minutes).
+        (Metric::Series { .. }, _) => match value_s.parse::<f64>() {
+            Ok(ms) if ms.is_finite() && ms >= 0.0 => ms * 1_000.0,
+            _ => parse_duration(value_s).map(|d| d.0 as f64).map_err(|e| {
+                (
+                    e,
+                    Some(
+                        "write a duration, e.g. `5m`, `60s`, `50ms` (a bare number is milliseconds, as in k6)"
+                            .into(),
+                    ),
+                )
+            })?,
+        },
     };
     Ok(Condition {
         agg,
@@ -410,13 +444,18 @@ pub(crate) fn parse_table(
             _ => vec![v],
         };
         let mut conditions = Vec::new();
+        // One mistake is one problem: a key whose conditions were all refused is not also "without conditions".
+        let mut refused = false;
         for item in items {
             // A condition is a string, or a table that adds `abort_on_fail` and `delay_abort_eval` (as k6 does).
             let (text, abort, delay) = match item.get_ref() {
                 DeValue::String(s) => (s.to_string(), false, Micros::ZERO),
                 DeValue::Table(_) => match crate::workload::de::<AbortRaw>(diag, item, &path) {
                     Some(a) => (a.threshold, a.abort_on_fail, a.delay_abort_eval),
-                    None => continue,
+                    None => {
+                        refused = true;
+                        continue;
+                    }
                 },
                 _ => {
                     diag.push(
@@ -425,6 +464,7 @@ pub(crate) fn parse_table(
                         "a condition must be a string or a table",
                         Some("e.g. `[\"p(95) < 5m\", { threshold = \"max < 8m\", abort_on_fail = true }]`".into()),
                     );
+                    refused = true;
                     continue;
                 }
             };
@@ -434,16 +474,21 @@ pub(crate) fn parse_table(
                     delay_abort_eval: delay,
                     ..c
                 }),
-                Err((msg, fix)) => diag.push(Some(item.span()), &path, msg, fix),
+                Err((msg, fix)) => {
+                    diag.push(Some(item.span()), &path, msg, fix);
+                    refused = true;
+                }
             }
         }
         if conditions.is_empty() {
-            diag.push(
-                Some(v.span()),
-                &path,
-                "no conditions",
-                Some("list at least one, e.g. `[\"p(95) < 5m\"]`".into()),
-            );
+            if !refused {
+                diag.push(
+                    Some(v.span()),
+                    &path,
+                    "no conditions",
+                    Some("list at least one, e.g. `[\"p(95) < 5m\"]`".into()),
+                );
+            }
             continue;
         }
         out.push(Threshold {
@@ -625,6 +670,25 @@ pub fn evaluate(thresholds: &[Threshold], r: &RunReport) -> Vec<Outcome> {
                             .into(),
                     ),
                 ),
+                Metric::Ratio(name) => {
+                    let d = &r.delivery;
+                    let had = match *name {
+                        "messages_lost" => d.lost,
+                        _ => d.publish_failed,
+                    } as f64;
+                    if c.agg == Agg::Count {
+                        (Some(had), Some(format_plain(had)), None)
+                    } else if d.scheduled == 0 {
+                        (
+                            None,
+                            None,
+                            Some("no message was scheduled, so there is no fraction".into()),
+                        )
+                    } else {
+                        let v = had / d.scheduled as f64;
+                        (Some(v), Some(format_plain(v)), None)
+                    }
+                }
                 Metric::Counter(name) => {
                     let v = counter_value(r, name);
                     let m = if c.agg == Agg::Rate { v / run_secs } else { v };
@@ -769,13 +833,45 @@ mod tests {
         );
         assert_eq!(parse_condition("count >= 10", &s).unwrap().value, 10.0);
         let e = |t: &str, m: &Metric| parse_condition(t, m).unwrap_err().0;
-        assert!(e("p(95) < 5", &s).contains("no unit"));
-        assert!(e("p(101) < 5m", &s).contains("at most 100"));
+        assert!(e("p(95) < 5 minutes", &s).contains("unit"));
+        assert!(e("p(101) < 5m", &s).contains("from 0 to 100"));
         assert!(e("mean < 5m", &s).contains("unknown aggregation `mean`"));
         assert!(e("p(95) 5m", &s).contains("no comparison"));
         let lost = Metric::Counter("lost");
         assert_eq!(parse_condition("count == 0", &lost).unwrap().op, Op::Eq);
         assert!(e("p(95) < 1", &lost).contains("does not apply"));
         assert!(e("count == none", &lost).contains("not a number"));
+    }
+
+    /// What k6 accepts is accepted with k6's meaning: a bare number on a time metric is milliseconds, `p(0)` and
+    /// `p(100)` exist, `===` is `==`, and rate metrics take `rate < 0.01` as a fraction.
+    #[test]
+    fn k6_habits_keep_their_meaning() {
+        let e2e = parse_key("e2e_latency", &["upscale".into()]).unwrap();
+        let c = parse_condition("p(95)<300000", &e2e).unwrap();
+        assert_eq!(
+            (c.agg, c.op, c.value),
+            (Agg::Percentile(95.0), Op::Lt, 300e6)
+        );
+        assert_eq!(
+            parse_condition("p(0) > 0", &e2e).unwrap().agg,
+            Agg::Percentile(0.0)
+        );
+        assert_eq!(
+            parse_condition("p(100) < 1h", &e2e).unwrap().agg,
+            Agg::Percentile(100.0)
+        );
+        assert!(parse_condition("p(101) < 1h", &e2e).is_err());
+        let lost = parse_key("lost", &[]).unwrap();
+        assert_eq!(parse_condition("count===0", &lost).unwrap().op, Op::Eq);
+        let ratio = parse_key("messages_lost", &[]).unwrap();
+        assert_eq!(ratio, Metric::Ratio("messages_lost"));
+        assert_eq!(parse_condition("rate<0.01", &ratio).unwrap().value, 0.01);
+        assert!(
+            parse_condition("p(95) < 1", &ratio)
+                .unwrap_err()
+                .0
+                .contains("rate metric")
+        );
     }
 }

@@ -181,8 +181,13 @@ pub struct KedaModel {
     pub cooldown_period: Micros,
     pub min_replicas: u32,
     pub max_replicas: u32,
-    /// KEDA `idleReplicaCount`: replicas while inactive (must be below `min_replicas`); unset means `min_replicas`.
+    /// KEDA `idleReplicaCount`: replicas while inactive (KEDA supports only 0, and requires it below
+    /// `min_replicas`); unset means `min_replicas`. With it, an idle pipeline is at 0 and each activation goes
+    /// 0 → `min_replicas`: a cold start per activation even with `min_replicas` ≥ 1.
     pub idle_replicas: Option<u32>,
+    /// KEDA's `autoscaling.keda.sh/paused-replicas` annotation (or `paused: "true"`, at the replicas it had):
+    /// the Deployment is held at this count from the start, and neither KEDA nor the HPA scales it.
+    pub paused_replicas: Option<u32>,
     /// Target backlog per replica (the trigger's `value`).
     pub target_value: f64,
     /// Backlog above which KEDA activates the deployment from idle (the trigger's `activationValue`).
@@ -197,6 +202,7 @@ impl Default for KedaModel {
             min_replicas: 0,
             max_replicas: 4,
             idle_replicas: None,
+            paused_replicas: None,
             target_value: 10.0,
             activation_value: 0.0,
         }
@@ -678,13 +684,18 @@ fn validate_pipeline(
             "raise max_replicas",
         ));
     }
+    // KEDA's own bounds check (`checkReplicaCountBoundsAreValid`, keda.sh/v1alpha1 scaledobject_types.go):
+    // `IdleReplicaCount=%d must be less than MinReplicaCount=%d`; and its docs: the only supported value is 0.
     if let Some(idle) = k.idle_replicas
-        && (idle >= k.min_replicas.max(1) || idle != 0)
+        && (idle >= k.min_replicas || idle != 0)
     {
         problems.push((
             "keda.idle_replicas",
-            format!("idle_replicas {idle} must be 0 and below min_replicas"),
-            "KEDA only supports idleReplicaCount = 0",
+            format!(
+                "idle_replicas {idle} must be 0 and less than min_replicas {}",
+                k.min_replicas
+            ),
+            "KEDA supports only idleReplicaCount = 0, below minReplicaCount (leave it unset to scale to min_replicas)",
         ));
     }
     if !(k.target_value.is_finite() && k.target_value > 0.0) {

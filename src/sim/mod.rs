@@ -396,7 +396,12 @@ impl<F: FnMut(Event)> Sim<'_, F> {
     fn start(&mut self) {
         // Pipelines kept hot (min replicas ≥ 1) start with their pods ready on nodes that already exist.
         for p in 0..self.pipelines.len() {
-            let min = self.pipelines[p].model.keda.min_replicas;
+            // The replicas of a quiet pipeline: held at the paused count, else idle, else the minimum.
+            let k = &self.pipelines[p].model.keda;
+            let min = k
+                .paused_replicas
+                .or(k.idle_replicas)
+                .unwrap_or(k.min_replicas);
             for _ in 0..min {
                 let node = self.new_node(true);
                 let pod = self.new_pod(p, true);
@@ -830,6 +835,9 @@ impl<F: FnMut(Event)> Sim<'_, F> {
     }
 
     fn keda_poll(&mut self, p: usize) {
+        if self.pipelines[p].model.keda.paused_replicas.is_some() {
+            return; // paused: KEDA neither activates nor deactivates, and there is no HPA
+        }
         let value = self.metric(p);
         let name = self.plan.streams[p].scaled_object_name().to_string();
         self.ev(EventKind::MetricRead {
@@ -849,7 +857,8 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             && self.now - self.pipelines[p].last_active_us >= k.cooldown_period.0
         {
             self.set_active(p, false);
-            if k.min_replicas == 0 {
+            // Back to zero when the minimum is zero, or to the idle count when one is set.
+            if k.min_replicas == 0 || k.idle_replicas.is_some() {
                 self.pipelines[p].recommendations.clear();
                 self.set_desired(p, k.idle_replicas.unwrap_or(0));
             }
@@ -866,8 +875,8 @@ impl<F: FnMut(Event)> Sim<'_, F> {
 
     fn hpa_sync(&mut self, p: usize) {
         let current = self.pipelines[p].desired;
-        if current == 0 {
-            return; // the HPA does not scale from zero; KEDA activates
+        if current == 0 || self.pipelines[p].model.keda.paused_replicas.is_some() {
+            return; // the HPA does not scale from zero (KEDA activates), nor a paused object (KEDA removed it)
         }
         let value = self.metric(p);
         let k = self.pipelines[p].model.keda.clone();

@@ -37,7 +37,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub struct Setup {
     pub name: String,
     pub overrides: Vec<Override>,
-    /// What the setup's source held that the simulator does not model.
+    /// What the setup's source held that the simulator does not model (`not modelled: …`) or skipped
+    /// (`skipped: …`).
     pub notes: Vec<String>,
 }
 
@@ -91,7 +92,10 @@ pub fn setup(spec: &str, pipelines: &[crate::event::PipelineNames]) -> Result<Se
         _ if spec.ends_with(".yaml") || spec.ends_with(".yml") || Path::new(spec).is_file() => {
             let parsed = scaledobject::load(Path::new(spec), pipelines)?;
             let name = Path::new(spec).file_stem().map_or(spec.to_string(), |s| s.to_string_lossy().into_owned());
-            Ok(Setup { name, overrides: parsed.overrides, notes: parsed.not_modelled })
+            let notes = parsed.not_modelled.iter().map(|n| format!("not modelled: {n}"))
+                .chain(parsed.skipped.iter().map(|n| format!("skipped: {n}")))
+                .collect();
+            Ok(Setup { name, overrides: parsed.overrides, notes })
         }
         _ => Err(Error::BadSetup {
             spec: spec.into(),
@@ -202,7 +206,9 @@ pub fn run(
         })
         .collect::<Result<_>>()?;
     let mut reports: Vec<Option<RunReport>> = vec![None; plans.len()];
-    for (chunk_plans, chunk_out) in plans.chunks(2).zip(reports.chunks_mut(2)) {
+    // As many simulations at once as the machine has cores.
+    let width = std::thread::available_parallelism().map_or(2, |n| n.get());
+    for (chunk_plans, chunk_out) in plans.chunks(width).zip(reports.chunks_mut(width)) {
         std::thread::scope(|scope| {
             let handles: Vec<_> = chunk_plans
                 .iter()
@@ -228,11 +234,7 @@ pub fn run(
     }
     let notes = setups
         .iter()
-        .flat_map(|s| {
-            s.notes
-                .iter()
-                .map(move |n| format!("{}: not modelled: {n}", s.name))
-        })
+        .flat_map(|s| s.notes.iter().map(move |n| format!("{}: {n}", s.name)))
         .collect();
     Ok(WhatIf {
         workload: plans[0].name.clone(),
@@ -413,7 +415,7 @@ pub fn markdown(w: &WhatIf) -> String {
         .unwrap();
     }
     if !w.notes.is_empty() {
-        writeln!(s, "\nNot modelled (reported, not ignored):").unwrap();
+        writeln!(s, "\nNot modelled or skipped (reported, not ignored):").unwrap();
         for n in &w.notes {
             writeln!(s, "- {n}").unwrap();
         }

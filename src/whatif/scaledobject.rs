@@ -39,6 +39,8 @@ pub struct Parsed {
     pub overrides: Vec<Override>,
     /// `path.in.document: why` for each field not modelled.
     pub not_modelled: Vec<String>,
+    /// `path doc N: Kind `name` (why)` for each document of another kind, skipped.
+    pub skipped: Vec<String>,
     /// Pipelines the file configures.
     pub pipelines: Vec<String>,
 }
@@ -85,11 +87,12 @@ fn leaves(v: &serde_json::Value, prefix: String, out: &mut Vec<String>) {
     }
 }
 
-const IDENTITY: [&str; 5] = [
+const IDENTITY: [&str; 6] = [
     "apiVersion",
     "kind",
     "metadata.",
     "spec.scaleTargetRef.",
+    "spec.advanced.horizontalPodAutoscalerConfig.name",
     "status.",
 ];
 const TRIGGER_IDENTITY: [&str; 13] = [
@@ -107,6 +110,76 @@ const TRIGGER_IDENTITY: [&str; 13] = [
     "metadata.format",
     "metadata.namespace",
 ];
+
+/// Why a ScaledObject field is not modelled, for the report (the same reasons as `docs/simulator.md`'s table).
+fn why_not_modelled(leaf: &str) -> &'static str {
+    const WHY: [(&str, &str); 16] = [
+        (
+            "spec.fallback.",
+            "fallback replaces a metric that cannot be read; the simulated metric always can",
+        ),
+        (
+            "spec.initialCooldownPeriod",
+            "the objects exist before the run starts, so their initial cooldown has passed",
+        ),
+        (
+            "spec.advanced.restoreToOriginalReplicaCount",
+            "applies when the ScaledObject is deleted",
+        ),
+        (
+            "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.policies",
+            "HPA scale-down policies are not modelled; only the stabilisation window is",
+        ),
+        (
+            "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.selectPolicy",
+            "HPA scale-down policies are not modelled; only the stabilisation window is",
+        ),
+        (
+            "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp.",
+            "the HPA's scale-up behaviour is its default (no stabilisation, doubling)",
+        ),
+        (
+            "spec.advanced.scalingModifiers.",
+            "a formula over several triggers; only the first trigger is modelled",
+        ),
+        (
+            "spec.triggers.0.metadata.aggregation",
+            "Cloud Monitoring's aggregation is not modelled: the metric is the backlog, sampled with its delay",
+        ),
+        (
+            "spec.triggers.0.metadata.timeHorizon",
+            "Cloud Monitoring's aggregation is not modelled: the metric is the backlog, sampled with its delay",
+        ),
+        (
+            "spec.triggers.0.metadata.valueIfNull",
+            "the simulated metric is never null",
+        ),
+        (
+            "spec.triggers.0.metadata.topicName",
+            "the simulated backlog is the subscription's; a topic metric is not modelled",
+        ),
+        (
+            "spec.triggers.0.metricType",
+            "only AverageValue (the default: the target is per replica) is modelled",
+        ),
+        (
+            "spec.triggers.0.useCachedMetrics",
+            "the scaler's cache changes how often the metric source is asked, not the value",
+        ),
+        (
+            "metadata.annotations.autoscaling.keda.sh/",
+            "a KEDA annotation other than paused and paused-replicas",
+        ),
+        ("status.", "status is the cluster's, not configuration"),
+        (
+            "spec.triggers.0.metadata.",
+            "a trigger setting the simulator does not use",
+        ),
+    ];
+    WHY.iter()
+        .find(|(prefix, _)| leaf.starts_with(prefix))
+        .map_or("not modelled", |(_, why)| why)
+}
 
 /// Parses a file of one or more ScaledObjects (YAML documents separated by `---`). Each is matched to a stream
 /// by the rule the analysis uses ([`crate::analysis::identity`]): the subscription its trigger reads, then its
@@ -141,22 +214,38 @@ pub fn parse(p: &str, text: &str, streams: &[PipelineNames]) -> Result<Parsed, E
             message,
             fix: fix.into(),
         };
-        if v.get("kind").and_then(|k| k.as_str()) != Some("ScaledObject") {
-            let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or("(none)");
+        let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or("(none)");
+        let own = v
+            .pointer("/metadata/name")
+            .and_then(|x| x.as_str())
+            .unwrap_or("");
+        // A file is read as `kubectl apply` reads it: every ScaledObject is taken, other kinds are skipped with a
+        // note each, and a ScaledJob (a Job per message, not a Deployment scaled 0 → N) is refused.
+        if kind == "ScaledJob" {
             return Err(invalid(
-                format!("kind is `{kind}`, not `ScaledObject`"),
-                "give only KEDA ScaledObjects (keda.sh/v1alpha1)",
+                format!(
+                    "ScaledJob `{own}`: a ScaledJob runs one Job per message, which is not modelled"
+                ),
+                "give the ScaledObject of a Deployment; the simulator models workers that stay up and take many jobs",
             ));
+        }
+        if kind != "ScaledObject" {
+            let why = match kind {
+                "TriggerAuthentication" | "ClusterTriggerAuthentication" | "Secret" => {
+                    "credentials do not change scaling"
+                }
+                "Deployment" => "the simulator's worker model stands for it",
+                _ => "not a KEDA ScaledObject",
+            };
+            out.skipped
+                .push(format!("{p} doc {n}: {kind} `{own}` ({why})"));
+            continue;
         }
         let spec = v
             .get("spec")
             .ok_or_else(|| invalid("no `spec`".into(), "a ScaledObject needs a spec"))?;
         let target = spec
             .pointer("/scaleTargetRef/name")
-            .and_then(|x| x.as_str())
-            .unwrap_or("");
-        let own = v
-            .pointer("/metadata/name")
             .and_then(|x| x.as_str())
             .unwrap_or("");
         let subscription = trigger_subscription(&v);
@@ -185,29 +274,86 @@ pub fn parse(p: &str, text: &str, streams: &[PipelineNames]) -> Result<Parsed, E
             })?;
         let key = |k: &str| format!("sim.pipeline.{stream}.keda.{k}");
         let mut modelled: Vec<&str> = Vec::new();
-        let int = |name: &str| spec.get(name).and_then(number);
-        for (field, sim, is_secs) in [
-            ("minReplicaCount", "min_replicas", false),
-            ("maxReplicaCount", "max_replicas", false),
-            ("idleReplicaCount", "idle_replicas", false),
-            ("pollingInterval", "polling_interval", true),
-            ("cooldownPeriod", "cooldown_period", true),
+        // The API server's types: these fields are int32, so `"2"` or `2.5` is refused before KEDA sees it.
+        let int = |name: &str| -> Result<Option<u64>, Error> {
+            match spec.get(name) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(x) => x.as_u64().filter(|&x| x <= i32::MAX as u64).map(Some).ok_or_else(|| {
+                    invalid(
+                        format!("`spec.{name}` is {x}; the API server refuses it: it must be a whole number of zero or more (int32)"),
+                        &format!("write it unquoted, e.g. `{name}: 2`"),
+                    )
+                }),
+            }
+        };
+        // An absent field is KEDA's default (its ScaledObject spec), not the workload's: the file is priced as
+        // KEDA would run it.
+        let mut counts = std::collections::HashMap::new();
+        for (field, sim, is_secs, default) in [
+            ("minReplicaCount", "min_replicas", false, Some(0)),
+            ("maxReplicaCount", "max_replicas", false, Some(100)),
+            ("idleReplicaCount", "idle_replicas", false, None),
+            ("pollingInterval", "polling_interval", true, Some(30)),
+            ("cooldownPeriod", "cooldown_period", true, Some(300)),
         ] {
-            if let Some(x) = int(field) {
-                if x < 0.0 || x.fract() != 0.0 {
-                    return Err(invalid(
-                        format!("`spec.{field}` is {x}; it must be a whole number of zero or more"),
-                        "fix the value",
-                    ));
-                }
+            if let Some(x) = int(field)?.or(default) {
+                counts.insert(field, x);
                 let value = if is_secs {
-                    format!("\"{}s\"", x as u64)
+                    format!("\"{x}s\"")
                 } else {
-                    format!("{}", x as u64)
+                    format!("{x}")
                 };
                 out.overrides.push(over(key(sim), value));
                 modelled.push(field);
             }
+        }
+        // KEDA's own bounds check (`checkReplicaCountBoundsAreValid`), with its defaults (min 0, max 100).
+        let min = counts.get("minReplicaCount").copied().unwrap_or(0);
+        let max = counts.get("maxReplicaCount").copied().unwrap_or(100);
+        if min > max {
+            return Err(invalid(
+                format!(
+                    "spec.minReplicaCount: MinReplicaCount={min} must be less than MaxReplicaCount={max} (KEDA refuses the object)"
+                ),
+                "raise maxReplicaCount or lower minReplicaCount",
+            ));
+        }
+        let idle = counts.get("idleReplicaCount").copied();
+        if let Some(idle) = idle
+            && (idle >= min || idle != 0)
+        {
+            return Err(invalid(
+                format!(
+                    "spec.idleReplicaCount: IdleReplicaCount={idle} must be less than MinReplicaCount={min}, and KEDA supports only 0"
+                ),
+                "set `idleReplicaCount: 0` with `minReplicaCount` of 1 or more, or remove idleReplicaCount",
+            ));
+        }
+        // Paused: KEDA holds the target at `paused-replicas`, or (`paused: "true"`) at the replicas it has,
+        // which for a quiet pipeline is its idle count, else its minimum. `paused-replicas` is read first.
+        let annotation = |a: &str| {
+            v.pointer("/metadata/annotations")
+                .and_then(|m| m.get(a))
+                .and_then(|x| x.as_str())
+        };
+        let paused = match (
+            annotation("autoscaling.keda.sh/paused-replicas"),
+            annotation("autoscaling.keda.sh/paused"),
+        ) {
+            (Some(r), _) => Some(r.trim().parse::<u32>().map_err(|_| {
+                invalid(
+                    format!("metadata.annotations.autoscaling.keda.sh/paused-replicas: `{r}` is not a replica count"),
+                    "write a whole number as a string, e.g. `autoscaling.keda.sh/paused-replicas: \"0\"`",
+                )
+            })?),
+            (None, Some(t)) if matches!(t.trim(), "true" | "True" | "TRUE" | "1" | "t" | "T") => {
+                Some(idle.unwrap_or(min) as u32)
+            }
+            _ => None,
+        };
+        if let Some(r) = paused {
+            out.overrides
+                .push(over(key("paused_replicas"), r.to_string()));
         }
         let triggers = spec
             .get("triggers")
@@ -239,8 +385,28 @@ pub fn parse(p: &str, text: &str, streams: &[PipelineNames]) -> Result<Parsed, E
             }
         };
         sources.push(source);
+        // A trigger's metadata is a map of strings in KEDA's API (`map[string]string`): an unquoted number is
+        // refused by the API server.
+        if let Some(m) = t.get("metadata").and_then(|m| m.as_object()) {
+            for (k, x) in m {
+                if !x.is_string() {
+                    return Err(invalid(
+                        format!(
+                            "`spec.triggers.0.metadata.{k}` is {x}; trigger metadata values are strings, and the API server refuses anything else"
+                        ),
+                        &format!("quote it: `{k}: \"{}\"`", x.to_string().trim_matches('"')),
+                    ));
+                }
+            }
+        }
         let meta = |k: &str| t.pointer(&format!("/metadata/{k}")).and_then(number);
-        if let Some(v) = meta(target_key) {
+        // `subscriptionSize` is the deprecated name of a gcp-pubsub trigger's `value`.
+        let target = meta(target_key).or_else(|| {
+            (kind == "gcp-pubsub")
+                .then(|| meta("subscriptionSize"))
+                .flatten()
+        });
+        if let Some(v) = target {
             out.overrides
                 .push(over(key("target_value"), format!("{v}")));
         }
@@ -262,11 +428,33 @@ pub fn parse(p: &str, text: &str, streams: &[PipelineNames]) -> Result<Parsed, E
                 format!("\"{}s\"", s as u64),
             ));
         }
+        if let Some(k) = spec
+            .pointer("/scaleTargetRef/kind")
+            .and_then(|x| x.as_str())
+            && k != "Deployment"
+        {
+            out.not_modelled.push(format!(
+                "{p} doc {n}: spec.scaleTargetRef.kind: `{k}` is simulated as a Deployment (same scaling, pods started the same way)"
+            ));
+        }
         // Everything else the document sets: accepted when it only names things, reported otherwise.
         let mut all = Vec::new();
         leaves(&v, String::new(), &mut all);
         for leaf in all {
             let trig_rel = leaf.strip_prefix("spec.triggers.0.");
+            let keda_annotation = leaf
+                .strip_prefix("metadata.annotations.")
+                .filter(|a| a.starts_with("autoscaling.keda.sh/"));
+            if keda_annotation.is_some_and(|a| {
+                !matches!(
+                    a,
+                    "autoscaling.keda.sh/paused-replicas" | "autoscaling.keda.sh/paused"
+                )
+            }) {
+                out.not_modelled
+                    .push(format!("{p} doc {n}: {leaf} ({})", why_not_modelled(&leaf)));
+                continue;
+            }
             let fine = IDENTITY.iter().any(|i| leaf == *i || leaf.starts_with(i))
                 || modelled.iter().any(|m| leaf == format!("spec.{m}"))
                 || leaf == format!("spec{}", stab.replace('/', "."))
@@ -277,10 +465,13 @@ pub fn parse(p: &str, text: &str, streams: &[PipelineNames]) -> Result<Parsed, E
                         || r == format!("metadata.{target_key}")
                         || r == format!("metadata.{activation_key}")
                         || (kind == "gcp-pubsub" && r == "metadata.mode")
+                        || (kind == "gcp-pubsub" && r == "metadata.subscriptionSize")
+                        || (r == "metricType" && t["metricType"] == "AverageValue")
                 })
                 || leaf.starts_with("spec.triggers.") && !leaf.starts_with("spec.triggers.0.");
             if !fine {
-                out.not_modelled.push(format!("{p} doc {n}: {leaf}"));
+                out.not_modelled
+                    .push(format!("{p} doc {n}: {leaf} ({})", why_not_modelled(&leaf)));
             }
         }
         if !out.pipelines.contains(&stream) {
@@ -449,9 +640,142 @@ spec:
     #[test]
     fn bad_files_say_what_and_how() {
         let e = |y: &str| parse("x.yaml", y, &streams()).unwrap_err().to_string();
-        assert!(e("kind: Deployment\n").contains("not `ScaledObject`"));
+        assert!(e("kind: Deployment\n").contains("no ScaledObject in the file"));
         assert!(e("kind: ScaledObject\nspec:\n  scaleTargetRef: {name: nope}\n  triggers: [{type: gcp-pubsub}]\n").contains("matches no stream"));
         assert!(e("kind: ScaledObject\nspec:\n  scaleTargetRef: {name: comic}\n  triggers: [{type: kafka}]\n").contains("`kafka` is not modelled"));
         assert!(e("kind: [unclosed\n").contains("not valid YAML"));
+    }
+
+    /// Every field of KEDA's ScaledObject spec (keda.sh/docs/2.x/reference/scaledobject-spec, and the gcp-pubsub
+    /// scaler's metadata): each is either modelled (an override, checked here by hand), a name that does not change
+    /// scaling, or listed as not modelled with a reason. Nothing is dropped in silence.
+    #[test]
+    fn a_manifest_that_uses_every_field_drops_nothing_in_silence() {
+        let yaml = r#"
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: upscale
+  namespace: imagen
+  annotations:
+    scaledobject.keda.sh/transfer-hpa-ownership: "true"
+    validations.keda.sh/hpa-ownership: "true"
+    autoscaling.keda.sh/paused-scale-in: "true"
+    kubectl.kubernetes.io/last-applied-configuration: "{}"
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: StatefulSet
+    name: upscale
+    envSourceContainerName: worker
+  pollingInterval: 15
+  cooldownPeriod: 120
+  initialCooldownPeriod: 60
+  idleReplicaCount: 0
+  minReplicaCount: 1
+  maxReplicaCount: 6
+  fallback:
+    failureThreshold: 3
+    replicas: 2
+    behavior: currentReplicasIfHigher
+  advanced:
+    restoreToOriginalReplicaCount: true
+    horizontalPodAutoscalerConfig:
+      name: keda-hpa-upscale
+      behavior:
+        scaleDown:
+          stabilizationWindowSeconds: 60
+          selectPolicy: Min
+          policies:
+            - {type: Pods, value: 1, periodSeconds: 60}
+        scaleUp:
+          stabilizationWindowSeconds: 0
+    scalingModifiers:
+      formula: "a + b"
+      target: "5"
+      activationTarget: "1"
+      metricType: AverageValue
+  triggers:
+    - type: gcp-pubsub
+      name: a
+      metricType: Value
+      useCachedMetrics: true
+      authenticationRef: {name: keda-auth, kind: TriggerAuthentication}
+      metadata:
+        subscriptionName: imagen-upscale-sub
+        subscriptionNameFromEnv: SUB
+        topicName: imagen-upscale
+        mode: OldestUnackedMessageAge
+        value: "5"
+        activationValue: "1"
+        aggregation: sum
+        timeHorizon: 2m
+        valueIfNull: "0"
+        credentialsFromEnv: GOOGLE_APPLICATION_CREDENTIALS_JSON
+    - type: gcp-pubsub
+      name: b
+      metadata: {subscriptionName: imagen-upscale-sub, value: "7"}
+"#;
+        let p = parse("every.yaml", yaml, &streams()).unwrap();
+        let texts: Vec<&str> = p.overrides.iter().map(|o| o.text.as_str()).collect();
+        for want in [
+            "sim.pipeline.upscale.keda.polling_interval=\"15s\"",
+            "sim.pipeline.upscale.keda.cooldown_period=\"120s\"",
+            "sim.pipeline.upscale.keda.idle_replicas=0",
+            "sim.pipeline.upscale.keda.min_replicas=1",
+            "sim.pipeline.upscale.keda.max_replicas=6",
+            "sim.pipeline.upscale.keda.target_value=5",
+            "sim.pipeline.upscale.keda.activation_value=1",
+            "sim.hpa.scale_down_stabilization=\"60s\"",
+        ] {
+            assert!(texts.contains(&want), "missing {want} in {texts:#?}");
+        }
+        // Names and identities (metadata, scaleTargetRef.name, authenticationRef, subscription, credentials,
+        // the HPA's name) change nothing; everything else is reported with its path and a reason.
+        let reported = p.not_modelled.join("\n");
+        for path in [
+            "metadata.annotations.autoscaling.keda.sh/paused-scale-in",
+            "spec.scaleTargetRef.kind: `StatefulSet`",
+            "spec.initialCooldownPeriod (the objects exist before the run",
+            "spec.fallback.failureThreshold (fallback",
+            "spec.fallback.replicas",
+            "spec.fallback.behavior",
+            "spec.advanced.restoreToOriginalReplicaCount (applies when",
+            "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.selectPolicy",
+            "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.policies.0.type",
+            "spec.advanced.horizontalPodAutoscalerConfig.behavior.scaleUp.stabilizationWindowSeconds",
+            "spec.advanced.scalingModifiers.formula",
+            "spec.advanced.scalingModifiers.target",
+            "spec.advanced.scalingModifiers.activationTarget",
+            "spec.advanced.scalingModifiers.metricType",
+            "spec.triggers.0.metricType (only AverageValue",
+            "spec.triggers.0.useCachedMetrics",
+            "spec.triggers.0.metadata.topicName",
+            "spec.triggers.0.metadata.mode: `OldestUnackedMessageAge`",
+            "spec.triggers.0.metadata.aggregation",
+            "spec.triggers.0.metadata.timeHorizon",
+            "spec.triggers.0.metadata.valueIfNull",
+            "spec.triggers.1..: only the first trigger is modelled",
+        ] {
+            assert!(
+                reported.contains(path),
+                "{path} is not reported:\n{reported}"
+            );
+        }
+        for quiet in [
+            "subscriptionName",
+            "credentialsFromEnv",
+            "authenticationRef",
+            "envSourceContainerName",
+            "horizontalPodAutoscalerConfig.name",
+            "last-applied-configuration",
+            "minReplicaCount",
+            "idleReplicaCount",
+        ] {
+            assert!(
+                !reported.contains(quiet),
+                "{quiet} is reported:\n{reported}"
+            );
+        }
     }
 }
