@@ -691,3 +691,108 @@ fn one_pod_seen_by_the_watcher_and_by_its_worker_is_merged() {
     );
     assert!(!p.preexisting);
 }
+
+/// A live-shaped log: a 20-second run of 40 messages through one warm worker.
+fn short_live_log(dir: &std::path::Path) {
+    let mut lines = vec![
+        r#"{"t_us":0,"source":"harness","event":"run_started","log_version":1,"run_id":"short","workload":"short","seed":1,"target":"emulator","wall_clock_start_unix_us":1764500000000000,"streams":["upscale"],"warmup_us":0,"deadline_us":20000000,"price_per_gpu_hour_usd":0.48}"#.to_string(),
+        r#"{"t_us":0,"source":"kube","event":"replicas","deployment":"upscale","desired":1,"ready":1}"#.to_string(),
+    ];
+    for seq in 0..40u64 {
+        let t = seq * 450_000;
+        lines.push(format!(r#"{{"t_us":{t},"source":"harness","event":"scheduled","stream":"upscale","seq":{seq},"intended_us":{t}}}"#));
+        lines.push(format!(r#"{{"t_us":{},"source":"harness","event":"published","stream":"upscale","seq":{seq},"lateness_us":100,"server_id":"m{seq}"}}"#, t + 5_000));
+        lines.push(format!(r#"{{"t_us":{},"source":"worker","event":"completed","stream":"upscale","seq":{seq},"pod":"upscale-a","received_us":{},"processing_start_us":{},"processing_end_us":{}}}"#, t + 400_000 + seq * 1_000, t + 20_000, t + 20_000, t + 390_000));
+    }
+    lines.push(
+        r#"{"t_us":20000000,"source":"harness","event":"run_finished","interrupted":false}"#
+            .to_string(),
+    );
+    std::fs::write(dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
+}
+
+/// The page answers first (latency and where the time went, then cold starts and cost, then the detail), its
+/// time axes fit the run's span with tidy tick values, the last bin of a step chart has its width, the percentile
+/// axis stops where 40 samples do, and a scope of one kind of traffic gets no cold/warm copy.
+#[test]
+fn the_report_page_is_ordered_and_its_charts_are_true_to_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    short_live_log(dir.path());
+    bin()
+        .arg("analyze")
+        .arg(dir.path())
+        .arg("--quiet")
+        .assert()
+        .success();
+    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    let at = |h: &str| {
+        page.find(&format!("<h2>{h}</h2>"))
+            .unwrap_or_else(|| panic!("no {h}"))
+    };
+    let order = [
+        "End-to-end latency",
+        "Where message time went",
+        "GPU cost",
+        "Delivery",
+        "Timeline",
+        "Latency by percentile",
+    ];
+    for w in order.windows(2) {
+        assert!(at(w[0]) < at(w[1]), "{} comes before {}", w[0], w[1]);
+    }
+    // A 20-second run is ticked in seconds, with tidy labels.
+    let ticks: Vec<&str> = page
+        .split(r#"text-anchor="middle">"#)
+        .skip(1)
+        .map(|t| &t[..t.find('<').unwrap()])
+        .collect();
+    assert!(
+        ticks.iter().any(|t| *t == "10s" || *t == "20s"),
+        "{ticks:?}"
+    );
+    assert!(
+        !ticks.iter().any(|t| t.ends_with('m') && t.contains('.')),
+        "{ticks:?}"
+    );
+    assert!(
+        !page
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .any(|n| n.len() > 12 && n.contains('.')),
+        "a float printed whole"
+    );
+    // The percentile axis: 40 messages resolve past 90%, not to 99%.
+    assert!(
+        page.contains(">90%<") && !page.contains(">99%<"),
+        "the percentile axis runs past the data"
+    );
+    // The messages-per-minute step line reaches the right edge of the plot (70 + 920 − 70 − 210 = 710).
+    let chart = &page[page.find("Messages per minute").unwrap()..];
+    let path = &chart[chart.find(r#"<path d=""#).unwrap() + 9..];
+    let d = &path[..path.find('"').unwrap()];
+    let last_x: f64 = d
+        .rsplit(['L', 'M'])
+        .next()
+        .unwrap()
+        .trim()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (last_x - 710.0).abs() < 0.5,
+        "the last bin ends at {last_x}: {d}"
+    );
+    // All warm: the latency table has no cold or warm copy of its rows.
+    assert!(
+        page.contains("all (all warm)") && !page.contains("all · warm"),
+        "rows repeated"
+    );
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    let (lat, split, del) = (
+        md.find("### End-to-end latency").unwrap(),
+        md.find("### Where message time went").unwrap(),
+        md.find("### Delivery").unwrap(),
+    );
+    assert!(lat < split && split < del, "{md}");
+}

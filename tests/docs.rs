@@ -207,6 +207,7 @@ fn every_command_in_the_readme_and_docs_parses_names_real_files_and_runs_offline
             }
         }
     }
+    eprintln!("{parsed} documented commands parsed, {ran} run");
     assert!(
         parsed >= 10 && ran >= 5,
         "only {parsed} commands parsed and {ran} ran"

@@ -42,8 +42,25 @@ pub(crate) fn nice_ticks(max: f64, n: usize, fmt: &dyn Fn(f64) -> String) -> Vec
         .find(|s| *s >= raw)
         .unwrap_or(raw);
     (0..=((max / step).ceil() as usize))
-        .map(|i| i as f64 * step)
+        // Rounded to the step's precision, so a tick reads `0.15`, never `0.15000000000000002`.
+        .map(|i| (i as f64 * step * 1e9).round() / 1e9)
         .map(|v| (v, fmt(v)))
+        .collect()
+}
+
+/// Ticks for a span of `span_us` microseconds in the unit that fits it (seconds under 2 minutes, minutes under 2
+/// hours, else hours), at µs positions from 0.
+pub(crate) fn time_ticks(span_us: f64, n: usize) -> Vec<(f64, String)> {
+    let (unit_us, suffix) = if span_us < 120e6 {
+        (1e6, "s")
+    } else if span_us < 7_200e6 {
+        (60e6, "m")
+    } else {
+        (3_600e6, "h")
+    };
+    nice_ticks(span_us / unit_us, n, &|v| format!("{v}{suffix}"))
+        .into_iter()
+        .map(|(v, l)| (v * unit_us, l))
         .collect()
 }
 
@@ -136,10 +153,7 @@ fn time_axis(end_us: u64) -> Axis {
     Axis {
         min: 0.0,
         max,
-        ticks: nice_ticks(max / 60e6, 10, &|v| format!("{v}m"))
-            .into_iter()
-            .map(|(v, l)| (v * 60e6, l))
-            .collect(),
+        ticks: time_ticks(max, 10),
     }
 }
 
@@ -161,13 +175,20 @@ fn timeline(r: &RunReport) -> String {
     let per = (slots / 200).max(1);
     let slot_us = t.slot_us as f64;
     let per_minute = 60e6 / (slot_us * per as f64);
+    // A step line: each bin drawn from its start to its end, the last one too (closed at its end, clipped to the
+    // run), so no bin has zero width.
+    let bins = slots.div_ceil(per);
     let series = |v: &[u32]| -> Vec<(f64, f64)> {
-        (0..slots.div_ceil(per))
+        let mut pts: Vec<(f64, f64)> = (0..bins)
             .map(|b| {
                 let sum: u32 = v.iter().skip(b * per).take(per).sum();
                 ((b * per) as f64 * slot_us, sum as f64 * per_minute)
             })
-            .collect()
+            .collect();
+        if let Some(&(_, last)) = pts.last() {
+            pts.push((((bins * per) as f64 * slot_us).min(end.max(1) as f64), last));
+        }
+        pts
     };
     let (p, c) = (series(&t.published), series(&t.completed));
     let ymax = p.iter().chain(&c).map(|q| q.1).fold(0.0, f64::max);
@@ -358,8 +379,8 @@ fn waterfall(r: &RunReport) -> String {
         }
     }
     let axis_y = top + row * pods.len() as f64 + 14.0;
-    for (v, label) in nice_ticks(span / 60e6, 8, &|v| format!("{v}m")) {
-        let t = lo + (v * 60e6) as u64;
+    for (v, label) in time_ticks(span, 8) {
+        let t = lo + v as u64;
         if t <= hi {
             writeln!(
                 s,
@@ -393,6 +414,9 @@ fn percentile_curves(r: &RunReport) -> String {
     let mut scopes = vec!["all".to_string()];
     scopes.extend(r.run.streams.iter().cloned());
     let mut ymax = 0.0_f64;
+    // The percentile axis runs as far as the largest sample supports: n values resolve 1/(1 − p) up to n, so
+    // 40 messages stop the axis near p97.5, not at p99.99.
+    let mut max_n = 0u64;
     for (i, s) in scopes.iter().enumerate() {
         for (cold, tag, dashed) in [
             (None, "", false),
@@ -408,6 +432,7 @@ fn percentile_curves(r: &RunReport) -> String {
             if cold.is_some() && r.series.get("e2e_latency", s, cold.map(|c| !c)).is_none() {
                 continue; // all cold or all warm: the split adds nothing
             }
+            max_n = max_n.max(hist.len());
             let points: Vec<(f64, f64)> = hist
                 .iter_quantiles(4)
                 .map(|v| {
@@ -435,16 +460,24 @@ fn percentile_curves(r: &RunReport) -> String {
     if lines.is_empty() {
         return "<p>No completed messages.</p>\n".into();
     }
+    let x_max = (max_n.max(2) as f64).log10().clamp(0.3, 4.0);
+    for l in &mut lines {
+        l.points.retain(|p| p.0 <= x_max + 1e-9);
+    }
     let x = Axis {
         min: 0.0,
-        max: 4.0,
-        ticks: vec![
-            (0.0, "0%".into()),
-            (1.0, "90%".into()),
-            (2.0, "99%".into()),
-            (3.0, "99.9%".into()),
-            (4.0, "99.99%".into()),
-        ],
+        max: x_max,
+        ticks: [
+            (0.0, "0%"),
+            (1.0, "90%"),
+            (2.0, "99%"),
+            (3.0, "99.9%"),
+            (4.0, "99.99%"),
+        ]
+        .into_iter()
+        .filter(|(v, _)| *v <= x_max + 1e-9)
+        .map(|(v, l)| (v, l.to_string()))
+        .collect(),
     };
     let y = Axis {
         min: 0.0,
@@ -525,50 +558,38 @@ pub fn render(r: &RunReport) -> String {
                 .collect(),
         ));
     }
-    body.push_str("<h2>Delivery</h2>");
-    let cols = d.columns();
-    body.push_str(&table(
-        &cols.map(|c| c.0),
-        vec![cols.iter().map(|c| c.1.to_string()).collect()],
-    ));
-    if !d.lost_ranges.is_empty() {
-        writeln!(
-            body,
-            "<p class=\"bad\">Lost: {}</p>",
-            esc(&crate::analysis::describe_ranges(&d.lost_ranges, 50))
-        )
-        .unwrap();
-    }
-    body.push_str("<h2>Timeline</h2>");
-    body.push_str(&timeline(r));
+    // The answer first: end-to-end latency and where message time went, then the cold starts and the cost; the
+    // detail (counts, timeline, cycles, every threshold, warnings) after.
     body.push_str("<h2>End-to-end latency</h2>");
-    body.push_str(&percentile_curves(r));
-    let mut rows = Vec::new();
-    let mut scopes = vec!["all".to_string()];
-    scopes.extend(run.streams.iter().cloned());
-    for s in &scopes {
-        for (cold, tag) in [
-            (None, ""),
-            (Some(true), " · cold"),
-            (Some(false), " · warm"),
-        ] {
-            if let Some(st) = r.series.stats("e2e_latency", s, cold) {
-                rows.push(vec![
-                    esc(&format!("{s}{tag}")),
-                    st.count.to_string(),
-                    h(st.p50_us),
-                    h(st.p90_us),
-                    h(st.p95_us),
-                    h(st.p99_us),
-                    h(st.max_us),
-                ]);
-            }
-        }
-    }
+    let stat_cells = |label: &str, st: &crate::analysis::Stats| {
+        vec![
+            esc(label),
+            st.count.to_string(),
+            h(st.p50_us),
+            h(st.p90_us),
+            h(st.p95_us),
+            h(st.p99_us),
+            h(st.max_us),
+        ]
+    };
     body.push_str(&table(
         &["stream", "n", "p50", "p90", "p95", "p99", "max"],
-        rows,
+        super::latency_rows(r)
+            .iter()
+            .map(|(label, st)| stat_cells(label, st))
+            .collect(),
     ));
+    let split = super::time_split_rows(r);
+    if !split.is_empty() {
+        body.push_str("<h2>Where message time went</h2>");
+        body.push_str(&table(
+            &["part (all streams)", "n", "p50", "p90", "p95", "p99", "max"],
+            split
+                .iter()
+                .map(|(label, st)| stat_cells(label, st))
+                .collect(),
+        ));
+    }
     body.push_str("<h2>Cold starts</h2>");
     body.push_str(&waterfall(r));
     let rows = POD_PHASES
@@ -597,6 +618,54 @@ pub fn render(r: &RunReport) -> String {
         }
         body.push_str("</ul>");
     }
+    let c = &r.cost;
+    body.push_str("<h2>GPU cost</h2>");
+    if let Some(why) = c.unknown_why() {
+        body.push_str(&format!(
+            "<p>{:.2} GPU-hours busy processing; nodes and cost {}.</p>",
+            c.gpu_busy_seconds / 3600.0,
+            esc(why)
+        ));
+    } else {
+        body.push_str(&table(
+            &[
+                "GPU-hours",
+                "busy",
+                "idle",
+                "peak nodes",
+                "nodes created",
+                "cost",
+                "price",
+            ],
+            vec![vec![
+                format!("{:.2}", c.gpu_seconds / 3600.0),
+                format!("{:.2}", c.gpu_busy_seconds / 3600.0),
+                format!("{:.2}", c.gpu_idle_seconds / 3600.0),
+                c.peak_nodes.to_string(),
+                c.nodes_created.to_string(),
+                format!("<b>${:.2}</b>", c.cost_usd),
+                format!("${}/GPU-hour", run.price_per_gpu_hour_usd),
+            ]],
+        ));
+    }
+    body.push_str("<h2>Delivery</h2>");
+    let cols = d.columns();
+    body.push_str(&table(
+        &cols.map(|c| c.0),
+        vec![cols.iter().map(|c| c.1.to_string()).collect()],
+    ));
+    if !d.lost_ranges.is_empty() {
+        writeln!(
+            body,
+            "<p class=\"bad\">Lost: {}</p>",
+            esc(&crate::analysis::describe_ranges(&d.lost_ranges, 50))
+        )
+        .unwrap();
+    }
+    body.push_str("<h2>Timeline</h2>");
+    body.push_str(&timeline(r));
+    body.push_str("<h2>Latency by percentile</h2>");
+    body.push_str(&percentile_curves(r));
     if !r.cycles.is_empty() {
         body.push_str("<h2>Scale cycles</h2>");
         let fmt = |v: Option<u64>| v.map(h).unwrap_or_else(|| "–".into());
@@ -634,36 +703,6 @@ pub fn render(r: &RunReport) -> String {
                     ]
                 })
                 .collect(),
-        ));
-    }
-    let c = &r.cost;
-    body.push_str("<h2>GPU cost</h2>");
-    if let Some(why) = c.unknown_why() {
-        body.push_str(&format!(
-            "<p>{:.2} GPU-hours busy processing; nodes and cost {}.</p>",
-            c.gpu_busy_seconds / 3600.0,
-            esc(why)
-        ));
-    } else {
-        body.push_str(&table(
-            &[
-                "GPU-hours",
-                "busy",
-                "idle",
-                "peak nodes",
-                "nodes created",
-                "cost",
-                "price",
-            ],
-            vec![vec![
-                format!("{:.2}", c.gpu_seconds / 3600.0),
-                format!("{:.2}", c.gpu_busy_seconds / 3600.0),
-                format!("{:.2}", c.gpu_idle_seconds / 3600.0),
-                c.peak_nodes.to_string(),
-                c.nodes_created.to_string(),
-                format!("<b>${:.2}</b>", c.cost_usd),
-                format!("${}/GPU-hour", run.price_per_gpu_hour_usd),
-            ]],
         ));
     }
     if !r.thresholds.is_empty() {

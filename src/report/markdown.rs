@@ -1,5 +1,6 @@
-//! `report.md`: for `$GITHUB_STEP_SUMMARY` and pull-request comments. Failed thresholds first, then counts, then
-//! latency and cold-start tables.
+//! `report.md`: for `$GITHUB_STEP_SUMMARY` and pull-request comments. The answer first: the verdict and failed
+//! thresholds, end-to-end latency and where message time went, the cold-start breakdown, GPU cost; then the detail
+//! (delivery counts, every threshold, warnings).
 
 use crate::analysis::{COLD_START_METRICS, POD_PHASES, RunReport};
 use crate::report::human_duration as h;
@@ -51,37 +52,34 @@ pub fn render(r: &RunReport) -> String {
         }
         md.push('\n');
     }
-    let cols = r.delivery.columns();
-    writeln!(md, "### Delivery\n").unwrap();
-    writeln!(md, "| {} |", cols.map(|c| c.0).join(" | ")).unwrap();
-    writeln!(md, "|{}", " ---: |".repeat(cols.len())).unwrap();
-    writeln!(md, "| {} |\n", cols.map(|c| c.1.to_string()).join(" | ")).unwrap();
     writeln!(md, "### End-to-end latency (from intended send)\n\n| stream | messages | p50 | p90 | p95 | p99 | max |").unwrap();
     writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |").unwrap();
-    let mut scopes = vec!["all".to_string()];
-    scopes.extend(r.run.streams.iter().cloned());
-    for s in &scopes {
-        for (cold, tag) in [
-            (None, ""),
-            (Some(true), " (cold)"),
-            (Some(false), " (warm)"),
-        ] {
-            if let Some(st) = r.series.stats("e2e_latency", s, cold) {
-                writeln!(
-                    md,
-                    "| {s}{tag} | {} | {} | {} | {} | {} | {} |",
-                    st.count,
-                    h(st.p50_us),
-                    h(st.p90_us),
-                    h(st.p95_us),
-                    h(st.p99_us),
-                    h(st.max_us)
-                )
-                .unwrap();
-            }
-        }
+    let stat_row = |md: &mut String, label: &str, st: &crate::analysis::Stats| {
+        writeln!(
+            md,
+            "| {label} | {} | {} | {} | {} | {} | {} |",
+            st.count,
+            h(st.p50_us),
+            h(st.p90_us),
+            h(st.p95_us),
+            h(st.p99_us),
+            h(st.max_us)
+        )
+        .unwrap();
+    };
+    for (label, st) in super::latency_rows(r) {
+        stat_row(&mut md, &label, &st);
     }
     md.push('\n');
+    let split = super::time_split_rows(r);
+    if !split.is_empty() {
+        writeln!(md, "### Where message time went (all streams)\n\n| part | messages | p50 | p90 | p95 | p99 | max |").unwrap();
+        writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |").unwrap();
+        for (label, st) in split {
+            stat_row(&mut md, label, &st);
+        }
+        md.push('\n');
+    }
     if r.pods.iter().any(|p| !p.preexisting) {
         writeln!(md, "### Cold starts\n\n| phase | pods | p50 | p95 | p99 | max |\n| --- | ---: | ---: | ---: | ---: | ---: |").unwrap();
         for (i, phase) in POD_PHASES.iter().enumerate() {
@@ -130,6 +128,12 @@ pub fn render(r: &RunReport) -> String {
     )
         .unwrap();
     }
+    // The detail after the answer: counts, then every threshold, then warnings.
+    let cols = r.delivery.columns();
+    writeln!(md, "### Delivery\n").unwrap();
+    writeln!(md, "| {} |", cols.map(|c| c.0).join(" | ")).unwrap();
+    writeln!(md, "|{}", " ---: |".repeat(cols.len())).unwrap();
+    writeln!(md, "| {} |\n", cols.map(|c| c.1.to_string()).join(" | ")).unwrap();
     if !r.thresholds.is_empty() {
         writeln!(
             md,

@@ -29,6 +29,49 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Where a message's time went, in the order it lives it: (series, label). Every report shows these rows, under
+/// the end-to-end latency.
+pub const TIME_SPLIT: [(&str, &str); 4] = [
+    ("publish_delay", "publish delay"),
+    ("capacity_wait", "waiting for capacity"),
+    ("queueing", "queueing"),
+    ("processing", "processing"),
+];
+
+/// The end-to-end latency rows every report shows, for `all` and each stream: the scope (labelled "(all cold)"
+/// or "(all warm)" when its messages were of one kind), then its cold and warm rows only when it had both, since
+/// a split of one kind repeats the row.
+pub fn latency_rows(r: &RunReport) -> Vec<(String, crate::analysis::Stats)> {
+    let mut out = Vec::new();
+    let scopes = std::iter::once("all").chain(r.run.streams.iter().map(String::as_str));
+    for s in scopes {
+        let Some(both) = r.series.stats("e2e_latency", s, None) else {
+            continue;
+        };
+        let cold = r.series.stats("e2e_latency", s, Some(true));
+        let warm = r.series.stats("e2e_latency", s, Some(false));
+        let tag = match (&cold, &warm) {
+            (Some(_), None) => " (all cold)",
+            (None, Some(_)) => " (all warm)",
+            _ => "",
+        };
+        out.push((format!("{s}{tag}"), both));
+        if let (Some(c), Some(w)) = (cold, warm) {
+            out.push((format!("{s} · cold"), c));
+            out.push((format!("{s} · warm"), w));
+        }
+    }
+    out
+}
+
+/// The rows of [`TIME_SPLIT`] that have samples, over all streams.
+pub fn time_split_rows(r: &RunReport) -> Vec<(&'static str, crate::analysis::Stats)> {
+    TIME_SPLIT
+        .iter()
+        .filter_map(|(m, label)| r.series.stats(m, "all", None).map(|st| (*label, st)))
+        .collect()
+}
+
 /// Why cold starts were slow, one line per phase the problems lengthened, for every report: e.g.
 /// ("node provisioning", "2 failed scale-ups: GCE out of resources ×1 (us-central1-a), IP space exhausted ×1
 /// (us-central1-b); no scale-up: in backoff after failed scale-up ×1").

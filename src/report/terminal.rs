@@ -136,25 +136,8 @@ pub fn render(r: &RunReport, color: bool) -> String {
     out.push('\n');
 
     header(&mut out, &style, "End-to-end latency (from intended send)");
-    let mut scopes = vec!["all".to_string()];
-    scopes.extend(run.streams.iter().cloned());
-    for s in &scopes {
-        let Some(both) = r.series.stats("e2e_latency", s, None) else {
-            continue;
-        };
-        let cold = r.series.stats("e2e_latency", s, Some(true));
-        let warm = r.series.stats("e2e_latency", s, Some(false));
-        let tag = match (&cold, &warm) {
-            (Some(_), None) => " (all cold)",
-            (None, Some(_)) => " (all warm)",
-            _ => "",
-        };
-        row(&mut out, &format!("{s}{tag}"), &both);
-        // The cold/warm split only says something when both kinds are present.
-        if let (Some(c), Some(w)) = (cold, warm) {
-            row(&mut out, &format!("{s} · cold"), &c);
-            row(&mut out, &format!("{s} · warm"), &w);
-        }
+    for (label, st) in super::latency_rows(r) {
+        row(&mut out, &label, &st);
     }
     if d.lost > 0 {
         writeln!(
@@ -170,15 +153,8 @@ pub fn render(r: &RunReport, color: bool) -> String {
     out.push('\n');
 
     header(&mut out, &style, "Where message time went (all streams)");
-    for (m, label) in [
-        ("publish_delay", "publish delay"),
-        ("capacity_wait", "waiting for capacity"),
-        ("queueing", "queueing"),
-        ("processing", "processing"),
-    ] {
-        if let Some(st) = r.series.stats(m, "all", None) {
-            row(&mut out, label, &st);
-        }
+    for (label, st) in super::time_split_rows(r) {
+        row(&mut out, label, &st);
     }
     out.push('\n');
 
