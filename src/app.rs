@@ -1236,6 +1236,17 @@ fn trend_report(args: &ReportArgs) -> anyhow::Result<ExitStatus> {
     for s in &skipped {
         crate::note!("skipped {s}");
     }
+    // Only like runs make a trend: the newest complete run's workload and target; the rest are listed apart.
+    let found = runs.len();
+    let (runs, set_apart) = trends::comparable(runs);
+    for a in &set_apart {
+        crate::note!("set apart {a}");
+    }
+    if runs.is_empty() && found > 0 {
+        bail!(
+            "every run found was interrupted: no night to report\n    fix: pass folders of complete runs"
+        );
+    }
     if runs.is_empty() {
         bail!(
             "no results folder with a summary.json under {}\n    fix: pass results folders, or the folder that holds them",
@@ -1250,7 +1261,10 @@ fn trend_report(args: &ReportArgs) -> anyhow::Result<ExitStatus> {
         Some(id) => runs
             .iter()
             .position(|r| &r.run.run_id == id)
-            .with_context(|| format!("no run `{id}` among the {} runs", runs.len()))?,
+            .with_context(|| match set_apart.iter().find(|a| a.starts_with(&format!("`{id}`"))) {
+                Some(why) => format!("run {why}, so it cannot be the baseline\n    fix: choose a complete run of the same workload and target"),
+                None => format!("no run `{id}` among the {} comparable runs", runs.len()),
+            })?,
         None => 0,
     };
     let n = runs.len();
@@ -1271,6 +1285,7 @@ fn trend_report(args: &ReportArgs) -> anyhow::Result<ExitStatus> {
         .flatten();
     let t = trends::Trends {
         runs: &runs,
+        set_apart: &set_apart,
         baseline,
         vs_previous,
         vs_baseline,

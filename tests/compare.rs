@@ -234,3 +234,104 @@ fn the_nightly_report_calls_out_a_regression_in_the_last_run() {
         "{page}"
     );
 }
+
+/// A folder of unlike runs: the nightly compares the newest complete run only with runs of its workload and
+/// target. An emulator run and an interrupted run (here, copies of a simulated night with their summaries changed,
+/// as a mixed results folder would hold them) are set apart with why, never a baseline or a trend point; naming
+/// one as the baseline says why it cannot be.
+#[test]
+fn the_nightly_sets_apart_runs_of_another_target_and_interrupted_runs() {
+    let out = tempfile::tempdir().unwrap();
+    for (id, seed) in [
+        ("20261121T020000Z-burst", "41"),
+        ("20261122T020000Z-burst", "42"),
+    ] {
+        bin()
+            .args([
+                "run",
+                "workloads/burst.toml",
+                "--quiet",
+                "--seed",
+                seed,
+                "--run-id",
+                id,
+                "--out",
+            ])
+            .arg(out.path())
+            .assert()
+            .success();
+    }
+    let copy_as = |id: &str, change: &dyn Fn(&mut serde_json::Value)| {
+        let from = out.path().join("20261121T020000Z-burst");
+        let to = out.path().join(id);
+        std::fs::create_dir(&to).unwrap();
+        for f in ["summary.json", "events.jsonl"] {
+            std::fs::copy(from.join(f), to.join(f)).unwrap();
+        }
+        let mut s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(to.join("summary.json")).unwrap()).unwrap();
+        s["run"]["run_id"] = id.into();
+        change(&mut s);
+        std::fs::write(to.join("summary.json"), serde_json::to_vec(&s).unwrap()).unwrap();
+    };
+    copy_as("20261120T020000Z-burst", &|s| {
+        s["run"]["target"] = "emulator".into()
+    });
+    copy_as("20261121T120000Z-burst", &|s| {
+        s["run"]["interrupted"] = true.into()
+    });
+    let md = out.path().join("n.md");
+    bin()
+        .arg("report")
+        .arg(out.path())
+        .arg("--out")
+        .arg(&md)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        text.contains("2 runs, baseline `20261121T020000Z-burst`"),
+        "the oldest like run is the baseline:\n{text}"
+    );
+    assert!(
+        text.contains("`20261120T020000Z-burst`: target `emulator`, not `sim`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`20261121T120000Z-burst`: interrupted"),
+        "{text}"
+    );
+    bin()
+        .arg("report")
+        .arg(out.path())
+        .arg("--out")
+        .arg(&md)
+        .args(["--baseline", "20261120T020000Z-burst"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "target `emulator`, not `sim`, so it cannot be the baseline",
+        ));
+    // The page puts the verdict tables before the charts, and end-to-end latency first among the charts.
+    let html = out.path().join("n.html");
+    bin()
+        .arg("report")
+        .arg(out.path())
+        .arg("--out")
+        .arg(&html)
+        .assert()
+        .success();
+    let page = std::fs::read_to_string(&html).unwrap();
+    let (tables, trends) = (
+        page.find("<h2>Last run against").unwrap(),
+        page.find("<h2>Trends</h2>").unwrap(),
+    );
+    assert!(tables < trends, "verdict tables first");
+    let first_chart = &page[trends..];
+    let first_title = &first_chart[first_chart.find(r#"class="t">"#).unwrap() + 10..];
+    assert!(
+        first_title.starts_with("e2e_latency (seconds)"),
+        "{}",
+        &first_title[..40]
+    );
+}

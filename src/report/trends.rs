@@ -24,6 +24,42 @@ pub struct RunSummary {
 pub struct RunHead {
     pub run_id: String,
     pub workload: String,
+    /// `sim`, `emulator`, `gcp`, … (absent in very old summaries).
+    #[serde(default)]
+    pub target: String,
+    #[serde(default)]
+    pub interrupted: bool,
+}
+
+/// Splits runs (sorted by run id) into the ones a trend may compare, and the rest with why. The group is the
+/// newest complete run's workload and target: a simulated burst is no baseline for an emulator run, and an
+/// interrupted run is no night. Returns (comparable runs, "`RUN`: why" for each set apart).
+pub fn comparable(runs: Vec<RunSummary>) -> (Vec<RunSummary>, Vec<String>) {
+    let Some(newest) = runs.iter().rev().find(|r| !r.run.interrupted) else {
+        let apart = runs
+            .iter()
+            .map(|r| format!("`{}`: interrupted", r.run.run_id))
+            .collect();
+        return (Vec::new(), apart);
+    };
+    let (workload, target) = (newest.run.workload.clone(), newest.run.target.clone());
+    let (mut keep, mut apart) = (Vec::new(), Vec::new());
+    for r in runs {
+        let why = if r.run.interrupted {
+            Some("interrupted".to_string())
+        } else if r.run.workload != workload {
+            Some(format!("workload `{}`, not `{workload}`", r.run.workload))
+        } else if r.run.target != target {
+            Some(format!("target `{}`, not `{target}`", r.run.target))
+        } else {
+            None
+        };
+        match why {
+            Some(why) => apart.push(format!("`{}`: {why}", r.run.run_id)),
+            None => keep.push(r),
+        }
+    }
+    (keep, apart)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,7 +133,10 @@ fn followed(runs: &[RunSummary]) -> Vec<String> {
 }
 
 pub struct Trends<'a> {
+    /// Comparable runs only ([`comparable`]), oldest first.
     pub runs: &'a [RunSummary],
+    /// Runs left out of the trend, each with why.
+    pub set_apart: &'a [String],
     pub baseline: usize,
     /// Last vs previous, last vs baseline (when the runs have event logs to compare).
     pub vs_previous: Option<Comparison>,
@@ -206,6 +245,12 @@ pub fn markdown(t: &Trends<'_>) -> String {
         )
         .unwrap();
     }
+    if !t.set_apart.is_empty() {
+        writeln!(md, "\nSet apart (neither baseline nor trend point):\n").unwrap();
+        for a in t.set_apart {
+            writeln!(md, "- {a}").unwrap();
+        }
+    }
     writeln!(
         md,
         "\n| run | completed | lost | cost |\n| --- | ---: | ---: | ---: |"
@@ -248,9 +293,29 @@ pub fn html(t: &Trends<'_>) -> String {
         }
         body.push_str("</ul>");
     }
+    // The verdict tables first, then the charts: end-to-end latency, where the time went, then the rest.
+    body.push_str("<h2>Last run against the previous one and the baseline</h2>");
+    let md = markdown(t);
+    // The tables of the Markdown report (its heading and call-outs are already at the top of the page).
+    let tables: String = md
+        .lines()
+        .filter(|l| l.starts_with('|') || l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    body.push_str(&super::html::markdown_to_html(&tables));
+    if !t.set_apart.is_empty() {
+        body.push_str("<p>Set apart (neither baseline nor trend point):</p><ul>");
+        for a in t.set_apart {
+            write!(body, "<li>{}</li>", esc(&a.replace('`', ""))).unwrap();
+        }
+        body.push_str("</ul>");
+    }
+    body.push_str("<h2>Trends</h2>");
     let runs = t.runs;
     let n = runs.len();
-    for label in followed(runs) {
+    let mut labels = followed(runs);
+    labels.sort_by_key(|l| chart_rank(l));
+    for label in labels {
         let mut lines = Vec::new();
         let mut ymax = 0.0_f64;
         for (i, (name, pick)) in [("p50", 0), ("p95", 1), ("p99", 2)].into_iter().enumerate() {
@@ -266,7 +331,8 @@ pub fn html(t: &Trends<'_>) -> String {
             lines.push(super::html::Line {
                 label: name.into(),
                 color: super::html::PALETTE[i],
-                dashed: false,
+                // p95 dashed: where it meets p99 (few samples), both stay visible.
+                dashed: name == "p95",
                 points,
             });
         }
@@ -295,16 +361,22 @@ pub fn html(t: &Trends<'_>) -> String {
             false,
         ));
     }
-    body.push_str("<h2>Last run against the previous one and the baseline</h2>");
-    let md = markdown(t);
-    // The tables of the Markdown report (its heading and call-outs are already at the top of the page).
-    let tables: String = md
-        .lines()
-        .filter(|l| l.starts_with('|') || l.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n");
-    body.push_str(&super::html::markdown_to_html(&tables));
     super::html::page("nightly", &body)
+}
+
+/// The order of the nightly's charts: end-to-end latency, per stream, where message time went in the order a
+/// message lives it, then everything else as it came.
+fn chart_rank(label: &str) -> usize {
+    if label == "e2e_latency" {
+        return 0;
+    }
+    if label.starts_with("e2e_latency{") {
+        return 1;
+    }
+    super::TIME_SPLIT
+        .iter()
+        .position(|(m, _)| *m == label)
+        .map_or(10, |i| 2 + i)
 }
 
 fn short_id(id: &str) -> String {
