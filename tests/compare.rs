@@ -150,23 +150,7 @@ fn compare_table_snapshot() {
 #[test]
 fn the_nightly_report_calls_out_a_regression_in_the_last_run() {
     let out = tempfile::tempdir().unwrap();
-    let run = |id: &str, seed: &str, extra: &[&str]| {
-        bin()
-            .args([
-                "run",
-                "workloads/burst.toml",
-                "--quiet",
-                "--seed",
-                seed,
-                "--run-id",
-                id,
-                "--out",
-            ])
-            .arg(out.path())
-            .args(extra)
-            .assert()
-            .success();
-    };
+    let run = |id: &str, seed: &str, extra: &[&str]| night(out.path(), id, seed, extra);
     run("20261121T020000Z-burst", "41", &[]);
     run("20261122T020000Z-burst", "42", &[]);
     // Two ordinary nights: no regression, exit 0 even with --fail-on-regression.
@@ -246,20 +230,7 @@ fn the_nightly_sets_apart_runs_of_another_target_and_interrupted_runs() {
         ("20261121T020000Z-burst", "41"),
         ("20261122T020000Z-burst", "42"),
     ] {
-        bin()
-            .args([
-                "run",
-                "workloads/burst.toml",
-                "--quiet",
-                "--seed",
-                seed,
-                "--run-id",
-                id,
-                "--out",
-            ])
-            .arg(out.path())
-            .assert()
-            .success();
+        night(out.path(), id, seed, &[]);
     }
     let copy_as = |id: &str, change: &dyn Fn(&mut serde_json::Value)| {
         let from = out.path().join("20261121T020000Z-burst");
@@ -334,4 +305,15 @@ fn the_nightly_sets_apart_runs_of_another_target_and_interrupted_runs() {
         "{}",
         &first_title[..40]
     );
+}
+
+/// One simulated night of `workloads/burst.toml` into `out/ID`.
+fn night(out: &std::path::Path, id: &str, seed: &str, extra: &[&str]) {
+    bin()
+        .args(["run", "workloads/burst.toml", "--quiet", "--seed", seed])
+        .args(["--run-id", id, "--out"])
+        .arg(out)
+        .args(extra)
+        .assert()
+        .success();
 }

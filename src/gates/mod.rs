@@ -197,23 +197,24 @@ pub fn parse_key(key: &str, streams: &[String]) -> Result<Metric, (String, Optio
     } else {
         name
     };
-    if let Some(&r) = RATIOS.iter().find(|r| **r == name) {
+    let total = RATIOS
+        .iter()
+        .find(|r| **r == name)
+        .map(|&r| Metric::Ratio(r))
+        .or_else(|| {
+            COUNTERS
+                .iter()
+                .find(|c| **c == name)
+                .map(|&c| Metric::Counter(c))
+        });
+    if let Some(total) = total {
         if tags.is_some() {
             return Err((
                 format!("`{name}` is a run total and takes no tags"),
                 Some(format!("write `\"{name}\"`")),
             ));
         }
-        return Ok(Metric::Ratio(r));
-    }
-    if let Some(&c) = COUNTERS.iter().find(|c| **c == name) {
-        if tags.is_some() {
-            return Err((
-                format!("`{name}` is a run total and takes no tags"),
-                Some(format!("write `\"{name}\"`")),
-            ));
-        }
-        return Ok(Metric::Counter(c));
+        return Ok(total);
     }
     let Some(&series) = SERIES_METRICS.iter().find(|m| **m == name) else {
         let all: Vec<&str> = SERIES_METRICS

@@ -672,8 +672,8 @@ pub fn render(r: &RunReport) -> String {
         body.push_str(&table(
             &[
                 "deployment",
-                "start",
-                "first ready",
+                "started at (run time)",
+                "first ready, after the first message",
                 "peak replicas",
                 "to 0 replicas",
                 "to 0 nodes",

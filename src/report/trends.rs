@@ -315,6 +315,7 @@ pub fn html(t: &Trends<'_>) -> String {
     let n = runs.len();
     let mut labels = followed(runs);
     labels.sort_by_key(|l| chart_rank(l));
+    let names = run_labels(runs);
     for label in labels {
         let mut lines = Vec::new();
         let mut ymax = 0.0_f64;
@@ -340,7 +341,7 @@ pub fn html(t: &Trends<'_>) -> String {
             .iter()
             .enumerate()
             .filter(|(i, _)| n <= 8 || i % n.div_ceil(8) == 0 || *i == n - 1)
-            .map(|(i, r)| (i as f64, short_id(&r.run.run_id)))
+            .map(|(i, _)| (i as f64, names[i].clone()))
             .collect();
         let x = super::html::Axis {
             min: 0.0,
@@ -379,6 +380,23 @@ fn chart_rank(label: &str) -> usize {
         .map_or(10, |i| 2 + i)
 }
 
+/// One x-axis label per run: its date and minute (`11-28 09:50`), or the whole id where two runs share a minute,
+/// so no label repeats.
+fn run_labels(runs: &[RunSummary]) -> Vec<String> {
+    let short: Vec<String> = runs.iter().map(|r| short_id(&r.run.run_id)).collect();
+    short
+        .iter()
+        .zip(runs)
+        .map(|(s, r)| {
+            if short.iter().filter(|o| *o == s).count() > 1 {
+                r.run.run_id.clone()
+            } else {
+                s.clone()
+            }
+        })
+        .collect()
+}
+
 fn short_id(id: &str) -> String {
     // `20261128T095011Z-burst` → `11-28 09:50`
     let b = id.as_bytes();
@@ -397,4 +415,35 @@ pub fn compare_runs(
 ) -> Option<Comparison> {
     let (b, c) = (analyze(base)?, analyze(current)?);
     Some(crate::compare::compare(&b, &c, 95.0, 0.10))
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    fn run(id: &str) -> RunSummary {
+        serde_json::from_value(serde_json::json!({
+            "run": {"run_id": id, "workload": "burst"},
+            "series": [], "cost": {"cost_usd": null}, "delivery": {"completed": 0, "lost": 0}
+        }))
+        .unwrap()
+    }
+
+    /// One label a run, short where the minute is its own, whole where two runs share it.
+    #[test]
+    fn every_run_has_its_own_axis_label() {
+        let runs = [
+            run("20261128T095011Z-burst"),
+            run("20261129T020000.100Z-burst"),
+            run("20261129T020000.900Z-burst"),
+        ];
+        assert_eq!(
+            run_labels(&runs),
+            [
+                "11-28 09:50",
+                "20261129T020000.100Z-burst",
+                "20261129T020000.900Z-burst"
+            ]
+        );
+    }
 }
