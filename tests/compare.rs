@@ -198,14 +198,7 @@ fn the_nightly_report_calls_out_a_regression_in_the_last_run() {
         )
     );
     let html = out.path().join("n.html");
-    bin()
-        .arg("report")
-        .arg(out.path())
-        .arg("--out")
-        .arg(&html)
-        .assert()
-        .success();
-    let page = std::fs::read_to_string(&html).unwrap();
+    let page = report_to(out.path(), &html);
     assert!(page.contains("<svg") && page.contains("REGRESSION") && !page.contains("<script"));
     // The Markdown tables keep their code spans on the page, as a Markdown viewer shows them (emphasis too:
     // `report::html`'s own test), and no Markdown syntax is left showing.
@@ -252,14 +245,7 @@ fn the_nightly_sets_apart_runs_of_another_target_and_interrupted_runs() {
         s["run"]["interrupted"] = true.into()
     });
     let md = out.path().join("n.md");
-    bin()
-        .arg("report")
-        .arg(out.path())
-        .arg("--out")
-        .arg(&md)
-        .assert()
-        .success();
-    let text = std::fs::read_to_string(&md).unwrap();
+    let text = report_to(out.path(), &md);
     assert!(
         text.contains("2 runs, baseline `20261121T020000Z-burst`"),
         "the oldest like run is the baseline:\n{text}"
@@ -285,14 +271,7 @@ fn the_nightly_sets_apart_runs_of_another_target_and_interrupted_runs() {
         ));
     // The page puts the verdict tables before the charts, and end-to-end latency first among the charts.
     let html = out.path().join("n.html");
-    bin()
-        .arg("report")
-        .arg(out.path())
-        .arg("--out")
-        .arg(&html)
-        .assert()
-        .success();
-    let page = std::fs::read_to_string(&html).unwrap();
+    let page = report_to(out.path(), &html);
     let (tables, trends) = (
         page.find("<h2>Last run against").unwrap(),
         page.find("<h2>Trends</h2>").unwrap(),
@@ -316,4 +295,16 @@ fn night(out: &std::path::Path, id: &str, seed: &str, extra: &[&str]) {
         .args(extra)
         .assert()
         .success();
+}
+
+/// `imagen-load report DIR --out FILE`, which must succeed; the file written.
+fn report_to(dir: &std::path::Path, file: &std::path::Path) -> String {
+    bin()
+        .arg("report")
+        .arg(dir)
+        .arg("--out")
+        .arg(file)
+        .assert()
+        .success();
+    std::fs::read_to_string(file).unwrap()
 }
