@@ -6,30 +6,18 @@
 # achieved: the rate, the shortfall, publish delay and pacer lateness p99 (from summary.json), and the harness's
 # peak resident memory. Numbers go to results/bench/overload-<date>.txt.
 #   benches/overload.sh [RATE] [SECS]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/imagen-load/target}"
 rate="${1:-100000}"
 secs="${2:-10}"
-out="results/bench/overload-$(date -u +%Y%m%dT%H%M%SZ).txt"
-mkdir -p results/bench
-cargo build --release --quiet
-bin="$CARGO_TARGET_DIR/release/imagen-load"
-work="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+# shellcheck source=benches/prologue.sh
+. "$(dirname "$0")/prologue.sh" overload
 
 exec > >(tee "$out") 2>&1
 echo "# imagen-load overload, $(date -u), $(nproc) cores, $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 pad="$(head -c 1000 /dev/zero | tr '\0' 'x')"
 for bound in 5000 10000000; do
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(free_port)
   "$bin" emulator --port "$port" >/dev/null 2>&1 & pids+=($!)
-  for _ in $(seq 100); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
-    sleep 0.1
-  done
+  wait_port "$port"
   cat > "$work/overload.toml" <<TOML
 [run]
 name = "overload"

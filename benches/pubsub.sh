@@ -10,20 +10,10 @@
 #      Google's Python publisher (tests/interop/pubsub_conformance.py --bench, when google-cloud-pubsub is installed)
 #      with as many 1 KiB messages, as the yardstick.
 #   benches/pubsub.sh [RATE] [SECS]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/imagen-load/target}"
 rate="${1:-50000}"
 secs="${2:-10}"
-out="results/bench/pubsub-$(date -u +%Y%m%dT%H%M%SZ).txt"
-mkdir -p results/bench
-cargo build --release --quiet
-bin="$CARGO_TARGET_DIR/release/imagen-load"
-work="$(mktemp -d)"
-pids=()
-# Workers first (they report `stopping` while the emulator is still up), the emulator last.
-cleanup() { for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+# shellcheck source=benches/prologue.sh
+. "$(dirname "$0")/prologue.sh" pubsub
 
 pad="$(head -c 1000 /dev/zero | tr '\0' 'x')"
 cat > "$work/publish.toml" <<TOML
@@ -95,7 +85,7 @@ print(f"  harness CPU {(float(user) + float(sys_)) / n * 1e6:.1f} µs/message; p
 PY
   python3 "$work/rate.py" "$work/publish/events.jsonl" "$work/time.txt" "$rate" "$secs" "the in-process emulator"
 
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(free_port)
   "$bin" emulator --port "$port" >/dev/null 2>&1 & pids+=($!)
   sleep 0.5
   export PUBSUB_EMULATOR_HOST="127.0.0.1:$port"
@@ -128,7 +118,7 @@ PY
   google=/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator
   python_count=$((rate * secs < 100000 ? rate * secs : 100000))
   for emulator in built-in google; do
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    port=$(free_port)
     if [ "$emulator" = built-in ]; then
       "$bin" emulator --port "$port" >/dev/null 2>&1 & pids+=($!)
     elif [ -x "$google" ]; then

@@ -8,9 +8,11 @@ mod summary;
 mod terminal;
 pub mod trends;
 
+/// The one display form of a duration ([`crate::units::Micros::human`]), under the name the reports use.
+pub use crate::units::human_us as human_duration;
 pub use hdr::{HGRM_SERIES, hgrm_text, write_hlog};
 pub use summary::{SCHEMA_VERSION, Summary};
-pub use terminal::{human_us as human_duration, render as render_terminal};
+pub use terminal::render as render_terminal;
 
 use crate::analysis::RunReport;
 use std::io::Write as _;

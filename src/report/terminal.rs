@@ -4,7 +4,7 @@
 use crate::analysis::{COLD_START_METRICS, POD_PHASES, RunReport, Stats};
 use std::fmt::Write as _;
 
-pub use crate::units::human_us;
+use crate::units::human_us;
 
 struct Style {
     color: bool,
