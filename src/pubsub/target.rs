@@ -41,6 +41,9 @@ impl Resources {
     }
 }
 
+/// How many times a re-creation of vanished resources is tried (waits of 0.1 s doubling to 2 s: ~10 s in all).
+const RECREATE_ATTEMPTS: u32 = 8;
+
 pub struct PubsubTarget {
     conn: Connection,
     publishers: HashMap<String, Publisher>,
@@ -90,12 +93,28 @@ impl PubsubTarget {
             return;
         }
         *last = Some(Instant::now());
-        match res.ensure(&self.conn).await {
-            Ok(created) if !created.is_empty() => {
-                tracing::warn!("Pub/Sub resources had vanished and were created again: {created:?}")
+        // Until every topic *and* subscription exists: an emulator that is still starting can take the topic and
+        // refuse the subscription, and once the topic is back no publish says NotFound again, so a half-done
+        // re-creation would leave every later message published into a topic nobody reads.
+        let mut wait = super::PUBLISH_BACKOFF_INITIAL;
+        for attempt in 1..=RECREATE_ATTEMPTS {
+            match res.ensure(&self.conn).await {
+                Ok(created) => {
+                    if !created.is_empty() {
+                        tracing::warn!(
+                            "Pub/Sub resources had vanished and were created again: {created:?}"
+                        )
+                    }
+                    return;
+                }
+                Err(e) if attempt == RECREATE_ATTEMPTS => {
+                    tracing::warn!("cannot create the Pub/Sub resources again: {e}")
+                }
+                Err(_) => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(super::PUBLISH_BACKOFF_MAX);
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!("cannot create the Pub/Sub resources again: {e}"),
         }
     }
 }
