@@ -711,41 +711,165 @@ fn short_live_log(dir: &std::path::Path) {
     std::fs::write(dir.join("events.jsonl"), lines.join("\n") + "\n").unwrap();
 }
 
-/// The page answers first (latency and where the time went, then cold starts and cost, then the detail), its
-/// time axes fit the run's span with tidy tick values, the last bin of a step chart has its width, the percentile
-/// axis stops where 40 samples do, and a scope of one kind of traffic gets no cold/warm copy.
-#[test]
-fn the_report_page_is_ordered_and_its_charts_are_true_to_the_data() {
+/// The three reports of the short live-shaped log: (report.html, report.md, the terminal summary).
+fn short_live_reports() -> (String, String, String) {
     let dir = tempfile::tempdir().unwrap();
     short_live_log(dir.path());
-    bin()
+    let out = bin()
         .arg("analyze")
         .arg(dir.path())
-        .arg("--quiet")
+        .env("NO_COLOR", "1")
         .assert()
         .success();
-    let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
-    let at = |h: &str| {
-        page.find(&format!("<h2>{h}</h2>"))
-            .unwrap_or_else(|| panic!("no {h}"))
-    };
-    let order = [
-        "End-to-end latency",
-        "Where message time went",
-        "GPU cost",
-        "Delivery",
-        "Timeline",
-        "Latency by percentile",
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    (
+        read("report.html"),
+        read("report.md"),
+        String::from_utf8_lossy(&out.get_output().stdout).into_owned(),
+    )
+}
+
+/// The `<h2>` titles of a page, in order.
+fn page_sections(page: &str) -> Vec<String> {
+    page.split("<h2>")
+        .skip(1)
+        .map(|s| s[..s.find("</h2>").unwrap()].to_string())
+        .collect()
+}
+
+/// Every report puts the answer first, in one order, from one model: the end-to-end latency and where message
+/// time went, then cold starts and cost, then the detail. The terminal and Markdown sections are the page's, less
+/// the chart-only ones.
+#[test]
+fn every_report_answers_first_in_the_same_order() {
+    let (page, md, term) = short_live_reports();
+    let html = page_sections(&page);
+    // (section, drawn as a chart only)
+    let want = [
+        ("End-to-end latency (from intended send)", false),
+        ("Where message time went (all streams)", false),
+        ("Cold starts", false),
+        ("GPU cost", false),
+        ("Scale cycles (0 → N → 0)", false),
+        ("Delivery", false),
+        ("Timeline", true),
+        ("Latency by percentile", true),
+        ("Warnings", false),
     ];
-    for w in order.windows(2) {
-        assert!(at(w[0]) < at(w[1]), "{} comes before {}", w[0], w[1]);
+    assert_eq!(html, want.map(|w| w.0), "{page}");
+    let text: Vec<&str> = want.iter().filter(|w| !w.1).map(|w| w.0).collect();
+    let md_sections: Vec<&str> = md.lines().filter_map(|l| l.strip_prefix("### ")).collect();
+    assert_eq!(md_sections, text, "{md}");
+    let term_sections: Vec<&str> = term.lines().filter(|l| text.contains(l)).collect();
+    assert_eq!(term_sections, text, "{term}");
+}
+
+/// The fault "the headline answer is missing": report.md and report.html had no "where message time went".
+#[test]
+fn report_md_and_html_say_where_message_time_went() {
+    let (page, md, _) = short_live_reports();
+    for text in [&page, &md] {
+        for part in ["publish delay", "queueing", "processing"] {
+            assert!(text.contains(part), "no `{part}`:\n{text}");
+        }
     }
-    // A 20-second run is ticked in seconds, with tidy labels.
-    let ticks: Vec<&str> = page
-        .split(r#"text-anchor="middle">"#)
+}
+
+/// The fault "four duration styles on one page": every duration cell of every table is in the one display form
+/// (`25.1ms`, `11.0s`, `5m03s`, `1h13m`), never `400s`, `7m7.556s`, `0us` or `1m60s`.
+#[test]
+fn one_duration_style_on_every_report() {
+    fn human(cell: &str) -> bool {
+        let num = |s: &str| s.parse::<f64>().is_ok();
+        let two = |s: &str, max: u32| s.len() == 2 && s.parse::<u32>().is_ok_and(|v| v < max);
+        if cell == "0s" {
+            return true;
+        }
+        if let Some(v) = cell.strip_suffix("ms").or_else(|| cell.strip_suffix("us")) {
+            return num(v) && !cell.starts_with("0");
+        }
+        if let Some((m, s)) = cell.strip_suffix('s').and_then(|c| c.split_once('m')) {
+            return m.parse::<u32>().is_ok() && two(s, 60);
+        }
+        if let Some((h, m)) = cell.strip_suffix('m').and_then(|c| c.split_once('h')) {
+            return h.parse::<u32>().is_ok() && two(m, 60);
+        }
+        if let Some(v) = cell.strip_suffix('s') {
+            return v.parse::<f64>().is_ok_and(|v| v < 60.0);
+        }
+        false
+    }
+    let looks_like_duration = |c: &str| {
+        c.starts_with(|ch: char| ch.is_ascii_digit())
+            && c.ends_with(['s', 'm'])
+            && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '.')
+    };
+    let out = tempfile::tempdir().unwrap();
+    run_burst(out.path(), "b", &[]).success();
+    let (page, md, term) = short_live_reports();
+    let burst_page = std::fs::read_to_string(out.path().join("b/report.html")).unwrap();
+    let burst_md = std::fs::read_to_string(out.path().join("b/report.md")).unwrap();
+    for (name, cells) in [
+        ("live report.html", html_cells(&page)),
+        ("burst report.html", html_cells(&burst_page)),
+        ("live report.md", md_cells(&md)),
+        ("burst report.md", md_cells(&burst_md)),
+        (
+            "live terminal",
+            term.split_whitespace().map(str::to_string).collect(),
+        ),
+    ] {
+        let durations: Vec<&String> = cells.iter().filter(|c| looks_like_duration(c)).collect();
+        assert!(durations.len() > 10, "{name}: {durations:?}");
+        let odd: Vec<&&String> = durations.iter().filter(|c| !human(c)).collect();
+        assert!(
+            odd.is_empty(),
+            "{name}: not in the one duration form: {odd:?}"
+        );
+    }
+    assert!(!burst_page.contains("1m60s") && !burst_page.contains("0us"));
+}
+
+fn html_cells(page: &str) -> Vec<String> {
+    page.split("<td")
+        .skip(1)
+        .map(|c| {
+            let inner = &c[c.find('>').unwrap() + 1..c.find("</td>").unwrap()];
+            let mut text = String::new();
+            let mut tag = false;
+            for ch in inner.chars() {
+                match ch {
+                    '<' => tag = true,
+                    '>' => tag = false,
+                    _ if !tag => text.push(ch),
+                    _ => {}
+                }
+            }
+            text
+        })
+        .collect()
+}
+
+fn md_cells(md: &str) -> Vec<String> {
+    md.lines()
+        .filter(|l| l.starts_with('|'))
+        .flat_map(|l| l.split('|').map(|c| c.trim().trim_matches('*').to_string()))
+        .collect()
+}
+
+/// The x-axis tick labels of a page's charts.
+fn x_ticks(page: &str) -> Vec<&str> {
+    page.split(r#"text-anchor="middle">"#)
         .skip(1)
         .map(|t| &t[..t.find('<').unwrap()])
-        .collect();
+        .collect()
+}
+
+/// The fault "axes for the wrong scale": a 20-second run was ticked in minutes (`0.15000000000000002m`).
+#[test]
+fn a_short_run_is_ticked_in_seconds_with_tidy_labels() {
+    let (page, _, _) = short_live_reports();
+    let ticks = x_ticks(&page);
     assert!(
         ticks.iter().any(|t| *t == "10s" || *t == "20s"),
         "{ticks:?}"
@@ -760,12 +884,13 @@ fn the_report_page_is_ordered_and_its_charts_are_true_to_the_data() {
             .any(|n| n.len() > 12 && n.contains('.')),
         "a float printed whole"
     );
-    // The percentile axis: 40 messages resolve past 90%, not to 99%.
-    assert!(
-        page.contains(">90%<") && !page.contains(">99%<"),
-        "the percentile axis runs past the data"
-    );
-    // The messages-per-minute step line reaches the right edge of the plot (70 + 920 − 70 − 210 = 710).
+}
+
+/// The fault "completions that are not drawn": the last bin of "Messages per minute" had zero width. The step
+/// line now reaches the right edge of the plot (70 + 920 − 70 − 210 = 710).
+#[test]
+fn the_last_bin_of_messages_per_minute_is_drawn_with_its_width() {
+    let (page, _, _) = short_live_reports();
     let chart = &page[page.find("Messages per minute").unwrap()..];
     let path = &chart[chart.find(r#"<path d=""#).unwrap() + 9..];
     let d = &path[..path.find('"').unwrap()];
@@ -783,16 +908,85 @@ fn the_report_page_is_ordered_and_its_charts_are_true_to_the_data() {
         (last_x - 710.0).abs() < 0.5,
         "the last bin ends at {last_x}: {d}"
     );
-    // All warm: the latency table has no cold or warm copy of its rows.
+}
+
+/// The fault "a percentile axis beyond the data": it ran to 99.99% with n = 40. 40 messages resolve past 90%,
+/// not to 99%.
+#[test]
+fn the_percentile_axis_stops_at_what_the_sample_size_supports() {
+    let (page, _, _) = short_live_reports();
     assert!(
-        page.contains("all (all warm)") && !page.contains("all · warm"),
-        "rows repeated"
+        page.contains(">90%<") && !page.contains(">99%<"),
+        "the percentile axis runs past the data"
     );
-    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
-    let (lat, split, del) = (
-        md.find("### End-to-end latency").unwrap(),
-        md.find("### Where message time went").unwrap(),
-        md.find("### Delivery").unwrap(),
+}
+
+/// The fault "every latency row repeated as a · cold copy, even when all messages were cold": one kind of
+/// traffic gets no cold/warm copy, in any report.
+#[test]
+fn a_scope_of_one_kind_of_traffic_has_no_cold_or_warm_copy() {
+    let (page, md, term) = short_live_reports();
+    for text in [&page, &md, &term] {
+        assert!(
+            text.contains("all (all warm)") && !text.contains("all · warm"),
+            "rows repeated:\n{text}"
+        );
+    }
+}
+
+/// The fault "columns that invite a wrong sum": the scale-cycle columns say what they count from, in every
+/// report.
+#[test]
+fn scale_cycle_columns_say_what_they_count_from() {
+    let out = tempfile::tempdir().unwrap();
+    run_burst(out.path(), "b", &[]).success();
+    let dir = out.path().join("b");
+    let page = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let term = bin().arg("analyze").arg(&dir).assert().success();
+    let term = String::from_utf8_lossy(&term.get_output().stdout).into_owned();
+    for text in [&page, &md, &term] {
+        assert!(
+            text.contains("first ready, after the first message"),
+            "{text}"
+        );
+    }
+    assert!(
+        page.contains("started at (run time)"),
+        "the page's per-cycle table"
     );
-    assert!(lat < split && split < del, "{md}");
+}
+
+/// Snapshots of report.md and the terminal summary of a real live run's log (the README's live quick start:
+/// the built-in emulator and two reference workers, no cluster), kept in `fixtures/events/live-quickstart.jsonl`.
+#[test]
+fn live_run_report_snapshots() {
+    let (events, read) = eventlog::read(&path("fixtures/events/live-quickstart.jsonl")).unwrap();
+    assert_eq!(read.corrupt_lines, 0);
+    let r = analysis::analyze(events);
+    insta::assert_snapshot!(
+        "live_run_terminal",
+        imagen_load::report::render_terminal(&r, false)
+    );
+    insta::assert_snapshot!(
+        "live_run_report_md",
+        imagen_load::report::markdown::render(&r)
+    );
+}
+
+/// Snapshots of report.md and the terminal summary of the simulated burst (`workloads/burst.toml`, seed 42).
+#[test]
+fn simulated_burst_report_snapshots() {
+    let out = tempfile::tempdir().unwrap();
+    run_burst(out.path(), "burst-snapshot", &[]).success();
+    let (events, _) = eventlog::read(&out.path().join("burst-snapshot/events.jsonl")).unwrap();
+    let r = analysis::analyze(events);
+    insta::assert_snapshot!(
+        "simulated_burst_terminal",
+        imagen_load::report::render_terminal(&r, false)
+    );
+    insta::assert_snapshot!(
+        "simulated_burst_report_md",
+        imagen_load::report::markdown::render(&r)
+    );
 }

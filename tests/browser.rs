@@ -96,8 +96,8 @@ fn layout(page: &Path, scratch: &Path) -> Value {
 }
 
 /// Every chart of a page: as many as the page has `<svg>`s (at least `min`), each with a size, inside the page
-/// (nothing cut off at the right or bottom), and drawing marks, not just a frame.
-fn check_charts(page: &Path, min: usize) {
+/// (nothing cut off at the right or bottom), and drawing marks, not just a frame. Returns the layout.
+fn check_charts(page: &Path, min: usize) -> Value {
     let scratch = tempfile::tempdir().unwrap();
     let l = layout(page, scratch.path());
     let name = page.display();
@@ -144,6 +144,49 @@ fn check_charts(page: &Path, min: usize) {
         .expect("bash");
     assert!(status.success(), "{name}");
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "{name}");
+    l
+}
+
+/// The y of a laid-out section or chart whose title starts with `title`.
+fn y_of(items: &Value, title: &str) -> f64 {
+    items
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["title"].as_str().unwrap().starts_with(title))
+        .unwrap_or_else(|| panic!("no `{title}` in {items}"))["y"]
+        .as_f64()
+        .unwrap()
+}
+
+/// What a newcomer sees first in `report.html` of `workloads/burst.toml`, laid out by Chromium at 1100 px wide:
+/// the end-to-end latency and where the time went end above 900 px (the first screen of a laptop), and the charts
+/// come in the page's order, each drawn: the cold-start waterfall, the timeline, then the percentile curves.
+fn check_first_screen_and_chart_order(l: &Value) {
+    let sections = &l["sections"];
+    assert!(
+        y_of(sections, "End-to-end latency") < y_of(sections, "Where message time went"),
+        "{sections}"
+    );
+    assert!(
+        y_of(sections, "Cold starts") < 900.0,
+        "where the time went is not on the first screen: {sections}"
+    );
+    let charts = &l["charts"];
+    let order = [
+        "cold-start waterfall",
+        "Messages per minute",
+        "GPU nodes",
+        "End-to-end latency by percentile",
+    ];
+    for w in order.windows(2) {
+        assert!(
+            y_of(charts, w[0]) < y_of(charts, w[1]),
+            "`{}` before `{}`: {charts}",
+            w[0],
+            w[1]
+        );
+    }
 }
 
 /// The three pages the harness writes, laid out by a real browser: a run's `report.html`, the nightly trend page
@@ -154,7 +197,8 @@ fn every_page_renders_its_charts_in_headless_chromium() {
         return;
     }
     let out = run_report();
-    check_charts(&out.path().join("h/report.html"), 5);
+    let l = check_charts(&out.path().join("h/report.html"), 5);
+    check_first_screen_and_chart_order(&l);
     run_burst(out.path(), "h2", &[]).success();
     let nightly = out.path().join("nightly.html");
     bin()

@@ -4,9 +4,10 @@
 //!   exit code the line's comment states (`# exit 1`), else 0;
 //! - `cargo test --test NAME`, `cargo bench --bench NAME`, `make TARGET` and scripts must name things that exist;
 //! - inline synopses (`` `imagen-load plan WORKLOAD [-o csv|json]` ``) may hold placeholders, so only their
-//!   subcommand and every flag they name are checked against the command line.
+//!   subcommand and every flag they name are checked against the command line;
+//! - the quick start's excerpt of the report is what the quick start prints.
 
-use crate::common::{bin, root};
+use crate::common::{bin, path, root};
 use clap::{CommandFactory, Parser};
 use imagen_load::cli::Cli;
 use std::path::Path;
@@ -259,4 +260,30 @@ fn every_inline_synopsis_names_a_real_subcommand_and_real_flags() {
         }
     }
     assert!(checked >= 20, "only {checked} synopses found");
+}
+
+/// The quick start's excerpt in the README is what `run workloads/burst.toml` prints: each of its lines, in
+/// order, is a line of the real output (the excerpt leaves lines out, it never changes one).
+#[test]
+fn the_readme_excerpt_is_what_the_quick_start_prints() {
+    let readme = std::fs::read_to_string(path("README.md")).unwrap();
+    let start = readme
+        .find("```\nEnd-to-end latency")
+        .expect("the README shows the quick start's report")
+        + 4;
+    let excerpt = &readme[start..start + readme[start..].find("```").unwrap()];
+    let out = tempfile::tempdir().unwrap();
+    let run = bin()
+        .args(["run", "workloads/burst.toml", "--out"])
+        .arg(out.path())
+        .assert()
+        .success();
+    let printed = String::from_utf8_lossy(&run.get_output().stdout).into_owned();
+    let mut lines = printed.lines();
+    for want in excerpt.lines() {
+        assert!(
+            lines.any(|l| l == want),
+            "the README's excerpt line `{want}` is not (in this order) in what the quick start prints:\n{printed}"
+        );
+    }
 }

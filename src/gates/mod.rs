@@ -713,8 +713,18 @@ pub fn evaluate(thresholds: &[Threshold], r: &RunReport) -> Vec<Outcome> {
                                 Agg::Rate => (h.len() as f64 / run_secs, false),
                                 Agg::Value => unreachable!("rejected when parsed"),
                             };
+                            // The reports' one duration form, unless at three figures it reads as the limit
+                            // itself (`3m00s` against `< 3m`): then the exact form says which side it fell.
+                            // Rounding is monotone, so a rounded value that differs from the rounded limit is on
+                            // the same side of it as the measured one.
                             let shown = if is_dur {
-                                Micros(v.round() as u64).to_string()
+                                let us = v.round() as u64;
+                                let human = crate::units::human_us(us);
+                                if human == crate::units::human_us(c.value.round() as u64) {
+                                    Micros(us).to_string()
+                                } else {
+                                    human
+                                }
                             } else {
                                 format_plain(v)
                             };

@@ -3,149 +3,19 @@
 //! latency percentile curves per stream (cold and warm apart), delivery accounting, scale cycles, cost and
 //! thresholds. Readable on a laptop screen and printable.
 
+use super::chart::{Axis, Line, PALETTE, WIDTH, chart, count_axis, seconds_axis, time_ticks};
+use super::model::{self, Block, Cell, Chart, Table, Tone};
 use crate::analysis::{POD_PHASES, RunReport};
-use crate::report::human_duration as h;
 use crate::report::junit::escape as esc;
+use crate::units::human_us;
 use std::fmt::Write as _;
 
-pub(crate) const PALETTE: [&str; 8] = [
-    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-];
 const PHASE_COLORS: [&str; 7] = [
     "#9e9e9e", "#bdbdbd", "#ff7f0e", "#1f77b4", "#17becf", "#9467bd", "#2ca02c",
 ];
-const WIDTH: f64 = 920.0;
-
-/// A line on a chart: label, colour, dashed, points (x, y).
-pub(crate) struct Line<'a> {
-    pub label: String,
-    pub color: &'a str,
-    pub dashed: bool,
-    pub points: Vec<(f64, f64)>,
-}
-
-pub(crate) struct Axis {
-    pub min: f64,
-    pub max: f64,
-    pub ticks: Vec<(f64, String)>,
-}
-
-pub(crate) fn nice_ticks(max: f64, n: usize, fmt: &dyn Fn(f64) -> String) -> Vec<(f64, String)> {
-    if max <= 0.0 {
-        return vec![(0.0, fmt(0.0))];
-    }
-    let raw = max / n as f64;
-    let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|s| *s >= raw)
-        .unwrap_or(raw);
-    (0..=((max / step).ceil() as usize))
-        // Rounded to the step's precision, so a tick reads `0.15`, never `0.15000000000000002`.
-        .map(|i| (i as f64 * step * 1e9).round() / 1e9)
-        .map(|v| (v, fmt(v)))
-        .collect()
-}
-
-/// Ticks for a span of `span_us` microseconds in the unit that fits it (seconds under 2 minutes, minutes under 2
-/// hours, else hours), at µs positions from 0.
-pub(crate) fn time_ticks(span_us: f64, n: usize) -> Vec<(f64, String)> {
-    let (unit_us, suffix) = if span_us < 120e6 {
-        (1e6, "s")
-    } else if span_us < 7_200e6 {
-        (60e6, "m")
-    } else {
-        (3_600e6, "h")
-    };
-    nice_ticks(span_us / unit_us, n, &|v| format!("{v}{suffix}"))
-        .into_iter()
-        .map(|(v, l)| (v * unit_us, l))
-        .collect()
-}
 
 fn time_label(us: f64) -> String {
-    h(us.max(0.0) as u64)
-}
-
-/// A line chart with a legend; `x` and `y` give the ranges and ticks.
-pub(crate) fn chart(
-    title: &str,
-    height: f64,
-    x: &Axis,
-    y: &Axis,
-    lines: &[Line<'_>],
-    step: bool,
-) -> String {
-    let (left, right, top, bottom) = (70.0, 210.0, 26.0, 28.0);
-    let (pw, ph) = (WIDTH - left - right, height - top - bottom);
-    let sx = |v: f64| left + (v - x.min) / (x.max - x.min).max(1e-12) * pw;
-    let y_max = y.max.max(y.ticks.last().map_or(0.0, |t| t.0)).max(1e-12);
-    let sy = |v: f64| top + ph - (v - y.min) / (y_max - y.min) * ph;
-    let mut s = String::new();
-    writeln!(
-        s,
-        r#"<svg viewBox="0 0 {WIDTH} {height}" width="100%" role="img" aria-label="{}">"#,
-        esc(title)
-    )
-    .unwrap();
-    writeln!(
-        s,
-        r#"<text x="{left}" y="16" class="t">{}</text>"#,
-        esc(title)
-    )
-    .unwrap();
-    for (v, label) in &y.ticks {
-        let yy = sy(*v);
-        writeln!(s, r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#e5e5e5"/><text x="{}" y="{:.1}" class="a" text-anchor="end">{}</text>"##, left + pw, left - 6.0, yy + 4.0, esc(label)).unwrap();
-    }
-    for (v, label) in x.ticks.iter().filter(|(v, _)| *v >= x.min && *v <= x.max) {
-        let xx = sx(*v);
-        writeln!(s, r##"<line x1="{xx:.1}" x2="{xx:.1}" y1="{top}" y2="{}" stroke="#f0f0f0"/><text x="{xx:.1}" y="{}" class="a" text-anchor="middle">{}</text>"##, top + ph, top + ph + 16.0, esc(label)).unwrap();
-    }
-    writeln!(
-        s,
-        r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>"##
-    )
-    .unwrap();
-    for (i, l) in lines.iter().enumerate() {
-        let mut d = String::new();
-        let mut prev: Option<(f64, f64)> = None;
-        for &(px, py) in &l.points {
-            let (cx, cy) = (sx(px), sy(py));
-            match prev {
-                None => write!(d, "M{cx:.1},{cy:.1}").unwrap(),
-                Some((_, py0)) if step => write!(d, " L{cx:.1},{py0:.1} L{cx:.1},{cy:.1}").unwrap(),
-                Some(_) => write!(d, " L{cx:.1},{cy:.1}").unwrap(),
-            }
-            prev = Some((cx, cy));
-        }
-        let dash = if l.dashed {
-            r#" stroke-dasharray="5 3""#
-        } else {
-            ""
-        };
-        writeln!(
-            s,
-            r#"<path d="{d}" fill="none" stroke="{}" stroke-width="1.6"{dash}/>"#,
-            l.color
-        )
-        .unwrap();
-        let ly = top + 12.0 + i as f64 * 16.0;
-        writeln!(
-            s,
-            r#"<line x1="{}" x2="{}" y1="{ly}" y2="{ly}" stroke="{}" stroke-width="2"{dash}/><text x="{}" y="{}" class="a">{}</text>"#,
-            left + pw + 10.0,
-            left + pw + 28.0,
-            l.color,
-            left + pw + 32.0,
-            ly + 4.0,
-            esc(&l.label)
-        )
-        .unwrap();
-    }
-    s.push_str("</svg>\n");
-    s
+    human_us(us.max(0.0) as u64)
 }
 
 fn time_axis(end_us: u64) -> Axis {
@@ -154,14 +24,6 @@ fn time_axis(end_us: u64) -> Axis {
         min: 0.0,
         max,
         ticks: time_ticks(max, 10),
-    }
-}
-
-fn count_axis(max: f64) -> Axis {
-    Axis {
-        min: 0.0,
-        max: max.max(1.0),
-        ticks: nice_ticks(max.max(1.0), 4, &|v| format!("{v}")),
     }
 }
 
@@ -371,7 +233,7 @@ fn waterfall(r: &RunReport) -> String {
                     PHASE_COLORS[i],
                     esc(&p.pod),
                     shown[i].replace('_', " "),
-                    h(*d)
+                    human_us(*d)
                 )
                 .unwrap();
             }
@@ -479,13 +341,9 @@ fn percentile_curves(r: &RunReport) -> String {
         .map(|(v, l)| (v, l.to_string()))
         .collect(),
     };
-    let y = Axis {
-        min: 0.0,
-        max: ymax,
-        ticks: nice_ticks(ymax, 5, &|v| format!("{v}s")),
-    };
+    let y = seconds_axis(ymax, 5);
     chart(
-        "End-to-end latency by percentile (seconds; log percentile axis)",
+        "End-to-end latency by percentile (log percentile axis)",
         260.0,
         &x,
         &y,
@@ -494,16 +352,26 @@ fn percentile_curves(r: &RunReport) -> String {
     )
 }
 
-fn table(head: &[&str], rows: Vec<Vec<String>>) -> String {
+fn table(t: &Table) -> String {
     let mut s = String::from("<table><thead><tr>");
-    for h in head {
-        write!(s, "<th>{}</th>", esc(h)).unwrap();
+    for (i, c) in t.columns.iter().enumerate() {
+        let class = if t.numeric(i) { " class=\"n\"" } else { "" };
+        write!(s, "<th{class}>{}</th>", esc(c)).unwrap();
     }
     s.push_str("</tr></thead><tbody>");
-    for r in rows {
+    for row in &t.rows {
         s.push_str("<tr>");
-        for c in r {
-            write!(s, "<td>{c}</td>").unwrap();
+        for (i, c) in row.iter().enumerate() {
+            let text = esc(&c.text());
+            let inner = match c {
+                Cell::Code(_) => format!("<code>{text}</code>"),
+                Cell::UsdTotal(_) => format!("<b>{text}</b>"),
+                Cell::Pass(true) => format!("<span class=\"ok\">{text}</span>"),
+                _ if c.bad() => format!("<span class=\"bad\">{text}</span>"),
+                _ => text,
+            };
+            let class = if t.numeric(i) { " class=\"n\"" } else { "" };
+            write!(s, "<td{class}>{inner}</td>").unwrap();
         }
         s.push_str("</tr>");
     }
@@ -511,233 +379,77 @@ fn table(head: &[&str], rows: Vec<Vec<String>>) -> String {
     s
 }
 
+fn toned(tone: Tone, text: &str) -> String {
+    match tone {
+        Tone::Plain => text.to_string(),
+        Tone::Quiet => format!("<span class=\"note\">{text}</span>"),
+        Tone::Bad => format!("<span class=\"bad\">{text}</span>"),
+    }
+}
+
+/// `report.html`: [`model::build`]'s sections in order, each chart drawn where its section puts it.
 pub fn render(r: &RunReport) -> String {
-    let run = &r.run;
-    let d = &r.delivery;
+    let doc = model::build(r);
+    let h = &doc.head;
     let mut body = String::new();
-    let failed = r.failed_thresholds();
-    let verdict = match (r.thresholds.len(), failed) {
-        (0, _) => String::new(),
-        (n, 0) => format!(r#"<span class="ok">all {n} thresholds passed</span>"#),
-        (n, f) => format!(r#"<span class="bad">{f} of {n} thresholds failed</span>"#),
+    let verdict = match h.verdict() {
+        None => String::new(),
+        Some(v) if h.failed > 0 => format!(r#" <span class="bad">{v}</span>"#),
+        Some(v) => format!(r#" <span class="ok">{v}</span>"#),
     };
+    writeln!(body, "<h1>imagen-load · {}{verdict}</h1>", esc(&h.workload)).unwrap();
     writeln!(
         body,
-        "<h1>imagen-load · {} {verdict}</h1>",
-        esc(&run.workload)
-    )
-    .unwrap();
-    writeln!(
-        body,
-        "<p class=\"meta\">run <code>{}</code> · seed {} · target {} · {} observed{}</p>",
-        esc(&run.run_id),
-        run.seed,
-        esc(&run.target),
-        h(run.end_us),
-        if run.interrupted {
+        "<p class=\"meta\">run <code>{}</code> · seed {} · target {}{} · {} observed{}</p>",
+        esc(&h.run_id),
+        h.seed,
+        esc(&h.target),
+        h.shard
+            .as_ref()
+            .map(|s| format!(" · shard {}", esc(s)))
+            .unwrap_or_default(),
+        human_us(h.observed_us),
+        if h.interrupted {
             " · <b class=\"bad\">interrupted</b>"
         } else {
             ""
         }
     )
     .unwrap();
-    if failed > 0 {
-        body.push_str("<h2>Failed thresholds</h2>");
-        body.push_str(&table(
-            &["metric", "condition", "measured"],
-            r.thresholds
-                .iter()
-                .filter(|t| !t.passed)
-                .map(|t| {
-                    vec![
-                        format!("<code>{}</code>", esc(&t.metric)),
-                        format!("<code>{}</code>", esc(&t.condition)),
-                        esc(t.measured.as_deref().unwrap_or("no samples")),
-                    ]
-                })
-                .collect(),
-        ));
+    for s in &doc.sections {
+        writeln!(body, "<h2>{}</h2>", esc(&s.title)).unwrap();
+        blocks(&mut body, r, &s.blocks);
     }
-    // The answer first: end-to-end latency and where message time went, then the cold starts and the cost; the
-    // detail (counts, timeline, cycles, every threshold, warnings) after.
-    body.push_str("<h2>End-to-end latency</h2>");
-    let stat_cells = |label: &str, st: &crate::analysis::Stats| {
-        vec![
-            esc(label),
-            st.count.to_string(),
-            h(st.p50_us),
-            h(st.p90_us),
-            h(st.p95_us),
-            h(st.p99_us),
-            h(st.max_us),
-        ]
-    };
-    body.push_str(&table(
-        &["stream", "n", "p50", "p90", "p95", "p99", "max"],
-        super::latency_rows(r)
-            .iter()
-            .map(|(label, st)| stat_cells(label, st))
-            .collect(),
-    ));
-    let split = super::time_split_rows(r);
-    if !split.is_empty() {
-        body.push_str("<h2>Where message time went</h2>");
-        body.push_str(&table(
-            &["part (all streams)", "n", "p50", "p90", "p95", "p99", "max"],
-            split
-                .iter()
-                .map(|(label, st)| stat_cells(label, st))
-                .collect(),
-        ));
-    }
-    body.push_str("<h2>Cold starts</h2>");
-    body.push_str(&waterfall(r));
-    let rows = POD_PHASES
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| {
-            r.series
-                .stats(crate::analysis::COLD_START_METRICS[i], "all", None)
-                .map(|st| {
-                    vec![
-                        p.replace('_', " "),
-                        st.count.to_string(),
-                        h(st.p50_us),
-                        h(st.p95_us),
-                        h(st.max_us),
-                    ]
-                })
-        })
-        .collect();
-    body.push_str(&table(&["phase", "pods", "p50", "p95", "max"], rows));
-    let why = super::problem_lines(r);
-    if !why.is_empty() {
-        body.push_str("<h3>Why they were slow (as the cluster reported)</h3><ul>");
-        for (phase, text) in why {
-            body.push_str(&format!("<li><b>{}</b>: {}</li>", esc(&phase), esc(&text)));
+    page(&h.workload, &body)
+}
+
+fn blocks(body: &mut String, r: &RunReport, blocks: &[Block]) {
+    for b in blocks {
+        match b {
+            Block::Table(t) => body.push_str(&table(t)),
+            Block::Note(tone, text) => {
+                writeln!(body, "<p>{}</p>", toned(*tone, &esc(text))).unwrap()
+            }
+            Block::List { title, tone, items } => {
+                if let Some(t) = title {
+                    writeln!(body, "<h3>{}</h3>", esc(t)).unwrap();
+                }
+                body.push_str("<ul>");
+                for (lead, text) in items {
+                    let lead = lead
+                        .as_ref()
+                        .map(|l| format!("<b>{}</b>: ", esc(l)))
+                        .unwrap_or_default();
+                    write!(body, "<li>{lead}{}</li>", toned(*tone, &esc(text))).unwrap();
+                }
+                body.push_str("</ul>\n");
+            }
+            Block::Either { page, .. } => self::blocks(body, r, page),
+            Block::Chart(Chart::Timeline) => body.push_str(&timeline(r)),
+            Block::Chart(Chart::Waterfall) => body.push_str(&waterfall(r)),
+            Block::Chart(Chart::Percentiles) => body.push_str(&percentile_curves(r)),
         }
-        body.push_str("</ul>");
     }
-    let c = &r.cost;
-    body.push_str("<h2>GPU cost</h2>");
-    if let Some(why) = c.unknown_why() {
-        body.push_str(&format!(
-            "<p>{:.2} GPU-hours busy processing; nodes and cost {}.</p>",
-            c.gpu_busy_seconds / 3600.0,
-            esc(why)
-        ));
-    } else {
-        body.push_str(&table(
-            &[
-                "GPU-hours",
-                "busy",
-                "idle",
-                "peak nodes",
-                "nodes created",
-                "cost",
-                "price",
-            ],
-            vec![vec![
-                format!("{:.2}", c.gpu_seconds / 3600.0),
-                format!("{:.2}", c.gpu_busy_seconds / 3600.0),
-                format!("{:.2}", c.gpu_idle_seconds / 3600.0),
-                c.peak_nodes.to_string(),
-                c.nodes_created.to_string(),
-                format!("<b>${:.2}</b>", c.cost_usd),
-                format!("${}/GPU-hour", run.price_per_gpu_hour_usd),
-            ]],
-        ));
-    }
-    body.push_str("<h2>Delivery</h2>");
-    let cols = d.columns();
-    body.push_str(&table(
-        &cols.map(|c| c.0),
-        vec![cols.iter().map(|c| c.1.to_string()).collect()],
-    ));
-    if !d.lost_ranges.is_empty() {
-        writeln!(
-            body,
-            "<p class=\"bad\">Lost: {}</p>",
-            esc(&crate::analysis::describe_ranges(&d.lost_ranges, 50))
-        )
-        .unwrap();
-    }
-    body.push_str("<h2>Timeline</h2>");
-    body.push_str(&timeline(r));
-    body.push_str("<h2>Latency by percentile</h2>");
-    body.push_str(&percentile_curves(r));
-    if !r.cycles.is_empty() {
-        body.push_str("<h2>Scale cycles</h2>");
-        let fmt = |v: Option<u64>| v.map(h).unwrap_or_else(|| "–".into());
-        body.push_str(&table(
-            &[
-                "deployment",
-                "started at (run time)",
-                "first ready, after the first message",
-                "peak replicas",
-                "to 0 replicas",
-                "to 0 nodes",
-                "GPU busy / idle",
-                "cost",
-            ],
-            r.cycles
-                .iter()
-                .map(|c| {
-                    vec![
-                        esc(c.scope()),
-                        h(c.start_us),
-                        fmt(c.time_to_first_ready_us),
-                        c.peak_replicas.to_string(),
-                        fmt(c.to_zero_replicas_us),
-                        fmt(c.to_zero_nodes_us),
-                        format!(
-                            "{} / {}",
-                            h(crate::units::Micros::from_secs_f64(c.gpu_busy_seconds).0),
-                            c.gpu_idle_seconds.map_or_else(
-                                || "unknown".into(),
-                                |i| h(crate::units::Micros::from_secs_f64(i).0)
-                            )
-                        ),
-                        c.cost_usd
-                            .map_or_else(|| "unknown".into(), |c| format!("${c:.2}")),
-                    ]
-                })
-                .collect(),
-        ));
-    }
-    if !r.thresholds.is_empty() {
-        body.push_str("<h2>Thresholds</h2>");
-        body.push_str(&table(
-            &["", "metric", "condition", "measured"],
-            r.thresholds
-                .iter()
-                .map(|t| {
-                    vec![
-                        if t.passed {
-                            "<span class=\"ok\">pass</span>".into()
-                        } else {
-                            "<span class=\"bad\">FAIL</span>".into()
-                        },
-                        format!("<code>{}</code>", esc(&t.metric)),
-                        format!("<code>{}</code>", esc(&t.condition)),
-                        esc(&t
-                            .measured
-                            .clone()
-                            .or_else(|| t.note.clone())
-                            .unwrap_or_default()),
-                    ]
-                })
-                .collect(),
-        ));
-    }
-    if !r.warnings.is_empty() {
-        body.push_str("<h2>Warnings</h2><ul>");
-        for w in &r.warnings {
-            write!(body, "<li>{}</li>", esc(w)).unwrap();
-        }
-        body.push_str("</ul>");
-    }
-    page(&run.workload, &body)
 }
 
 /// The page around a report's body: inline style only.
@@ -750,8 +462,8 @@ pub(crate) fn page(title: &str, body: &str) -> String {
 body {{ font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px auto; max-width: 980px; color: #222; padding: 0 12px; }}
 h1 {{ font-size: 22px; margin: 0 0 4px; }} h2 {{ font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #ddd; }} h3 {{ font-size: 15px; margin: 20px 0 6px; }}
 .meta {{ color: #666; margin: 0; }} .ok {{ color: #1b7f3b; font-size: 15px; }} .bad {{ color: #c62828; }}
-table {{ border-collapse: collapse; margin: 8px 0; display: block; max-width: 100%; overflow-x: auto; }} th, td {{ padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; }}
-th:first-child, td:first-child {{ text-align: left; }} th {{ background: #f6f6f6; }}
+table {{ border-collapse: collapse; margin: 8px 0; display: block; max-width: 100%; overflow-x: auto; }} th, td {{ padding: 3px 10px; border-bottom: 1px solid #eee; text-align: left; }}
+th.n, td.n {{ text-align: right; font-variant-numeric: tabular-nums; }} th {{ background: #f6f6f6; }}
 svg {{ display: block; margin: 6px 0 14px; }} svg .t {{ font-size: 13px; font-weight: 600; }} svg .a {{ font-size: 11px; fill: #444; }}
 code {{ font-size: 12px; }} .note {{ color: #666; font-size: 12px; }}
 @media print {{ body {{ margin: 0; max-width: none; }} table {{ display: table; font-size: 11px; }} h2 {{ break-after: avoid; }} svg, table {{ break-inside: avoid; }} }}

@@ -117,7 +117,8 @@ pub fn collect(paths: &[PathBuf]) -> (Vec<RunSummary>, Vec<String>) {
     (runs, skipped)
 }
 
-/// The metrics a trend report follows: every `all`-scope series, plus end-to-end latency per stream.
+/// The metrics a trend report follows: every `all`-scope series, plus end-to-end latency per stream, in the
+/// order the tables and charts show them ([`chart_rank`]).
 fn followed(runs: &[RunSummary]) -> Vec<String> {
     let mut labels: Vec<String> = Vec::new();
     for r in runs {
@@ -129,6 +130,7 @@ fn followed(runs: &[RunSummary]) -> Vec<String> {
             }
         }
     }
+    labels.sort_by_key(|l| chart_rank(l));
     labels
 }
 
@@ -313,8 +315,7 @@ pub fn html(t: &Trends<'_>) -> String {
     body.push_str("<h2>Trends</h2>");
     let runs = t.runs;
     let n = runs.len();
-    let mut labels = followed(runs);
-    labels.sort_by_key(|l| chart_rank(l));
+    let labels = followed(runs);
     let names = run_labels(runs);
     for label in labels {
         let mut lines = Vec::new();
@@ -329,9 +330,9 @@ pub fn html(t: &Trends<'_>) -> String {
                 })
                 .collect();
             ymax = points.iter().map(|p| p.1).fold(ymax, f64::max);
-            lines.push(super::html::Line {
+            lines.push(super::chart::Line {
                 label: name.into(),
-                color: super::html::PALETTE[i],
+                color: super::chart::PALETTE[i],
                 // p95 dashed: where it meets p99 (few samples), both stay visible.
                 dashed: name == "p95",
                 points,
@@ -343,30 +344,19 @@ pub fn html(t: &Trends<'_>) -> String {
             .filter(|(i, _)| n <= 8 || i % n.div_ceil(8) == 0 || *i == n - 1)
             .map(|(i, _)| (i as f64, names[i].clone()))
             .collect();
-        let x = super::html::Axis {
+        let x = super::chart::Axis {
             min: 0.0,
             max: (n.max(2) - 1) as f64,
             ticks,
         };
-        let y = super::html::Axis {
-            min: 0.0,
-            max: ymax,
-            ticks: super::html::nice_ticks(ymax, 4, &|v| format!("{v}s")),
-        };
-        body.push_str(&super::html::chart(
-            &format!("{label} (seconds)"),
-            170.0,
-            &x,
-            &y,
-            &lines,
-            false,
-        ));
+        let y = super::chart::seconds_axis(ymax, 4);
+        body.push_str(&super::chart::chart(&label, 170.0, &x, &y, &lines, false));
     }
     super::html::page("nightly", &body)
 }
 
-/// The order of the nightly's charts: end-to-end latency, per stream, where message time went in the order a
-/// message lives it, then everything else as it came.
+/// The order of the nightly's tables and charts: end-to-end latency, per stream, where message time went in the
+/// order a message lives it, then everything else as it came.
 fn chart_rank(label: &str) -> usize {
     if label == "e2e_latency" {
         return 0;

@@ -425,7 +425,8 @@ pub fn markdown(w: &WhatIf) -> String {
 
 /// An HTML page: the table, and for a sweep the latency and cost curves.
 pub fn html(w: &WhatIf, swept: bool) -> String {
-    use crate::report::html::{Axis, Line, PALETTE, chart, nice_ticks, page};
+    use crate::report::chart::{Axis, Line, PALETTE, chart, nice_ticks, seconds_axis};
+    use crate::report::html::page;
     // The title and the assumptions first, then the sweep's curves, then the table.
     let table = crate::report::html::markdown_to_html(&markdown(w));
     let split = table.find("</p>").map_or(0, |i| i + "</p>".len());
@@ -452,13 +453,9 @@ pub fn html(w: &WhatIf, swept: bool) -> String {
             .map(|(i, r)| (i as f64, r.e2e_p50_us.unwrap_or(0) as f64 / 1e6))
             .collect();
         let ymax = p95.iter().map(|p| p.1).fold(0.0, f64::max);
-        let y = Axis {
-            min: 0.0,
-            max: ymax,
-            ticks: nice_ticks(ymax, 4, &|v| format!("{v}s")),
-        };
+        let y = seconds_axis(ymax, 4);
         body.push_str(&chart(
-            "End-to-end latency across the sweep (seconds)",
+            "End-to-end latency across the sweep",
             220.0,
             &x,
             &y,
