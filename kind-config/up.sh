@@ -20,7 +20,10 @@ if [[ "$setup" == "shards" ]]; then
   kubectl -n imagen delete job imagen-load-shards --ignore-not-found
   kubectl -n imagen create configmap imagen-load-workload --from-file=workloads/kind-burst.toml \
     --dry-run=client -o yaml | kubectl apply -f -
-  sed "s/value: kind-shards$/value: ${run_id}/" kind-config/shard-job.yaml | kubectl apply -f -
+  # The start barrier: two minutes ahead, time for every shard's pod to be scheduled and to connect.
+  start_at="$(date -u -d '+2 minutes' +%Y-%m-%dT%H:%M:%SZ)"
+  sed -e "s/value: kind-shards$/value: ${run_id}/" -e "s/value: \"\"$/value: \"${start_at}\"/" \
+    kind-config/shard-job.yaml | kubectl apply -f -
   kubectl -n imagen wait --for=condition=complete --timeout=15m job/imagen-load-shards
   cargo run --release --quiet -- merge results/kind/"${run_id}"-shard-*-of-4 --out results --run-id "$run_id"
   exit 0

@@ -612,6 +612,11 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     if plan.target != crate::workload::TargetKind::Sim {
         return run_live(args, &plan);
     }
+    if args.start_at.is_some() {
+        bail!(
+            "--start-at starts a live run's schedule at a wall-clock instant; target `sim` runs in simulated time\n    fix: run with --target emulator (or gcp), or drop --start-at"
+        );
+    }
     if args.cluster.resolve(None).is_some() {
         bail!(
             "--context, --namespace, --selector, --node-selector, --require-zero and --wait-for-zero watch a real cluster; target `sim` simulates one\n    fix: run with --target emulator (or gcp), or drop those flags"
@@ -625,7 +630,17 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     let thresholds = run_thresholds(&plan, args)?;
     // The schedule is never held: one pass for its end here, one as the simulator sends it.
     let last_offset = schedule::last_offset_of(&plan);
+    let horizon = last_offset.0 + plan.deadline.0 + plan.drain.0;
+    let mut recorder = metrics_recorder(&args.metrics, &plan, horizon)?;
     let (run_id, dir) = run_results_dir(&plan, args)?;
+    // Served from a runtime of its own while the simulator runs on this thread.
+    let served = match (&recorder, metrics_addr(&args.metrics, &plan)) {
+        (Some(r), Some(addr)) => {
+            let rt = runtime()?;
+            serve_metrics(&rt, r.metrics.clone(), addr, args.quiet).map(|_| rt)
+        }
+        _ => None,
+    };
     let started = Instant::now();
     let log_path = dir.join("events.jsonl");
     let mut writer = EventLogWriter::create(&log_path)?;
@@ -637,11 +652,13 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     // The simulator emits in time order, so events go straight to the log and the analyzer: nothing is held.
     let mut analyzer = analysis::Analyzer::default();
     analyzer.push(&header);
+    if let Some(r) = &mut recorder {
+        r.see(&header);
+    }
     let mut write_error = None;
     let stop = stop_on_signal();
     // Thresholds with `abort_on_fail` are checked on the results so far, at most 100 times in the run.
     let aborting = crate::gates::aborting(&thresholds);
-    let horizon = last_offset.0 + plan.deadline.0 + plan.drain.0;
     let check_every = (horizon / 100).max(60_000_000);
     let mut next_check = check_every;
     let mut aborted: Option<String> = None;
@@ -658,6 +675,9 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
             write_error = Some(err);
         }
         analyzer.push(&e);
+        if let Some(r) = &mut recorder {
+            r.see(&e);
+        }
         if !aborting.is_empty() && aborted.is_none() && e.t_us >= next_check {
             next_check = e.t_us + check_every;
             if let Some(why) =
@@ -673,6 +693,7 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     }
     writer.finish()?;
     let simulated_in = started.elapsed();
+    finish_metrics(recorder.as_mut(), args)?;
     std::fs::write(dir.join("workload.toml"), plan.effective_workload())?;
     let mut report = analyzer.finish();
     report.thresholds = crate::gates::evaluate(&thresholds, &report);
@@ -686,6 +707,9 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
             files + 2
         )
     })?;
+    if let Some(rt) = served {
+        linger(&rt, &args.metrics);
+    }
     if let Some(why) = &aborted {
         crate::note!(
             "aborted: threshold {why}; partial results written to {}",
@@ -703,6 +727,89 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     Ok(gate_status(&report))
 }
 
+/// Where the run's metrics are served: `--metrics-addr`, else `[run] metrics_addr`.
+fn metrics_addr(args: &crate::cli::MetricsArgs, plan: &Plan) -> Option<std::net::SocketAddr> {
+    args.metrics_addr.or(plan.metrics_addr)
+}
+
+/// The run's metrics as `--metrics-*` and `[run] metrics_addr` ask for them; `None` when nothing serves or writes
+/// them. `horizon_us` is a simulated run's planned length (0 for a live run): a metrics file's default spacing is
+/// 15 s, Prometheus' default scrape interval, or 1/720 of a simulated run longer than 3 hours. A served address
+/// that is not loopback needs `--metrics-allow-remote` (exit 2 otherwise).
+fn metrics_recorder(
+    args: &crate::cli::MetricsArgs,
+    plan: &Plan,
+    horizon_us: u64,
+) -> anyhow::Result<Option<crate::metrics::Recorder>> {
+    let addr = metrics_addr(args, plan);
+    if let Some(a) = addr {
+        crate::metrics::check_addr(a, args.metrics_allow_remote)?;
+    }
+    if addr.is_none() && args.metrics_file.is_none() {
+        return Ok(None);
+    }
+    let mut r =
+        crate::metrics::Recorder::new(std::sync::Arc::new(crate::metrics::RunMetrics::new()));
+    if let Some(path) = &args.metrics_file {
+        let interval = args
+            .metrics_interval
+            .map_or((horizon_us / 720).max(15_000_000), |i| i.0);
+        // A simulated run's time 0 is now; a live run's header sets its own wall-clock start.
+        let origin = crate::units::unix_now_us() as f64 / 1e6;
+        r = r.with_file(path.clone(), interval, origin);
+    }
+    Ok(Some(r))
+}
+
+/// Serves `metrics` at `addr` from `rt`. A port that cannot be had is one warning, and the run goes on.
+fn serve_metrics(
+    rt: &tokio::runtime::Runtime,
+    metrics: std::sync::Arc<crate::metrics::RunMetrics>,
+    addr: std::net::SocketAddr,
+    quiet: bool,
+) -> Option<tokio::task::JoinHandle<()>> {
+    match rt.block_on(tokio::net::TcpListener::bind(addr)) {
+        Ok(listener) => {
+            if !quiet {
+                crate::note!(
+                    "metrics on http://{}/metrics",
+                    listener.local_addr().unwrap_or(addr)
+                );
+            }
+            let render = std::sync::Arc::new(move || metrics.encode());
+            Some(rt.spawn(crate::metrics::serve(listener, render)))
+        }
+        Err(source) => {
+            crate::note!(
+                "warning: {}; the run goes on without serving metrics",
+                crate::metrics::Error::BindFailed { addr, source }
+            );
+            None
+        }
+    }
+}
+
+/// Writes `--metrics-file`, if asked for.
+fn finish_metrics(
+    recorder: Option<&mut crate::metrics::Recorder>,
+    args: &RunArgs,
+) -> anyhow::Result<()> {
+    if let Some(path) = recorder.map(|r| r.finish()).transpose()?.flatten()
+        && !args.quiet
+    {
+        crate::note!("metrics written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Keeps the metrics endpoint up for `--metrics-linger` after the run, so a last scrape sees the final counts.
+fn linger(rt: &tokio::runtime::Runtime, args: &crate::cli::MetricsArgs) {
+    if let Some(d) = args.metrics_linger.filter(|d| d.0 > 0) {
+        let d = std::time::Duration::from_micros(d.0);
+        rt.block_on(async move { tokio::time::sleep(d).await });
+    }
+}
+
 /// The workload's thresholds, plus those of `--gates FILE`.
 fn run_thresholds(plan: &Plan, args: &RunArgs) -> anyhow::Result<Vec<crate::gates::Threshold>> {
     let mut thresholds = plan.thresholds.clone();
@@ -717,7 +824,7 @@ fn run_thresholds(plan: &Plan, args: &RunArgs) -> anyhow::Result<Vec<crate::gate
 fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
     let thresholds = run_thresholds(plan, args)?;
     let items = schedule::Items::Plan(args.shard);
-    let opts = crate::live::LiveOptions {
+    let mut opts = crate::live::LiveOptions {
         project: args.project.clone(),
         emulator_host: args.emulator_host.clone(),
         create_topics: if args.no_create_topics {
@@ -730,7 +837,10 @@ fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
         progress: !args.no_progress && !args.quiet,
         shard: args.shard,
         cluster: args.cluster.resolve(plan.cluster.as_ref()),
+        metrics: None,
+        start_at_unix_us: args.start_at.map(|t| t.as_microsecond().max(0) as u64),
     };
+    let recorder = metrics_recorder(&args.metrics, plan, 0)?;
     let stop = stop_on_signal();
     let rt = runtime()?;
     // Connect and set up first: an unreachable Pub/Sub fails here, before the results folder exists. A signal
@@ -753,6 +863,12 @@ fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
         return Ok(interrupted(&stop));
     };
     let (run_id, dir) = run_results_dir(plan, args)?;
+    let served = match (&recorder, metrics_addr(&args.metrics, plan)) {
+        (Some(r), Some(addr)) => serve_metrics(&rt, r.metrics.clone(), addr, args.quiet),
+        _ => None,
+    };
+    let recorder = recorder.map(|r| std::sync::Arc::new(std::sync::Mutex::new(r)));
+    opts.metrics = recorder.clone();
     if !args.quiet {
         crate::note!(
             "run {run_id}: {} messages into {} (project {}), live; results in {}",
@@ -774,6 +890,12 @@ fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
         &opts,
         stop.clone(),
     ))?;
+    if let Some(r) = &recorder {
+        finish_metrics(Some(&mut r.lock().unwrap_or_else(|p| p.into_inner())), args)?;
+    }
+    if served.is_some() {
+        linger(&rt, &args.metrics);
+    }
     drop(rt);
     std::fs::write(dir.join("workload.toml"), plan.effective_workload())?;
     let (mut report, _, _) = analyze_results(&dir)?;

@@ -432,8 +432,40 @@ pub struct RunArgs {
     /// the whole stack and records its own messages (and the shared cluster events).
     #[arg(long, value_name = "INDEX/COUNT")]
     pub shard: Option<crate::schedule::Shard>,
+    /// Live targets: start the schedule at this instant (RFC 3339, e.g. `2026-12-01T02:00:00Z`), after connecting
+    /// (and waiting for zero); give every shard the same one so their schedules start together. A run not ready
+    /// by then stops with exit 2 before it publishes.
+    #[arg(long, value_name = "RFC3339", value_parser = parse_instant)]
+    pub start_at: Option<jiff::Timestamp>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// The run's Prometheus metrics (`metrics`): served while it runs, or written as a file.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Metrics")]
+pub struct MetricsArgs {
+    /// Serve the run's Prometheus metrics at http://HOST:PORT/metrics while it runs (OpenMetrics when the scraper
+    /// asks for it, else the Prometheus text format); overrides `[run] metrics_addr`. Loopback only, unless
+    /// --metrics-allow-remote.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Allow a --metrics-addr that is not loopback (the endpoint shows what the run is doing).
+    #[arg(long)]
+    pub metrics_allow_remote: bool,
+    /// Keep serving /metrics this long after the run ends, so a last scrape sees the final counts (default 0s).
+    #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_duration)]
+    pub metrics_linger: Option<crate::units::Micros>,
+    /// Write the run's metrics to FILE as OpenMetrics with a timestamp on every sample, from the run's start (a
+    /// simulated run in simulated time), for `promtool tsdb create-blocks-from openmetrics FILE DIR`.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+    /// Run time between two samples of --metrics-file (default 15s, Prometheus' default scrape interval; a
+    /// simulated run longer than 3 hours gets one sample per 1/720 of it).
+    #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_duration, requires = "metrics_file")]
+    pub metrics_interval: Option<crate::units::Micros>,
 }
 
 /// Watching the Kubernetes cluster during a live run; each flag overrides `[cluster]`, and any of them turns
@@ -591,6 +623,13 @@ pub fn results_root(text: &str) -> Result<PathBuf, String> {
         return Err("an empty folder name\n    fix: e.g. `--out results`".into());
     }
     Ok(PathBuf::from(text))
+}
+
+/// `--start-at`: an RFC 3339 instant with its offset.
+fn parse_instant(s: &str) -> Result<jiff::Timestamp, String> {
+    s.parse::<jiff::Timestamp>().map_err(|e| {
+        format!("`{s}` is not an RFC 3339 instant ({e}); write it like `2026-12-01T02:00:00Z`")
+    })
 }
 
 #[cfg(test)]

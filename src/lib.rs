@@ -41,6 +41,7 @@ pub mod limits;
 pub mod live;
 pub mod logs;
 pub mod merge;
+pub mod metrics;
 pub mod pacer;
 pub mod progress;
 pub mod pubsub;

@@ -42,6 +42,10 @@ pub enum LiveError {
     Watch(#[from] watch::WatchError),
     #[error("--require-zero: {0}")]
     NotAtZero(ZeroError),
+    #[error(
+        "--start-at {at}: that instant passed {late} before this run was ready to start, so its schedule cannot start with the others'\n    fix: give every shard a start time far enough ahead for all of them to connect (and reach zero, with --require-zero)"
+    )]
+    MissedStart { at: String, late: String },
 }
 
 /// Flags that override `[target]`.
@@ -56,6 +60,11 @@ pub struct LiveOptions {
     pub shard: Option<crate::schedule::Shard>,
     /// Watch this Kubernetes cluster during the run (`[cluster]` with the flags on top).
     pub cluster: Option<ClusterPlan>,
+    /// `run --start-at`: start the schedule at this wall-clock instant (Unix µs), so the shards of one run start
+    /// theirs together.
+    pub start_at_unix_us: Option<u64>,
+    /// The run's Prometheus metrics, fed every event the collector writes (`--metrics-addr`, `--metrics-file`).
+    pub metrics: Option<Arc<Mutex<crate::metrics::Recorder>>>,
 }
 
 impl LiveOptions {
@@ -103,6 +112,9 @@ pub async fn prepare(plan: &Plan, opts: &LiveOptions) -> Result<Prepared, LiveEr
                 .or_else(|| std::env::var("GOOGLE_CLOUD_PROJECT").ok())
                 .ok_or(LiveError::NoProject)?;
             check_credentials().map_err(LiveError::Credentials)?;
+            crate::pubsub::check_token()
+                .await
+                .map_err(LiveError::Credentials)?;
             (Connection::gcp(&project), None)
         }
         _ => {
@@ -343,6 +355,18 @@ pub async fn run(
         )
         .await?,
     );
+    // The start barrier: every shard given the same instant starts its schedule at it. One that is ready only
+    // after it has passed would start apart from the others, so it stops, before anything is published.
+    if let Some(at) = opts.start_at_unix_us {
+        let now = crate::units::unix_now_us();
+        if now > at {
+            return Err(LiveError::MissedStart {
+                at: crate::units::unix_us_rfc3339(at),
+                late: crate::units::human_us(now - at),
+            });
+        }
+        tokio::time::sleep(Duration::from_micros(at - now)).await;
+    }
     let mut writer = EventLogWriter::create(&dir.join("events.jsonl"))?;
     // The schedule is read in passes (its end here, its messages per stream below, then as it is sent), never
     // held: an hour-long run at 50,000 messages a second would hold 180,000,000 items.
@@ -363,14 +387,23 @@ pub async fn run(
     writer.append(&header)?;
     // On disk at once: a run killed in its first second still leaves a log that names it.
     writer.flush()?;
+    if let Some(m) = &opts.metrics {
+        m.lock().unwrap_or_else(|p| p.into_inner()).see(&header);
+    }
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let collector = {
         let (ledger, closing, stop) = (ledger.clone(), ledger.clone(), stop.clone());
+        let metrics = opts.metrics.clone();
         tokio::spawn(eventlog::collect_with(
             writer,
             rx,
-            move |e| ledger.lock().unwrap_or_else(|p| p.into_inner()).see(e),
+            move |e| {
+                ledger.lock().unwrap_or_else(|p| p.into_inner()).see(e);
+                if let Some(m) = &metrics {
+                    m.lock().unwrap_or_else(|p| p.into_inner()).see(e);
+                }
+            },
             // Runs after every producer is done and its events are written: what is still open is lost.
             move || {
                 let now_us = origin.elapsed().as_micros() as u64;
@@ -438,6 +471,7 @@ pub async fn run(
         }),
         BacklogKind::CloudMonitoring => Some(BacklogView::CloudMonitoring {
             project: conn.project.clone(),
+            endpoint: p.monitoring_endpoint.clone(),
         }),
     };
     let sampler = view.map(|v| {

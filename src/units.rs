@@ -14,10 +14,10 @@ pub const US_PER_S: u64 = 1_000_000;
 
 impl Micros {
     pub const ZERO: Micros = Micros(0);
-    pub fn from_secs(s: u64) -> Self {
+    pub const fn from_secs(s: u64) -> Self {
         Micros(s * US_PER_S)
     }
-    pub fn from_millis(ms: u64) -> Self {
+    pub const fn from_millis(ms: u64) -> Self {
         Micros(ms * 1_000)
     }
     pub fn as_secs_f64(self) -> f64 {
@@ -539,6 +539,13 @@ fn splitmix(mut z: u64) -> u64 {
 }
 
 /// Now, in microseconds since the Unix epoch (the wall clock that run headers and watchers share).
+/// A Unix time in µs as RFC 3339 in UTC (`2026-12-01T02:00:00Z`).
+pub fn unix_us_rfc3339(us: u64) -> String {
+    jiff::Timestamp::from_microsecond(us as i64)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| format!("{us} µs after the Unix epoch"))
+}
+
 pub fn unix_now_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -64,6 +64,8 @@ pub struct WorkerConfig {
 pub struct WorkerStats {
     pub processed: AtomicU64,
     pub publish_failures: AtomicU64,
+    /// Served at `/metrics` on the HTTP port.
+    pub metrics: crate::metrics::WorkerMetrics,
 }
 
 fn unix_us() -> u64 {
@@ -119,18 +121,33 @@ async fn publish_report(
         .map_err(|e| e.to_string())
 }
 
-async fn serve_probes(listener: tokio::net::TcpListener, model: Arc<Model>) {
+async fn serve_probes(
+    listener: tokio::net::TcpListener,
+    model: Arc<Model>,
+    stats: Arc<WorkerStats>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let model = model.clone();
+        let (model, stats) = (model.clone(), stats.clone());
         tokio::spawn(async move {
             let service =
                 hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let model = model.clone();
+                    let (model, stats) = (model.clone(), stats.clone());
                     async move {
+                        let mut content_type = "application/json";
                         let (status, body) = match (req.method().as_str(), req.uri().path()) {
+                            ("GET", "/metrics") => {
+                                let accept = req
+                                    .headers()
+                                    .get(http::header::ACCEPT)
+                                    .and_then(|v| v.to_str().ok());
+                                let (body, ctype) =
+                                    crate::metrics::exposition(stats.metrics.encode(), accept);
+                                content_type = ctype;
+                                (200, body)
+                            }
                             ("GET", "/healthz") => (200, r#"{"status":"ok"}"#.to_string()),
                             ("GET", "/ready") => match model.ready_at() {
                                 Some(_) => (200, r#"{"ready":true}"#.to_string()),
@@ -153,7 +170,7 @@ async fn serve_probes(listener: tokio::net::TcpListener, model: Arc<Model>) {
                         Ok::<_, std::convert::Infallible>(
                             http::Response::builder()
                                 .status(status)
-                                .header("content-type", "application/json")
+                                .header("content-type", content_type)
                                 .body(Full::new(Bytes::from(body)))
                                 .expect("valid response"),
                         )
@@ -186,7 +203,11 @@ pub async fn run(
                 .await
                 .map_err(|source| WorkerError::Http { addr, source })?;
             tracing::info!("probes on http://{}", listener.local_addr().unwrap_or(addr));
-            Some(tokio::spawn(serve_probes(listener, model.clone())))
+            Some(tokio::spawn(serve_probes(
+                listener,
+                model.clone(),
+                stats.clone(),
+            )))
         }
         None => None,
     };
@@ -213,6 +234,7 @@ pub async fn run(
     };
     if !cfg.lazy_load {
         let t = model.ensure_loaded().await;
+        stats.metrics.ready(t.saturating_sub(started_unix_us));
         if let Err(e) = publish_report(
             &results,
             ReportKind::ModelLoaded,
@@ -287,6 +309,9 @@ pub async fn run(
                 let was_ready = model.ready_at().is_some();
                 let model_ready = model.ensure_loaded().await;
                 if !was_ready {
+                    stats
+                        .metrics
+                        .ready(model_ready.saturating_sub(model.started_unix_us));
                     let r = Report {
                         model_ready_unix_us: Some(model_ready),
                         ..me.clone()
@@ -320,12 +345,20 @@ pub async fn run(
                         // Acknowledged only once the completion is safely published.
                         h.ack();
                         stats.processed.fetch_add(1, Ordering::Relaxed);
+                        stats.metrics.job(
+                            crate::metrics::JobOutcome::Completed,
+                            Some(end.saturating_sub(start)),
+                        );
                     }
                     Err(e) => {
                         tracing::warn!(
                             "cannot publish a completion ({e}); the job will be redelivered"
                         );
                         stats.publish_failures.fetch_add(1, Ordering::Relaxed);
+                        stats.metrics.job(
+                            crate::metrics::JobOutcome::Failed,
+                            Some(end.saturating_sub(start)),
+                        );
                         h.nack();
                     }
                 }

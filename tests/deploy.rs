@@ -368,6 +368,38 @@ fn workflows_have_their_jobs_and_pin_every_action() {
     let pr_text = std::fs::read_to_string(root().join("ci/pr.yml")).unwrap();
     assert!(pr_text.contains("--gates ci/gates.toml"));
     assert!(pr_text.contains("junit.xml") && pr_text.contains("report.md"));
+    // The nightly runs the GKE workload, gated.
+    let night = std::fs::read_to_string(root().join("ci/nightly.yml")).unwrap();
+    assert!(
+        night.contains("workloads/gke-burst.toml") && night.contains("--gates ci/gke-gates.toml")
+    );
+}
+
+/// The GKE nightly's workload measures everything: the cluster watched from zero back to zero, the backlog as
+/// KEDA reads it at the metric's own granularity, each stream's cluster names; and its gates load against it.
+#[test]
+fn the_gke_workload_watches_the_cluster_and_its_gates_are_valid() {
+    let plan = crate::common::plan_from(
+        &std::fs::read_to_string(path("workloads/gke-burst.toml")).unwrap(),
+    );
+    assert_eq!(plan.target, imagen_load::workload::TargetKind::Gcp);
+    assert_eq!(
+        plan.pubsub.backlog,
+        Some(imagen_load::workload::BacklogKind::CloudMonitoring)
+    );
+    assert_eq!(plan.pubsub.backlog_interval.0, 60_000_000);
+    let c = plan.cluster.as_ref().expect("[cluster]");
+    assert!(c.require_zero.is_some() && c.wait_for_zero.is_some());
+    for s in &plan.streams {
+        assert!(
+            s.deployment.is_some() && s.scaled_object.is_some(),
+            "{}",
+            s.name
+        );
+    }
+    let streams: Vec<String> = plan.streams.iter().map(|s| s.name.clone()).collect();
+    let gates = imagen_load::gates::load_file(&path("ci/gke-gates.toml"), &streams).unwrap();
+    assert!(gates.len() >= 5);
 }
 
 #[test]

@@ -163,6 +163,11 @@ fn every_command_in_the_readme_and_docs_parses_names_real_files_and_runs_offline
                 }
                 if runs_offline(&args) {
                     let mut cmd = bin();
+                    // Files a command writes go to the scratch folder, not into the repository.
+                    let mut args = args.clone();
+                    if let Some(k) = args.iter().position(|a| a == "--metrics-file") {
+                        args[k + 1] = out.path().join(&args[k + 1]).display().to_string();
+                    }
                     cmd.args(&args);
                     if args[0] == "run" {
                         cmd.args(["--quiet", "--out"]).arg(out.path());

@@ -12,7 +12,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_imagen-load");
 
 /// Children killed when the test ends, however it ends.
 #[derive(Default)]
-struct Procs(Vec<Child>);
+pub(crate) struct Procs(pub(crate) Vec<Child>);
 
 impl Drop for Procs {
     fn drop(&mut self) {
@@ -31,7 +31,7 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-fn wait_for_port(port: u16) {
+pub(crate) fn wait_for_port(port: u16) {
     // Google's emulator starts a JVM: give it a minute on a busy machine.
     let until = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -40,7 +40,7 @@ fn wait_for_port(port: u16) {
     }
 }
 
-fn emulator(port: u16) -> Child {
+pub(crate) fn emulator(port: u16) -> Child {
     Emulator::Builtin.start(port)
 }
 
@@ -104,6 +104,19 @@ fn worker(host: &str, pod: &str, processing: &str, log: &Path) -> Child {
 }
 
 fn worker_with(host: &str, pod: &str, model_load: &str, processing: &str, log: &Path) -> Child {
+    worker_on(host, pod, model_load, processing, 0, log)
+}
+
+/// A reference worker of `upscale` on the emulator at `host`, serving its probes and metrics on `http_port` (0:
+/// none), its log to `log`.
+pub(crate) fn worker_on(
+    host: &str,
+    pod: &str,
+    model_load: &str,
+    processing: &str,
+    http_port: u16,
+    log: &Path,
+) -> Child {
     Command::new(BIN)
         .args([
             "worker",
@@ -120,7 +133,7 @@ fn worker_with(host: &str, pod: &str, model_load: &str, processing: &str, log: &
             "--processing",
             processing,
             "--http-port",
-            "0",
+            &http_port.to_string(),
         ])
         .env("PUBSUB_EMULATOR_HOST", host)
         .stdout(Stdio::null())
@@ -145,7 +158,7 @@ fn wait_for_line(log: &Path, needle: &str) {
     }
 }
 
-fn workload(dir: &Path, host: &str, phase: &str, deadline: &str) -> PathBuf {
+pub(crate) fn workload(dir: &Path, host: &str, phase: &str, deadline: &str) -> PathBuf {
     workload_with(dir, host, phase, deadline, "emulator")
 }
 
@@ -197,7 +210,7 @@ fn start_run(workload: &Path, out: &Path, id: &str) -> Child {
         .unwrap()
 }
 
-fn wait(child: &mut Child, limit: Duration, out: &Path, id: &str) -> i32 {
+pub(crate) fn wait(child: &mut Child, limit: Duration, out: &Path, id: &str) -> i32 {
     let until = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -214,7 +227,7 @@ fn wait(child: &mut Child, limit: Duration, out: &Path, id: &str) -> i32 {
     }
 }
 
-fn summary(out: &Path, id: &str) -> serde_json::Value {
+pub(crate) fn summary(out: &Path, id: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(out.join(id).join("summary.json")).unwrap_or_else(|e| {
         panic!(
             "no summary ({e}); stderr:\n{}",
@@ -1171,9 +1184,254 @@ fn target_gcp_says_what_is_missing_before_it_starts() {
             && err.contains("gcloud auth application-default login"),
         "{err}"
     );
+    // No key file, no gcloud login, and a metadata server that never answers (a loopback port that takes the
+    // connection and says nothing, as an unreachable one would): refused with the fix once the token check gives
+    // up (5 s), not after the clients' minute of retries.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let no_token = Command::new(BIN)
+        .arg("run")
+        .arg(&wl)
+        .args([
+            "--target",
+            "gcp",
+            "--project",
+            "p",
+            "--no-progress",
+            "--out",
+        ])
+        .arg(tmp.path())
+        .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+        .env("HOME", home.path())
+        .env(
+            "GCE_METADATA_HOST",
+            silent.local_addr().unwrap().to_string(),
+        )
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(no_token.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&no_token.stderr);
+    assert!(
+        err.contains("no access token") && err.contains("Workload Identity"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(30), "refused after {took:?}");
+    drop(silent);
     assert_eq!(
         std::fs::read_dir(tmp.path()).unwrap().count(),
         1,
         "only the workload file: no results folder"
     );
+}
+
+/// A stand-in for Cloud Monitoring's `ListTimeSeries` (REST, as the official client calls it) on loopback: it
+/// answers every request with one point of `depth` whose interval ended `age` before the request, and records the
+/// requests' lines.
+fn fake_cloud_monitoring(
+    depth: u64,
+    age: Duration,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&buf).to_string();
+            log.lock()
+                .unwrap()
+                .push(head.lines().next().unwrap_or_default().to_string());
+            let end = jiff::Timestamp::now() - jiff::SignedDuration::try_from(age).unwrap();
+            let start = end - jiff::SignedDuration::from_secs(60);
+            let body = format!(
+                r#"{{"timeSeries":[{{"metric":{{"type":"pubsub.googleapis.com/subscription/num_undelivered_messages"}},"points":[{{"interval":{{"startTime":"{start}","endTime":"{end}"}},"value":{{"int64Value":"{depth}"}}}}]}}]}}"#
+            );
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, seen)
+}
+
+/// The autoscaler's view read from Cloud Monitoring keeps its point's own time: each backlog sample says how old
+/// its point was (here the stand-in serves points 90 s old), and the report has that age as `metrics.point_age`
+/// per stream, so the metric lag the autoscaler works with is measured, not assumed. The request asks for the
+/// stream's subscription and Pub/Sub's metric.
+#[test]
+fn cloud_monitoring_points_keep_their_age_and_the_report_measures_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let port = free_port();
+    let mut procs = Procs::default();
+    procs.0.push(emulator(port));
+    let (monitoring, requests) = fake_cloud_monitoring(7, Duration::from_secs(90));
+    let wl = out.join("cm.toml");
+    std::fs::write(
+        &wl,
+        format!(
+            r#"
+[run]
+name = "cm"
+deadline = "3s"
+drain = "0s"
+
+[target]
+kind = "emulator"
+project = "e2e"
+endpoint = "127.0.0.1:{port}"
+backlog = "cloud-monitoring"
+backlog_interval = "500ms"
+monitoring_endpoint = "http://127.0.0.1:{monitoring}"
+
+[[stream]]
+name = "upscale"
+topic = "imagen-upscale"
+payload = '{{{{seq}}}}'
+
+  [[stream.phase]]
+  kind = "burst"
+  count = 3
+"#
+        ),
+    )
+    .unwrap();
+    let mut run = start_run(&wl, out, "cm");
+    wait(&mut run, Duration::from_secs(60), out, "cm");
+    let samples: Vec<serde_json::Value> = events(out, "cm")
+        .into_iter()
+        .filter(|e| e["event"] == "backlog" && e["view"] == "cloud-monitoring")
+        .collect();
+    assert!(samples.len() >= 3, "{samples:?}");
+    for s in &samples {
+        assert_eq!(s["depth"], 7, "{s}");
+        let age = s["point_age_us"].as_u64().expect("the point's age");
+        assert!(
+            (85_000_000..95_000_000).contains(&age),
+            "a 90 s old point read as {age} µs old"
+        );
+    }
+    let first = requests.lock().unwrap()[0].clone();
+    assert!(
+        first.starts_with("GET /v3/projects/e2e/timeSeries?")
+            && first.contains("imagen-upscale-sub")
+            && first.contains("num_undelivered_messages"),
+        "{first}"
+    );
+    let s = summary(out, "cm");
+    let age = s["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["metric"] == "metrics.point_age" && r["scope"] == "upscale")
+        .unwrap_or_else(|| panic!("no metrics.point_age for upscale: {}", s["series"]));
+    assert!(
+        (85_000_000..95_000_000).contains(&age["p50_us"].as_u64().unwrap()),
+        "{age}"
+    );
+}
+
+/// The start barrier: two shards of one run, started a second apart as two pods of an Indexed Job would be, with
+/// the same `--start-at`, start their schedules at that instant (their logs' wall-clock starts agree to within
+/// 100 ms of it, not a second apart), and `merge` joins them into the whole workload. A shard ready only after the
+/// instant has passed stops with exit 2 before it publishes; the simulator refuses the flag.
+#[test]
+fn shards_with_one_start_instant_start_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let port = free_port();
+    let mut procs = Procs::default();
+    procs.0.push(emulator(port));
+    let host = format!("127.0.0.1:{port}");
+    let wl = workload(
+        out,
+        &host,
+        "  kind = \"burst\"\n  count = 10\n  within = \"1s\"",
+        "3s",
+    );
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(8);
+    let shard = |i: u32| {
+        Command::new(BIN)
+            .arg("run")
+            .arg(&wl)
+            .arg("--out")
+            .arg(out)
+            .args(["--run-id", "barrier", "--no-progress", "--shard"])
+            .arg(format!("{i}/2"))
+            .arg("--start-at")
+            .arg(at.to_string())
+            .env_remove("PUBSUB_EMULATOR_HOST")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(out.join(format!("s{i}.stderr"))).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = shard(0);
+    std::thread::sleep(Duration::from_secs(1));
+    let mut second = shard(1);
+    for (i, c) in [(0, &mut first), (1, &mut second)] {
+        wait(c, Duration::from_secs(60), out, &format!("s{i}"));
+    }
+    let want = at.as_microsecond() as u64;
+    for i in 0..2 {
+        let evs = events(out, &format!("barrier-shard-{i}-of-2"));
+        let start = evs[0]["wall_clock_start_unix_us"].as_u64().unwrap();
+        assert!(
+            start >= want && start - want < 100_000,
+            "shard {i} started {} µs after the barrier",
+            start as i64 - want as i64
+        );
+    }
+    crate::common::bin()
+        .arg("merge")
+        .arg(out.join("barrier-shard-0-of-2"))
+        .arg(out.join("barrier-shard-1-of-2"))
+        .arg("--out")
+        .arg(out)
+        .arg("--run-id")
+        .arg("barrier")
+        .assert()
+        .success();
+    assert_eq!(summary(out, "barrier")["delivery"]["scheduled"], 10);
+    // Past already: exit 2, nothing published.
+    let late = Command::new(BIN)
+        .arg("run")
+        .arg(&wl)
+        .arg("--out")
+        .arg(out)
+        .args(["--run-id", "late", "--no-progress", "--start-at"])
+        .arg((jiff::Timestamp::now() - jiff::SignedDuration::from_secs(5)).to_string())
+        .env_remove("PUBSUB_EMULATOR_HOST")
+        .output()
+        .unwrap();
+    assert_eq!(late.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&late.stderr);
+    assert!(err.contains("passed") && err.contains("fix:"), "{err}");
+    assert!(!out.join("late/events.jsonl").exists());
+    crate::common::bin()
+        .args([
+            "run",
+            "workloads/burst.toml",
+            "--start-at",
+            "2026-12-01T02:00:00Z",
+            "--out",
+        ])
+        .arg(out)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("simulated time"));
 }

@@ -26,6 +26,8 @@ mod cluster;
 mod analysis;
 // Real Pub/Sub on loopback: the built-in emulator, reference workers and `run`, in real time, with faults.
 mod pubsub;
+// Prometheus metrics of a run and a worker, scraped by the real Prometheus server and checked by promtool.
+mod metrics;
 // Deployment files: kind-config/ manifests into their Kubernetes and KEDA types, the CI workflows and gates.
 mod deploy;
 // The Kubernetes watchers through the real kube client against a local fake API server (drop, 410, re-list).

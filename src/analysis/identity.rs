@@ -83,6 +83,14 @@ impl Identity {
         i
     }
 
+    /// The stream whose workers read `subscription` (a full path or its last segment), if the header or a
+    /// watched ScaledObject named it.
+    pub fn subscription(&self, subscription: &str) -> Option<u32> {
+        self.subscriptions
+            .get(short_subscription(subscription))
+            .copied()
+    }
+
     fn by_stream_name(&self, name: &str) -> Option<u32> {
         self.streams
             .iter()

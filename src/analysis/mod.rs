@@ -897,6 +897,12 @@ impl Analyzer {
         self
     }
 
+    /// The records kept since the last call ([`Analyzer::keeping_messages`]), taken out: a consumer that reads
+    /// them as they come (the run's metrics) keeps the analyzer from holding them. Empty when not keeping.
+    pub fn drain_messages(&mut self) -> impl Iterator<Item = MessageLatency> + '_ {
+        self.kept.iter_mut().flat_map(|k| k.drain(..))
+    }
+
     /// Messages in flight (scheduled and not completed) and ranges of completed ones: the state that grows with
     /// the load.
     pub fn held_messages(&self) -> (usize, usize) {
@@ -1151,6 +1157,7 @@ impl Analyzer {
                 subscription,
                 depth,
                 view,
+                point_age_us,
             } => {
                 let key = match view {
                     None => subscription.clone(),
@@ -1158,6 +1165,14 @@ impl Analyzer {
                 };
                 let series = self.timeline.backlog.entry(key).or_default();
                 Timeline::level(series, (t, *depth), |a, b| (a.0, a.1.max(b.1)));
+                // How old the autoscaler's view was when it was read.
+                if let Some(age) = point_age_us {
+                    let stream = match self.identity.subscription(subscription) {
+                        Some(i) => self.identity.stream_name(i).to_string(),
+                        None => subscription.clone(),
+                    };
+                    self.series.record("metrics.point_age", &stream, None, *age);
+                }
             }
             EventKind::ResultsIgnored {
                 other_runs,

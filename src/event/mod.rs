@@ -141,6 +141,12 @@ pub enum EventKind {
         /// harness counts it); `emulator`, `prometheus` or `cloud-monitoring` for the metric an autoscaler reads.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         view: Option<String>,
+        /// How old the value was when it was read (µs), where the view stamps its points: the read's wall-clock
+        /// time less a Cloud Monitoring point's interval end. The autoscaler reading the same metric sees values
+        /// this old. Absent where the view has no point time (the emulator's endpoint is live; a Prometheus
+        /// instant query is stamped with its evaluation time).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        point_age_us: Option<u64>,
     },
     /// Results-topic messages the tracker could not use: completions of other runs, and malformed ones.
     ResultsIgnored {
@@ -453,11 +459,19 @@ mod tests {
                 subscription: "s".into(),
                 depth: 9,
                 view: None,
+                point_age_us: None,
             },
             EventKind::Backlog {
                 subscription: "s".into(),
                 depth: 7,
                 view: Some("emulator".into()),
+                point_age_us: None,
+            },
+            EventKind::Backlog {
+                subscription: "s".into(),
+                depth: 5,
+                view: Some("cloud-monitoring".into()),
+                point_age_us: Some(3),
             },
             EventKind::ResultsIgnored {
                 other_runs: 2,

@@ -84,6 +84,7 @@ pub(super) struct Wire {
     subscription: Option<String>,
     depth: Option<u64>,
     view: Option<String>,
+    point_age_us: Option<u64>,
     other_runs: Option<u64>,
     malformed: Option<u64>,
     example: Option<String>,
@@ -200,6 +201,7 @@ impl TryFrom<Wire> for Event {
                 subscription: r!(subscription),
                 depth: r!(depth),
                 view: w.view,
+                point_age_us: w.point_age_us,
             },
             Tag::ResultsIgnored => EventKind::ResultsIgnored {
                 other_runs: r!(other_runs),

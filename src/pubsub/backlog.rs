@@ -17,8 +17,13 @@ pub enum BacklogView {
     /// Prometheus' HTTP API: `GET {url}/api/v1/query?query=...`, `{subscription}` in the query replaced by the
     /// subscription's short name.
     Prometheus { url: String, query: String },
-    /// Cloud Monitoring's `pubsub.googleapis.com/subscription/num_undelivered_messages`.
-    CloudMonitoring { project: String },
+    /// Cloud Monitoring's `pubsub.googleapis.com/subscription/num_undelivered_messages`, at Cloud Monitoring's
+    /// endpoint or `endpoint` (`[target] monitoring_endpoint`; a loopback `http://` one is a local stand-in and
+    /// is called without credentials).
+    CloudMonitoring {
+        project: String,
+        endpoint: Option<String>,
+    },
 }
 
 /// Google Managed Prometheus' name for the Cloud Monitoring metric (what KEDA's `prometheus` trigger reads on GKE).
@@ -69,8 +74,18 @@ struct Sampler {
     monitoring: Option<google_cloud_monitoring_v3::client::MetricService>,
 }
 
+/// A loopback `http://` endpoint: a local stand-in for a Google API, called without credentials.
+fn is_local(endpoint: &str) -> bool {
+    ["http://127.", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|p| endpoint.starts_with(p))
+}
+
+/// One reading of a view: the backlog, and the time of the point it comes from where the view says.
+type Reading = (u64, Option<std::time::SystemTime>);
+
 impl Sampler {
-    async fn read(&mut self, view: &BacklogView, sub: &str) -> Result<Option<u64>, String> {
+    async fn read(&mut self, view: &BacklogView, sub: &str) -> Result<Option<Reading>, String> {
         match view {
             BacklogView::Emulator { base_url } => {
                 let url = format!("{base_url}/backlog/{sub}");
@@ -87,7 +102,7 @@ impl Sampler {
                 }
                 let v: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
                 match v.get("undelivered") {
-                    Some(u) => Ok(u.as_u64()),
+                    Some(u) => Ok(u.as_u64().map(|d| (d, None))),
                     None => Err(format!(
                         "{NO_ENDPOINT}: {url} answered without `undelivered`"
                     )),
@@ -104,16 +119,21 @@ impl Sampler {
                     .await
                     .map_err(|e| e.to_string())?;
                 let v: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
-                Ok(parse_prometheus(&v)?.map(|f| f.max(0.0).round() as u64))
+                // An instant query's timestamp is when it was evaluated, not the sample's: no point time.
+                Ok(parse_prometheus(&v)?.map(|f| (f.max(0.0).round() as u64, None)))
             }
-            BacklogView::CloudMonitoring { project } => {
+            BacklogView::CloudMonitoring { project, endpoint } => {
                 if self.monitoring.is_none() {
-                    self.monitoring = Some(
-                        google_cloud_monitoring_v3::client::MetricService::builder()
-                            .build()
-                            .await
-                            .map_err(|e| e.to_string())?,
-                    );
+                    let mut b = google_cloud_monitoring_v3::client::MetricService::builder();
+                    if let Some(e) = endpoint {
+                        b = b.with_endpoint(e.clone());
+                        if is_local(e) {
+                            b = b.with_credentials(
+                                google_cloud_auth::credentials::anonymous::Builder::new().build(),
+                            );
+                        }
+                    }
+                    self.monitoring = Some(b.build().await.map_err(|e| e.to_string())?);
                 }
                 let client = self.monitoring.as_ref().expect("set above");
                 let now = std::time::SystemTime::now();
@@ -135,14 +155,20 @@ impl Sampler {
                     .send()
                     .await
                     .map_err(|e| e.to_string())?;
-                // Points come newest first.
-                Ok(resp
-                    .time_series
-                    .first()
-                    .and_then(|s| s.points.first())
-                    .and_then(|p| p.value.as_ref())
+                // Points come newest first; each carries its own interval, whose end is the instant it describes.
+                let Some(point) = resp.time_series.first().and_then(|s| s.points.first()) else {
+                    return Ok(None);
+                };
+                let at = point
+                    .interval
+                    .as_ref()
+                    .and_then(|i| i.end_time)
+                    .and_then(|t| std::time::SystemTime::try_from(t).ok());
+                Ok(point
+                    .value
+                    .as_ref()
                     .and_then(|v| v.int64_value().copied())
-                    .map(|v| v.max(0) as u64))
+                    .map(|v| (v.max(0) as u64, at)))
             }
         }
     }
@@ -182,8 +208,13 @@ impl BacklogSampler {
                 }
                 for sub in &subscriptions {
                     let t_us = origin.elapsed().as_micros() as u64;
+                    let asked = std::time::SystemTime::now();
                     match sampler.read(&view, sub).await {
-                        Ok(Some(depth)) => {
+                        Ok(Some((depth, at))) => {
+                            // A point stamped after the question (clocks apart) is as fresh as it gets: age 0.
+                            let point_age_us = at.map(|at| {
+                                asked.duration_since(at).map_or(0, |d| d.as_micros() as u64)
+                            });
                             let _ = events.send(Event::new(
                                 t_us,
                                 Source::Pubsub,
@@ -191,6 +222,7 @@ impl BacklogSampler {
                                     subscription: short(sub).to_string(),
                                     depth,
                                     view: Some(view.name().to_string()),
+                                    point_age_us,
                                 },
                             ));
                         }

@@ -281,7 +281,38 @@ pub fn code_of(e: &google_cloud_pubsub::Error) -> Option<Code> {
 /// What to do when Application Default Credentials are missing or refused.
 pub fn credentials_fix() -> &'static str {
     "provide Application Default Credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, \
-     run `gcloud auth application-default login`, or run on GCP with a service account (metadata server)"
+     run `gcloud auth application-default login`, or run on GCP with a service account (metadata server; on GKE, \
+     Workload Identity)"
+}
+
+/// How long [`check_token`] waits for a first access token before it says the credentials are unusable.
+pub const TOKEN_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Gets a first access token from Application Default Credentials, within [`TOKEN_CHECK_TIMEOUT`]: with no key
+/// file and no gcloud login, the credentials fall back to the metadata server, which off GCP does not answer, and
+/// the clients would retry for the better part of a minute before saying anything.
+pub async fn check_token() -> Result<(), String> {
+    let creds = google_cloud_auth::credentials::Builder::default()
+        .build()
+        .map_err(|e| {
+            format!(
+                "no Application Default Credentials: {e}\n    fix: {}",
+                credentials_fix()
+            )
+        })?;
+    match tokio::time::timeout(TOKEN_CHECK_TIMEOUT, creds.headers(http::Extensions::new())).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!(
+            "Application Default Credentials gave no access token: {e}\n    fix: {}",
+            credentials_fix()
+        )),
+        Err(_) => Err(format!(
+            "Application Default Credentials gave no access token in {}s (no key file or gcloud login was found, \
+             and no metadata server answered)\n    fix: {}",
+            TOKEN_CHECK_TIMEOUT.as_secs(),
+            credentials_fix()
+        )),
+    }
 }
 
 /// Checks up front that Application Default Credentials can be found, so a `gcp` run fails before it starts.

@@ -800,6 +800,7 @@ impl<F: FnMut(Event)> Sim<'_, F> {
             subscription: self.plan.streams[p].subscription.clone(),
             depth: self.pipelines[p].unacked,
             view: None,
+            point_age_us: None,
         };
         self.ev(kind);
     }

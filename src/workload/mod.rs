@@ -87,6 +87,8 @@ pub struct Plan {
     pub warmup: Micros,
     /// After the last completion, how long to keep observing scale-down back to the idle state.
     pub drain: Micros,
+    /// `[run] metrics_addr`: serve the run's Prometheus metrics there (`run --metrics-addr` overrides it).
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub target: TargetKind,
     /// `[target]` settings for the Pub/Sub targets (`emulator`, `gcp`); unused by the simulator.
     pub pubsub: PubsubPlan,
@@ -191,10 +193,18 @@ pub struct PubsubPlan {
     /// this is the bound that holds memory down. The Pub/Sub publisher's flow-control setting of that name.
     pub max_outstanding_bytes: u64,
     pub backlog: Option<BacklogKind>,
+    /// How often the autoscaler's view is read: 5 s, or 60 s for Cloud Monitoring, whose
+    /// `num_undelivered_messages` has one point a minute (reading it more often reads the same point again).
     pub backlog_interval: Micros,
     pub prometheus_url: Option<String>,
     pub prometheus_query: Option<String>,
+    /// Cloud Monitoring's API at another address (a private endpoint, or a local stand-in in tests).
+    pub monitoring_endpoint: Option<String>,
 }
+
+/// Cloud Monitoring's sampling period for `pubsub.googleapis.com/subscription/num_undelivered_messages`: one
+/// point a minute (Google Cloud metrics list, "Sampled every 60 seconds").
+pub const CLOUD_MONITORING_INTERVAL: Micros = Micros::from_secs(60);
 
 /// The default bound on publishes in flight. By Little's law the publishes in flight are the rate times the
 /// publish round trip, so 5,000 carry 100,000 msg/s at a 50 ms round trip (a batch delay plus a GCP RPC); on
@@ -221,6 +231,7 @@ impl Default for PubsubPlan {
             backlog_interval: Micros::from_secs(5),
             prometheus_url: None,
             prometheus_query: None,
+            monitoring_endpoint: None,
         }
     }
 }
@@ -634,6 +645,7 @@ struct RunRaw {
     deadline: Option<Micros>,
     warmup: Option<Micros>,
     drain: Option<Micros>,
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Deserialize)]
@@ -654,6 +666,7 @@ struct TargetRaw {
     backlog_interval: Option<Micros>,
     prometheus_url: Option<String>,
     prometheus_query: Option<String>,
+    monitoring_endpoint: Option<String>,
 }
 
 impl TargetRaw {
@@ -677,9 +690,16 @@ impl TargetRaw {
                 .unwrap_or(d.max_outstanding_bytes)
                 .max(1),
             backlog: self.backlog,
-            backlog_interval: self.backlog_interval.unwrap_or(d.backlog_interval),
+            backlog_interval: self.backlog_interval.unwrap_or(
+                if self.backlog == Some(BacklogKind::CloudMonitoring) {
+                    CLOUD_MONITORING_INTERVAL
+                } else {
+                    d.backlog_interval
+                },
+            ),
             prometheus_url: self.prometheus_url,
             prometheus_query: self.prometheus_query,
+            monitoring_endpoint: self.monitoring_endpoint,
         };
         (self.kind, plan)
     }
@@ -1135,6 +1155,7 @@ fn resolve(
         deadline: run.deadline.unwrap_or(Micros::from_secs(15 * 60)),
         warmup: run.warmup.unwrap_or_default(),
         drain: run.drain.unwrap_or(Micros::from_secs(30 * 60)),
+        metrics_addr: run.metrics_addr,
         target: target.as_ref().map_or(TargetKind::Sim, |t| t.0),
         pubsub: target.map(|t| t.1).unwrap_or_default(),
         streams,
