@@ -468,6 +468,7 @@ pub async fn run(
                 .prometheus_query
                 .clone()
                 .unwrap_or_else(|| DEFAULT_PROMETHEUS_QUERY.into()),
+            adc: p.prometheus_uses_adc(),
         }),
         BacklogKind::CloudMonitoring => Some(BacklogView::CloudMonitoring {
             project: conn.project.clone(),

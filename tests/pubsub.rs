@@ -1226,12 +1226,10 @@ fn target_gcp_says_what_is_missing_before_it_starts() {
     );
 }
 
-/// A stand-in for Cloud Monitoring's `ListTimeSeries` (REST, as the official client calls it) on loopback: it
-/// answers every request with one point of `depth` whose interval ended `age` before the request, and records the
-/// requests' lines.
-fn fake_cloud_monitoring(
-    depth: u64,
-    age: Duration,
+/// A stand-in HTTP/1.1 server on loopback: each request (its head, lower-cased, and body read whole) goes to
+/// `answer`, which gives the status and the JSON body; the requests' heads are kept in order.
+fn fake_http(
+    answer: impl Fn(&str) -> (u16, String) + Send + 'static,
 ) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use std::io::{Read, Write};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1243,29 +1241,90 @@ fn fake_cloud_monitoring(
             let Ok(mut conn) = conn else { continue };
             let mut buf = Vec::new();
             let mut chunk = [0u8; 4096];
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            let head_end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break Some(i + 4);
+                }
+                match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => break None,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            let Some(head_end) = head_end else { continue };
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+            // The body too, so closing the connection does not reset it under the client.
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while buf.len() < head_end + length {
                 match conn.read(&mut chunk) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 }
             }
-            let head = String::from_utf8_lossy(&buf).to_string();
-            log.lock()
-                .unwrap()
-                .push(head.lines().next().unwrap_or_default().to_string());
-            let end = jiff::Timestamp::now() - jiff::SignedDuration::try_from(age).unwrap();
-            let start = end - jiff::SignedDuration::from_secs(60);
-            let body = format!(
-                r#"{{"timeSeries":[{{"metric":{{"type":"pubsub.googleapis.com/subscription/num_undelivered_messages"}},"points":[{{"interval":{{"startTime":"{start}","endTime":"{end}"}},"value":{{"int64Value":"{depth}"}}}}]}}]}}"#
-            );
+            log.lock().unwrap().push(head.clone());
+            let (status, body) = answer(&head);
             let _ = write!(
                 conn,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
         }
     });
     (port, seen)
+}
+
+/// A workload of 3 messages into the emulator at `port` that nobody consumes (its deadline 2 s), for a run that
+/// samples the autoscaler's view of the backlog as `[target]` lines `sampling` say.
+fn sampling_workload(dir: &Path, name: &str, port: u16, sampling: &str) -> PathBuf {
+    let wl = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &wl,
+        format!(
+            r#"[run]
+name = "{name}"
+deadline = "2s"
+drain = "0s"
+
+[target]
+kind = "emulator"
+project = "e2e"
+endpoint = "127.0.0.1:{port}"
+{sampling}
+
+[[stream]]
+name = "upscale"
+topic = "imagen-upscale"
+payload = '{{{{seq}}}}'
+
+  [[stream.phase]]
+  kind = "burst"
+  count = 3
+"#
+        ),
+    )
+    .unwrap();
+    wl
+}
+
+/// A stand-in for Cloud Monitoring's `ListTimeSeries` (REST, as the official client calls it): one point of
+/// `depth` whose interval ended `age` before the request.
+fn fake_cloud_monitoring(
+    depth: u64,
+    age: Duration,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    fake_http(move |_| {
+        let end = jiff::Timestamp::now() - jiff::SignedDuration::try_from(age).unwrap();
+        let start = end - jiff::SignedDuration::from_secs(60);
+        (
+            200,
+            format!(
+                r#"{{"timeSeries":[{{"metric":{{"type":"pubsub.googleapis.com/subscription/num_undelivered_messages"}},"points":[{{"interval":{{"startTime":"{start}","endTime":"{end}"}},"value":{{"int64Value":"{depth}"}}}}]}}]}}"#
+            ),
+        )
+    })
 }
 
 /// The autoscaler's view read from Cloud Monitoring keeps its point's own time: each backlog sample says how old
@@ -1280,36 +1339,14 @@ fn cloud_monitoring_points_keep_their_age_and_the_report_measures_it() {
     let mut procs = Procs::default();
     procs.0.push(emulator(port));
     let (monitoring, requests) = fake_cloud_monitoring(7, Duration::from_secs(90));
-    let wl = out.join("cm.toml");
-    std::fs::write(
-        &wl,
-        format!(
-            r#"
-[run]
-name = "cm"
-deadline = "3s"
-drain = "0s"
-
-[target]
-kind = "emulator"
-project = "e2e"
-endpoint = "127.0.0.1:{port}"
-backlog = "cloud-monitoring"
-backlog_interval = "500ms"
-monitoring_endpoint = "http://127.0.0.1:{monitoring}"
-
-[[stream]]
-name = "upscale"
-topic = "imagen-upscale"
-payload = '{{{{seq}}}}'
-
-  [[stream.phase]]
-  kind = "burst"
-  count = 3
-"#
+    let wl = sampling_workload(
+        out,
+        "cm",
+        port,
+        &format!(
+            "backlog = \"cloud-monitoring\"\nbacklog_interval = \"500ms\"\nmonitoring_endpoint = \"http://127.0.0.1:{monitoring}\""
         ),
-    )
-    .unwrap();
+    );
     let mut run = start_run(&wl, out, "cm");
     wait(&mut run, Duration::from_secs(60), out, "cm");
     let samples: Vec<serde_json::Value> = events(out, "cm")
@@ -1327,7 +1364,7 @@ payload = '{{{{seq}}}}'
     }
     let first = requests.lock().unwrap()[0].clone();
     assert!(
-        first.starts_with("GET /v3/projects/e2e/timeSeries?")
+        first.starts_with("get /v3/projects/e2e/timeseries?")
             && first.contains("imagen-upscale-sub")
             && first.contains("num_undelivered_messages"),
         "{first}"
@@ -1434,4 +1471,90 @@ fn shards_with_one_start_instant_start_together() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains("simulated time"));
+}
+
+/// The Prometheus view with `prometheus_auth = "adc"`, as Google Managed Prometheus' frontend wants: each query
+/// carries a bearer token from Application Default Credentials, obtained by the official auth library (here from
+/// an `authorized_user` credentials file whose token endpoint is a loopback stand-in). A stand-in Prometheus that
+/// insists on the token answers it; without `adc` it refuses, and the run says what to set.
+#[test]
+fn the_prometheus_view_authenticates_with_adc_as_managed_prometheus_wants() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let port = free_port();
+    let mut procs = Procs::default();
+    procs.0.push(emulator(port));
+    let (token_port, token_requests) = fake_http(|_| {
+        (
+            200,
+            r#"{"access_token":"tok-123","expires_in":3600,"token_type":"Bearer"}"#.into(),
+        )
+    });
+    let (prom_port, prom_requests) = fake_http(|head| {
+        if head.contains("authorization: bearer tok-123") {
+            (
+                200,
+                r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1764500000,"4"]}]}}"#.into(),
+            )
+        } else {
+            (
+                401,
+                r#"{"status":"error","error":"unauthenticated"}"#.into(),
+            )
+        }
+    });
+    let adc = out.join("adc.json");
+    std::fs::write(
+        &adc,
+        format!(
+            r#"{{"type":"authorized_user","client_id":"id","client_secret":"secret","refresh_token":"refresh","token_uri":"http://127.0.0.1:{token_port}/token"}}"#
+        ),
+    )
+    .unwrap();
+    let run_with_auth = |id: &str, auth: &str| {
+        let wl = sampling_workload(
+            out,
+            id,
+            port,
+            &format!(
+                "backlog = \"prometheus\"\nbacklog_interval = \"300ms\"\nprometheus_url = \"http://127.0.0.1:{prom_port}\"\nprometheus_auth = \"{auth}\""
+            ),
+        );
+        let o = Command::new(BIN)
+            .arg("run")
+            .arg(&wl)
+            .arg("--out")
+            .arg(out)
+            .args(["--run-id", id, "--no-progress"])
+            .env_remove("PUBSUB_EMULATOR_HOST")
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &adc)
+            .output()
+            .unwrap();
+        let samples = events(out, id)
+            .into_iter()
+            .filter(|e| e["event"] == "backlog" && e["view"] == "prometheus")
+            .collect::<Vec<_>>();
+        (samples, String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (samples, err) = run_with_auth("adc", "adc");
+    assert!(samples.len() >= 2, "{err}");
+    assert!(samples.iter().all(|s| s["depth"] == 4));
+    assert!(
+        token_requests.lock().unwrap()[0].starts_with("post /token"),
+        "{:?}",
+        token_requests.lock().unwrap()
+    );
+    assert!(
+        prom_requests
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|h| h.contains("authorization: bearer tok-123"))
+    );
+    let (samples, err) = run_with_auth("plain", "none");
+    assert!(samples.is_empty());
+    assert!(
+        err.contains("refused the query") && err.contains("prometheus_auth"),
+        "{err}"
+    );
 }

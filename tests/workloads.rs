@@ -154,3 +154,21 @@ fn huge_workload_is_refused_with_the_limit() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at most 50000000"));
 }
+
+/// Managed Prometheus' query frontend gets an ADC bearer token unless told otherwise; any other Prometheus URL
+/// gets none unless told.
+#[test]
+fn prometheus_auth_defaults_to_adc_on_managed_prometheus_only() {
+    let plan = |url: &str, auth: &str| {
+        crate::common::plan_from(&format!(
+            "[target]\nkind = \"gcp\"\nbacklog = \"prometheus\"\nprometheus_url = \"{url}\"\n{auth}\n[[stream]]\nname = \"s\"\n[[stream.phase]]\nkind = \"burst\"\ncount = 1\n"
+        ))
+        .pubsub
+        .prometheus_uses_adc()
+    };
+    let gmp = "https://monitoring.googleapis.com/v1/projects/p/location/global/prometheus";
+    assert!(plan(gmp, ""));
+    assert!(!plan(gmp, "prometheus_auth = \"none\""));
+    assert!(!plan("http://localhost:9090", ""));
+    assert!(plan("http://localhost:9090", "prometheus_auth = \"adc\""));
+}

@@ -15,8 +15,13 @@ pub enum BacklogView {
     /// `GET {base}/backlog/{subscription}` on the built-in emulator.
     Emulator { base_url: String },
     /// Prometheus' HTTP API: `GET {url}/api/v1/query?query=...`, `{subscription}` in the query replaced by the
-    /// subscription's short name.
-    Prometheus { url: String, query: String },
+    /// subscription's short name; with `adc`, each request carries a bearer token from Application Default
+    /// Credentials (Google Managed Prometheus' query frontend wants one).
+    Prometheus {
+        url: String,
+        query: String,
+        adc: bool,
+    },
     /// Cloud Monitoring's `pubsub.googleapis.com/subscription/num_undelivered_messages`, at Cloud Monitoring's
     /// endpoint or `endpoint` (`[target] monitoring_endpoint`; a loopback `http://` one is a local stand-in and
     /// is called without credentials).
@@ -72,6 +77,7 @@ pub fn parse_prometheus(body: &serde_json::Value) -> Result<Option<f64>, String>
 struct Sampler {
     http: reqwest::Client,
     monitoring: Option<google_cloud_monitoring_v3::client::MetricService>,
+    adc: Option<google_cloud_auth::credentials::Credentials>,
 }
 
 /// A loopback `http://` endpoint: a local stand-in for a Google API, called without credentials.
@@ -85,6 +91,28 @@ fn is_local(endpoint: &str) -> bool {
 type Reading = (u64, Option<std::time::SystemTime>);
 
 impl Sampler {
+    /// The `Authorization` header from Application Default Credentials (built once; the library caches and
+    /// refreshes the token).
+    async fn adc_headers(&mut self) -> Result<http::HeaderMap, String> {
+        if self.adc.is_none() {
+            self.adc = Some(
+                google_cloud_auth::credentials::Builder::default()
+                    .build()
+                    .map_err(|e| format!("no Application Default Credentials: {e}"))?,
+            );
+        }
+        let creds = self.adc.as_ref().expect("set above");
+        match creds.headers(http::Extensions::new()).await {
+            Ok(google_cloud_auth::credentials::CacheableResource::New { data, .. }) => Ok(data),
+            Ok(google_cloud_auth::credentials::CacheableResource::NotModified) => {
+                Err("Application Default Credentials gave no headers".into())
+            }
+            Err(e) => Err(format!(
+                "Application Default Credentials gave no access token: {e}"
+            )),
+        }
+    }
+
     async fn read(&mut self, view: &BacklogView, sub: &str) -> Result<Option<Reading>, String> {
         match view {
             BacklogView::Emulator { base_url } => {
@@ -108,16 +136,28 @@ impl Sampler {
                     )),
                 }
             }
-            BacklogView::Prometheus { url, query } => {
+            BacklogView::Prometheus { url, query, adc } => {
                 let q = query.replace("{subscription}", short(sub));
-                let resp = self
+                let mut req = self
                     .http
                     .get(format!("{}/api/v1/query", url.trim_end_matches('/')))
                     .query(&[("query", q)])
-                    .timeout(Duration::from_secs(10))
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .timeout(Duration::from_secs(10));
+                if *adc {
+                    req = req.headers(self.adc_headers().await?);
+                }
+                let resp = req.send().await.map_err(|e| e.to_string())?;
+                if matches!(resp.status().as_u16(), 401 | 403) {
+                    return Err(format!(
+                        "{url} refused the query ({}){}",
+                        resp.status(),
+                        if *adc {
+                            "; the account needs roles/monitoring.viewer on the project"
+                        } else {
+                            "; for Managed Prometheus set `[target] prometheus_auth = \"adc\"`"
+                        }
+                    ));
+                }
                 let v: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
                 // An instant query's timestamp is when it was evaluated, not the sample's: no point time.
                 Ok(parse_prometheus(&v)?.map(|f| (f.max(0.0).round() as u64, None)))
@@ -197,6 +237,7 @@ impl BacklogSampler {
             let mut sampler = Sampler {
                 http: reqwest::Client::new(),
                 monitoring: None,
+                adc: None,
             };
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -156,6 +156,31 @@ impl TargetKind {
     }
 }
 
+/// `[target] prometheus_auth`: how the Prometheus backlog view authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrometheusAuth {
+    /// No credentials (a Prometheus reached directly, or through `kubectl port-forward`).
+    None,
+    /// A bearer token from Application Default Credentials: Google Managed Prometheus' query frontend
+    /// (`https://monitoring.googleapis.com/v1/projects/PROJECT/location/global/prometheus`).
+    Adc,
+}
+
+impl PubsubPlan {
+    /// Whether the Prometheus view sends an ADC bearer token: as `prometheus_auth` says, else for a URL on
+    /// Managed Prometheus' frontend (`monitoring.googleapis.com`).
+    pub fn prometheus_uses_adc(&self) -> bool {
+        match self.prometheus_auth {
+            Some(a) => a == PrometheusAuth::Adc,
+            None => self
+                .prometheus_url
+                .as_deref()
+                .is_some_and(|u| u.contains("://monitoring.googleapis.com")),
+        }
+    }
+}
+
 /// Which backlog metric to sample during a Pub/Sub run (the autoscaler's view).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -198,6 +223,10 @@ pub struct PubsubPlan {
     pub backlog_interval: Micros,
     pub prometheus_url: Option<String>,
     pub prometheus_query: Option<String>,
+    /// How the Prometheus view authenticates: `adc` (a bearer token from Application Default Credentials, as
+    /// Google Managed Prometheus' query frontend wants) or `none`; by default `adc` for a URL on
+    /// `monitoring.googleapis.com`, else `none`.
+    pub prometheus_auth: Option<PrometheusAuth>,
     /// Cloud Monitoring's API at another address (a private endpoint, or a local stand-in in tests).
     pub monitoring_endpoint: Option<String>,
 }
@@ -231,6 +260,7 @@ impl Default for PubsubPlan {
             backlog_interval: Micros::from_secs(5),
             prometheus_url: None,
             prometheus_query: None,
+            prometheus_auth: None,
             monitoring_endpoint: None,
         }
     }
@@ -666,6 +696,7 @@ struct TargetRaw {
     backlog_interval: Option<Micros>,
     prometheus_url: Option<String>,
     prometheus_query: Option<String>,
+    prometheus_auth: Option<PrometheusAuth>,
     monitoring_endpoint: Option<String>,
 }
 
@@ -699,6 +730,7 @@ impl TargetRaw {
             ),
             prometheus_url: self.prometheus_url,
             prometheus_query: self.prometheus_query,
+            prometheus_auth: self.prometheus_auth,
             monitoring_endpoint: self.monitoring_endpoint,
         };
         (self.kind, plan)
