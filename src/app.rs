@@ -631,8 +631,9 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     // The schedule is never held: one pass for its end here, one as the simulator sends it.
     let last_offset = schedule::last_offset_of(&plan);
     let horizon = last_offset.0 + plan.deadline.0 + plan.drain.0;
-    let mut recorder = metrics_recorder(&args.metrics, &plan, horizon)?;
+    check_metrics(&args.metrics, &plan, horizon)?;
     let (run_id, dir) = run_results_dir(&plan, args)?;
+    let mut recorder = metrics_recorder(&args.metrics, &plan, horizon, &run_id);
     // Served from a runtime of its own while the simulator runs on this thread.
     let served = match (&recorder, metrics_addr(&args.metrics, &plan)) {
         (Some(r), Some(addr)) => {
@@ -732,33 +733,84 @@ fn metrics_addr(args: &crate::cli::MetricsArgs, plan: &Plan) -> Option<std::net:
     args.metrics_addr.or(plan.metrics_addr)
 }
 
-/// The run's metrics as `--metrics-*` and `[run] metrics_addr` ask for them; `None` when nothing serves or writes
-/// them. `horizon_us` is a simulated run's planned length (0 for a live run): a metrics file's default spacing is
-/// 15 s, Prometheus' default scrape interval, or 1/720 of a simulated run longer than 3 hours. A served address
-/// that is not loopback needs `--metrics-allow-remote` (exit 2 otherwise).
+/// The most samples a metrics file of a simulated run may hold: 10,000 snapshots of ~500 series is about 400 MB.
+const MAX_METRICS_SAMPLES: u64 = 10_000;
+
+/// Checks `--metrics-*` and `[run] metrics_addr` before anything runs (exit 2): a served address that is not
+/// loopback needs `--metrics-allow-remote`; a metrics file must be a file in a folder that exists; its interval
+/// is at least a second, and a simulated run (`horizon_us`, its planned length; 0 for a live run) gets at most
+/// [`MAX_METRICS_SAMPLES`] samples.
+fn check_metrics(
+    args: &crate::cli::MetricsArgs,
+    plan: &Plan,
+    horizon_us: u64,
+) -> anyhow::Result<()> {
+    if let Some(a) = metrics_addr(args, plan) {
+        crate::metrics::check_addr(a, args.metrics_allow_remote)?;
+    }
+    if let Some(path) = &args.metrics_file {
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if path.is_dir() || !parent.is_dir() {
+            bail!(
+                "--metrics-file {}: {}\n    fix: name a file in a folder that exists",
+                path.display(),
+                if path.is_dir() {
+                    "that is a folder"
+                } else {
+                    "its folder does not exist"
+                }
+            );
+        }
+    }
+    if let Some(i) = args.metrics_interval {
+        if i.0 < 1_000_000 {
+            bail!(
+                "--metrics-interval {i}: under a second\n    fix: 1s or more (Prometheus scrapes every 15s by default)"
+            );
+        }
+        if horizon_us / i.0 > MAX_METRICS_SAMPLES {
+            bail!(
+                "--metrics-interval {i}: {} samples of a {} simulated run, more than {MAX_METRICS_SAMPLES}\n    fix: --metrics-interval {} or more",
+                horizon_us / i.0,
+                crate::units::human_us(horizon_us),
+                crate::units::Micros(
+                    horizon_us.div_ceil(MAX_METRICS_SAMPLES).div_ceil(1_000_000) * 1_000_000
+                )
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The run's metrics as `--metrics-*` and `[run] metrics_addr` ask for them (checked by [`check_metrics`]);
+/// `None` when nothing serves or writes them. Every series is labelled with `run_id`. `horizon_us` is a simulated
+/// run's planned length (0 for a live run): a metrics file's default spacing is 15 s, Prometheus' default scrape
+/// interval, or 1/720 of a simulated run longer than 3 hours; a simulated run's samples end at the moment it ran
+/// (time 0 is `now − horizon`), so they can be backfilled beside live data, which Prometheus only takes up to now.
 fn metrics_recorder(
     args: &crate::cli::MetricsArgs,
     plan: &Plan,
     horizon_us: u64,
-) -> anyhow::Result<Option<crate::metrics::Recorder>> {
-    let addr = metrics_addr(args, plan);
-    if let Some(a) = addr {
-        crate::metrics::check_addr(a, args.metrics_allow_remote)?;
+    run_id: &str,
+) -> Option<crate::metrics::Recorder> {
+    if metrics_addr(args, plan).is_none() && args.metrics_file.is_none() {
+        return None;
     }
-    if addr.is_none() && args.metrics_file.is_none() {
-        return Ok(None);
-    }
-    let mut r =
-        crate::metrics::Recorder::new(std::sync::Arc::new(crate::metrics::RunMetrics::new()));
+    let mut r = crate::metrics::Recorder::new(std::sync::Arc::new(
+        crate::metrics::RunMetrics::for_run(Some(run_id)),
+    ));
     if let Some(path) = &args.metrics_file {
         let interval = args
             .metrics_interval
             .map_or((horizon_us / 720).max(15_000_000), |i| i.0);
-        // A simulated run's time 0 is now; a live run's header sets its own wall-clock start.
-        let origin = crate::units::unix_now_us() as f64 / 1e6;
+        // A live run's header sets its own wall-clock start.
+        let origin = crate::units::unix_now_us().saturating_sub(horizon_us) as f64 / 1e6;
         r = r.with_file(path.clone(), interval, origin);
     }
-    Ok(Some(r))
+    Some(r)
 }
 
 /// Serves `metrics` at `addr` from `rt`. A port that cannot be had is one warning, and the run goes on.
@@ -779,10 +831,10 @@ fn serve_metrics(
             let render = std::sync::Arc::new(move || metrics.encode());
             Some(rt.spawn(crate::metrics::serve(listener, render)))
         }
-        Err(source) => {
+        Err(error) => {
             crate::note!(
-                "warning: {}; the run goes on without serving metrics",
-                crate::metrics::Error::BindFailed { addr, source }
+                "warning: {}\n    the run goes on without serving metrics",
+                crate::metrics::Error::BindFailed { addr, error }
             );
             None
         }
@@ -840,7 +892,15 @@ fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
         metrics: None,
         start_at_unix_us: args.start_at.map(|t| t.as_microsecond().max(0) as u64),
     };
-    let recorder = metrics_recorder(&args.metrics, plan, 0)?;
+    check_metrics(&args.metrics, plan, 0)?;
+    // A start instant already past: refused before anything is created.
+    if let Some(at) = args.start_at
+        && at < jiff::Timestamp::now()
+    {
+        bail!(
+            "--start-at {at}: that instant has passed\n    fix: give every shard a start time far enough ahead for all of them to connect (and reach zero, with --require-zero)"
+        );
+    }
     let stop = stop_on_signal();
     let rt = runtime()?;
     // Connect and set up first: an unreachable Pub/Sub fails here, before the results folder exists. A signal
@@ -863,6 +923,7 @@ fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
         return Ok(interrupted(&stop));
     };
     let (run_id, dir) = run_results_dir(plan, args)?;
+    let recorder = metrics_recorder(&args.metrics, plan, 0, &run_id);
     let served = match (&recorder, metrics_addr(&args.metrics, plan)) {
         (Some(r), Some(addr)) => serve_metrics(&rt, r.metrics.clone(), addr, args.quiet),
         _ => None,
@@ -881,7 +942,7 @@ fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
             dir.display()
         );
     }
-    let outcome = rt.block_on(crate::live::run(
+    let outcome = match rt.block_on(crate::live::run(
         plan,
         &items,
         &run_id,
@@ -889,7 +950,16 @@ fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
         prepared,
         &opts,
         stop.clone(),
-    ))?;
+    )) {
+        Ok(o) => o,
+        Err(e) => {
+            // A missed start barrier wrote nothing: the empty folder goes, so the shard can be run again.
+            if matches!(e, crate::live::LiveError::MissedStart { .. }) {
+                let _ = std::fs::remove_dir(&dir);
+            }
+            return Err(e.into());
+        }
+    };
     if let Some(r) = &recorder {
         finish_metrics(Some(&mut r.lock().unwrap_or_else(|p| p.into_inner())), args)?;
     }

@@ -450,7 +450,7 @@ pub struct MetricsArgs {
     /// Serve the run's Prometheus metrics at http://HOST:PORT/metrics while it runs (OpenMetrics when the scraper
     /// asks for it, else the Prometheus text format); overrides `[run] metrics_addr`. Loopback only, unless
     /// --metrics-allow-remote.
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_metrics_addr)]
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Allow a --metrics-addr that is not loopback (the endpoint shows what the run is doing).
     #[arg(long)]
@@ -623,6 +623,22 @@ pub fn results_root(text: &str) -> Result<PathBuf, String> {
         return Err("an empty folder name\n    fix: e.g. `--out results`".into());
     }
     Ok(PathBuf::from(text))
+}
+
+/// `--metrics-addr`: an IP address and port, or `localhost:PORT` (served on 127.0.0.1).
+fn parse_metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    if let Some(port) = s
+        .strip_prefix("localhost:")
+        .and_then(|p| p.parse::<u16>().ok())
+    {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    Err(format!(
+        "`{s}` is not HOST:PORT with an IP address (or localhost); write it like 127.0.0.1:9464"
+    ))
 }
 
 /// `--start-at`: an RFC 3339 instant with its offset.

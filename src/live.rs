@@ -365,7 +365,16 @@ pub async fn run(
                 late: crate::units::human_us(now - at),
             });
         }
-        tokio::time::sleep(Duration::from_micros(at - now)).await;
+        // Waited in steps, so a signal meanwhile ends the wait (and the run, with nothing published) at once.
+        let until = Instant::now() + Duration::from_micros(at - now);
+        while !stop.requested() && Instant::now() < until {
+            tokio::time::sleep(
+                until
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(100)),
+            )
+            .await;
+        }
     }
     let mut writer = EventLogWriter::create(&dir.join("events.jsonl"))?;
     // The schedule is read in passes (its end here, its messages per stream below, then as it is sent), never

@@ -31,18 +31,22 @@ use std::sync::atomic::AtomicU64;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "--metrics-addr {addr}: not a loopback address; the endpoint shows what the run is doing\n    fix: use 127.0.0.1:PORT, or add --metrics-allow-remote to serve it on {addr}"
+        "metrics address {addr} (--metrics-addr or [run] metrics_addr): not a loopback address; the endpoint shows what the run is doing\n    fix: use 127.0.0.1:PORT, or add --metrics-allow-remote to serve it on {addr}"
     )]
     NotLoopback { addr: SocketAddr },
-    #[error("cannot serve metrics on {addr}: {source}")]
+    #[error(
+        "cannot serve metrics on {addr}: {error}\n    fix: choose a free port (or 0 for any), e.g. --metrics-addr 127.0.0.1:0"
+    )]
     BindFailed {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("cannot write the metrics file {path}: {source}")]
+    #[error(
+        "cannot write the metrics file {path}: {error}\n    fix: name a file in a folder that exists"
+    )]
     WriteFailed {
         path: std::path::PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -67,8 +71,8 @@ struct SplitLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BacklogLabels {
     subscription: String,
-    /// `true` (published, not acknowledged, as the harness counts it or the simulator knows it) or the metric an
-    /// autoscaler reads (`emulator`, `prometheus`, `cloud-monitoring`, `keda`).
+    /// `actual` (published, not acknowledged, as the harness counts it or the simulator knows it) or the metric
+    /// an autoscaler reads (`emulator`, `prometheus`, `cloud-monitoring`).
     view: String,
 }
 
@@ -160,8 +164,24 @@ impl Default for RunMetrics {
 }
 
 impl RunMetrics {
+    /// Metrics without a run label (tests).
     pub fn new() -> RunMetrics {
-        let mut registry = Registry::with_prefix("imagen_load");
+        Self::for_run(None)
+    }
+
+    /// A run's metrics; `run` (its id) becomes a `run` label on every series, so runs backfilled or scraped into
+    /// one Prometheus stay apart.
+    pub fn for_run(run: Option<&str>) -> RunMetrics {
+        let mut registry = match run {
+            Some(id) => Registry::with_prefix_and_labels(
+                "imagen_load",
+                std::iter::once((
+                    std::borrow::Cow::Borrowed("run"),
+                    std::borrow::Cow::Owned(id.to_string()),
+                )),
+            ),
+            None => Registry::with_prefix("imagen_load"),
+        };
         let split = || Seconds::new_with_constructor(seconds_histogram as fn() -> Histogram);
         let m = RunMetrics {
             registry: Registry::default(),
@@ -357,7 +377,7 @@ impl RunMetrics {
                 self.backlog
                     .get_or_create(&BacklogLabels {
                         subscription: subscription.clone(),
-                        view: view.clone().unwrap_or_else(|| "true".into()),
+                        view: view.clone().unwrap_or_else(|| "actual".into()),
                     })
                     .set(*depth as i64);
             }
@@ -763,9 +783,9 @@ impl MetricsFile {
 
     /// Writes the exposition to `path`.
     pub fn write(&self, path: &std::path::Path) -> Result<(), Error> {
-        std::fs::write(path, self.text()).map_err(|source| Error::WriteFailed {
+        std::fs::write(path, self.text()).map_err(|error| Error::WriteFailed {
             path: path.to_path_buf(),
-            source,
+            error,
         })
     }
 }
@@ -964,7 +984,7 @@ mod tests {
         assert!(text.contains("imagen_load_gpu_nodes 0 1800000000.000\n"));
         assert!(text.contains("imagen_load_gpu_nodes 0 1800000015.000\n"));
         assert!(text.contains(
-            "imagen_load_backlog_messages{subscription=\"s\",view=\"true\"} 7 1800000015.000\n"
+            "imagen_load_backlog_messages{subscription=\"s\",view=\"actual\"} 7 1800000015.000\n"
         ));
         assert!(text.ends_with("# EOF\n"));
     }

@@ -73,6 +73,11 @@ fn promtool_check(text: &str) -> (bool, String) {
 
 /// A PromQL instant query through Prometheus' HTTP API: the value of each series, by its labels.
 fn query(port: u16, promql: &str) -> Vec<(serde_json::Value, f64)> {
+    query_at(port, promql, None)
+}
+
+/// The same, evaluated at `at` (Unix seconds) rather than now.
+fn query_at(port: u16, promql: &str, at: Option<f64>) -> Vec<(serde_json::Value, f64)> {
     let q: String = promql
         .bytes()
         .map(|b| match b {
@@ -80,7 +85,8 @@ fn query(port: u16, promql: &str) -> Vec<(serde_json::Value, f64)> {
             _ => format!("%{b:02X}"),
         })
         .collect();
-    let (status, _, body) = http_get(port, &format!("/api/v1/query?query={q}"), "*/*");
+    let time = at.map(|t| format!("&time={t:.3}")).unwrap_or_default();
+    let (status, _, body) = http_get(port, &format!("/api/v1/query?query={q}{time}"), "*/*");
     assert!(status.contains("200"), "{promql}: {status} {body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     v["data"]["result"]
@@ -189,6 +195,13 @@ fn prometheus_scrapes_a_live_run_and_gets_its_counts_and_latency() {
         &out.join("w0.log"),
     ));
     assert_eq!(wait(&mut run, Duration::from_secs(90), out, "prom"), 0);
+    // The run's endpoint was up (lingering, scraped every second) until it exited: the dashboard's instant
+    // queries are evaluated 1.5 s before that, since its series go stale once the target is gone.
+    let up_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        - 1.5;
     let s = summary(out, "prom");
     let d = &s["delivery"];
     assert_eq!(d["completed"], 30, "{d}");
@@ -262,7 +275,7 @@ fn prometheus_scrapes_a_live_run_and_gets_its_counts_and_latency() {
             let promql = expr
                 .replace("$__rate_interval", "1m")
                 .replace("$__range", "5m");
-            let got = query(prom_port, &promql);
+            let got = query_at(prom_port, &promql, Some(up_at));
             assert!(
                 got.iter().any(|(_, v)| v.is_finite()),
                 "panel `{}`: `{promql}` returned no data: {got:?}",
@@ -387,4 +400,57 @@ fn a_remote_metrics_address_needs_an_explicit_flag() {
         .code(2)
         .stderr(predicates::str::contains("--metrics-allow-remote"));
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+/// Metrics flags that would misbehave are refused before anything runs: a metrics file in a folder that does not
+/// exist (not found only after the run), an interval under a second or one giving a simulated run more than
+/// 10,000 samples (a file of gigabytes). `localhost:PORT` is accepted as 127.0.0.1.
+#[test]
+fn metrics_flags_that_would_misbehave_are_refused_before_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let refused = |workload: &str, extra: &[&str], says: &str| {
+        bin()
+            .args(["run", workload, "--out"])
+            .arg(tmp.path().join("out"))
+            .args(extra)
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(says.to_string()))
+            .stderr(predicates::str::contains("fix:"));
+        assert!(!tmp.path().join("out").exists(), "nothing written");
+    };
+    let missing = tmp.path().join("nope/x.om");
+    refused(
+        "workloads/burst.toml",
+        &["--metrics-file", missing.to_str().unwrap()],
+        "its folder does not exist",
+    );
+    let file = tmp.path().join("x.om");
+    refused(
+        "workloads/burst.toml",
+        &[
+            "--metrics-file",
+            file.to_str().unwrap(),
+            "--metrics-interval",
+            "0s",
+        ],
+        "under a second",
+    );
+    // A simulated day sampled every second.
+    refused(
+        "workloads/diurnal.toml",
+        &[
+            "--metrics-file",
+            file.to_str().unwrap(),
+            "--metrics-interval",
+            "1s",
+        ],
+        "more than 10000",
+    );
+    bin()
+        .args(["run", "workloads/burst.toml", "--quiet", "--out"])
+        .arg(tmp.path().join("ok"))
+        .args(["--metrics-addr", "localhost:0"])
+        .assert()
+        .success();
 }

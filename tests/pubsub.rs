@@ -237,7 +237,7 @@ pub(crate) fn summary(out: &Path, id: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn events(out: &Path, id: &str) -> Vec<serde_json::Value> {
+pub(crate) fn events(out: &Path, id: &str) -> Vec<serde_json::Value> {
     let f = std::fs::File::open(out.join(id).join("events.jsonl")).unwrap();
     BufReader::new(f)
         .lines()
@@ -1557,4 +1557,51 @@ fn the_prometheus_view_authenticates_with_adc_as_managed_prometheus_wants() {
         err.contains("refused the query") && err.contains("prometheus_auth"),
         "{err}"
     );
+}
+
+/// A run waiting at its start barrier stops at once on SIGTERM, before it publishes, not when the instant comes.
+#[test]
+fn a_signal_ends_the_wait_for_the_start_instant() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let mut procs = Procs::default();
+    let port = free_port();
+    procs.0.push(emulator(port));
+    let wl = workload(
+        out,
+        &format!("127.0.0.1:{port}"),
+        "  kind = \"burst\"\n  count = 3",
+        "2s",
+    );
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(600);
+    let mut run = Command::new(BIN)
+        .arg("run")
+        .arg(&wl)
+        .arg("--out")
+        .arg(out)
+        .args(["--run-id", "sig", "--no-progress", "--start-at"])
+        .arg(at.to_string())
+        .env_remove("PUBSUB_EMULATOR_HOST")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(out.join("sig.stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let sent = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    let code = wait(&mut run, Duration::from_secs(30), out, "sig");
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "stopped {:?} after the signal",
+        sent.elapsed()
+    );
+    assert_ne!(code, 0);
+    let published = events(out, "sig")
+        .iter()
+        .filter(|e| e["event"] == "published")
+        .count();
+    assert_eq!(published, 0);
 }

@@ -206,7 +206,7 @@ fn waterfall(r: &RunReport) -> String {
     let sx = |t: u64| left + (t - lo) as f64 / span * pw;
     let mut s = String::new();
     writeln!(s, r#"<svg viewBox="0 0 {WIDTH} {height}" width="100%" role="img" aria-label="cold-start waterfall">"#).unwrap();
-    writeln!(s, r#"<text x="{left}" y="16" class="t">Cold starts, phase by phase (time since run start)</text>"#).unwrap();
+    writeln!(s, r#"<text x="{left}" y="16" class="t">Cold starts, phase by phase (time since the first pod started)</text>"#).unwrap();
     for (i, phase) in shown.iter().enumerate() {
         let lx = left + i as f64 * 100.0 - 40.0;
         writeln!(s, r#"<rect x="{lx}" y="24" width="10" height="10" fill="{}"/><text x="{}" y="33" class="a">{}</text>"#, PHASE_COLORS[i], lx + 14.0, phase.replace('_', " ").replace("node provisioning", "node")).unwrap();
