@@ -4,7 +4,7 @@
 
 use crate::common::bin;
 use crate::pubsub::{
-    Procs, emulator, free_port, summary, wait, wait_for_port, worker_on, workload,
+    Emulator, free_port, started, summary, wait, wait_for_port, worker_on, workload,
 };
 use std::io::{Read, Write};
 use std::path::Path;
@@ -146,10 +146,7 @@ fn prometheus_scrapes_a_live_run_and_gets_its_counts_and_latency() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path();
-    let mut procs = Procs::default();
-    let port = free_port();
-    procs.0.push(emulator(port));
-    let host = format!("127.0.0.1:{port}");
+    let (mut procs, _, host) = started(Emulator::Builtin);
     let worker_port = free_port();
     let metrics_port = free_port();
     let (prom, prom_port) = start_prometheus(

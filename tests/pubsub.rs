@@ -23,6 +23,15 @@ impl Drop for Procs {
     }
 }
 
+/// A scenario's emulator: `emu` started on a free loopback port, killed when the returned `Procs` is dropped;
+/// with its port and address (`127.0.0.1:PORT`).
+pub(crate) fn started(emu: Emulator) -> (Procs, u16, String) {
+    let port = free_port();
+    let mut procs = Procs::default();
+    procs.0.push(emu.start(port));
+    (procs, port, format!("127.0.0.1:{port}"))
+}
+
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -38,10 +47,6 @@ pub(crate) fn wait_for_port(port: u16) {
         assert!(Instant::now() < until, "nothing listens on {port}");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-pub(crate) fn emulator(port: u16) -> Child {
-    Emulator::Builtin.start(port)
 }
 
 /// The emulators the scenarios run against: the built-in one, and Google's (`gcloud beta emulators pubsub`,
@@ -282,15 +287,9 @@ fn on_both(scenario: impl Fn(Emulator) -> serde_json::Value) {
 #[test]
 fn a_burst_through_each_emulator_is_published_completed_and_broken_down() {
     on_both(|emu| {
-        let port = free_port();
-        let mut procs = Procs::default();
-        procs.0.push(emu.start(port));
+        let (mut procs, _, host) = started(emu);
         // Google's emulator has no backlog endpoint: the run says so once, and samples no autoscaler's view.
-        burst_flow(
-            &format!("127.0.0.1:{port}"),
-            emu == Emulator::Builtin,
-            &mut procs,
-        )
+        burst_flow(&host, emu == Emulator::Builtin, &mut procs)
     });
 }
 
@@ -383,10 +382,7 @@ fn burst_flow(host: &str, backlog_endpoint: bool, procs: &mut Procs) -> serde_js
 fn the_quick_start_with_one_busy_worker_reports_warm_messages_and_queueing() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path();
-    let port = free_port();
-    let mut procs = Procs::default();
-    procs.0.push(emulator(port));
-    let host = format!("127.0.0.1:{port}");
+    let (mut procs, _, host) = started(Emulator::Builtin);
     // 12 at once, then 12 more 4 s later (after the model load of 1.5 s); 150 ms each, one at a time.
     let wl = workload(
         out,
@@ -493,10 +489,7 @@ fn a_worker_killed_mid_message_leaves_it_to_be_redelivered_and_completed() {
 fn killed_worker_flow(emu: Emulator) -> serde_json::Value {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path();
-    let port = free_port();
-    let mut procs = Procs::default();
-    procs.0.push(emu.start(port));
-    let host = format!("127.0.0.1:{port}");
+    let (mut procs, _, host) = started(emu);
     let wl = workload(out, &host, "  kind = \"burst\"\n  count = 2", "40s");
     let mut run = start_run(&wl, out, "kill");
     // One slow worker takes a job (model 0.5 s, then 5 s per job) and is killed with SIGKILL while on it.
@@ -643,10 +636,7 @@ fn a_run_interrupted_under_either_emulator_accounts_for_every_message() {
     for emu in Emulator::available() {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path();
-        let port = free_port();
-        let mut procs = Procs::default();
-        procs.0.push(emu.start(port));
-        let host = format!("127.0.0.1:{port}");
+        let (mut procs, _, host) = started(emu);
         let wl = workload(
             out,
             &host,
@@ -704,9 +694,7 @@ fn a_run_interrupted_under_either_emulator_accounts_for_every_message() {
 fn a_run_with_nothing_pulling_names_the_subscription_and_reports_publish_delay() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path();
-    let port = free_port();
-    let mut procs = Procs::default();
-    procs.0.push(emulator(port));
+    let (_procs, port, _) = started(Emulator::Builtin);
     let wl = workload(
         out,
         &format!("127.0.0.1:{port}"),
@@ -1335,9 +1323,7 @@ fn fake_cloud_monitoring(
 fn cloud_monitoring_points_keep_their_age_and_the_report_measures_it() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path();
-    let port = free_port();
-    let mut procs = Procs::default();
-    procs.0.push(emulator(port));
+    let (_procs, port, _) = started(Emulator::Builtin);
     let (monitoring, requests) = fake_cloud_monitoring(7, Duration::from_secs(90));
     let wl = sampling_workload(
         out,
@@ -1390,10 +1376,7 @@ fn cloud_monitoring_points_keep_their_age_and_the_report_measures_it() {
 fn shards_with_one_start_instant_start_together() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path();
-    let port = free_port();
-    let mut procs = Procs::default();
-    procs.0.push(emulator(port));
-    let host = format!("127.0.0.1:{port}");
+    let (_procs, _, host) = started(Emulator::Builtin);
     let wl = workload(
         out,
         &host,
@@ -1481,9 +1464,7 @@ fn shards_with_one_start_instant_start_together() {
 fn the_prometheus_view_authenticates_with_adc_as_managed_prometheus_wants() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path();
-    let port = free_port();
-    let mut procs = Procs::default();
-    procs.0.push(emulator(port));
+    let (_procs, port, _) = started(Emulator::Builtin);
     let (token_port, token_requests) = fake_http(|_| {
         (
             200,
@@ -1564,9 +1545,7 @@ fn the_prometheus_view_authenticates_with_adc_as_managed_prometheus_wants() {
 fn a_signal_ends_the_wait_for_the_start_instant() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path();
-    let mut procs = Procs::default();
-    let port = free_port();
-    procs.0.push(emulator(port));
+    let (_procs, port, _) = started(Emulator::Builtin);
     let wl = workload(
         out,
         &format!("127.0.0.1:{port}"),
