@@ -633,7 +633,7 @@ fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     let horizon = last_offset.0 + plan.deadline.0 + plan.drain.0;
     check_metrics(&args.metrics, &plan, horizon)?;
     let (run_id, dir) = run_results_dir(&plan, args)?;
-    let mut recorder = metrics_recorder(&args.metrics, &plan, horizon, &run_id);
+    let mut recorder = metrics_recorder(&args.metrics, &plan, horizon, &run_id, args.quiet);
     // Served from a runtime of its own while the simulator runs on this thread.
     let served = match (&recorder, metrics_addr(&args.metrics, &plan)) {
         (Some(r), Some(addr)) => {
@@ -733,6 +733,13 @@ fn metrics_addr(args: &crate::cli::MetricsArgs, plan: &Plan) -> Option<std::net:
     args.metrics_addr.or(plan.metrics_addr)
 }
 
+/// Where the run's metrics are pushed by OTLP: `--otlp-endpoint`, else `[run] otlp_endpoint`.
+fn otlp_endpoint<'a>(args: &'a crate::cli::MetricsArgs, plan: &'a Plan) -> Option<&'a str> {
+    args.otlp_endpoint
+        .as_deref()
+        .or(plan.otlp_endpoint.as_deref())
+}
+
 /// The most samples a metrics file of a simulated run may hold: 10,000 snapshots of ~500 series is about 400 MB.
 const MAX_METRICS_SAMPLES: u64 = 10_000;
 
@@ -765,6 +772,22 @@ fn check_metrics(
             );
         }
     }
+    if args.metrics_linger.is_some() && metrics_addr(args, plan).is_none() {
+        bail!(
+            "--metrics-linger keeps /metrics up after the run, and nothing serves it\n    fix: add --metrics-addr 127.0.0.1:PORT (or [run] metrics_addr), or drop --metrics-linger"
+        );
+    }
+    if let Some(url) = otlp_endpoint(args, plan) {
+        crate::metrics::otlp::endpoint(url, args.metrics_allow_remote)?;
+    }
+    if let Some(i) = args.otlp_interval
+        && i.0 < 1_000_000
+    {
+        bail!(
+            "--otlp-interval {i}: under a second\n    fix: 1s or more (the default is {})",
+            crate::units::human_us(crate::metrics::otlp::DEFAULT_INTERVAL.as_micros() as u64)
+        );
+    }
     if let Some(i) = args.metrics_interval {
         if i.0 < 1_000_000 {
             bail!(
@@ -795,13 +818,45 @@ fn metrics_recorder(
     plan: &Plan,
     horizon_us: u64,
     run_id: &str,
+    quiet: bool,
 ) -> Option<crate::metrics::Recorder> {
-    if metrics_addr(args, plan).is_none() && args.metrics_file.is_none() {
+    let otlp = otlp_endpoint(args, plan);
+    if metrics_addr(args, plan).is_none() && args.metrics_file.is_none() && otlp.is_none() {
         return None;
     }
-    let mut r = crate::metrics::Recorder::new(std::sync::Arc::new(
-        crate::metrics::RunMetrics::for_run(Some(run_id)),
-    ));
+    // An OTLP push that cannot be set up (a malformed OTEL_EXPORTER_OTLP_* variable) is one warning.
+    let push = otlp
+        .and_then(|u| crate::metrics::otlp::endpoint(u, args.metrics_allow_remote).ok())
+        .and_then(|url| {
+            let interval = args
+                .otlp_interval
+                .map_or(crate::metrics::otlp::DEFAULT_INTERVAL, |i| {
+                    std::time::Duration::from_micros(i.0)
+                });
+            crate::metrics::otlp::Push::start(&url, interval, run_id)
+                .inspect_err(|e| {
+                    crate::logs::note(
+                        &format!("warning: {e}\n    the run goes on without pushing metrics"),
+                        "WARNING",
+                    )
+                })
+                .ok()
+        });
+    let mut metrics = crate::metrics::RunMetrics::for_run(Some(run_id));
+    if let Some(p) = &push {
+        metrics = metrics.with_otlp(&p.meter());
+    }
+    let mut r = crate::metrics::Recorder::new(std::sync::Arc::new(metrics));
+    if let Some(p) = push {
+        if !quiet {
+            crate::note!(
+                "metrics pushed by OTLP to {} every {}",
+                p.url(),
+                crate::units::human_us(p.interval().as_micros() as u64)
+            );
+        }
+        r = r.with_push(p);
+    }
     if let Some(path) = &args.metrics_file {
         let interval = args
             .metrics_interval
@@ -846,7 +901,23 @@ fn finish_metrics(
     recorder: Option<&mut crate::metrics::Recorder>,
     args: &RunArgs,
 ) -> anyhow::Result<()> {
-    if let Some(path) = recorder.map(|r| r.finish()).transpose()?.flatten()
+    let Some(r) = recorder else {
+        return Ok(());
+    };
+    if let Some((url, pushed)) = r.finish_push()
+        && (pushed.failures > 0 || !args.quiet)
+    {
+        if pushed.failures > 0 {
+            crate::note!(
+                "OTLP: {} of {} pushes to {url} failed",
+                pushed.failures,
+                pushed.pushes
+            );
+        } else {
+            crate::note!("metrics pushed to {url} ({} pushes)", pushed.pushes);
+        }
+    }
+    if let Some(path) = r.finish()?
         && !args.quiet
     {
         crate::note!("metrics written to {}", path.display());
@@ -923,7 +994,7 @@ fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus> {
         return Ok(interrupted(&stop));
     };
     let (run_id, dir) = run_results_dir(plan, args)?;
-    let recorder = metrics_recorder(&args.metrics, plan, 0, &run_id);
+    let recorder = metrics_recorder(&args.metrics, plan, 0, &run_id, args.quiet);
     let served = match (&recorder, metrics_addr(&args.metrics, plan)) {
         (Some(r), Some(addr)) => serve_metrics(&rt, r.metrics.clone(), addr, args.quiet),
         _ => None,

@@ -41,7 +41,7 @@ pub enum Command {
     ///
     /// With no target configured the run drives the built-in simulator in virtual time: a day of traffic takes
     /// seconds, and no cloud, Docker or cluster is needed.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check a workload file and print what it will do; reports every problem at once (exit 2 if any).
     Validate(ValidateArgs),
     /// Print the exact schedule: per message its stream, sequence number and intended offset.
@@ -452,7 +452,7 @@ pub struct MetricsArgs {
     /// --metrics-allow-remote.
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_metrics_addr)]
     pub metrics_addr: Option<std::net::SocketAddr>,
-    /// Allow a --metrics-addr that is not loopback (the endpoint shows what the run is doing).
+    /// Allow a --metrics-addr or --otlp-endpoint that is not loopback (either shows what the run is doing).
     #[arg(long)]
     pub metrics_allow_remote: bool,
     /// Keep serving /metrics this long after the run ends, so a last scrape sees the final counts (default 0s).
@@ -466,6 +466,15 @@ pub struct MetricsArgs {
     /// simulated run longer than 3 hours gets one sample per 1/720 of it).
     #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_duration, requires = "metrics_file")]
     pub metrics_interval: Option<crate::units::Micros>,
+    /// Push the run's metrics (the same series as /metrics) to an OpenTelemetry collector by OTLP/HTTP
+    /// (protobuf), every --otlp-interval and once at the end; `http://HOST:4318` posts to
+    /// `http://HOST:4318/v1/metrics`. Headers (e.g. Authorization) come from OTEL_EXPORTER_OTLP_HEADERS; overrides
+    /// `[run] otlp_endpoint`. Loopback only, unless --metrics-allow-remote.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// Wall-clock time between two OTLP pushes (default 10s, as k6's OpenTelemetry output).
+    #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_duration)]
+    pub otlp_interval: Option<crate::units::Micros>,
 }
 
 /// Watching the Kubernetes cluster during a live run; each flag overrides `[cluster]`, and any of them turns

@@ -389,14 +389,19 @@ fn a_taken_metrics_port_is_a_warning_and_the_run_goes_on() {
 #[test]
 fn a_remote_metrics_address_needs_an_explicit_flag() {
     let tmp = tempfile::tempdir().unwrap();
-    bin()
-        .args(["run", "workloads/burst.toml", "--out"])
-        .arg(tmp.path())
-        .args(["--metrics-addr", "0.0.0.0:0"])
-        .assert()
-        .code(2)
-        .stderr(predicates::str::contains("--metrics-allow-remote"));
-    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    for flags in [
+        ["--metrics-addr", "0.0.0.0:0"],
+        ["--otlp-endpoint", "http://192.0.2.7:4318"],
+    ] {
+        bin()
+            .args(["run", "workloads/burst.toml", "--out"])
+            .arg(tmp.path())
+            .args(flags)
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains("--metrics-allow-remote"));
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
 }
 
 /// Metrics flags that would misbehave are refused before anything runs: a metrics file in a folder that does not
@@ -444,10 +449,447 @@ fn metrics_flags_that_would_misbehave_are_refused_before_the_run() {
         ],
         "more than 10000",
     );
+    refused(
+        "workloads/burst.toml",
+        &["--metrics-linger", "5s"],
+        "--metrics-linger keeps /metrics up after the run, and nothing serves it",
+    );
+    refused(
+        "workloads/burst.toml",
+        &["--otlp-endpoint", "127.0.0.1:4318"],
+        "no scheme; OTLP/HTTP is http:// or https://",
+    );
+    refused(
+        "workloads/burst.toml",
+        &[
+            "--otlp-endpoint",
+            "http://127.0.0.1:4318",
+            "--otlp-interval",
+            "100ms",
+        ],
+        "--otlp-interval 100ms: under a second",
+    );
     bin()
         .args(["run", "workloads/burst.toml", "--quiet", "--out"])
         .arg(tmp.path().join("ok"))
         .args(["--metrics-addr", "localhost:0"])
         .assert()
         .success();
+}
+
+/// What a stand-in OTLP/HTTP collector received: each request's path, content type and body, in order.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>>;
+
+/// A stand-in OTLP/HTTP collector on loopback: request `i` (from 0) is answered `status(i)`, with an empty
+/// `ExportMetricsServiceResponse` on success (OTLP/HTTP, "Full Success"); every request is kept.
+fn fake_collector(status: impl Fn(usize) -> u16 + Send + 'static) -> (u16, Received) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got: Received = Default::default();
+    let log = got.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 65536];
+            let head_end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break Some(i + 4);
+                }
+                match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => break None,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            let Some(head_end) = head_end else { continue };
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+            let header = |name: &str| {
+                head.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_default()
+            };
+            let length: usize = header("content-length").parse().unwrap_or(0);
+            while buf.len() < head_end + length {
+                match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+            let i = {
+                let mut l = log.lock().unwrap();
+                l.push((
+                    path,
+                    header("content-type"),
+                    buf[head_end..head_end + length].to_vec(),
+                ));
+                l.len() - 1
+            };
+            let code = status(i);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {code} X\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (port, got)
+}
+
+/// The series of one OTLP push as Prometheus names them when it ingests OTLP (Prometheus' OTLP receiver and
+/// Google Managed Prometheus, "UnderscoreEscapingWithSuffixes": the unit `s` adds `_seconds`, a `{…}` unit
+/// nothing, a monotonic sum `_total`; a histogram gives cumulative `_bucket{le}`, `_sum` and `_count`), each with
+/// its labels sorted, and its value. Checks every sum and histogram is cumulative, as Prometheus needs.
+fn otlp_series(body: &[u8]) -> std::collections::BTreeMap<String, f64> {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value};
+    use prost::Message as _;
+    const CUMULATIVE: i32 = 2;
+    let req = ExportMetricsServiceRequest::decode(body).expect("an OTLP protobuf request");
+    let mut out = std::collections::BTreeMap::new();
+    let labels = |attrs: &[KeyValue], extra: Option<String>| {
+        let mut l: Vec<String> = attrs
+            .iter()
+            .map(|kv| {
+                let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(any_value::Value::StringValue(s)) => s.clone(),
+                    other => panic!("attribute {} is {other:?}", kv.key),
+                };
+                format!("{}=\"{v}\"", kv.key)
+            })
+            .chain(extra)
+            .collect();
+        l.sort();
+        l.join(",")
+    };
+    for rm in &req.resource_metrics {
+        for sm in &rm.scope_metrics {
+            for m in &sm.metrics {
+                let unit = if m.unit == "s" { "_seconds" } else { "" };
+                assert!(
+                    m.unit == "s" || (m.unit.starts_with('{') && m.unit.ends_with('}')),
+                    "{}: unit {}",
+                    m.name,
+                    m.unit
+                );
+                let base = format!("{}{unit}", m.name);
+                let number = |v: &Option<Value>| match v {
+                    Some(Value::AsDouble(d)) => *d,
+                    Some(Value::AsInt(i)) => *i as f64,
+                    None => panic!("{}: a point without a value", m.name),
+                };
+                match m.data.as_ref().expect("data") {
+                    Data::Sum(s) => {
+                        assert_eq!(s.aggregation_temporality, CUMULATIVE, "{}", m.name);
+                        let name = if s.is_monotonic {
+                            format!("{base}_total")
+                        } else {
+                            base.clone()
+                        };
+                        for p in &s.data_points {
+                            out.insert(
+                                format!("{name}{{{}}}", labels(&p.attributes, None)),
+                                number(&p.value),
+                            );
+                        }
+                    }
+                    Data::Gauge(g) => {
+                        for p in &g.data_points {
+                            out.insert(
+                                format!("{base}{{{}}}", labels(&p.attributes, None)),
+                                number(&p.value),
+                            );
+                        }
+                    }
+                    Data::Histogram(h) => {
+                        assert_eq!(h.aggregation_temporality, CUMULATIVE, "{}", m.name);
+                        for p in &h.data_points {
+                            let l = labels(&p.attributes, None);
+                            out.insert(format!("{base}_count{{{l}}}"), p.count as f64);
+                            out.insert(format!("{base}_sum{{{l}}}"), p.sum.unwrap_or(f64::NAN));
+                            let mut cumulative = 0;
+                            for (i, n) in p.bucket_counts.iter().enumerate() {
+                                cumulative += n;
+                                let le = p
+                                    .explicit_bounds
+                                    .get(i)
+                                    .map_or("+Inf".to_string(), |b| b.to_string());
+                                let l = labels(&p.attributes, Some(format!("le=\"{le}\"")));
+                                out.insert(format!("{base}_bucket{{{l}}}"), cumulative as f64);
+                            }
+                        }
+                    }
+                    other => panic!("{}: {other:?}", m.name),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The last snapshot of a `--metrics-file` (the samples with the latest timestamp), keyed as [`otlp_series`]
+/// keys its series (labels sorted, `le` as the shortest decimal of its number). A histogram with no observation
+/// is left out: OpenTelemetry has no point to send for it.
+fn last_snapshot(om: &str) -> std::collections::BTreeMap<String, f64> {
+    let samples: Vec<(&str, f64, f64)> = om
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let mut parts = l.rsplitn(3, ' ');
+            let ts: f64 = parts.next().unwrap().parse().unwrap();
+            let value: f64 = parts.next().unwrap().parse().unwrap();
+            (parts.next().unwrap(), value, ts)
+        })
+        .collect();
+    let last = samples.iter().map(|s| s.2).fold(f64::MIN, f64::max);
+    let mut out = std::collections::BTreeMap::new();
+    for (series, value, _) in samples.into_iter().filter(|s| s.2 == last) {
+        let (name, rest) = series.split_once('{').unwrap_or((series, "}"));
+        let mut labels: Vec<String> = rest
+            .trim_end_matches('}')
+            .split("\",")
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap();
+                let v = v.trim_matches('"');
+                let v = if k == "le" && v != "+Inf" {
+                    v.parse::<f64>().unwrap().to_string()
+                } else {
+                    v.to_string()
+                };
+                format!("{k}=\"{v}\"")
+            })
+            .collect();
+        labels.sort();
+        out.insert(format!("{name}{{{}}}", labels.join(",")), value);
+    }
+    let empty: Vec<String> = out
+        .iter()
+        .filter(|(k, v)| k.contains("_count{") && **v == 0.0)
+        .map(|(k, _)| k.replacen("_count{", "{", 1))
+        .collect();
+    out.retain(|k, _| {
+        !empty.iter().any(|e| {
+            let (base, l) = e.split_once('{').unwrap();
+            let l = l.trim_end_matches('}');
+            [format!("{base}_count{{{l}}}"), format!("{base}_sum{{{l}}}")].contains(k)
+                || (k.starts_with(&format!("{base}_bucket{{"))
+                    && k.split_once('{')
+                        .unwrap()
+                        .1
+                        .trim_end_matches('}')
+                        .split(',')
+                        .filter(|p| !p.starts_with("le="))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                        == l)
+        })
+    });
+    out
+}
+
+/// Two series maps are the same series with the same values (sums to 1e-9 relative).
+fn assert_same_series(
+    otlp: &std::collections::BTreeMap<String, f64>,
+    scraped: &std::collections::BTreeMap<String, f64>,
+) {
+    let only_otlp: Vec<_> = otlp.keys().filter(|k| !scraped.contains_key(*k)).collect();
+    let only_scraped: Vec<_> = scraped.keys().filter(|k| !otlp.contains_key(*k)).collect();
+    assert!(
+        only_otlp.is_empty() && only_scraped.is_empty(),
+        "only pushed: {only_otlp:?}\nonly in the metrics file: {only_scraped:?}"
+    );
+    for (k, a) in otlp {
+        let b = scraped[k];
+        assert!(
+            (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0),
+            "{k}: pushed {a}, metrics file {b}"
+        );
+    }
+}
+
+/// A simulated burst pushed by OTLP to a stand-in collector: the last push (at the run's end) is OTLP/HTTP
+/// protobuf at `/v1/metrics`, names the service and the run, and carries every series of the run's metrics file's
+/// last snapshot with the same value — counters, gauges (backlog, replicas, pods, nodes) and every histogram
+/// bucket — once named as Prometheus names OTLP it ingests.
+#[test]
+fn an_otlp_push_carries_every_series_a_scrape_has() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (port, got) = fake_collector(|_| 200);
+    let file = tmp.path().join("burst.om");
+    let o = bin()
+        .args(["run", "workloads/burst.toml", "--run-id", "otlp", "--out"])
+        .arg(tmp.path())
+        .arg("--otlp-endpoint")
+        .arg(format!("http://localhost:{port}"))
+        .arg("--metrics-file")
+        .arg(&file)
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&o.get_output().stderr).into_owned();
+    assert!(
+        err.contains(&format!(
+            "metrics pushed to http://localhost:{port}/v1/metrics"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("warning"), "{err}");
+    let got = got.lock().unwrap();
+    let (path, ctype, body) = got.last().expect("at least the push at the end");
+    assert_eq!(path, "/v1/metrics");
+    assert_eq!(ctype, "application/x-protobuf");
+    {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+        use prost::Message as _;
+        let req = ExportMetricsServiceRequest::decode(body.as_slice()).unwrap();
+        let resource = format!("{:?}", req.resource_metrics[0].resource);
+        assert!(
+            resource.contains("service.name") && resource.contains("imagen-load"),
+            "{resource}"
+        );
+        assert!(resource.contains("service.instance.id") && resource.contains("otlp"));
+    }
+    let pushed = otlp_series(body);
+    let scraped = last_snapshot(&std::fs::read_to_string(&file).unwrap());
+    assert_same_series(&pushed, &scraped);
+    // And those are the run's counts.
+    let s: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("otlp/summary.json")).unwrap(),
+    )
+    .unwrap();
+    let total = |name: &str| {
+        pushed
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("{name}{{")))
+            .map(|(_, v)| v)
+            .sum::<f64>()
+    };
+    assert_eq!(
+        total("imagen_load_messages_completed_total"),
+        s["delivery"]["completed"].as_f64().unwrap()
+    );
+    // A simulated run paces nothing: its pacer histogram is empty (so not pushed).
+    assert!(scraped.keys().all(|k| !k.contains("pacer_lateness")));
+    // Every kind of series is there: the comparison above is not of two empty maps.
+    for name in [
+        "imagen_load_e2e_latency_seconds_bucket",
+        "imagen_load_capacity_wait_seconds_sum",
+        "imagen_load_model_load_seconds_count",
+        "imagen_load_messages_in_flight",
+        "imagen_load_backlog_messages",
+        "imagen_load_replicas_desired",
+        "imagen_load_replicas_ready",
+        "imagen_load_pods",
+        "imagen_load_gpu_nodes",
+        "imagen_load_run_time_seconds",
+    ] {
+        assert!(
+            pushed.keys().any(|k| k.starts_with(&format!("{name}{{"))),
+            "{name} not pushed"
+        );
+    }
+}
+
+/// A collector that is not there is one warning that says why, the run goes on, and its event log is exactly the
+/// one of the same run without a push (a simulated run's log is a function of workload and seed).
+#[test]
+fn an_unreachable_collector_is_one_warning_and_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let closed = free_port();
+    let o = bin()
+        .args([
+            "run",
+            "workloads/burst.toml",
+            "--quiet",
+            "--run-id",
+            "same",
+            "--out",
+        ])
+        .arg(tmp.path().join("a"))
+        .arg("--otlp-endpoint")
+        .arg(format!("http://127.0.0.1:{closed}"))
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&o.get_output().stderr).into_owned();
+    assert_eq!(err.matches("warning:").count(), 1, "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(err.contains("the run goes on"), "{err}");
+    bin()
+        .args([
+            "run",
+            "workloads/burst.toml",
+            "--quiet",
+            "--run-id",
+            "same",
+            "--out",
+        ])
+        .arg(tmp.path().join("b"))
+        .assert()
+        .success();
+    let log =
+        |d: &str| std::fs::read_to_string(tmp.path().join(d).join("same/events.jsonl")).unwrap();
+    assert!(log("a") == log("b"), "the push changed the event log");
+}
+
+/// A live run against the built-in emulator pushes every second to a collector that goes down mid-run (8
+/// requests answered 503: two pushes, each tried 4 times) and comes back: one warning, a note that it works
+/// again, the run ends well, and the last push still carries the run's counts and every series of its metrics
+/// file.
+#[test]
+fn a_collector_down_mid_run_is_one_warning_and_the_last_push_has_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let (mut procs, _, host) = started(Emulator::Builtin);
+    let (port, got) = fake_collector(|i| if (2..10).contains(&i) { 503 } else { 200 });
+    let worker_port = free_port();
+    let wl = workload(
+        out,
+        &host,
+        "  kind = \"constant\"\n  rate = \"5/s\"\n  duration = \"8s\"",
+        "30s",
+    );
+    let file = out.join("live.om");
+    let mut run = Command::new(BIN)
+        .arg("run")
+        .arg(&wl)
+        .arg("--out")
+        .arg(out)
+        .args(["--run-id", "otlp", "--no-progress", "--otlp-interval", "1s"])
+        .arg("--otlp-endpoint")
+        .arg(format!("http://127.0.0.1:{port}/v1/metrics"))
+        .arg("--metrics-file")
+        .arg(&file)
+        .env_remove("PUBSUB_EMULATOR_HOST")
+        .stdout(std::fs::File::create(out.join("otlp.stdout")).unwrap())
+        .stderr(std::fs::File::create(out.join("otlp.stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    procs.0.push(worker_on(
+        &host,
+        "otlp-w0",
+        "500ms",
+        "100ms",
+        worker_port,
+        &out.join("w0.log"),
+    ));
+    assert_eq!(wait(&mut run, Duration::from_secs(90), out, "otlp"), 0);
+    let err = std::fs::read_to_string(out.join("otlp.stderr")).unwrap();
+    assert_eq!(err.matches("warning:").count(), 1, "{err}");
+    assert!(err.contains("status code: 503"), "{err}");
+    assert!(err.contains("works again"), "{err}");
+    assert!(err.contains("OTLP: 2 of "), "{err}");
+    let s = summary(out, "otlp");
+    assert_eq!(s["delivery"]["completed"], 40, "{}", s["delivery"]);
+    let got = got.lock().unwrap();
+    assert!(got.len() >= 12, "{} requests", got.len());
+    let pushed = otlp_series(&got.last().unwrap().2);
+    assert_same_series(
+        &pushed,
+        &last_snapshot(&std::fs::read_to_string(&file).unwrap()),
+    );
+    assert_eq!(
+        pushed[r#"imagen_load_messages_published_total{run="otlp",stream="upscale"}"#],
+        s["delivery"]["published"].as_f64().unwrap()
+    );
 }

@@ -89,6 +89,8 @@ pub struct Plan {
     pub drain: Micros,
     /// `[run] metrics_addr`: serve the run's Prometheus metrics there (`run --metrics-addr` overrides it).
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `[run] otlp_endpoint`: push the run's metrics by OTLP/HTTP there (`run --otlp-endpoint` overrides it).
+    pub otlp_endpoint: Option<String>,
     pub target: TargetKind,
     /// `[target]` settings for the Pub/Sub targets (`emulator`, `gcp`); unused by the simulator.
     pub pubsub: PubsubPlan,
@@ -676,6 +678,7 @@ struct RunRaw {
     warmup: Option<Micros>,
     drain: Option<Micros>,
     metrics_addr: Option<std::net::SocketAddr>,
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -1188,6 +1191,7 @@ fn resolve(
         warmup: run.warmup.unwrap_or_default(),
         drain: run.drain.unwrap_or(Micros::from_secs(30 * 60)),
         metrics_addr: run.metrics_addr,
+        otlp_endpoint: run.otlp_endpoint,
         target: target.as_ref().map_or(TargetKind::Sim, |t| t.0),
         pubsub: target.map(|t| t.1).unwrap_or_default(),
         streams,

@@ -15,6 +15,8 @@
 //! prefix, base units (`_seconds`), `_total` on counters; labels are streams, deployments, subscriptions,
 //! phases, never a message id or a pod name.
 
+pub mod otlp;
+
 use crate::analysis::Analyzer;
 use crate::event::{Event, EventKind};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -88,15 +90,34 @@ struct PodPhaseLabels {
     phase: &'static str,
 }
 
+/// Bucket bounds from `start`, each `factor` times the last, rounded to 3 significant figures (`0.0113`, not
+/// `0.011249999999999998`: the `le` labels a dashboard shows). Rounding keeps them increasing for a factor ≥ 1.1.
+fn buckets(start: f64, factor: f64, count: usize) -> Vec<f64> {
+    exponential_buckets(start, factor, count as u16)
+        .map(|v| {
+            let scale = 10f64.powi(2 - v.log10().floor() as i32);
+            (v * scale).round() / scale
+        })
+        .collect()
+}
+
 /// Durations from 5 ms to 54 minutes, each bucket 1.5 times the last (34 buckets): a message's time in the system
 /// spans both, and `histogram_quantile` over them is within about 25% of the exact value.
-fn seconds_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.005, 1.5, 34))
+fn seconds_buckets() -> Vec<f64> {
+    buckets(0.005, 1.5, 34)
 }
 
 /// The pacer's lateness: from 10 µs to about 5 s, doubling.
+fn lateness_buckets() -> Vec<f64> {
+    buckets(0.000_01, 2.0, 20)
+}
+
+fn seconds_histogram() -> Histogram {
+    Histogram::new(seconds_buckets())
+}
+
 fn lateness_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.000_01, 2.0, 20))
+    Histogram::new(lateness_buckets())
 }
 
 type Seconds = Family<SplitLabels, Histogram>;
@@ -117,6 +138,9 @@ struct State {
     /// Per stream, its series (handles on the families' atomics: no label is built per event) and the messages
     /// completed so far (a redelivery's second completion is not counted again).
     per_stream: HashMap<String, StreamSeries>,
+    /// Publishes are paced in real time (not a simulated run, whose "lateness" is always 0 and says nothing of
+    /// a pacer: its pacer histogram stays empty).
+    paced: bool,
 }
 
 struct StreamSeries {
@@ -155,7 +179,94 @@ pub struct RunMetrics {
     model_load: Histogram,
     run_seconds: Gauge<f64, AtomicU64>,
     state: Mutex<State>,
+    /// The run id, the `run` label.
+    run: Option<String>,
+    /// The same series for an OTLP push ([`RunMetrics::with_otlp`]).
+    otel: Option<otlp::Instruments>,
 }
+
+/// The counters and gauges as the OTLP push exports them: name (after `imagen_load_`), help, unit (UCUM, as
+/// OpenTelemetry's semantic conventions write them: `{message}` is a count of messages), kind.
+const OTLP_OBSERVABLES: [(&str, &str, &str, otlp::Kind); 13] = [
+    (
+        "messages_scheduled",
+        "Messages the schedule sent (at their intended instant)",
+        "{message}",
+        otlp::Kind::Counter,
+    ),
+    (
+        "messages_published",
+        "Messages Pub/Sub acknowledged",
+        "{message}",
+        otlp::Kind::Counter,
+    ),
+    (
+        "publish_failures",
+        "Messages whose publish failed after its retry budget",
+        "{message}",
+        otlp::Kind::Counter,
+    ),
+    (
+        "messages_completed",
+        "Messages a worker completed (once each)",
+        "{message}",
+        otlp::Kind::Counter,
+    ),
+    (
+        "messages_lost",
+        "Messages with no completion by the deadline",
+        "{message}",
+        otlp::Kind::Counter,
+    ),
+    (
+        "messages_duplicated",
+        "Completions of a message already completed",
+        "{message}",
+        otlp::Kind::Counter,
+    ),
+    (
+        "messages_in_flight",
+        "Messages scheduled and neither completed, failed nor lost",
+        "{message}",
+        otlp::Kind::UpDown,
+    ),
+    (
+        "backlog_messages",
+        "Unacknowledged messages of a subscription, as last sampled, per view",
+        "{message}",
+        otlp::Kind::Gauge,
+    ),
+    (
+        "replicas_desired",
+        "A Deployment's desired replicas, as last reported",
+        "{replica}",
+        otlp::Kind::Gauge,
+    ),
+    (
+        "replicas_ready",
+        "A Deployment's ready replicas, as last reported",
+        "{replica}",
+        otlp::Kind::Gauge,
+    ),
+    (
+        "pods",
+        "Pods the run has seen (present at its start or created since) and not deleted, by phase",
+        "{pod}",
+        otlp::Kind::UpDown,
+    ),
+    (
+        "gpu_nodes",
+        "GPU nodes created and not deleted",
+        "{node}",
+        otlp::Kind::UpDown,
+    ),
+    (
+        "run_time",
+        "Run time of the last event (simulated time for a simulated run)",
+        "s",
+        otlp::Kind::Seconds,
+    ),
+];
 
 impl Default for RunMetrics {
     fn default() -> Self {
@@ -211,7 +322,10 @@ impl RunMetrics {
                 pods: HashMap::new(),
                 nodes: HashSet::new(),
                 per_stream: HashMap::new(),
+                paced: true,
             }),
+            run: run.map(str::to_string),
+            otel: None,
         };
         let counters = [
             (
@@ -325,13 +439,54 @@ impl RunMetrics {
         RunMetrics { registry, ..m }
     }
 
+    /// Also exports the series through an OTLP push's `meter` (before the first event): the counters and gauges
+    /// read from the registry's own handles, the histograms recorded beside the registry's with its bounds.
+    pub fn with_otlp(mut self, meter: &opentelemetry::metrics::Meter) -> RunMetrics {
+        let split = |name, help| (name, help, "s", seconds_buckets());
+        let histograms = [
+            split(
+                "e2e_latency",
+                "From the intended send instant to the completion",
+            ),
+            split(
+                "publish_delay",
+                "From the intended send instant to Pub/Sub's acknowledgement",
+            ),
+            split(
+                "capacity_wait",
+                "Waiting for the first ready replica (cold messages; 0 for warm ones)",
+            ),
+            split(
+                "queueing",
+                "From capacity being there to the start of processing",
+            ),
+            split("processing", "The worker's processing"),
+            split("model_load", "Model load time, as the worker reported it"),
+            (
+                "pacer_lateness",
+                "Actual send minus intended send, per publish: the generator's own lag",
+                "s",
+                lateness_buckets(),
+            ),
+        ];
+        let otel =
+            otlp::Instruments::new(meter, self.run.as_deref(), &OTLP_OBSERVABLES, &histograms);
+        otel.gauge("gpu_nodes", &[], &self.gpu_nodes);
+        otel.seconds("run_time", &self.run_seconds);
+        self.otel = Some(otel);
+        self
+    }
+
     /// Takes one event, in log order.
     pub fn see(&self, e: &Event) {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         self.run_seconds.set(e.t_us as f64 / 1e6);
         match &e.kind {
-            EventKind::RunStarted { streams, .. } => {
+            EventKind::RunStarted {
+                streams, target, ..
+            } => {
                 st.streams = streams.clone();
+                st.paced = target != "sim";
                 // Every stream's counters exist from the start, at 0, so a rate or a ratio has a series.
                 for s in streams {
                     self.stream(&mut st, s);
@@ -346,7 +501,12 @@ impl RunMetrics {
                 id, lateness_us, ..
             } => {
                 self.stream(&mut st, &id.stream).published.inc();
-                self.lateness.observe(*lateness_us as f64 / 1e6);
+                if st.paced {
+                    self.lateness.observe(*lateness_us as f64 / 1e6);
+                    if let Some(o) = &self.otel {
+                        o.record("pacer_lateness", &[], *lateness_us as f64 / 1e6);
+                    }
+                }
             }
             EventKind::PublishFailed { id, .. } => {
                 let s = self.stream(&mut st, &id.stream);
@@ -374,12 +534,19 @@ impl RunMetrics {
                 view,
                 ..
             } => {
-                self.backlog
-                    .get_or_create(&BacklogLabels {
-                        subscription: subscription.clone(),
-                        view: view.clone().unwrap_or_else(|| "actual".into()),
-                    })
-                    .set(*depth as i64);
+                let l = BacklogLabels {
+                    subscription: subscription.clone(),
+                    view: view.clone().unwrap_or_else(|| "actual".into()),
+                };
+                let g = self.backlog.get_or_create_owned(&l);
+                g.set(*depth as i64);
+                if let Some(o) = &self.otel {
+                    o.gauge(
+                        "backlog_messages",
+                        &[("subscription", &l.subscription), ("view", &l.view)],
+                        &g,
+                    );
+                }
             }
             EventKind::Replicas {
                 deployment,
@@ -389,11 +556,18 @@ impl RunMetrics {
                 let l = DeploymentLabels {
                     deployment: deployment.clone(),
                 };
-                self.replicas_desired
-                    .get_or_create(&l)
-                    .set(i64::from(*desired));
+                let d = self.replicas_desired.get_or_create_owned(&l);
+                d.set(i64::from(*desired));
+                let labels = [("deployment", l.deployment.as_str())];
+                if let Some(o) = &self.otel {
+                    o.gauge("replicas_desired", &labels, &d);
+                }
                 if let Some(r) = ready {
-                    self.replicas_ready.get_or_create(&l).set(i64::from(*r));
+                    let g = self.replicas_ready.get_or_create_owned(&l);
+                    g.set(i64::from(*r));
+                    if let Some(o) = &self.otel {
+                        o.gauge("replicas_ready", &labels, &g);
+                    }
                 }
             }
             EventKind::PodCreated {
@@ -434,7 +608,12 @@ impl RunMetrics {
             EventKind::ModelLoaded {
                 duration_us: Some(d),
                 ..
-            } => self.model_load.observe(*d as f64 / 1e6),
+            } => {
+                self.model_load.observe(*d as f64 / 1e6);
+                if let Some(o) = &self.otel {
+                    o.record("model_load", &[], *d as f64 / 1e6);
+                }
+            }
             // A node seen twice (a re-list) is counted once.
             EventKind::NodeCreated { node, .. } => {
                 let _ = self
@@ -458,17 +637,19 @@ impl RunMetrics {
                 stream: name.clone(),
                 start: if rec.cold { "cold" } else { "warm" },
             };
-            self.e2e
-                .get_or_create(&l)
-                .observe(rec.e2e_us() as f64 / 1e6);
-            for (family, v) in [
-                (&self.publish_delay, rec.publish_delay_us),
-                (&self.capacity_wait, rec.capacity_wait_us),
-                (&self.queueing, rec.queueing_us),
-                (&self.processing, rec.processing_us),
+            let labels = [("stream", l.stream.as_str()), ("start", l.start)];
+            for (name, family, v) in [
+                ("e2e_latency", &self.e2e, Some(rec.e2e_us())),
+                ("publish_delay", &self.publish_delay, rec.publish_delay_us),
+                ("capacity_wait", &self.capacity_wait, rec.capacity_wait_us),
+                ("queueing", &self.queueing, rec.queueing_us),
+                ("processing", &self.processing, rec.processing_us),
             ] {
                 if let Some(v) = v {
                     family.get_or_create(&l).observe(v as f64 / 1e6);
+                    if let Some(o) = &self.otel {
+                        o.record(name, &labels, v as f64 / 1e6);
+                    }
                 }
             }
         }
@@ -490,6 +671,20 @@ impl RunMetrics {
                 in_flight: self.in_flight.get_or_create_owned(&l),
                 done: Default::default(),
             };
+            if let Some(o) = &self.otel {
+                let labels = [("stream", name)];
+                for (metric, c) in [
+                    ("messages_scheduled", &series.scheduled),
+                    ("messages_published", &series.published),
+                    ("publish_failures", &series.publish_failures),
+                    ("messages_completed", &series.completed),
+                    ("messages_lost", &series.lost),
+                    ("messages_duplicated", &series.duplicated),
+                ] {
+                    o.counter(metric, &labels, c);
+                }
+                o.gauge("messages_in_flight", &labels, &series.in_flight);
+            }
             st.per_stream.insert(name.to_string(), series);
         }
         st.per_stream.get_mut(name).expect("inserted above")
@@ -497,12 +692,15 @@ impl RunMetrics {
 
     /// Moves `delta` pods of `deployment` into (or, negative, out of) a phase.
     fn pods_add(&self, deployment: &str, ready: bool, delta: i64) {
-        self.pods
-            .get_or_create(&PodPhaseLabels {
-                deployment: deployment.to_string(),
-                phase: if ready { "ready" } else { "starting" },
-            })
-            .inc_by(delta);
+        let phase = if ready { "ready" } else { "starting" };
+        let g = self.pods.get_or_create_owned(&PodPhaseLabels {
+            deployment: deployment.to_string(),
+            phase,
+        });
+        g.inc_by(delta);
+        if let Some(o) = &self.otel {
+            o.gauge("pods", &[("deployment", deployment), ("phase", phase)], &g);
+        }
     }
 
     /// The metrics in the OpenMetrics text format, ending with `# EOF`.
@@ -795,6 +993,7 @@ impl MetricsFile {
 pub struct Recorder {
     pub metrics: std::sync::Arc<RunMetrics>,
     file: Option<FileRecording>,
+    push: Option<otlp::Push>,
 }
 
 struct FileRecording {
@@ -809,6 +1008,7 @@ impl std::fmt::Debug for Recorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recorder")
             .field("file", &self.file.as_ref().map(|r| &r.path))
+            .field("push", &self.push)
             .finish()
     }
 }
@@ -819,7 +1019,23 @@ impl Recorder {
         Recorder {
             metrics,
             file: None,
+            push: None,
         }
+    }
+
+    /// Also pushes the metrics by OTLP (`metrics` made [`RunMetrics::with_otlp`] on `push`'s meter) until
+    /// [`Recorder::finish_push`].
+    pub fn with_push(mut self, push: otlp::Push) -> Self {
+        self.push = Some(push);
+        self
+    }
+
+    /// Pushes the last values and stops the push; its URL and what it did, if there is one (blocking: call it
+    /// outside the async runtime).
+    pub fn finish_push(&mut self) -> Option<(String, otlp::Pushed)> {
+        let push = self.push.take()?;
+        let url = push.url().to_string();
+        Some((url, push.finish()))
     }
 
     /// Also writes the run's metrics to `path` at [`Recorder::finish`]: a snapshot every `interval_us` of run
@@ -877,6 +1093,24 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_bounds_increase_and_read_short() {
+        for b in [seconds_buckets(), lateness_buckets()] {
+            assert!(b.windows(2).all(|w| w[0] < w[1]), "{b:?}");
+            assert!(
+                b.iter().all(|v| v
+                    .to_string()
+                    .trim_start_matches("0.")
+                    .trim_start_matches('0')
+                    .len()
+                    <= 5),
+                "{b:?}"
+            );
+        }
+        assert_eq!(&seconds_buckets()[..4], &[0.005, 0.0075, 0.0113, 0.0169]);
+        assert_eq!(seconds_buckets()[33], 3240.0); // 54 minutes
+    }
     use crate::event::{MsgId, Source};
 
     fn ev(t_us: u64, kind: EventKind) -> Event {
