@@ -212,6 +212,7 @@ fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
         args.kubeconfig.as_deref(),
     ))?;
     let namespace = watch::namespace_of(args.namespace.as_deref(), kube_namespace.as_deref());
+    rt.block_on(watch::check_permissions(&client, &namespace))?;
     let (run_id, dir) = stamped_results_dir(&args.out, &args.run_id, "watch", args.force)?;
     let stop = stop_on_signal();
     let origin_unix_us = crate::units::unix_now_us();

@@ -158,16 +158,7 @@ pub async fn prepare(plan: &Plan, opts: &LiveOptions) -> Result<Prepared, LiveEr
         pairs,
         ack_deadline_s: (p.ack_deadline.0 / 1_000_000).clamp(10, 600) as i32,
     };
-    if create {
-        let created = resources.ensure(&conn).await?;
-        if !created.is_empty() {
-            tracing::info!("created {}", created.join(", "));
-        }
-    } else {
-        for (topic, _) in &resources.pairs {
-            conn.check_topic(topic).await?;
-        }
-    }
+    // The cluster first: a watch this identity may not make fails here, before any topic is created.
     let kube = match &opts.cluster {
         Some(c) => {
             let (client, kube_namespace) =
@@ -178,13 +169,26 @@ pub async fn prepare(plan: &Plan, opts: &LiveOptions) -> Result<Prepared, LiveEr
                 c.namespace.as_deref(),
                 kube_namespace.as_deref(),
             ));
-            if let Some(scope) = c.require_zero {
-                require_zero(client.clone(), &c, scope, opts.progress).await?;
-            }
+            watch::check_permissions(&client, c.namespace.as_deref().unwrap_or_default()).await?;
             Some((client, c))
         }
         None => None,
     };
+    if create {
+        let created = resources.ensure(&conn).await?;
+        if !created.is_empty() {
+            tracing::info!("created {}", created.join(", "));
+        }
+    } else {
+        for (topic, _) in &resources.pairs {
+            conn.check_topic(topic).await?;
+        }
+    }
+    if let Some((client, c)) = &kube
+        && let Some(scope) = c.require_zero
+    {
+        require_zero(client.clone(), c, scope, opts.progress).await?;
+    }
     Ok(Prepared {
         conn,
         create,

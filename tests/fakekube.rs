@@ -96,6 +96,8 @@ pub const PATHS: [(&str, &str, &str, &str); 7] = [
 pub struct FakeKube {
     pub addr: SocketAddr,
     pub scripts: Arc<HashMap<String, Script>>,
+    /// The access reviews asked, in order (`verb resource[.group][ in NAMESPACE]`).
+    pub reviews: Arc<std::sync::Mutex<Vec<String>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -121,6 +123,50 @@ fn label_selector(query: &str) -> Vec<(String, String)> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// The path of `SelfSubjectAccessReview` (authorization.k8s.io/v1), which the harness asks before it watches.
+const SSAR_PATH: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+
+/// Answers a `SelfSubjectAccessReview` as the API server does (`201 Created`, the review back with its
+/// `status.allowed`): denied when `verb resource[.group]` is one of `denied`, else allowed "by RBAC". Each review
+/// asked is kept in `asked`, as that string with ` in NAMESPACE` when it has one.
+async fn review(
+    denied: &[String],
+    asked: &std::sync::Mutex<Vec<String>>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt as _;
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    let mut review: Value = serde_json::from_slice(&body).unwrap();
+    let a = &review["spec"]["resourceAttributes"];
+    let group = a["group"].as_str().unwrap_or("");
+    let what = format!(
+        "{} {}{}",
+        a["verb"].as_str().unwrap_or(""),
+        a["resource"].as_str().unwrap_or(""),
+        if group.is_empty() {
+            String::new()
+        } else {
+            format!(".{group}")
+        }
+    );
+    let allowed = !denied.contains(&what);
+    asked.lock().unwrap().push(match a["namespace"].as_str() {
+        Some(ns) if !ns.is_empty() => format!("{what} in {ns}"),
+        _ => what,
+    });
+    review["status"] = if allowed {
+        json!({"allowed": true, "reason": "RBAC: allowed by ClusterRoleBinding \"fake\""})
+    } else {
+        json!({"allowed": false})
+    };
+    review["metadata"] = json!({"creationTimestamp": null});
+    Response::builder()
+        .status(201)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(review.to_string())))
+        .unwrap()
 }
 
 async fn answer(
@@ -196,8 +242,17 @@ async fn answer(
 }
 
 impl FakeKube {
-    /// Serves `scripts` (by API path) on 127.0.0.1, on a thread of its own.
+    /// Serves `scripts` (by API path) on 127.0.0.1, on a thread of its own; every access review is allowed.
     pub fn start(scripts: HashMap<String, Script>) -> FakeKube {
+        Self::start_denying(scripts, &[])
+    }
+
+    /// As [`FakeKube::start`], with the access reviews of `denied` (`verb resource[.group]`, e.g. `watch
+    /// scaledobjects.keda.sh`) answered "not allowed".
+    pub fn start_denying(scripts: HashMap<String, Script>, denied: &[&str]) -> FakeKube {
+        let denied: Arc<Vec<String>> = Arc::new(denied.iter().map(|d| d.to_string()).collect());
+        let asked: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let reviews = asked.clone();
         let scripts = Arc::new(scripts);
         let served = scripts.clone();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -217,11 +272,19 @@ impl FakeKube {
                         _ = &mut shutdown_rx => break,
                     };
                     let scripts = served.clone();
+                    let (denied, asked) = (denied.clone(), asked.clone());
                     tokio::spawn(async move {
                         let svc = hyper::service::service_fn(move |req| {
                             let scripts = scripts.clone();
+                            let (denied, asked) = (denied.clone(), asked.clone());
                             async move {
-                                Ok::<_, std::convert::Infallible>(answer(scripts, req).await)
+                                Ok::<_, std::convert::Infallible>(
+                                    if req.uri().path() == SSAR_PATH {
+                                        review(&denied, &asked, req).await
+                                    } else {
+                                        answer(scripts, req).await
+                                    },
+                                )
                             }
                         });
                         let _ = hyper::server::conn::http1::Builder::new()
@@ -234,6 +297,7 @@ impl FakeKube {
         FakeKube {
             addr: addr_rx.recv().unwrap(),
             scripts,
+            reviews,
             shutdown: Some(shutdown),
             thread: Some(thread),
         }

@@ -840,3 +840,112 @@ fn ctrl_c_during_the_wait_for_zero_ends_it_at_once_and_writes_nothing() {
     assert!(err.contains("interrupted before the run started"), "{err}");
     assert!(!dir.path().join("results").exists());
 }
+
+/// Before it creates a topic or publishes, a run that watches the cluster asks the API server
+/// (`SelfSubjectAccessReview`) for every permission its watchers use; what is denied is listed, with the fix, and
+/// the run stops (exit 2) with nothing written. Allowed, the same run asks the same 14 reviews and goes on.
+#[test]
+fn a_watch_this_identity_may_not_make_is_refused_before_anything_is_published() {
+    let fixture = scale_cycle();
+    let server = FakeKube::start_denying(
+        crate::fakekube::steady(&fixture["initial"]),
+        &["list nodes", "watch scaledobjects.keda.sh"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let workload = small_live_workload(dir.path());
+    std::fs::write(dir.path().join("kubeconfig"), server.kubeconfig()).unwrap();
+    let o = assert_cmd::Command::new(env!("CARGO_BIN_EXE_imagen-load"))
+        .arg("run")
+        .arg(&workload)
+        .env("KUBECONFIG", dir.path().join("kubeconfig"))
+        .env_remove("PUBSUB_EMULATOR_HOST")
+        .args(["--quiet", "--out"])
+        .arg(dir.path().join("results"))
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&o.get_output().stderr).into_owned();
+    assert!(
+        err.contains("      - list nodes (cluster-wide)\n")
+            && err.contains("      - watch scaledobjects.keda.sh in namespace imagen\n"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("      - ").count(),
+        2,
+        "only what is denied: {err}"
+    );
+    assert!(err.contains("fix: apply kind-config/rbac.yaml"), "{err}");
+    assert!(!dir.path().join("results").exists(), "nothing written");
+    // Nothing was listed or watched: the review came first.
+    assert!(
+        server
+            .scripts
+            .values()
+            .all(|s| s.list_calls.load(std::sync::atomic::Ordering::SeqCst) == 0),
+        "a watcher started"
+    );
+    let asked = server.reviews.lock().unwrap().clone();
+    assert_eq!(asked.len(), 14, "{asked:?}");
+    for want in [
+        "list pods in imagen",
+        "watch pods in imagen",
+        "list events in imagen",
+        "watch deployments.apps in imagen",
+        "list horizontalpodautoscalers.autoscaling in imagen",
+        "watch scaledobjects.keda.sh in imagen",
+        "watch nodes",
+        "list events",
+    ] {
+        assert!(
+            asked.iter().any(|a| a == want),
+            "{want} not asked: {asked:?}"
+        );
+    }
+}
+
+/// The permissions the review asks for are the ones `kind-config/rbac.yaml` grants the ServiceAccount: every
+/// (verb, resource, group) pair is in its Role (namespaced ones) or ClusterRole (cluster-wide ones).
+#[test]
+fn the_reviewed_permissions_are_the_ones_rbac_yaml_grants() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
+    let text = std::fs::read_to_string(crate::common::path("kind-config/rbac.yaml")).unwrap();
+    let (mut role_rules, mut cluster_rules) = (Vec::new(), Vec::new());
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let v: serde_yaml_ng::Value = serde::Deserialize::deserialize(doc).unwrap();
+        match v["kind"].as_str() {
+            Some("Role") => role_rules.extend(
+                serde_yaml_ng::from_value::<Role>(v)
+                    .unwrap()
+                    .rules
+                    .unwrap_or_default(),
+            ),
+            Some("ClusterRole") => cluster_rules.extend(
+                serde_yaml_ng::from_value::<ClusterRole>(v)
+                    .unwrap()
+                    .rules
+                    .unwrap_or_default(),
+            ),
+            _ => {}
+        }
+    }
+    let grants = |rules: &[k8s_openapi::api::rbac::v1::PolicyRule],
+                  p: &imagen_load::cluster::watch::Permission| {
+        rules.iter().any(|r| {
+            r.verbs.iter().any(|v| v == p.verb)
+                && r.api_groups.iter().flatten().any(|g| g == p.group)
+                && r.resources.iter().flatten().any(|x| x == p.resource)
+        })
+    };
+    for p in imagen_load::cluster::watch::permissions("imagen") {
+        let rules = if p.namespace.is_some() {
+            &role_rules
+        } else {
+            &cluster_rules
+        };
+        assert!(
+            grants(rules, &p),
+            "kind-config/rbac.yaml does not grant {p}"
+        );
+    }
+}

@@ -32,6 +32,126 @@ pub enum WatchError {
     Config(String),
     #[error("cannot reach the Kubernetes API: {0}")]
     Client(String),
+    #[error(
+        "the cluster watch needs permissions this identity does not have (SelfSubjectAccessReview said no):\n{}\n    fix: apply kind-config/rbac.yaml and run as its ServiceAccount `imagen-load`, or bind its Role and ClusterRole to your user (docs/gke.md, \"RBAC for the watchers\"); or run with --no-cluster",
+        missing.iter().map(|m| format!("      - {m}")).collect::<Vec<_>>().join("\n")
+    )]
+    Forbidden { missing: Vec<String> },
+}
+
+/// One permission the watchers use: a verb on a resource of an API group (`""` for the core group), in a
+/// namespace or cluster-wide (`None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permission {
+    pub verb: &'static str,
+    pub group: &'static str,
+    pub resource: &'static str,
+    pub namespace: Option<String>,
+}
+
+impl std::fmt::Display for Permission {
+    /// As `kubectl auth can-i` takes it: `list scaledobjects.keda.sh in namespace imagen`, `watch nodes
+    /// (cluster-wide)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.verb, self.resource)?;
+        if !self.group.is_empty() {
+            write!(f, ".{}", self.group)?;
+        }
+        match &self.namespace {
+            Some(ns) => write!(f, " in namespace {ns}"),
+            None => write!(f, " (cluster-wide)"),
+        }
+    }
+}
+
+/// What [`start`]'s watchers do, as permissions: `list` and `watch` of pods, events, Deployments, HPAs and KEDA
+/// ScaledObjects in `namespace`, and of nodes and events cluster-wide (node events are in no worker namespace).
+pub fn permissions(namespace: &str) -> Vec<Permission> {
+    let ns = Some(namespace.to_string());
+    let resources: [(&str, &str, Option<String>); 7] = [
+        ("", "pods", ns.clone()),
+        ("", "events", ns.clone()),
+        ("apps", "deployments", ns.clone()),
+        ("autoscaling", "horizontalpodautoscalers", ns.clone()),
+        ("keda.sh", "scaledobjects", ns),
+        ("", "nodes", None),
+        ("", "events", None),
+    ];
+    resources
+        .into_iter()
+        .flat_map(|(group, resource, namespace)| {
+            ["list", "watch"].map(|verb| Permission {
+                verb,
+                group,
+                resource,
+                namespace: namespace.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The preflight of a cluster watch: [`missing_permissions`], as an error listing what is missing
+/// ([`WatchError::Forbidden`]). A review that could not be made is one warning, and the watch goes on.
+pub async fn check_permissions(client: &Client, namespace: &str) -> Result<(), WatchError> {
+    match missing_permissions(client, namespace).await {
+        Ok(missing) if missing.is_empty() => Ok(()),
+        Ok(missing) => Err(WatchError::Forbidden {
+            missing: missing.iter().map(Permission::to_string).collect(),
+        }),
+        Err(e) => {
+            crate::logs::note(
+                &format!(
+                    "warning: cannot check the cluster watch's permissions (SelfSubjectAccessReview: {e}); going on"
+                ),
+                "WARNING",
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Asks the API server whether this identity may do what the watchers do: one `SelfSubjectAccessReview` per
+/// permission of [`permissions`], all at once (every authenticated identity may create them: the
+/// `system:basic-user` role). Returns the permissions denied, in order (empty: all allowed). Errors: a review that
+/// could not be made (an API server without the authorization API, a network failure); the caller goes on
+/// without the check, since the watchers report a `403` themselves.
+pub async fn missing_permissions(
+    client: &Client,
+    namespace: &str,
+) -> Result<Vec<Permission>, kube::Error> {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let api = Api::<SelfSubjectAccessReview>::all(client.clone());
+    let asks = permissions(namespace).into_iter().map(|p| {
+        let api = api.clone();
+        async move {
+            let review = SelfSubjectAccessReview {
+                spec: SelfSubjectAccessReviewSpec {
+                    resource_attributes: Some(ResourceAttributes {
+                        verb: Some(p.verb.to_string()),
+                        group: Some(p.group.to_string()),
+                        resource: Some(p.resource.to_string()),
+                        namespace: p.namespace.clone(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let answer = api.create(&Default::default(), &review).await?;
+            let allowed = answer.status.is_some_and(|s| s.allowed);
+            Ok::<_, kube::Error>((!allowed).then_some(p))
+        }
+    });
+    let answers = futures::future::join_all(asks).await;
+    let mut missing = Vec::new();
+    for a in answers {
+        if let Some(p) = a? {
+            missing.push(p);
+        }
+    }
+    Ok(missing)
 }
 
 /// What to watch.
