@@ -47,3 +47,34 @@ pub fn summary_pod(summary: &serde_json::Value, name: &str) -> serde_json::Value
         .unwrap_or_else(|| panic!("no pod {name} in the summary"))
         .clone()
 }
+
+/// Reads one HTTP/1.1 request from `conn`: its head (lower-cased) and its body (by `content-length`), read whole
+/// so that closing the connection does not reset it under the client. `None` when the connection ends first.
+pub fn read_request(conn: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let end = buf.len().min(head_end + length);
+    Some((head, buf[head_end..end].to_vec()))
+}

@@ -490,40 +490,19 @@ fn fake_collector(status: impl Fn(usize) -> u16 + Send + 'static) -> (u16, Recei
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 65536];
-            let head_end = loop {
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break Some(i + 4);
-                }
-                match conn.read(&mut chunk) {
-                    Ok(0) | Err(_) => break None,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
+            let Some((head, body)) = crate::common::read_request(&mut conn) else {
+                continue;
             };
-            let Some(head_end) = head_end else { continue };
-            let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
             let header = |name: &str| {
                 head.lines()
                     .find_map(|l| l.strip_prefix(&format!("{name}:")))
                     .map(|v| v.trim().to_string())
                     .unwrap_or_default()
             };
-            let length: usize = header("content-length").parse().unwrap_or(0);
-            while buf.len() < head_end + length {
-                match conn.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
             let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
             let i = {
                 let mut l = log.lock().unwrap();
-                l.push((
-                    path,
-                    header("content-type"),
-                    buf[head_end..head_end + length].to_vec(),
-                ));
+                l.push((path, header("content-type"), body));
                 l.len() - 1
             };
             let code = status(i);

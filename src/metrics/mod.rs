@@ -185,87 +185,99 @@ pub struct RunMetrics {
     otel: Option<otlp::Instruments>,
 }
 
-/// The counters and gauges as the OTLP push exports them: name (after `imagen_load_`), help, unit (UCUM, as
-/// OpenTelemetry's semantic conventions write them: `{message}` is a count of messages), kind.
-const OTLP_OBSERVABLES: [(&str, &str, &str, otlp::Kind); 13] = [
+/// Each series' help text, by name (after `imagen_load_`): the one text of the registry and the OTLP push.
+const HELP: [(&str, &str); 20] = [
     (
         "messages_scheduled",
         "Messages the schedule sent (at their intended instant)",
-        "{message}",
-        otlp::Kind::Counter,
     ),
-    (
-        "messages_published",
-        "Messages Pub/Sub acknowledged",
-        "{message}",
-        otlp::Kind::Counter,
-    ),
+    ("messages_published", "Messages Pub/Sub acknowledged"),
     (
         "publish_failures",
         "Messages whose publish failed after its retry budget",
-        "{message}",
-        otlp::Kind::Counter,
     ),
     (
         "messages_completed",
         "Messages a worker completed (once each)",
-        "{message}",
-        otlp::Kind::Counter,
     ),
     (
         "messages_lost",
         "Messages with no completion by the deadline",
-        "{message}",
-        otlp::Kind::Counter,
     ),
     (
         "messages_duplicated",
         "Completions of a message already completed",
-        "{message}",
-        otlp::Kind::Counter,
     ),
     (
         "messages_in_flight",
         "Messages scheduled and neither completed, failed nor lost",
-        "{message}",
-        otlp::Kind::UpDown,
     ),
     (
         "backlog_messages",
         "Unacknowledged messages of a subscription, as last sampled, per view",
-        "{message}",
-        otlp::Kind::Gauge,
     ),
     (
         "replicas_desired",
         "A Deployment's desired replicas, as last reported",
-        "{replica}",
-        otlp::Kind::Gauge,
     ),
     (
         "replicas_ready",
         "A Deployment's ready replicas, as last reported",
-        "{replica}",
-        otlp::Kind::Gauge,
     ),
     (
         "pods",
         "Pods the run has seen (present at its start or created since) and not deleted, by phase",
-        "{pod}",
-        otlp::Kind::UpDown,
     ),
-    (
-        "gpu_nodes",
-        "GPU nodes created and not deleted",
-        "{node}",
-        otlp::Kind::UpDown,
-    ),
+    ("gpu_nodes", "GPU nodes created and not deleted"),
     (
         "run_time",
         "Run time of the last event (simulated time for a simulated run)",
-        "s",
-        otlp::Kind::Seconds,
     ),
+    (
+        "e2e_latency",
+        "From the intended send instant to the completion",
+    ),
+    (
+        "publish_delay",
+        "From the intended send instant to Pub/Sub's acknowledgement",
+    ),
+    (
+        "capacity_wait",
+        "Waiting for the first ready replica (cold messages; 0 for warm ones)",
+    ),
+    (
+        "queueing",
+        "From capacity being there to the start of processing",
+    ),
+    ("processing", "The worker's processing"),
+    ("model_load", "Model load time, as the worker reported it"),
+    (
+        "pacer_lateness",
+        "Actual send minus intended send, per publish: the generator's own lag",
+    ),
+];
+
+/// The help text of series `name`, from [`HELP`].
+fn help(name: &str) -> &'static str {
+    HELP.iter().find(|(n, _)| *n == name).map_or("", |(_, h)| h)
+}
+
+/// The counters and gauges as the OTLP push exports them: name (after `imagen_load_`), unit (UCUM, as
+/// OpenTelemetry's semantic conventions write them: `{message}` is a count of messages), kind.
+const OTLP_OBSERVABLES: [(&str, &str, otlp::Kind); 13] = [
+    ("messages_scheduled", "{message}", otlp::Kind::Counter),
+    ("messages_published", "{message}", otlp::Kind::Counter),
+    ("publish_failures", "{message}", otlp::Kind::Counter),
+    ("messages_completed", "{message}", otlp::Kind::Counter),
+    ("messages_lost", "{message}", otlp::Kind::Counter),
+    ("messages_duplicated", "{message}", otlp::Kind::Counter),
+    ("messages_in_flight", "{message}", otlp::Kind::UpDown),
+    ("backlog_messages", "{message}", otlp::Kind::Gauge),
+    ("replicas_desired", "{replica}", otlp::Kind::Gauge),
+    ("replicas_ready", "{replica}", otlp::Kind::Gauge),
+    ("pods", "{pod}", otlp::Kind::UpDown),
+    ("gpu_nodes", "{node}", otlp::Kind::UpDown),
+    ("run_time", "s", otlp::Kind::Seconds),
 ];
 
 impl Default for RunMetrics {
@@ -330,32 +342,28 @@ impl RunMetrics {
         let counters = [
             (
                 "messages_scheduled",
-                "Messages the schedule sent (at their intended instant)",
+                help("messages_scheduled"),
                 &m.scheduled,
             ),
             (
                 "messages_published",
-                "Messages Pub/Sub acknowledged",
+                help("messages_published"),
                 &m.published,
             ),
             (
                 "publish_failures",
-                "Messages whose publish failed after its retry budget",
+                help("publish_failures"),
                 &m.publish_failures,
             ),
             (
                 "messages_completed",
-                "Messages a worker completed (once each)",
+                help("messages_completed"),
                 &m.completed,
             ),
-            (
-                "messages_lost",
-                "Messages with no completion by the deadline",
-                &m.lost,
-            ),
+            ("messages_lost", help("messages_lost"), &m.lost),
             (
                 "messages_duplicated",
-                "Completions of a message already completed",
+                help("messages_duplicated"),
                 &m.duplicated,
             ),
         ];
@@ -364,75 +372,51 @@ impl RunMetrics {
         }
         registry.register(
             "messages_in_flight",
-            "Messages scheduled and neither completed, failed nor lost",
+            help("messages_in_flight"),
             m.in_flight.clone(),
         );
         let splits = [
-            (
-                "e2e_latency",
-                "From the intended send instant to the completion",
-                &m.e2e,
-            ),
-            (
-                "publish_delay",
-                "From the intended send instant to Pub/Sub's acknowledgement",
-                &m.publish_delay,
-            ),
-            (
-                "capacity_wait",
-                "Waiting for the first ready replica (cold messages; 0 for warm ones)",
-                &m.capacity_wait,
-            ),
-            (
-                "queueing",
-                "From capacity being there to the start of processing",
-                &m.queueing,
-            ),
-            ("processing", "The worker's processing", &m.processing),
+            ("e2e_latency", help("e2e_latency"), &m.e2e),
+            ("publish_delay", help("publish_delay"), &m.publish_delay),
+            ("capacity_wait", help("capacity_wait"), &m.capacity_wait),
+            ("queueing", help("queueing"), &m.queueing),
+            ("processing", help("processing"), &m.processing),
         ];
         for (name, help, family) in splits {
             registry.register_with_unit(name, help, Unit::Seconds, family.clone());
         }
         registry.register_with_unit(
             "pacer_lateness",
-            "Actual send minus intended send, per publish: the generator's own lag",
+            help("pacer_lateness"),
             Unit::Seconds,
             m.lateness.clone(),
         );
         registry.register(
             "backlog_messages",
-            "Unacknowledged messages of a subscription, as last sampled, per view",
+            help("backlog_messages"),
             m.backlog.clone(),
         );
         registry.register(
             "replicas_desired",
-            "A Deployment's desired replicas, as last reported",
+            help("replicas_desired"),
             m.replicas_desired.clone(),
         );
         registry.register(
             "replicas_ready",
-            "A Deployment's ready replicas, as last reported",
+            help("replicas_ready"),
             m.replicas_ready.clone(),
         );
-        registry.register(
-            "pods",
-            "Pods the run has seen (present at its start or created since) and not deleted, by phase",
-            m.pods.clone(),
-        );
-        registry.register(
-            "gpu_nodes",
-            "GPU nodes created and not deleted",
-            m.gpu_nodes.clone(),
-        );
+        registry.register("pods", help("pods"), m.pods.clone());
+        registry.register("gpu_nodes", help("gpu_nodes"), m.gpu_nodes.clone());
         registry.register_with_unit(
             "model_load",
-            "Model load time, as the worker reported it",
+            help("model_load"),
             Unit::Seconds,
             m.model_load.clone(),
         );
         registry.register_with_unit(
             "run_time",
-            "Run time of the last event (simulated time for a simulated run)",
+            help("run_time"),
             Unit::Seconds,
             m.run_seconds.clone(),
         );
@@ -442,35 +426,22 @@ impl RunMetrics {
     /// Also exports the series through an OTLP push's `meter` (before the first event): the counters and gauges
     /// read from the registry's own handles, the histograms recorded beside the registry's with its bounds.
     pub fn with_otlp(mut self, meter: &opentelemetry::metrics::Meter) -> RunMetrics {
-        let split = |name, help| (name, help, "s", seconds_buckets());
         let histograms = [
-            split(
-                "e2e_latency",
-                "From the intended send instant to the completion",
-            ),
-            split(
-                "publish_delay",
-                "From the intended send instant to Pub/Sub's acknowledgement",
-            ),
-            split(
-                "capacity_wait",
-                "Waiting for the first ready replica (cold messages; 0 for warm ones)",
-            ),
-            split(
-                "queueing",
-                "From capacity being there to the start of processing",
-            ),
-            split("processing", "The worker's processing"),
-            split("model_load", "Model load time, as the worker reported it"),
-            (
-                "pacer_lateness",
-                "Actual send minus intended send, per publish: the generator's own lag",
-                "s",
-                lateness_buckets(),
-            ),
+            ("e2e_latency", "s", seconds_buckets()),
+            ("publish_delay", "s", seconds_buckets()),
+            ("capacity_wait", "s", seconds_buckets()),
+            ("queueing", "s", seconds_buckets()),
+            ("processing", "s", seconds_buckets()),
+            ("model_load", "s", seconds_buckets()),
+            ("pacer_lateness", "s", lateness_buckets()),
         ];
-        let otel =
-            otlp::Instruments::new(meter, self.run.as_deref(), &OTLP_OBSERVABLES, &histograms);
+        let otel = otlp::Instruments::new(
+            meter,
+            self.run.as_deref(),
+            &OTLP_OBSERVABLES,
+            &histograms,
+            help,
+        );
         otel.gauge("gpu_nodes", &[], &self.gpu_nodes);
         otel.seconds("run_time", &self.run_seconds);
         self.otel = Some(otel);

@@ -323,16 +323,19 @@ pub(super) enum Kind {
 
 impl Instruments {
     /// Makes the instruments on `meter`: `observables` are the registry's counters and gauges (name without the
-    /// `imagen_load_` prefix, help, unit, kind), `histograms` its histograms (name, help, unit, bucket bounds).
+    /// `imagen_load_` prefix, unit, kind), `histograms` its histograms (name, unit, bucket bounds); `help` gives
+    /// each one's description.
     /// Every point carries `run` as an attribute, as every scraped series carries it as a label.
     pub(super) fn new(
         meter: &Meter,
         run: Option<&str>,
-        observables: &[(&'static str, &'static str, &'static str, Kind)],
-        histograms: &[(&'static str, &'static str, &'static str, Vec<f64>)],
+        observables: &[(&'static str, &'static str, Kind)],
+        histograms: &[(&'static str, &'static str, Vec<f64>)],
+        help: fn(&str) -> &'static str,
     ) -> Instruments {
         let observed = Arc::new(Mutex::new(Observed::default()));
-        for &(name, help, unit, kind) in observables {
+        for &(name, unit, kind) in observables {
+            let help = help(name);
             let full = format!("imagen_load_{name}");
             let o = observed.clone();
             let read = move || {
@@ -353,63 +356,34 @@ impl Instruments {
                     })
                     .unwrap_or_default()
             };
+            // One observable instrument of the SDK's kind `$make`, each value `$v` converted by `$to`.
+            macro_rules! observable {
+                ($make:ident, |$v:ident| $to:expr) => {{
+                    meter
+                        .$make(full)
+                        .with_description(help)
+                        .with_unit(unit)
+                        .with_callback(move |i| {
+                            for (attrs, $v) in read() {
+                                i.observe($to, &attrs);
+                            }
+                        })
+                        .build();
+                }};
+            }
             match kind {
-                Kind::Counter => {
-                    meter
-                        .u64_observable_counter(full)
-                        .with_description(help)
-                        .with_unit(unit)
-                        .with_callback(move |i| {
-                            for (attrs, v) in read() {
-                                i.observe(v.max(0.0) as u64, &attrs);
-                            }
-                        })
-                        .build();
-                }
-                Kind::UpDown => {
-                    meter
-                        .i64_observable_up_down_counter(full)
-                        .with_description(help)
-                        .with_unit(unit)
-                        .with_callback(move |i| {
-                            for (attrs, v) in read() {
-                                i.observe(v as i64, &attrs);
-                            }
-                        })
-                        .build();
-                }
-                Kind::Gauge => {
-                    meter
-                        .i64_observable_gauge(full)
-                        .with_description(help)
-                        .with_unit(unit)
-                        .with_callback(move |i| {
-                            for (attrs, v) in read() {
-                                i.observe(v as i64, &attrs);
-                            }
-                        })
-                        .build();
-                }
-                Kind::Seconds => {
-                    meter
-                        .f64_observable_gauge(full)
-                        .with_description(help)
-                        .with_unit(unit)
-                        .with_callback(move |i| {
-                            for (attrs, v) in read() {
-                                i.observe(v, &attrs);
-                            }
-                        })
-                        .build();
-                }
+                Kind::Counter => observable!(u64_observable_counter, |v| v.max(0.0) as u64),
+                Kind::UpDown => observable!(i64_observable_up_down_counter, |v| v as i64),
+                Kind::Gauge => observable!(i64_observable_gauge, |v| v as i64),
+                Kind::Seconds => observable!(f64_observable_gauge, |v| v),
             }
         }
         let histograms = histograms
             .iter()
-            .map(|(name, help, unit, bounds)| {
+            .map(|(name, unit, bounds)| {
                 let h = meter
                     .f64_histogram(format!("imagen_load_{name}"))
-                    .with_description(*help)
+                    .with_description(help(name))
                     .with_unit(*unit)
                     .with_boundaries(bounds.clone())
                     .build();
