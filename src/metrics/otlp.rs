@@ -304,6 +304,8 @@ struct Observed {
 /// handles, and histograms recorded beside the registry's.
 pub(super) struct Instruments {
     run: Option<KeyValue>,
+    /// `run` alone, the attributes of a series without labels.
+    run_attrs: Vec<KeyValue>,
     observed: Arc<Mutex<Observed>>,
     histograms: HashMap<&'static str, Histogram<f64>>,
 }
@@ -390,8 +392,10 @@ impl Instruments {
                 (*name, h)
             })
             .collect();
+        let run = run.map(|r| KeyValue::new("run", r.to_string()));
         Instruments {
-            run: run.map(|r| KeyValue::new("run", r.to_string())),
+            run_attrs: run.iter().cloned().collect(),
+            run,
             observed,
             histograms,
         }
@@ -433,7 +437,12 @@ impl Instruments {
     /// Records one observation of a histogram (seconds).
     pub(super) fn record(&self, name: &'static str, labels: &[(&'static str, &str)], v: f64) {
         if let Some(h) = self.histograms.get(name) {
-            h.record(v, &self.attrs(labels));
+            // The pacer's lateness is recorded per publish: its attributes (the run alone) are made once.
+            if labels.is_empty() {
+                h.record(v, &self.run_attrs);
+            } else {
+                h.record(v, &self.attrs(labels));
+            }
         }
     }
 }
