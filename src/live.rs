@@ -46,6 +46,15 @@ pub enum LiveError {
         "--start-at {at}: that instant passed {late} before this run was ready to start, so its schedule cannot start with the others'\n    fix: give every shard a start time far enough ahead for all of them to connect (and reach zero, with --require-zero)"
     )]
     MissedStart { at: String, late: String },
+    #[error(
+        "this identity lacks permissions the run needs (checked before anything was created or published):\n{}\n{}",
+        missing.iter().map(|m| format!("      - {m}")).collect::<Vec<_>>().join("\n"),
+        fixes.iter().map(|f| format!("    fix: {f}")).collect::<Vec<_>>().join("\n")
+    )]
+    Preflight {
+        missing: Vec<String>,
+        fixes: Vec<String>,
+    },
 }
 
 /// Flags that override `[target]`.
@@ -158,7 +167,7 @@ pub async fn prepare(plan: &Plan, opts: &LiveOptions) -> Result<Prepared, LiveEr
         pairs,
         ack_deadline_s: (p.ack_deadline.0 / 1_000_000).clamp(10, 600) as i32,
     };
-    // The cluster first: a watch this identity may not make fails here, before any topic is created.
+    // The cluster first: a watch this identity may not make fails in the preflight, before any topic is created.
     let kube = match &opts.cluster {
         Some(c) => {
             let (client, kube_namespace) =
@@ -169,11 +178,11 @@ pub async fn prepare(plan: &Plan, opts: &LiveOptions) -> Result<Prepared, LiveEr
                 c.namespace.as_deref(),
                 kube_namespace.as_deref(),
             ));
-            watch::check_permissions(&client, c.namespace.as_deref().unwrap_or_default()).await?;
             Some((client, c))
         }
         None => None,
     };
+    preflight(plan, &conn, kube.as_ref()).await?;
     if create {
         let created = resources.ensure(&conn).await?;
         if !created.is_empty() {
@@ -196,6 +205,98 @@ pub async fn prepare(plan: &Plan, opts: &LiveOptions) -> Result<Prepared, LiveEr
         resources,
         kube,
     })
+}
+
+/// The autoscaler's view of the backlog the run samples: `[target] backlog`, by default the emulator's endpoint on
+/// an emulator and none on `gcp`.
+fn backlog_view(plan: &Plan, conn: &Connection) -> Option<BacklogView> {
+    let p = &plan.pubsub;
+    match p.backlog.unwrap_or(match plan.target {
+        TargetKind::Gcp => BacklogKind::None,
+        _ => BacklogKind::Emulator,
+    }) {
+        BacklogKind::None => None,
+        BacklogKind::Emulator => match &conn.endpoint {
+            crate::pubsub::Endpoint::Emulator(url) => Some(BacklogView::Emulator {
+                base_url: url.clone(),
+            }),
+            crate::pubsub::Endpoint::Gcp => None,
+        },
+        BacklogKind::Prometheus => p.prometheus_url.clone().map(|url| BacklogView::Prometheus {
+            url,
+            query: p
+                .prometheus_query
+                .clone()
+                .unwrap_or_else(|| DEFAULT_PROMETHEUS_QUERY.into()),
+            adc: p.prometheus_uses_adc(),
+        }),
+        BacklogKind::CloudMonitoring => Some(BacklogView::CloudMonitoring {
+            project: conn.project.clone(),
+            endpoint: p.monitoring_endpoint.clone(),
+        }),
+    }
+}
+
+/// Before anything is created or published: may this identity read the backlog view (one reading, as the
+/// sampler makes it) and make the cluster watch (one `SelfSubjectAccessReview` per permission)? Everything
+/// missing is one error ([`LiveError::Preflight`]); a check that could not be made is a warning, and the run goes
+/// on (the sampler and the watchers report their own failures).
+async fn preflight(
+    plan: &Plan,
+    conn: &Connection,
+    kube: Option<&(kube::Client, ClusterPlan)>,
+) -> Result<(), LiveError> {
+    let mut missing = Vec::new();
+    let mut fixes = Vec::new();
+    let first = plan
+        .streams
+        .first()
+        .map(|s| conn.subscription_path(&s.subscription));
+    if let (Some(view), Some(sub)) = (backlog_view(plan, conn), first)
+        && !matches!(view, BacklogView::Emulator { .. })
+    {
+        match crate::pubsub::backlog::check(&view, &sub).await {
+            crate::pubsub::backlog::Checked::Readable => {}
+            crate::pubsub::backlog::Checked::Denied(what) => {
+                missing.push(format!("{what} (the backlog view, `{}`)", view.name()));
+                fixes.push(match &view {
+                    BacklogView::Prometheus { adc: false, .. } => "give the query API what it asks for (for Managed Prometheus, `[target] prometheus_auth = \"adc\"`), or set `[target] backlog = \"none\"`".to_string(),
+                    _ => format!(
+                        "grant roles/monitoring.viewer on project {} to this identity (gcloud projects add-iam-policy-binding {} --member=… --role=roles/monitoring.viewer), or set `[target] backlog = \"none\"`",
+                        conn.project, conn.project
+                    ),
+                });
+            }
+            crate::pubsub::backlog::Checked::Failed(why) => crate::logs::note(
+                &format!(
+                    "warning: the backlog view (`{}`) could not be read before the run: {why}\n    the run goes on and samples it",
+                    view.name()
+                ),
+                "WARNING",
+            ),
+        }
+    }
+    if let Some((client, c)) = kube {
+        let ns = c.namespace.as_deref().unwrap_or_default();
+        match watch::missing_permissions(client, ns).await {
+            Ok(denied) if denied.is_empty() => {}
+            Ok(denied) => {
+                missing.extend(denied.iter().map(ToString::to_string));
+                fixes.push(watch::RBAC_FIX.into());
+            }
+            Err(e) => crate::logs::note(
+                &format!(
+                    "warning: cannot check the cluster watch's permissions (SelfSubjectAccessReview: {e}); going on"
+                ),
+                "WARNING",
+            ),
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(LiveError::Preflight { missing, fixes })
+    }
 }
 
 /// The watch options of `[cluster]`.
@@ -464,30 +565,7 @@ pub async fn run(
         .with_plan(planned),
         tx.clone(),
     );
-    let view = match p.backlog.unwrap_or(match plan.target {
-        TargetKind::Gcp => BacklogKind::None,
-        _ => BacklogKind::Emulator,
-    }) {
-        BacklogKind::None => None,
-        BacklogKind::Emulator => match &conn.endpoint {
-            crate::pubsub::Endpoint::Emulator(url) => Some(BacklogView::Emulator {
-                base_url: url.clone(),
-            }),
-            crate::pubsub::Endpoint::Gcp => None,
-        },
-        BacklogKind::Prometheus => p.prometheus_url.clone().map(|url| BacklogView::Prometheus {
-            url,
-            query: p
-                .prometheus_query
-                .clone()
-                .unwrap_or_else(|| DEFAULT_PROMETHEUS_QUERY.into()),
-            adc: p.prometheus_uses_adc(),
-        }),
-        BacklogKind::CloudMonitoring => Some(BacklogView::CloudMonitoring {
-            project: conn.project.clone(),
-            endpoint: p.monitoring_endpoint.clone(),
-        }),
-    };
+    let view = backlog_view(plan, &conn);
     let sampler = view.map(|v| {
         BacklogSampler::start(
             v,

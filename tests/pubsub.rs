@@ -1489,13 +1489,18 @@ fn the_prometheus_view_authenticates_with_adc_as_managed_prometheus_wants() {
             .env("GOOGLE_APPLICATION_CREDENTIALS", &adc)
             .output()
             .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        if o.status.code() != Some(0) {
+            return (None, err);
+        }
         let samples = events(out, id)
             .into_iter()
             .filter(|e| e["event"] == "backlog" && e["view"] == "prometheus")
             .collect::<Vec<_>>();
-        (samples, String::from_utf8_lossy(&o.stderr).into_owned())
+        (Some(samples), err)
     };
     let (samples, err) = run_with_auth("adc", "adc");
+    let samples = samples.unwrap_or_else(|| panic!("{err}"));
     assert!(samples.len() >= 2, "{err}");
     assert!(samples.iter().all(|s| s["depth"] == 4));
     assert!(
@@ -1510,10 +1515,15 @@ fn the_prometheus_view_authenticates_with_adc_as_managed_prometheus_wants() {
             .iter()
             .all(|h| h.contains("authorization: bearer tok-123"))
     );
+    // Without the token, Managed Prometheus refuses the query: the preflight's reading finds it before anything
+    // is published (exit 2, nothing written), and says how to authenticate.
     let (samples, err) = run_with_auth("plain", "none");
-    assert!(samples.is_empty());
+    assert!(samples.is_none(), "{err}");
+    assert!(!out.join("plain").exists());
     assert!(
-        err.contains("refused the query") && err.contains("prometheus_auth"),
+        err.contains("this identity lacks permissions the run needs")
+            && err.contains("refused the query (401 Unauthorized)")
+            && err.contains("prometheus_auth = \"adc\""),
         "{err}"
     );
 }
@@ -1561,4 +1571,50 @@ fn a_signal_ends_the_wait_for_the_start_instant() {
         .filter(|e| e["event"] == "published")
         .count();
     assert_eq!(published, 0);
+}
+
+/// The preflight reads the autoscaler's view once before anything is created or published: Cloud Monitoring
+/// answering as it does to an identity without `monitoring.timeSeries.list` (403, `PERMISSION_DENIED`, its own
+/// message) stops the run (exit 2) with the permission, the project, the role that has it and the way out, and
+/// nothing written. A view that answers is read and the run goes on (the test above).
+#[test]
+fn a_backlog_view_this_identity_may_not_read_is_refused_before_anything_is_published() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let (_procs, port, _) = started(Emulator::Builtin);
+    let (monitoring, requests) = fake_http(|_| {
+        (
+            403,
+            r#"{"error":{"code":403,"message":"Permission monitoring.timeSeries.list denied (or the resource may not exist).","status":"PERMISSION_DENIED"}}"#.into(),
+        )
+    });
+    let wl = sampling_workload(
+        out,
+        "denied",
+        port,
+        &format!(
+            "backlog = \"cloud-monitoring\"\nmonitoring_endpoint = \"http://127.0.0.1:{monitoring}\""
+        ),
+    );
+    let results = out.join("results");
+    let mut run = start_run(&wl, out, "denied");
+    let code = wait(&mut run, Duration::from_secs(60), out, "denied");
+    let err = std::fs::read_to_string(out.join("denied.stderr")).unwrap();
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("this identity lacks permissions the run needs")
+            && err.contains("      - monitoring.timeSeries.list on projects/e2e")
+            && err.contains("Permission monitoring.timeSeries.list denied"),
+        "{err}"
+    );
+    assert!(
+        err.contains("fix: grant roles/monitoring.viewer on project e2e")
+            && err.contains("`[target] backlog = \"none\"`"),
+        "{err}"
+    );
+    assert!(
+        !results.exists() && !out.join("denied").exists(),
+        "nothing written"
+    );
+    assert_eq!(requests.lock().unwrap().len(), 1, "one reading, no retries");
 }

@@ -33,11 +33,14 @@ pub enum WatchError {
     #[error("cannot reach the Kubernetes API: {0}")]
     Client(String),
     #[error(
-        "the cluster watch needs permissions this identity does not have (SelfSubjectAccessReview said no):\n{}\n    fix: apply kind-config/rbac.yaml and run as its ServiceAccount `imagen-load`, or bind its Role and ClusterRole to your user (docs/gke.md, \"RBAC for the watchers\"); or run with --no-cluster",
+        "the cluster watch needs permissions this identity does not have (SelfSubjectAccessReview said no):\n{}\n    fix: {RBAC_FIX}",
         missing.iter().map(|m| format!("      - {m}")).collect::<Vec<_>>().join("\n")
     )]
     Forbidden { missing: Vec<String> },
 }
+
+/// How to give the watchers what they need (the fix of a denied [`missing_permissions`]).
+pub const RBAC_FIX: &str = "apply kind-config/rbac.yaml and run as its ServiceAccount `imagen-load`, or bind its Role and ClusterRole to your user (docs/gke.md, \"RBAC for the watchers\"); or run with --no-cluster";
 
 /// One permission the watchers use: a verb on a resource of an API group (`""` for the core group), in a
 /// namespace or cluster-wide (`None`).

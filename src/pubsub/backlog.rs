@@ -149,7 +149,7 @@ impl Sampler {
                 let resp = req.send().await.map_err(|e| e.to_string())?;
                 if matches!(resp.status().as_u16(), 401 | 403) {
                     return Err(format!(
-                        "{url} refused the query ({}){}",
+                        "{DENIED}{url} refused the query ({}){}",
                         resp.status(),
                         if *adc {
                             "; the account needs roles/monitoring.viewer on the project"
@@ -194,7 +194,19 @@ impl Sampler {
                     .set_interval(interval)
                     .send()
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| {
+                        let denied = e.http_status_code() == Some(403)
+                            || e.status().is_some_and(|s| {
+                                s.code == google_cloud_gax::error::rpc::Code::PermissionDenied
+                            });
+                        if denied {
+                            format!(
+                                "{DENIED}monitoring.timeSeries.list on projects/{project} (Cloud Monitoring: {e}); the role roles/monitoring.viewer has it"
+                            )
+                        } else {
+                            e.to_string()
+                        }
+                    })?;
                 // Points come newest first; each carries its own interval, whose end is the instant it describes.
                 let Some(point) = resp.time_series.first().and_then(|s| s.points.first()) else {
                     return Ok(None);
@@ -216,6 +228,38 @@ impl Sampler {
 
 /// What a sampler says when the emulator has no backlog endpoint.
 const NO_ENDPOINT: &str = "no backlog endpoint";
+
+/// How a reading refused for want of a permission begins (what follows names the permission).
+const DENIED: &str = "permission denied: ";
+
+/// What the preflight read of a view found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// Read (a value or none yet).
+    Readable,
+    /// This identity may not read it: the permission, and where.
+    Denied(String),
+    /// It could not be read for another reason (unreachable, no endpoint): the sampler tries again during the
+    /// run and says so.
+    Failed(String),
+}
+
+/// The preflight of a backlog view: one reading of `subscription`, as the run's sampler makes it (same client,
+/// same credentials), before anything is published.
+pub async fn check(view: &BacklogView, subscription: &str) -> Checked {
+    let mut sampler = Sampler {
+        http: reqwest::Client::new(),
+        monitoring: None,
+        adc: None,
+    };
+    match sampler.read(view, subscription).await {
+        Ok(_) => Checked::Readable,
+        Err(e) => match e.strip_prefix(DENIED) {
+            Some(what) => Checked::Denied(what.to_string()),
+            None => Checked::Failed(e),
+        },
+    }
+}
 
 /// A running sampler.
 pub struct BacklogSampler {
