@@ -72,6 +72,8 @@ fn every_kubernetes_object_parses_into_its_type() {
         "kind-config/workers.yaml",
         "kind-config/rbac.yaml",
         "kind-config/shard-job.yaml",
+        "kind-config/gke-shard-job.yaml",
+        "kind-config/gke-serviceaccount.yaml",
     ] {
         for doc in documents(rel) {
             let kind = kind_of(&doc);
@@ -91,7 +93,104 @@ fn every_kubernetes_object_parses_into_its_type() {
         }
     }
     assert_eq!(seen["Deployment"], 5, "the emulator and four workers");
-    assert_eq!(seen["Job"], 1);
+    assert_eq!(seen["Job"], 2, "the kind and the GKE shard Jobs");
+}
+
+/// Each shard Job's command, as its shell runs it in pod 0 and in pod 1 (the Job's env, its completion index, a
+/// start instant), is a `run` that the command line accepts: the shard of its index, the start barrier, and
+/// only shard 0 watching the cluster (the others `--no-cluster`), so `merge` has the cluster once.
+#[test]
+fn shard_jobs_run_one_shard_per_pod_and_only_shard_0_watches_the_cluster() {
+    use clap::Parser as _;
+    use imagen_load::cli::{Cli, Command};
+    for rel in [
+        "kind-config/shard-job.yaml",
+        "kind-config/gke-shard-job.yaml",
+    ] {
+        let job: Job = strict(rel, &documents(rel)[0]);
+        let spec = job.spec.unwrap();
+        let pod = spec.template.spec.unwrap();
+        let c = &pod.containers[0];
+        assert_eq!(
+            c.command.as_deref(),
+            Some(&["/bin/sh".to_string(), "-c".to_string()][..])
+        );
+        let script = &c.args.as_ref().unwrap()[0];
+        // An `imagen-load` on the PATH that prints the arguments it was given, one per line.
+        let bin = tempfile::tempdir().unwrap();
+        let fake = bin.path().join("imagen-load");
+        std::fs::write(&fake, "#!/bin/sh\nprintf '%s\\n' \"$@\"\n").unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        for index in [0, 1] {
+            let mut sh = std::process::Command::new("sh");
+            sh.arg("-c")
+                .arg(script)
+                .env_clear()
+                .env(
+                    "PATH",
+                    format!(
+                        "{}:{}",
+                        bin.path().display(),
+                        std::env::var("PATH").unwrap()
+                    ),
+                )
+                .env("JOB_COMPLETION_INDEX", index.to_string());
+            for e in c.env.iter().flatten() {
+                let v = match e.name.as_str() {
+                    "START_AT" => "2026-12-01T02:00:00Z".to_string(),
+                    _ => e.value.clone().unwrap_or_default(),
+                };
+                sh.env(&e.name, v);
+            }
+            let out = sh.output().unwrap();
+            assert!(out.status.success(), "{rel}: {out:?}");
+            let argv: Vec<String> = String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect();
+            let cli =
+                Cli::try_parse_from(std::iter::once("imagen-load".to_string()).chain(argv.clone()))
+                    .unwrap_or_else(|e| panic!("{rel}, pod {index}: {argv:?}: {e}"));
+            let Command::Run(run) = cli.command else {
+                panic!("{rel}: not a run: {argv:?}")
+            };
+            assert_eq!(
+                run.shard.map(|s| (s.index, s.count)),
+                Some((index, 4)),
+                "{rel}"
+            );
+            assert!(run.start_at.is_some(), "{rel}: the start barrier");
+            assert_eq!(
+                run.cluster.no_cluster,
+                index != 0,
+                "{rel}, pod {index}: only shard 0 watches the cluster"
+            );
+        }
+    }
+    // On GKE the results outlive the node: a Cloud Storage bucket through the CSI driver, not a hostPath, and a
+    // ServiceAccount that is a Google one through Workload Identity.
+    let rel = "kind-config/gke-shard-job.yaml";
+    let job: Job = strict(rel, &documents(rel)[0]);
+    let template = job.spec.unwrap().template;
+    let volumes = template.spec.unwrap().volumes.unwrap();
+    let results = volumes.iter().find(|v| v.name == "results").unwrap();
+    assert!(results.host_path.is_none());
+    assert_eq!(
+        results.csi.as_ref().unwrap().driver,
+        "gcsfuse.csi.storage.gke.io"
+    );
+    assert_eq!(
+        template.metadata.unwrap().annotations.unwrap()["gke-gcsfuse/volumes"],
+        "true"
+    );
+    let rel = "kind-config/gke-serviceaccount.yaml";
+    let sa: ServiceAccount = strict(rel, &documents(rel)[0]);
+    assert!(
+        sa.metadata.annotations.unwrap()["iam.gke.io/gcp-service-account"]
+            .ends_with(".iam.gserviceaccount.com")
+    );
 }
 
 #[test]

@@ -253,6 +253,69 @@ fn merged_shards_give_the_unsharded_runs_histograms() {
     }
 }
 
+/// One recording shard is enough: shards 1.. of a sharded live run do not watch the cluster (`--no-cluster`), so
+/// they have none of what every shard sees alike (the cluster, the queue). With every such event taken out of
+/// them, as they would write their logs, and their headers saying the cluster was not observed, `merge` still
+/// gives the unsharded run, cluster breakdown included: shard 0 records it for all.
+#[test]
+fn one_recording_shard_gives_the_merged_run_its_cluster_breakdown() {
+    use imagen_load::event::{Event, EventKind};
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let run = |extra: &[&str]| {
+        crate::common::run_burst(out, "rec", extra).success();
+    };
+    run(&[]);
+    let n = 3u32;
+    let mut dirs = Vec::new();
+    for i in 0..n {
+        run(&["--shard", &format!("{i}/{n}")]);
+        let dir = out.join(format!("rec-shard-{i}-of-{n}"));
+        if i > 0 {
+            let log = dir.join("events.jsonl");
+            let shard: imagen_load::schedule::Shard = format!("{i}/{n}").parse().unwrap();
+            let mut kept = Vec::new();
+            let mut dropped = 0;
+            for line in std::fs::read_to_string(&log).unwrap().lines() {
+                let mut e: Event = serde_json::from_str(line).unwrap();
+                match &mut e.kind {
+                    EventKind::RunStarted {
+                        cluster_observed, ..
+                    } => *cluster_observed = Some(false),
+                    EventKind::RunFinished { .. } => {}
+                    k if shard.owns_event(k).is_none() => {
+                        dropped += 1;
+                        continue;
+                    }
+                    _ => {}
+                }
+                kept.push(serde_json::to_string(&e).unwrap());
+            }
+            assert!(dropped > 100, "shard {i} had the cluster in its log");
+            std::fs::write(&log, kept.join("\n") + "\n").unwrap();
+        }
+        dirs.push(dir);
+    }
+    let merged_out = out.join("merged");
+    crate::common::bin()
+        .args(["merge", "--quiet", "--out"])
+        .arg(&merged_out)
+        .args(&dirs)
+        .assert()
+        .success();
+    let summary = |d: &std::path::Path| std::fs::read_to_string(d.join("summary.json")).unwrap();
+    let whole = summary(&out.join("rec"));
+    assert!(
+        whole.contains("\"pods\""),
+        "the run has a cluster breakdown"
+    );
+    assert!(
+        summary(&merged_out.join("rec")) == whole,
+        "the merge of one recording shard and {} others differs from the unsharded run",
+        n - 1
+    );
+}
+
 #[test]
 fn merge_refuses_what_is_not_one_whole_run() {
     let tmp = tempfile::tempdir().unwrap();
