@@ -182,7 +182,14 @@ pub async fn prepare(plan: &Plan, opts: &LiveOptions) -> Result<Prepared, LiveEr
         }
         None => None,
     };
-    preflight(plan, &conn, kube.as_ref()).await?;
+    preflight(
+        plan,
+        &conn,
+        kube.as_ref(),
+        &opts.results_subscription(plan),
+        create,
+    )
+    .await?;
     if create {
         let created = resources.ensure(&conn).await?;
         if !created.is_empty() {
@@ -237,17 +244,38 @@ fn backlog_view(plan: &Plan, conn: &Connection) -> Option<BacklogView> {
     }
 }
 
-/// Before anything is created or published: may this identity read the backlog view (one reading, as the
-/// sampler makes it) and make the cluster watch (one `SelfSubjectAccessReview` per permission)? Everything
-/// missing is one error ([`LiveError::Preflight`]); a check that could not be made is a warning, and the run goes
-/// on (the sampler and the watchers report their own failures).
+/// Before anything is created or published: may this identity publish to the topics and consume its results
+/// `subscription` (on `gcp`: Pub/Sub's `testIamPermissions`), read the backlog view (one reading, as the sampler
+/// makes it) and make the cluster watch (one `SelfSubjectAccessReview` per permission)? Everything missing is one
+/// error ([`LiveError::Preflight`]); a check that could not be made is a warning, and the run goes on (the
+/// clients, the sampler and the watchers report their own failures).
 async fn preflight(
     plan: &Plan,
     conn: &Connection,
     kube: Option<&(kube::Client, ClusterPlan)>,
+    subscription: &str,
+    create: bool,
 ) -> Result<(), LiveError> {
     let mut missing = Vec::new();
     let mut fixes = Vec::new();
+    if conn.endpoint == crate::pubsub::Endpoint::Gcp {
+        let topics: Vec<String> = plan.streams.iter().map(|s| s.topic.clone()).collect();
+        let needs = crate::pubsub::iam::needs(&conn.project, &topics, subscription, !create);
+        match crate::pubsub::iam::missing(&needs, None).await {
+            Ok(denied) if denied.is_empty() => {}
+            Ok(denied) => {
+                missing.extend(denied);
+                fixes.push(format!(
+                    "grant this identity roles/pubsub.publisher on the topics and roles/pubsub.subscriber on {subscription} (project {}; docs/gke.md, \"Workload Identity\")",
+                    conn.project
+                ));
+            }
+            Err(e) => crate::logs::note(
+                &format!("warning: cannot check the Pub/Sub permissions ({e}); going on"),
+                "WARNING",
+            ),
+        }
+    }
     let first = plan
         .streams
         .first()

@@ -1618,3 +1618,66 @@ fn a_backlog_view_this_identity_may_not_read_is_refused_before_anything_is_publi
     );
     assert_eq!(requests.lock().unwrap().len(), 1, "one reading, no retries");
 }
+
+/// The `gcp` preflight asks Pub/Sub's `testIamPermissions` (REST, `POST /v1/{resource}:testIamPermissions`, as
+/// the official client calls it) on each topic and the harness's subscription, and lists what is not granted;
+/// a resource that does not exist (`NOT_FOUND`) is left to the existence check that follows.
+#[tokio::test]
+async fn the_pubsub_preflight_lists_what_testiampermissions_does_not_grant() {
+    let (port, requests) = fake_http(|head| {
+        let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+        if path.contains("/topics/imagen-upscale:") {
+            // Publish is not granted, get is.
+            (200, r#"{"permissions":["pubsub.topics.get"]}"#.into())
+        } else if path.contains("/topics/imagen-enhance:") {
+            (
+                200,
+                r#"{"permissions":["pubsub.topics.publish","pubsub.topics.get"]}"#.into(),
+            )
+        } else if path.contains("/subscriptions/") {
+            (200, "{}".into())
+        } else {
+            (
+                404,
+                r#"{"error":{"code":404,"message":"Resource not found (resource=imagen-gone).","status":"NOT_FOUND"}}"#.into(),
+            )
+        }
+    });
+    let topics: Vec<String> = ["imagen-upscale", "imagen-enhance", "imagen-gone"]
+        .map(String::from)
+        .to_vec();
+    let needs = imagen_load::pubsub::iam::needs("p", &topics, "imagen-load-results-sub", true);
+    let missing =
+        imagen_load::pubsub::iam::missing(&needs, Some(&format!("http://127.0.0.1:{port}")))
+            .await
+            .unwrap();
+    assert_eq!(
+        missing,
+        [
+            "pubsub.topics.publish on projects/p/topics/imagen-upscale",
+            "pubsub.subscriptions.consume on projects/p/subscriptions/imagen-load-results-sub"
+        ]
+    );
+    let asked: Vec<String> = requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let line = h.lines().next().unwrap();
+            line.split('?')
+                .next()
+                .unwrap()
+                .trim_end_matches(" http/1.1")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            "post /v1/projects/p/topics/imagen-upscale:testiampermissions",
+            "post /v1/projects/p/topics/imagen-enhance:testiampermissions",
+            "post /v1/projects/p/topics/imagen-gone:testiampermissions",
+            "post /v1/projects/p/subscriptions/imagen-load-results-sub:testiampermissions",
+        ]
+    );
+}

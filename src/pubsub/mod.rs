@@ -4,6 +4,7 @@
 
 pub mod backlog;
 pub mod contract;
+pub mod iam;
 pub mod target;
 pub mod tracker;
 

@@ -1,0 +1,78 @@
+//! The Pub/Sub part of a `gcp` run's preflight: which of the permissions the run needs on its topics and
+//! subscription this identity lacks, asked with Pub/Sub's `testIamPermissions` (the IAM mixin, called through the
+//! official client's `SchemaService`, which takes any topic or subscription as its resource) before anything is
+//! published.
+//!
+//! Only `gcp`: emulators have no IAM. A resource that does not exist (`NOT_FOUND`) is left to the existence checks
+//! that follow (or to its creation). Creating topics needs `pubsub.topics.create` on the project, which Pub/Sub's
+//! own `testIamPermissions` cannot ask (its resources are topics, subscriptions, snapshots and schemas); a
+//! missing one is found when the run creates.
+
+use super::code_of;
+use google_cloud_gax::error::rpc::Code;
+
+/// One resource and the permissions the run needs on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    /// `projects/P/topics/T` or `projects/P/subscriptions/S`.
+    pub resource: String,
+    pub permissions: Vec<&'static str>,
+}
+
+/// What a run needs (Pub/Sub access control, "Permissions and roles"): `pubsub.topics.publish` on each stream's
+/// topic (and `pubsub.topics.get` when it only checks they exist, `check` true), `pubsub.subscriptions.consume` on
+/// its own subscription of the results topic.
+pub fn needs(project: &str, topics: &[String], subscription: &str, check: bool) -> Vec<Need> {
+    let mut out: Vec<Need> = topics
+        .iter()
+        .map(|t| Need {
+            resource: format!("projects/{project}/topics/{t}"),
+            permissions: if check {
+                vec!["pubsub.topics.publish", "pubsub.topics.get"]
+            } else {
+                vec!["pubsub.topics.publish"]
+            },
+        })
+        .collect();
+    out.dedup();
+    out.push(Need {
+        resource: format!("projects/{project}/subscriptions/{subscription}"),
+        permissions: vec!["pubsub.subscriptions.consume"],
+    });
+    out
+}
+
+/// Asks Pub/Sub, resource by resource, and returns what is not granted (`pubsub.topics.publish on
+/// projects/P/topics/T`). `endpoint`: Pub/Sub's REST API elsewhere (a loopback stand-in in tests, called
+/// without credentials); `None` is Pub/Sub itself with Application Default Credentials. Errors: a call that failed
+/// for another reason than a missing resource (the caller warns and goes on).
+pub async fn missing(needs: &[Need], endpoint: Option<&str>) -> Result<Vec<String>, String> {
+    let mut b = google_cloud_pubsub::client::SchemaService::builder();
+    if let Some(e) = endpoint {
+        b = b
+            .with_endpoint(e)
+            .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
+    }
+    let client = b.build().await.map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for n in needs {
+        let granted = match client
+            .test_iam_permissions()
+            .set_resource(n.resource.clone())
+            .set_permissions(n.permissions.iter().map(|p| p.to_string()))
+            .send()
+            .await
+        {
+            Ok(r) => r.permissions,
+            Err(e) if code_of(&e) == Some(Code::NotFound) => continue,
+            Err(e) => return Err(format!("testIamPermissions on {}: {e}", n.resource)),
+        };
+        out.extend(
+            n.permissions
+                .iter()
+                .filter(|p| !granted.iter().any(|g| g == *p))
+                .map(|p| format!("{p} on {}", n.resource)),
+        );
+    }
+    Ok(out)
+}
