@@ -261,12 +261,26 @@ async fn preflight(
     if conn.endpoint == crate::pubsub::Endpoint::Gcp {
         let topics: Vec<String> = plan.streams.iter().map(|s| s.topic.clone()).collect();
         let needs = crate::pubsub::iam::needs(&conn.project, &topics, subscription, !create);
-        match crate::pubsub::iam::missing(&needs, None).await {
+        let mut denied = crate::pubsub::iam::missing(&needs, None).await;
+        if create && let Ok(d) = &mut denied {
+            match crate::pubsub::iam::missing_on_project(
+                &conn.project,
+                &crate::pubsub::iam::CREATE,
+                None,
+            )
+            .await
+            {
+                Ok(more) => d.extend(more),
+                Err(e) => denied = Err(e),
+            }
+        }
+        match denied {
             Ok(denied) if denied.is_empty() => {}
             Ok(denied) => {
                 missing.extend(denied);
                 fixes.push(format!(
-                    "grant this identity roles/pubsub.publisher on the topics and roles/pubsub.subscriber on {subscription} (project {}; docs/gke.md, \"Workload Identity\")",
+                    "grant this identity roles/pubsub.publisher on the topics and roles/pubsub.subscriber on {subscription}{} (project {}; docs/gke.md, \"Workload Identity\")",
+                    if create { ", and roles/pubsub.editor to create them" } else { "" },
                     conn.project
                 ));
             }

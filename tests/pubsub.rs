@@ -1681,3 +1681,29 @@ async fn the_pubsub_preflight_lists_what_testiampermissions_does_not_grant() {
         ]
     );
 }
+
+/// A `gcp` run that creates its topics also needs `pubsub.topics.create` and `pubsub.subscriptions.create` on the
+/// project, which Pub/Sub's own `testIamPermissions` cannot ask: the preflight asks Resource Manager's
+/// `projects.testIamPermissions` (REST, `POST /v3/projects/P:testIamPermissions`) and lists what is not granted.
+#[tokio::test]
+async fn creating_needs_project_permissions_that_resource_manager_is_asked_for() {
+    let (port, requests) = fake_http(|_| {
+        (
+            200,
+            r#"{"permissions":["pubsub.subscriptions.create"]}"#.into(),
+        )
+    });
+    let missing = imagen_load::pubsub::iam::missing_on_project(
+        "p",
+        &imagen_load::pubsub::iam::CREATE,
+        Some(&format!("http://127.0.0.1:{port}")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(missing, ["pubsub.topics.create on projects/p"]);
+    let head = requests.lock().unwrap()[0].clone();
+    assert!(
+        head.starts_with("post /v3/projects/p:testiampermissions"),
+        "{head}"
+    );
+}

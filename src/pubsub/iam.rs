@@ -4,9 +4,10 @@
 //! published.
 //!
 //! Only `gcp`: emulators have no IAM. A resource that does not exist (`NOT_FOUND`) is left to the existence checks
-//! that follow (or to its creation). Creating topics needs `pubsub.topics.create` on the project, which Pub/Sub's
-//! own `testIamPermissions` cannot ask (its resources are topics, subscriptions, snapshots and schemas); a
-//! missing one is found when the run creates.
+//! that follow (or to its creation). Creating topics and subscriptions needs `pubsub.topics.create` and
+//! `pubsub.subscriptions.create` on the project, which Pub/Sub's own `testIamPermissions` cannot ask (its resources
+//! are topics, subscriptions, snapshots and schemas): [`missing_on_project`] asks Resource Manager's
+//! `projects.testIamPermissions` for those.
 
 use super::code_of;
 use google_cloud_gax::error::rpc::Code;
@@ -75,4 +76,38 @@ pub async fn missing(needs: &[Need], endpoint: Option<&str>) -> Result<Vec<Strin
         );
     }
     Ok(out)
+}
+
+/// What creating the run's topics and subscriptions needs on the project (Pub/Sub access control).
+pub const CREATE: [&str; 2] = ["pubsub.topics.create", "pubsub.subscriptions.create"];
+
+/// Asks Resource Manager's `projects.testIamPermissions` on `projects/{project}` which of `permissions` this
+/// identity lacks (`pubsub.topics.create on projects/P`). `endpoint`: the API elsewhere (a loopback stand-in in
+/// tests, without credentials). Errors: the call failed (the caller warns and goes on).
+pub async fn missing_on_project(
+    project: &str,
+    permissions: &[&str],
+    endpoint: Option<&str>,
+) -> Result<Vec<String>, String> {
+    let mut b = google_cloud_resourcemanager_v3::client::Projects::builder();
+    if let Some(e) = endpoint {
+        b = b
+            .with_endpoint(e)
+            .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
+    }
+    let client = b.build().await.map_err(|e| e.to_string())?;
+    let resource = format!("projects/{project}");
+    let granted = client
+        .test_iam_permissions()
+        .set_resource(resource.clone())
+        .set_permissions(permissions.iter().map(|p| p.to_string()))
+        .send()
+        .await
+        .map_err(|e| format!("projects.testIamPermissions on {resource}: {e}"))?
+        .permissions;
+    Ok(permissions
+        .iter()
+        .filter(|p| !granted.iter().any(|g| g == *p))
+        .map(|p| format!("{p} on {resource}"))
+        .collect())
 }
