@@ -780,13 +780,17 @@ fn check_metrics(
     }
     if let Some(url) = otlp_endpoint(args, plan) {
         crate::metrics::otlp::endpoint(url, args.metrics_allow_remote)?;
+    } else if args.otlp_interval.is_some() {
+        bail!(
+            "--otlp-interval sets how often the OTLP push goes, and nothing is pushed\n    fix: add --otlp-endpoint http://127.0.0.1:4318 (or [run] otlp_endpoint), or drop --otlp-interval"
+        );
     }
     if let Some(i) = args.otlp_interval
         && i.0 < 1_000_000
     {
         bail!(
             "--otlp-interval {i}: under a second\n    fix: 1s or more (the default is {})",
-            crate::units::human_us(crate::metrics::otlp::DEFAULT_INTERVAL.as_micros() as u64)
+            crate::units::Micros(crate::metrics::otlp::DEFAULT_INTERVAL.as_micros() as u64)
         );
     }
     if let Some(i) = args.metrics_interval {
@@ -853,7 +857,7 @@ fn metrics_recorder(
             crate::note!(
                 "metrics pushed by OTLP to {} every {}",
                 p.url(),
-                crate::units::human_us(p.interval().as_micros() as u64)
+                crate::units::Micros(p.interval().as_micros() as u64)
             );
         }
         r = r.with_push(p);

@@ -47,7 +47,7 @@ pub enum LiveError {
     )]
     MissedStart { at: String, late: String },
     #[error(
-        "this identity lacks permissions the run needs (checked before anything was created or published):\n{}\n{}",
+        "the run is missing what it needs (checked before anything was created or published):\n{}\n{}",
         missing.iter().map(|m| format!("      - {m}")).collect::<Vec<_>>().join("\n"),
         fixes.iter().map(|f| format!("    fix: {f}")).collect::<Vec<_>>().join("\n")
     )]
@@ -260,7 +260,13 @@ async fn preflight(
     let mut fixes = Vec::new();
     if conn.endpoint == crate::pubsub::Endpoint::Gcp {
         let topics: Vec<String> = plan.streams.iter().map(|s| s.topic.clone()).collect();
-        let needs = crate::pubsub::iam::needs(&conn.project, &topics, subscription, !create);
+        let needs = crate::pubsub::iam::needs(
+            &conn.project,
+            &topics,
+            &plan.pubsub.results_topic,
+            subscription,
+            !create,
+        );
         let mut denied = crate::pubsub::iam::missing(&needs, None).await;
         if create && let Ok(d) = &mut denied {
             match crate::pubsub::iam::missing_on_project(
@@ -279,8 +285,12 @@ async fn preflight(
             Ok(denied) => {
                 missing.extend(denied);
                 fixes.push(format!(
-                    "grant this identity roles/pubsub.publisher on the topics and roles/pubsub.subscriber on {subscription}{} (project {}; docs/gke.md, \"Workload Identity\")",
-                    if create { ", and roles/pubsub.editor to create them" } else { "" },
+                    "grant this identity roles/pubsub.publisher on the topics, roles/pubsub.subscriber on {subscription}{} (project {}; docs/gke.md, \"Workload Identity\"), and create what does not exist",
+                    if create {
+                        ", and roles/pubsub.editor to create them"
+                    } else {
+                        ", roles/pubsub.viewer to check they exist"
+                    },
                     conn.project
                 ));
             }

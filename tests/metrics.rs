@@ -469,6 +469,11 @@ fn metrics_flags_that_would_misbehave_are_refused_before_the_run() {
         ],
         "--otlp-interval 100ms: under a second",
     );
+    refused(
+        "workloads/burst.toml",
+        &["--otlp-interval", "5s"],
+        "--otlp-interval sets how often the OTLP push goes, and nothing is pushed",
+    );
     bin()
         .args(["run", "workloads/burst.toml", "--quiet", "--out"])
         .arg(tmp.path().join("ok"))

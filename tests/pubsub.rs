@@ -1521,7 +1521,7 @@ fn the_prometheus_view_authenticates_with_adc_as_managed_prometheus_wants() {
     assert!(samples.is_none(), "{err}");
     assert!(!out.join("plain").exists());
     assert!(
-        err.contains("this identity lacks permissions the run needs")
+        err.contains("the run is missing what it needs")
             && err.contains("refused the query (401 Unauthorized)")
             && err.contains("prometheus_auth = \"adc\""),
         "{err}"
@@ -1602,7 +1602,7 @@ fn a_backlog_view_this_identity_may_not_read_is_refused_before_anything_is_publi
     let err = std::fs::read_to_string(out.join("denied.stderr")).unwrap();
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("this identity lacks permissions the run needs")
+        err.contains("the run is missing what it needs")
             && err.contains("      - monitoring.timeSeries.list on projects/e2e")
             && err.contains("Permission monitoring.timeSeries.list denied"),
         "{err}"
@@ -1634,7 +1634,9 @@ async fn the_pubsub_preflight_lists_what_testiampermissions_does_not_grant() {
                 200,
                 r#"{"permissions":["pubsub.topics.publish","pubsub.topics.get"]}"#.into(),
             )
-        } else if path.contains("/subscriptions/") {
+        } else if path.contains("/topics/imagen-load-results:") {
+            (200, r#"{"permissions":["pubsub.topics.get"]}"#.into())
+        } else if path.contains("/subscriptions/imagen-load-results-sub:") {
             (200, "{}".into())
         } else {
             (
@@ -1646,7 +1648,13 @@ async fn the_pubsub_preflight_lists_what_testiampermissions_does_not_grant() {
     let topics: Vec<String> = ["imagen-upscale", "imagen-enhance", "imagen-gone"]
         .map(String::from)
         .to_vec();
-    let needs = imagen_load::pubsub::iam::needs("p", &topics, "imagen-load-results-sub", true);
+    let needs = imagen_load::pubsub::iam::needs(
+        "p",
+        &topics,
+        "imagen-load-results",
+        "imagen-load-results-sub",
+        true,
+    );
     let missing =
         imagen_load::pubsub::iam::missing(&needs, Some(&format!("http://127.0.0.1:{port}")))
             .await
@@ -1677,7 +1685,26 @@ async fn the_pubsub_preflight_lists_what_testiampermissions_does_not_grant() {
             "post /v1/projects/p/topics/imagen-upscale:testiampermissions",
             "post /v1/projects/p/topics/imagen-enhance:testiampermissions",
             "post /v1/projects/p/topics/imagen-gone:testiampermissions",
+            "post /v1/projects/p/topics/imagen-load-results:testiampermissions",
             "post /v1/projects/p/subscriptions/imagen-load-results-sub:testiampermissions",
+        ]
+    );
+    // A shard's subscription that nobody made: on gcp the run creates nothing, so its absence is listed.
+    let needs = imagen_load::pubsub::iam::needs(
+        "p",
+        &[],
+        "imagen-load-results",
+        "imagen-load-results-sub-shard-3",
+        true,
+    );
+    let missing =
+        imagen_load::pubsub::iam::missing(&needs, Some(&format!("http://127.0.0.1:{port}")))
+            .await
+            .unwrap();
+    assert_eq!(
+        missing,
+        [
+            "projects/p/subscriptions/imagen-load-results-sub-shard-3: does not exist (a gcp run creates nothing: gcloud pubsub subscriptions create …)"
         ]
     );
 }

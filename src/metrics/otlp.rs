@@ -141,9 +141,9 @@ impl PushMetricExporter for Warned {
                     };
                     crate::logs::note(
                         &format!(
-                            "warning: OTLP push to {} failed: {why}\n    the run goes on (every event is in events.jsonl); the push is tried again every {}",
+                            "warning: OTLP push to {} failed: {why}\n    the run goes on (every event is in events.jsonl); while it runs, the push is tried again every {}",
                             self.url,
-                            crate::units::human_us(self.interval.as_micros() as u64)
+                            crate::units::Micros(self.interval.as_micros() as u64)
                         ),
                         "WARNING",
                     );

@@ -18,12 +18,21 @@ pub struct Need {
     /// `projects/P/topics/T` or `projects/P/subscriptions/S`.
     pub resource: String,
     pub permissions: Vec<&'static str>,
+    /// The run does not create it, so its absence (`NOT_FOUND`) is itself something missing.
+    pub must_exist: bool,
 }
 
 /// What a run needs (Pub/Sub access control, "Permissions and roles"): `pubsub.topics.publish` on each stream's
-/// topic (and `pubsub.topics.get` when it only checks they exist, `check` true), `pubsub.subscriptions.consume` on
-/// its own subscription of the results topic.
-pub fn needs(project: &str, topics: &[String], subscription: &str, check: bool) -> Vec<Need> {
+/// topic; when it only checks that they exist (`check` true: it creates nothing) also `pubsub.topics.get` on them
+/// and on the `results_topic` (the existence check reads each topic: roles/pubsub.viewer has it), and the
+/// subscription must exist; `pubsub.subscriptions.consume` on its own `subscription` of the results topic.
+pub fn needs(
+    project: &str,
+    topics: &[String],
+    results_topic: &str,
+    subscription: &str,
+    check: bool,
+) -> Vec<Need> {
     let mut out: Vec<Need> = topics
         .iter()
         .map(|t| Need {
@@ -33,12 +42,21 @@ pub fn needs(project: &str, topics: &[String], subscription: &str, check: bool) 
             } else {
                 vec!["pubsub.topics.publish"]
             },
+            must_exist: false,
         })
         .collect();
     out.dedup();
+    if check {
+        out.push(Need {
+            resource: format!("projects/{project}/topics/{results_topic}"),
+            permissions: vec!["pubsub.topics.get"],
+            must_exist: false,
+        });
+    }
     out.push(Need {
         resource: format!("projects/{project}/subscriptions/{subscription}"),
         permissions: vec!["pubsub.subscriptions.consume"],
+        must_exist: check,
     });
     out
 }
@@ -65,7 +83,15 @@ pub async fn missing(needs: &[Need], endpoint: Option<&str>) -> Result<Vec<Strin
             .await
         {
             Ok(r) => r.permissions,
-            Err(e) if code_of(&e) == Some(Code::NotFound) => continue,
+            Err(e) if code_of(&e) == Some(Code::NotFound) => {
+                if n.must_exist {
+                    out.push(format!(
+                        "{}: does not exist (a gcp run creates nothing: gcloud pubsub subscriptions create …)",
+                        n.resource
+                    ));
+                }
+                continue;
+            }
             Err(e) => return Err(format!("testIamPermissions on {}: {e}", n.resource)),
         };
         out.extend(
