@@ -781,36 +781,18 @@ fn an_otlp_push_carries_every_series_a_scrape_has() {
 fn an_unreachable_collector_is_one_warning_and_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let closed = free_port();
-    let o = bin()
-        .args([
-            "run",
-            "workloads/burst.toml",
-            "--quiet",
-            "--run-id",
-            "same",
-            "--out",
-        ])
-        .arg(tmp.path().join("a"))
-        .arg("--otlp-endpoint")
-        .arg(format!("http://127.0.0.1:{closed}"))
-        .assert()
-        .success();
+    let endpoint = format!("http://127.0.0.1:{closed}");
+    let o = crate::common::run_burst(
+        &tmp.path().join("a"),
+        "same",
+        &["--otlp-endpoint", &endpoint],
+    )
+    .success();
     let err = String::from_utf8_lossy(&o.get_output().stderr).into_owned();
     assert_eq!(err.matches("warning:").count(), 1, "{err}");
     assert!(err.contains("Connection refused"), "{err}");
     assert!(err.contains("the run goes on"), "{err}");
-    bin()
-        .args([
-            "run",
-            "workloads/burst.toml",
-            "--quiet",
-            "--run-id",
-            "same",
-            "--out",
-        ])
-        .arg(tmp.path().join("b"))
-        .assert()
-        .success();
+    crate::common::run_burst(&tmp.path().join("b"), "same", &[]).success();
     let log =
         |d: &str| std::fs::read_to_string(tmp.path().join(d).join("same/events.jsonl")).unwrap();
     assert!(log("a") == log("b"), "the push changed the event log");
