@@ -330,18 +330,10 @@ async fn preflight(
     }
     if let Some((client, c)) = kube {
         let ns = c.namespace.as_deref().unwrap_or_default();
-        match watch::missing_permissions(client, ns).await {
-            Ok(denied) if denied.is_empty() => {}
-            Ok(denied) => {
-                missing.extend(denied.iter().map(ToString::to_string));
-                fixes.push(watch::RBAC_FIX.into());
-            }
-            Err(e) => crate::logs::note(
-                &format!(
-                    "warning: cannot check the cluster watch's permissions (SelfSubjectAccessReview: {e}); going on"
-                ),
-                "WARNING",
-            ),
+        let denied = watch::denied(client, ns).await;
+        if !denied.is_empty() {
+            missing.extend(denied.iter().map(ToString::to_string));
+            fixes.push(watch::RBAC_FIX.into());
         }
     }
     if missing.is_empty() {

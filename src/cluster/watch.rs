@@ -93,24 +93,32 @@ pub fn permissions(namespace: &str) -> Vec<Permission> {
         .collect()
 }
 
-/// The preflight of a cluster watch: [`missing_permissions`], as an error listing what is missing
-/// ([`WatchError::Forbidden`]). A review that could not be made is one warning, and the watch goes on.
+/// The preflight of a cluster watch: [`denied`], as an error listing what is missing
+/// ([`WatchError::Forbidden`]).
 pub async fn check_permissions(client: &Client, namespace: &str) -> Result<(), WatchError> {
-    match missing_permissions(client, namespace).await {
-        Ok(missing) if missing.is_empty() => Ok(()),
-        Ok(missing) => Err(WatchError::Forbidden {
-            missing: missing.iter().map(Permission::to_string).collect(),
-        }),
-        Err(e) => {
+    let missing = denied(client, namespace).await;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(WatchError::Forbidden {
+        missing: missing.iter().map(Permission::to_string).collect(),
+    })
+}
+
+/// [`missing_permissions`] for a preflight: a review that could not be made is one warning, and nothing is
+/// reported missing (the watchers report a `403` themselves).
+pub async fn denied(client: &Client, namespace: &str) -> Vec<Permission> {
+    missing_permissions(client, namespace)
+        .await
+        .unwrap_or_else(|e| {
             crate::logs::note(
                 &format!(
                     "warning: cannot check the cluster watch's permissions (SelfSubjectAccessReview: {e}); going on"
                 ),
                 "WARNING",
             );
-            Ok(())
-        }
-    }
+            Vec::new()
+        })
 }
 
 /// Asks the API server whether this identity may do what the watchers do: one `SelfSubjectAccessReview` per

@@ -168,9 +168,7 @@ impl Sampler {
                     if let Some(e) = endpoint {
                         b = b.with_endpoint(e.clone());
                         if is_local(e) {
-                            b = b.with_credentials(
-                                google_cloud_auth::credentials::anonymous::Builder::new().build(),
-                            );
+                            b = b.with_credentials(super::anonymous());
                         }
                     }
                     self.monitoring = Some(b.build().await.map_err(|e| e.to_string())?);

@@ -68,9 +68,7 @@ pub fn needs(
 pub async fn missing(needs: &[Need], endpoint: Option<&str>) -> Result<Vec<String>, String> {
     let mut b = google_cloud_pubsub::client::SchemaService::builder();
     if let Some(e) = endpoint {
-        b = b
-            .with_endpoint(e)
-            .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
+        b = b.with_endpoint(e).with_credentials(super::anonymous());
     }
     let client = b.build().await.map_err(|e| e.to_string())?;
     let mut out = Vec::new();
@@ -117,9 +115,7 @@ pub async fn missing_on_project(
 ) -> Result<Vec<String>, String> {
     let mut b = google_cloud_resourcemanager_v3::client::Projects::builder();
     if let Some(e) = endpoint {
-        b = b
-            .with_endpoint(e)
-            .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build());
+        b = b.with_endpoint(e).with_credentials(super::anonymous());
     }
     let client = b.build().await.map_err(|e| e.to_string())?;
     let resource = format!("projects/{project}");

@@ -111,10 +111,6 @@ impl Connection {
         }
     }
 
-    fn anonymous() -> google_cloud_auth::credentials::Credentials {
-        google_cloud_auth::credentials::anonymous::Builder::new().build()
-    }
-
     /// The official publisher for one topic, batching for throughput: up to 1,000 messages or 1 MB per request,
     /// held at most `delay`.
     ///
@@ -146,7 +142,7 @@ impl Connection {
                     .clamp(),
             );
         if let Endpoint::Emulator(url) = &self.endpoint {
-            b = b.with_endpoint(url).with_credentials(Self::anonymous());
+            b = b.with_endpoint(url).with_credentials(anonymous());
         }
         b.build()
             .await
@@ -156,7 +152,7 @@ impl Connection {
     pub async fn subscriber(&self) -> Result<Subscriber, PubsubError> {
         let mut b = Subscriber::builder();
         if let Endpoint::Emulator(url) = &self.endpoint {
-            b = b.with_endpoint(url).with_credentials(Self::anonymous());
+            b = b.with_endpoint(url).with_credentials(anonymous());
         }
         b.build()
             .await
@@ -166,7 +162,7 @@ impl Connection {
     async fn topic_admin(&self) -> Result<TopicAdmin, PubsubError> {
         let mut b = TopicAdmin::builder();
         if let Endpoint::Emulator(url) = &self.endpoint {
-            b = b.with_endpoint(url).with_credentials(Self::anonymous());
+            b = b.with_endpoint(url).with_credentials(anonymous());
         }
         b.build()
             .await
@@ -176,7 +172,7 @@ impl Connection {
     async fn subscription_admin(&self) -> Result<SubscriptionAdmin, PubsubError> {
         let mut b = SubscriptionAdmin::builder();
         if let Endpoint::Emulator(url) = &self.endpoint {
-            b = b.with_endpoint(url).with_credentials(Self::anonymous());
+            b = b.with_endpoint(url).with_credentials(anonymous());
         }
         b.build()
             .await
@@ -263,6 +259,11 @@ impl Connection {
             .map(|_| ())
             .map_err(|e| self.admin_error("get topic", &name, &e))
     }
+}
+
+/// Credentials that send none: for an emulator, or a local stand-in for a Google API in tests.
+pub(crate) fn anonymous() -> google_cloud_auth::credentials::Credentials {
+    google_cloud_auth::credentials::anonymous::Builder::new().build()
 }
 
 /// The gRPC code of an error, from the status or, for the REST admin clients, the HTTP status.
