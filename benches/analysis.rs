@@ -2,7 +2,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::path::Path;
 
-pub fn busy_day() -> imagen_load::workload::Plan {
+pub fn busy_day() -> imagen_load::plan::workload::Plan {
     let mut src = String::from(
         "[run]\nseed = 9\n[sim.keda]\nmax_replicas = 8\n[sim.autoscaler]\nmax_nodes = 40\n",
     );
@@ -11,12 +11,12 @@ pub fn busy_day() -> imagen_load::workload::Plan {
             "[[stream]]\nname = \"{s}\"\n[[stream.phase]]\nkind = \"diurnal\"\nbase = \"44/m\"\namplitude = \"30/m\"\nduration = \"24h\"\narrivals = \"poisson\"\n"
         ));
     }
-    imagen_load::workload::parse(Path::new("busy-day.toml"), &src).unwrap()
+    imagen_load::plan::workload::parse(Path::new("busy-day.toml"), &src).unwrap()
 }
 
 fn bench(c: &mut Criterion) {
     let plan = busy_day();
-    let events = imagen_load::app::simulate_events(&plan, "bench");
+    let events = imagen_load::run::simulate_events(&plan, "bench");
     let n = events.len() as u64;
     let mut g = c.benchmark_group("analysis");
     g.throughput(Throughput::Elements(n));

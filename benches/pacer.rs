@@ -6,12 +6,12 @@ use std::sync::Arc;
 fn main() {
     let rate = std::env::var("PACER_RATE").unwrap_or_else(|_| "10000".into());
     let secs = std::env::var("PACER_SECS").unwrap_or_else(|_| "10".into());
-    let plan = imagen_load::workload::parse(
+    let plan = imagen_load::plan::workload::parse(
         Path::new("pacer.toml"),
         &format!("[[stream]]\nname = \"s\"\n[[stream.phase]]\nkind = \"constant\"\nrate = \"{rate}/s\"\nduration = \"{secs}s\"\n"),
     )
     .unwrap();
-    let items = imagen_load::schedule::build(&plan);
+    let items = imagen_load::plan::schedule::build(&plan);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -25,11 +25,11 @@ fn main() {
         }
         n
     });
-    let stats = rt.block_on(imagen_load::runner::run(
+    let stats = rt.block_on(imagen_load::run::runner::run(
         &plan,
         "bench",
-        imagen_load::schedule::Items::List(items.clone()),
-        Arc::new(imagen_load::runner::NoopTarget),
+        imagen_load::plan::schedule::Items::List(items.clone()),
+        Arc::new(imagen_load::run::runner::NoopTarget),
         tx,
     ));
     let events = drain.join().unwrap();

@@ -19,10 +19,10 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let emu = imagen_load::emulator::start(([127, 0, 0, 1], 0).into())
+        let emu = imagen_load::observe::emulator::start(([127, 0, 0, 1], 0).into())
             .await
             .unwrap();
-        let conn = imagen_load::pubsub::Connection::emulator(&emu.endpoint(), "bench");
+        let conn = imagen_load::observe::pubsub::Connection::emulator(&emu.endpoint(), "bench");
         conn.ensure_topic("t").await.unwrap();
         conn.ensure_subscription("s", "t", 60).await.unwrap();
         let publisher: Publisher = conn

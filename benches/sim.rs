@@ -4,13 +4,13 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::path::Path;
 
 fn bench(c: &mut Criterion) {
-    let plan = imagen_load::workload::load(Path::new("workloads/diurnal.toml"), &[]).unwrap();
-    let items = imagen_load::schedule::iter(&plan).count();
-    let events = imagen_load::sim::simulate(&plan, |_| {}).events;
+    let plan = imagen_load::plan::workload::load(Path::new("workloads/diurnal.toml"), &[]).unwrap();
+    let items = imagen_load::plan::schedule::iter(&plan).count();
+    let events = imagen_load::run::sim::simulate(&plan, |_| {}).events;
     let mut g = c.benchmark_group("sim");
     g.throughput(Throughput::Elements(events));
     g.bench_function(format!("diurnal_day_{items}_items_{events}_events"), |b| {
-        b.iter(|| imagen_load::sim::simulate(&plan, |e| drop(std::hint::black_box(e))))
+        b.iter(|| imagen_load::run::sim::simulate(&plan, |e| drop(std::hint::black_box(e))))
     });
     g.finish();
 }

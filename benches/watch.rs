@@ -131,8 +131,12 @@ fn main() {
     let (events, listed_at, done_at, listed_kib, counts) = rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let started = Instant::now();
-        let watching =
-            imagen_load::cluster::watch::start(server.client(), &Default::default(), origin, tx);
+        let watching = imagen_load::observe::cluster::watch::start(
+            server.client(),
+            &Default::default(),
+            origin,
+            tx,
+        );
         // Facts out of the first lists: each pod's creation (pre-existing) and readiness (after time zero), each
         // node's creation; their older facts (scheduling, start, node readiness) are history, counted and left out.
         let mut events = 0usize;

@@ -27,32 +27,18 @@ pub fn unless_closed(r: std::io::Result<()>) -> std::io::Result<()> {
     }
 }
 
+// The flow, in its order: plan → run (sources, pacer, collector; it drives observe) → event log → analysis →
+// outputs;
+// commands is the command-line edge. Below them, the shared leaves: event (the vocabulary and its log), units,
+// limits, logs, seqset.
 pub mod analysis;
-pub mod app;
-pub mod calibrate;
-pub mod cli;
-pub mod cluster;
-pub mod compare;
-pub mod emulator;
+pub mod commands;
 pub mod event;
-pub mod eventlog;
-pub mod gates;
 pub mod limits;
-pub mod live;
 pub mod logs;
-pub mod merge;
-pub mod metrics;
-pub mod pacer;
-pub mod progress;
-pub mod pubsub;
-pub mod report;
-pub mod runner;
-pub mod schedule;
+pub mod observe;
+pub mod outputs;
+pub mod plan;
+pub mod run;
 pub mod seqset;
-pub mod sim;
 pub mod units;
-pub mod whatif;
-pub mod worker;
-pub mod workload;
-
-pub use app::{ExitStatus, run};

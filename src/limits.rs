@@ -89,6 +89,9 @@ impl<R: BufRead> BufRead for LineLimit<R> {
     }
 }
 
+/// The most messages one run may ask for; larger workloads are refused before anything is generated.
+pub const MAX_MESSAGES_PER_RUN: u64 = 50_000_000;
+
 #[cfg(test)]
 mod tests {
     use super::*;

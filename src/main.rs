@@ -9,8 +9,8 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = imagen_load::cli::Cli::parse();
-    match imagen_load::run(cli) {
+    let cli = imagen_load::commands::cli::Cli::parse();
+    match imagen_load::commands::run(cli) {
         Ok(status) => status.into(),
         // A reader that stopped reading (`imagen-load import dump.json | head`) ends the command quietly, as
         // ripgrep and kubectl do.

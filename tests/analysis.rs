@@ -4,7 +4,7 @@
 
 use crate::common::{bin, path, run_burst};
 use imagen_load::analysis::{self, RunReport};
-use imagen_load::eventlog;
+use imagen_load::event::log as eventlog;
 
 const S: u64 = 1_000_000;
 const MS: u64 = 1_000;
@@ -151,14 +151,17 @@ fn scale_cycle_and_cost_are_exact() {
 
 #[test]
 fn terminal_summary_snapshot() {
-    insta::assert_snapshot!(imagen_load::report::render_terminal(&fixture(), false));
+    insta::assert_snapshot!(imagen_load::outputs::report::render_terminal(
+        &fixture(),
+        false
+    ));
 }
 
 #[test]
 fn hgrm_snapshot() {
     let r = fixture();
     let h = r.series.get("cold_start.total", "all", None).unwrap();
-    insta::assert_snapshot!(imagen_load::report::hgrm_text(h));
+    insta::assert_snapshot!(imagen_load::outputs::report::hgrm_text(h));
 }
 
 #[test]
@@ -174,7 +177,10 @@ fn summary_json_matches_its_schema() {
             &std::fs::read(out.path().join("s/summary.json")).unwrap(),
         )
         .unwrap(),
-        serde_json::to_value(imagen_load::report::Summary::from_report(&fixture())).unwrap(),
+        serde_json::to_value(imagen_load::outputs::report::Summary::from_report(
+            &fixture(),
+        ))
+        .unwrap(),
     ] {
         let errors: Vec<String> = validator
             .iter_errors(&summary)
@@ -183,7 +189,7 @@ fn summary_json_matches_its_schema() {
         assert!(errors.is_empty(), "{errors:#?}");
         assert_eq!(
             summary["schema_version"],
-            imagen_load::report::SCHEMA_VERSION
+            imagen_load::outputs::report::SCHEMA_VERSION
         );
     }
 }
@@ -278,7 +284,7 @@ fn a_cut_and_damaged_log_still_analyses_with_a_warning() {
 fn the_reordering_buffer_is_bounded_and_an_ordered_log_analyses_the_same() {
     let (events, _) = eventlog::read(&path("fixtures/events/hand-built.jsonl")).unwrap();
     let run = |max_held: usize, events: Vec<imagen_load::event::Event>| {
-        let mut stream = analysis::Reordering::new(imagen_load::app::REORDER_WINDOW_US)
+        let mut stream = analysis::Reordering::new(imagen_load::analysis::REORDER_WINDOW_US)
             .with_max_held(max_held)
             .keeping_messages();
         for e in events {
@@ -317,7 +323,7 @@ fn events_out_of_order_within_the_window_analyse_the_same() {
         shuffled.swap(i, i + 1);
     }
     let mut stream =
-        analysis::Reordering::new(imagen_load::app::REORDER_WINDOW_US).keeping_messages();
+        analysis::Reordering::new(imagen_load::analysis::REORDER_WINDOW_US).keeping_messages();
     for e in shuffled {
         stream.push(e);
     }
@@ -397,8 +403,8 @@ fn analysis_state_is_bounded_by_the_messages_in_flight() {
         seq,
     };
     let mut a = analysis::Analyzer::default();
-    a.push(&imagen_load::app::run_header(
-        &imagen_load::workload::parse(
+    a.push(&imagen_load::run::run_header(
+        &imagen_load::plan::workload::parse(
             std::path::Path::new("w.toml"),
             "[[stream]]\nname = \"s\"\n[[stream.phase]]\nkind = \"burst\"\ncount = 1\n",
         )
@@ -498,8 +504,8 @@ fn analysis_state_is_bounded_by_the_messages_in_flight() {
 #[test]
 fn renamed_deployments_give_the_same_breakdown_when_named_or_learned_and_are_named_otherwise() {
     use imagen_load::event::{Event, EventKind, Source};
-    let plan = imagen_load::workload::load(&path("workloads/burst.toml"), &[]).unwrap();
-    let original = imagen_load::app::simulate_events(&plan, "names");
+    let plan = imagen_load::plan::workload::load(&path("workloads/burst.toml"), &[]).unwrap();
+    let original = imagen_load::run::simulate_events(&plan, "names");
     let renamed: Vec<Event> = original
         .iter()
         .cloned()
@@ -966,11 +972,11 @@ fn live_run_report_snapshots() {
     let r = analysis::analyze(events);
     insta::assert_snapshot!(
         "live_run_terminal",
-        imagen_load::report::render_terminal(&r, false)
+        imagen_load::outputs::report::render_terminal(&r, false)
     );
     insta::assert_snapshot!(
         "live_run_report_md",
-        imagen_load::report::markdown::render(&r)
+        imagen_load::outputs::report::markdown::render(&r)
     );
 }
 
@@ -983,10 +989,10 @@ fn simulated_burst_report_snapshots() {
     let r = analysis::analyze(events);
     insta::assert_snapshot!(
         "simulated_burst_terminal",
-        imagen_load::report::render_terminal(&r, false)
+        imagen_load::outputs::report::render_terminal(&r, false)
     );
     insta::assert_snapshot!(
         "simulated_burst_report_md",
-        imagen_load::report::markdown::render(&r)
+        imagen_load::outputs::report::markdown::render(&r)
     );
 }

@@ -3,7 +3,7 @@
 
 use crate::common::bin;
 use imagen_load::analysis::{self, RunReport};
-use imagen_load::app::simulate_events;
+use imagen_load::run::simulate_events;
 
 fn workload(sim: &str, seed: u64) -> String {
     let mut src =
@@ -20,7 +20,7 @@ fn workload(sim: &str, seed: u64) -> String {
 fn simulate(src: &str, dir: &std::path::Path) -> RunReport {
     let path = dir.join(format!("w{}.toml", src.len()));
     std::fs::write(&path, src).unwrap();
-    let plan = imagen_load::workload::load(&path, &[]).unwrap();
+    let plan = imagen_load::plan::workload::load(&path, &[]).unwrap();
     analysis::analyze(simulate_events(&plan, "calibration"))
 }
 
@@ -29,7 +29,7 @@ fn a_calibrated_profile_reproduces_the_measured_phases() {
     let dir = tempfile::tempdir().unwrap();
     let truth = "[sim]\nprofile = \"gke-t4\"\n[sim.autoscaler]\nnode_provision = \"uniform(40s, 80s)\"\n[sim.kubelet]\nimage_pull = \"uniform(30s, 60s)\"\n[sim.worker]\nmodel_load = \"uniform(20s, 50s)\"\nprocessing = \"lognormal(5s, 0.3)\"\n";
     let measured = simulate(&workload(truth, 11), dir.path());
-    let c = imagen_load::calibrate::calibrate(&measured, "test");
+    let c = imagen_load::outputs::calibrate::calibrate(&measured, "test");
     let profile = dir.path().join("calibrated.toml");
     std::fs::write(&profile, &c.text).unwrap();
     let again = simulate(

@@ -11,8 +11,9 @@ pub fn path(rel: &str) -> PathBuf {
     root().join(rel)
 }
 
-pub fn plan_from(src: &str) -> imagen_load::workload::Plan {
-    imagen_load::workload::parse(Path::new("test.toml"), src).unwrap_or_else(|e| panic!("{e}"))
+pub fn plan_from(src: &str) -> imagen_load::plan::workload::Plan {
+    imagen_load::plan::workload::parse(Path::new("test.toml"), src)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn bin() -> assert_cmd::Command {

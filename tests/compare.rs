@@ -3,8 +3,8 @@
 
 use crate::common::{bin, plan_from, run_burst};
 use imagen_load::analysis::{self, RunReport};
-use imagen_load::app::simulate_events;
-use imagen_load::compare::{Verdict, compare};
+use imagen_load::outputs::compare::{Verdict, compare};
+use imagen_load::run::simulate_events;
 
 fn steady(seed: u64, processing: &str) -> RunReport {
     let src = format!(
@@ -144,7 +144,7 @@ fn compare_table_snapshot() {
         95.0,
         0.10,
     );
-    insta::assert_snapshot!(imagen_load::compare::render(&c));
+    insta::assert_snapshot!(imagen_load::outputs::compare::render(&c));
 }
 
 #[test]

@@ -102,7 +102,7 @@ fn every_kubernetes_object_parses_into_its_type() {
 #[test]
 fn shard_jobs_run_one_shard_per_pod_and_only_shard_0_watches_the_cluster() {
     use clap::Parser as _;
-    use imagen_load::cli::{Cli, Command};
+    use imagen_load::commands::cli::{Cli, Command};
     for rel in [
         "kind-config/shard-job.yaml",
         "kind-config/gke-shard-job.yaml",
@@ -360,7 +360,7 @@ fn scaledobjects_use_only_kedas_fields_and_read_the_emulators_backlog() {
 /// reads a watched ScaledObject (`trigger_subscription`).
 #[test]
 fn the_kind_workload_and_manifests_agree_on_every_pipelines_names() {
-    let plan = imagen_load::workload::load(&path("workloads/kind-burst.toml"), &[]).unwrap();
+    let plan = imagen_load::plan::workload::load(&path("workloads/kind-burst.toml"), &[]).unwrap();
     let deployments: Vec<String> = documents("kind-config/workers.yaml")
         .iter()
         .filter(|d| kind_of(d) == "Deployment")
@@ -389,7 +389,7 @@ fn the_kind_workload_and_manifests_agree_on_every_pipelines_names() {
                 "{rel}: {so}"
             );
             assert_eq!(
-                imagen_load::cluster::import::trigger_subscription(obj).as_deref(),
+                imagen_load::observe::cluster::import::trigger_subscription(obj).as_deref(),
                 Some(s.subscription.as_str()),
                 "{rel}: {so} reads {}'s subscription",
                 s.name
@@ -481,10 +481,10 @@ fn the_gke_workload_watches_the_cluster_and_its_gates_are_valid() {
     let plan = crate::common::plan_from(
         &std::fs::read_to_string(path("workloads/gke-burst.toml")).unwrap(),
     );
-    assert_eq!(plan.target, imagen_load::workload::TargetKind::Gcp);
+    assert_eq!(plan.target, imagen_load::plan::workload::TargetKind::Gcp);
     assert_eq!(
         plan.pubsub.backlog,
-        Some(imagen_load::workload::BacklogKind::CloudMonitoring)
+        Some(imagen_load::plan::workload::BacklogKind::CloudMonitoring)
     );
     assert_eq!(plan.pubsub.backlog_interval.0, 60_000_000);
     let c = plan.cluster.as_ref().expect("[cluster]");
@@ -497,7 +497,8 @@ fn the_gke_workload_watches_the_cluster_and_its_gates_are_valid() {
         );
     }
     let streams: Vec<String> = plan.streams.iter().map(|s| s.name.clone()).collect();
-    let gates = imagen_load::gates::load_file(&path("ci/gke-gates.toml"), &streams).unwrap();
+    let gates =
+        imagen_load::plan::thresholds::load_file(&path("ci/gke-gates.toml"), &streams).unwrap();
     assert!(gates.len() >= 5);
 }
 
@@ -511,6 +512,6 @@ fn the_gates_file_and_the_kind_workload_are_valid() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let gates = imagen_load::gates::load_file(&path("ci/gates.toml"), &streams).unwrap();
+    let gates = imagen_load::plan::thresholds::load_file(&path("ci/gates.toml"), &streams).unwrap();
     assert!(gates.len() >= 4);
 }

@@ -9,7 +9,7 @@
 
 use crate::common::{bin, path, root};
 use clap::{CommandFactory, Parser};
-use imagen_load::cli::Cli;
+use imagen_load::commands::cli::Cli;
 use std::path::Path;
 
 /// The Markdown files whose commands are checked.

@@ -2,7 +2,7 @@
 
 use crate::common::{bin, path, run_burst};
 use imagen_load::analysis;
-use imagen_load::eventlog;
+use imagen_load::event::log as eventlog;
 use predicates::str::contains;
 use quick_xml::Reader;
 use quick_xml::events::Event as Xml;
@@ -232,16 +232,16 @@ fn report_md_snapshot() {
         ("lost", "count == 0"),
         ("cold_start.image_pull", "max < 1m"),
     ] {
-        let metric = imagen_load::gates::parse_key(key, &streams).unwrap();
-        let c = imagen_load::gates::parse_condition(cond, &metric).unwrap();
-        thresholds.push(imagen_load::gates::Threshold {
+        let metric = imagen_load::plan::thresholds::parse_key(key, &streams).unwrap();
+        let c = imagen_load::plan::thresholds::parse_condition(cond, &metric).unwrap();
+        thresholds.push(imagen_load::plan::thresholds::Threshold {
             key: key.into(),
             metric,
             conditions: vec![c],
         });
     }
-    r.thresholds = imagen_load::gates::evaluate(&thresholds, &r);
-    insta::assert_snapshot!(imagen_load::report::markdown::render(&r));
+    r.thresholds = imagen_load::outputs::gates::evaluate(&thresholds, &r);
+    insta::assert_snapshot!(imagen_load::outputs::report::markdown::render(&r));
 }
 
 #[test]
@@ -307,12 +307,12 @@ fn a_live_runs_junit_has_the_start_timestamp_and_a_simulated_one_none() {
     run_with("fixtures/gates/burst-pass.toml", &out);
     let j = read_junit(&std::fs::read_to_string(out.path().join("g/junit.xml")).unwrap());
     assert_eq!(j.timestamp, None);
-    let suite = imagen_load::report::junit::Suite {
+    let suite = imagen_load::outputs::report::junit::Suite {
         name: "x".into(),
         started_unix_us: Some(1_795_864_600_123_456),
         ..Default::default()
     };
-    let j = read_junit(&imagen_load::report::junit::render_suite(&suite));
+    let j = read_junit(&imagen_load::outputs::report::junit::render_suite(&suite));
     // 1,795,864,600 s after the epoch: 2026-11-28 11:16:40 UTC (Python's datetime.utcfromtimestamp).
     assert_eq!(j.timestamp.as_deref(), Some("2026-11-28T11:16:40"));
 }
@@ -431,5 +431,90 @@ fn k6_thresholds_keep_their_meaning_and_one_mistake_is_one_problem() {
     assert!(
         !problems.to_string().contains("no conditions"),
         "{problems}"
+    );
+}
+
+/// `abort_on_fail` on a live target: the run's collector checks the thresholds as the events arrive, and the
+/// first that fails stops the pacer, as a signal would; the partial results are written and the exit status is the
+/// gate's. Built-in emulator, one reference worker taking 2 s per message, so p95 < 500ms fails with the first
+/// completions, seconds into a planned minute.
+#[test]
+fn abort_on_fail_stops_a_live_run_early_and_still_writes_results() {
+    use crate::pubsub::{
+        Emulator, free_port, start_run, started, summary, wait, worker_on, workload,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
+    let (mut procs, _, host) = started(Emulator::Builtin);
+    let wl = workload(
+        out,
+        &host,
+        "  kind = \"constant\"\n  rate = \"5/s\"\n  duration = \"60s\"",
+        "30s",
+    );
+    let mut text = std::fs::read_to_string(&wl).unwrap();
+    text.push_str(
+        "\n[thresholds]\n\"e2e_latency\" = [{ threshold = \"p(95) < 500ms\", abort_on_fail = true }]\n",
+    );
+    std::fs::write(&wl, text).unwrap();
+    let started_at = std::time::Instant::now();
+    let mut run = start_run(&wl, out, "abort");
+    procs.0.push(worker_on(
+        &host,
+        "abort-w0",
+        "100ms",
+        "2s",
+        free_port(),
+        &out.join("w0.log"),
+    ));
+    let code = wait(&mut run, std::time::Duration::from_secs(90), out, "abort");
+    let err = std::fs::read_to_string(out.join("abort.stderr")).unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("aborted: threshold `e2e_latency p(95) < 500ms` failed at"),
+        "{err}"
+    );
+    // Stopped long before the planned minute of sending (plus its 30 s deadline) was over: the check, then at
+    // most the 10 s grace for messages in flight.
+    assert!(
+        started_at.elapsed() < std::time::Duration::from_secs(50),
+        "{:?}",
+        started_at.elapsed()
+    );
+    let (events, _) = eventlog::read(&out.join("abort/events.jsonl")).unwrap();
+    match &events.last().unwrap().kind {
+        imagen_load::event::EventKind::RunFinished {
+            interrupted: true,
+            reason: Some(r),
+        } => assert!(r.contains("abort_on_fail"), "{r}"),
+        other => panic!("expected an interrupted run_finished, got {other:?}"),
+    }
+    let s = summary(out, "abort");
+    assert_eq!(s["run"]["interrupted"], true);
+    let scheduled = s["delivery"]["scheduled"].as_u64().unwrap();
+    assert!(
+        (1..150).contains(&scheduled),
+        "{scheduled} of 300 scheduled"
+    );
+    assert!(s["delivery"]["completed"].as_u64().unwrap() >= 1);
+    assert!(out.join("abort/report.html").is_file() && out.join("abort/junit.xml").is_file());
+    // The report the collector made as the run went is the one `analyze` makes of its log (given the same
+    // threshold, which `analyze` takes from --gates).
+    let before = std::fs::read_to_string(out.join("abort/summary.json")).unwrap();
+    let gates = out.join("gates.toml");
+    std::fs::write(
+        &gates,
+        "[thresholds]\n\"e2e_latency\" = [\"p(95) < 500ms\"]\n",
+    )
+    .unwrap();
+    bin()
+        .args(["analyze", "--quiet", "--gates"])
+        .arg(&gates)
+        .arg(out.join("abort"))
+        .assert()
+        .code(1);
+    assert_eq!(
+        before,
+        std::fs::read_to_string(out.join("abort/summary.json")).unwrap()
     );
 }

@@ -16,9 +16,10 @@
 use crate::common::path;
 use imagen_load::analysis::{self, RunReport};
 use imagen_load::event::{Event, EventKind, MsgId, PodPhaseTruth};
-use imagen_load::sim::config::Observe;
-use imagen_load::sim::{Stop, Truth};
-use imagen_load::workload::{self, Override, Plan};
+use imagen_load::plan::sim::Observe;
+use imagen_load::plan::workload::{self, Override, Plan};
+use imagen_load::run::Stop;
+use imagen_load::run::sim::Truth;
 use std::collections::HashMap;
 
 /// The largest error allowed, per mode, on a phase or a message's split (µs).
@@ -47,14 +48,14 @@ fn observed(plan: &Plan, mode: Observe) -> (Vec<Event>, Truth) {
             s.deployment = Some(format!("{}-worker", s.name));
         }
     }
-    let mut events = vec![imagen_load::app::run_header(
+    let mut events = vec![imagen_load::run::run_header(
         &plan,
-        imagen_load::schedule::last_offset_of(&plan),
+        imagen_load::plan::schedule::last_offset_of(&plan),
         "oracle",
         0,
     )];
     let mut truth = Truth::default();
-    imagen_load::sim::simulate_observed(
+    imagen_load::run::sim::simulate_observed(
         &plan,
         &Stop::default(),
         |e| events.push(e),

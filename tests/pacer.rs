@@ -4,8 +4,8 @@
 
 use crate::common::plan_from;
 use imagen_load::event::EventKind;
-use imagen_load::runner::{OutMessage, Target};
-use imagen_load::schedule;
+use imagen_load::plan::schedule;
+use imagen_load::run::runner::{OutMessage, Target};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +36,8 @@ async fn a_stalling_target_does_not_move_the_schedule() {
     // The schedule generated as it is sent, as a live run does.
     let items = schedule::Items::Plan(None);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let stats = imagen_load::runner::run(&plan, "test-run", items, Arc::new(StallOnce), tx).await;
+    let stats =
+        imagen_load::run::runner::run(&plan, "test-run", items, Arc::new(StallOnce), tx).await;
     assert_eq!(stats.sent, 20);
     let mut published = Vec::new();
     let mut intended = std::collections::HashMap::new();
@@ -111,11 +112,11 @@ async fn http_steps_are_called_and_recorded() {
     ));
     let items = schedule::Items::List(schedule::build(&plan));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    imagen_load::runner::run(
+    imagen_load::run::runner::run(
         &plan,
         "r",
         items,
-        Arc::new(imagen_load::runner::NoopTarget),
+        Arc::new(imagen_load::run::runner::NoopTarget),
         tx,
     )
     .await;

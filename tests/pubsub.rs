@@ -201,7 +201,7 @@ payload = '{{"job": {{{{seq}}}}}}'
     path
 }
 
-fn start_run(workload: &Path, out: &Path, id: &str) -> Child {
+pub(crate) fn start_run(workload: &Path, out: &Path, id: &str) -> Child {
     Command::new(BIN)
         .arg("run")
         .arg(workload)
@@ -821,7 +821,7 @@ mod compat {
     use google_cloud_gax::error::rpc::Code;
     use google_cloud_pubsub::client::{Publisher, Subscriber, SubscriptionAdmin, TopicAdmin};
     use google_cloud_pubsub::model::Message;
-    use imagen_load::pubsub::code_of;
+    use imagen_load::observe::pubsub::code_of;
     use std::collections::HashMap;
     use std::time::Duration;
 
@@ -831,7 +831,7 @@ mod compat {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn official_clients_admin_publish_subscribe_nack_and_ack() {
-        let emu = imagen_load::emulator::start(([127, 0, 0, 1], 0).into())
+        let emu = imagen_load::observe::emulator::start(([127, 0, 0, 1], 0).into())
             .await
             .unwrap();
         let url = emu.endpoint();
@@ -988,7 +988,7 @@ mod compat {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn grpc_admin_and_unary_pull_for_other_clients() {
         use googleapis_tonic_google_pubsub_v1::google::pubsub::v1 as pb;
-        let emu = imagen_load::emulator::start(([127, 0, 0, 1], 0).into())
+        let emu = imagen_load::observe::emulator::start(([127, 0, 0, 1], 0).into())
             .await
             .unwrap();
         let channel = tonic::transport::Channel::from_shared(emu.endpoint())
@@ -1069,17 +1069,17 @@ mod compat {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reference_worker_is_ready_only_after_its_model_load() {
-    let emu = imagen_load::emulator::start(([127, 0, 0, 1], 0).into())
+    let emu = imagen_load::observe::emulator::start(([127, 0, 0, 1], 0).into())
         .await
         .unwrap();
-    let conn = imagen_load::pubsub::Connection::emulator(&emu.endpoint(), "probes");
+    let conn = imagen_load::observe::pubsub::Connection::emulator(&emu.endpoint(), "probes");
     conn.ensure_topic("jobs").await.unwrap();
     conn.ensure_topic("imagen-load-results").await.unwrap();
     conn.ensure_subscription("jobs-sub", "jobs", 10)
         .await
         .unwrap();
     let port = free_port();
-    let cfg = imagen_load::worker::WorkerConfig {
+    let cfg = imagen_load::observe::worker::WorkerConfig {
         conn,
         subscription: "jobs-sub".into(),
         results_topic: "imagen-load-results".into(),
@@ -1093,7 +1093,7 @@ async fn the_reference_worker_is_ready_only_after_its_model_load() {
         http: Some(([127, 0, 0, 1], port).into()),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(imagen_load::worker::run(cfg, async {
+    let worker = tokio::spawn(imagen_load::observe::worker::run(cfg, async {
         let _ = stop_rx.await;
     }));
     let http = reqwest::Client::new();
@@ -1648,17 +1648,19 @@ async fn the_pubsub_preflight_lists_what_testiampermissions_does_not_grant() {
     let topics: Vec<String> = ["imagen-upscale", "imagen-enhance", "imagen-gone"]
         .map(String::from)
         .to_vec();
-    let needs = imagen_load::pubsub::iam::needs(
+    let needs = imagen_load::observe::pubsub::iam::needs(
         "p",
         &topics,
         "imagen-load-results",
         "imagen-load-results-sub",
         true,
     );
-    let missing =
-        imagen_load::pubsub::iam::missing(&needs, Some(&format!("http://127.0.0.1:{port}")))
-            .await
-            .unwrap();
+    let missing = imagen_load::observe::pubsub::iam::missing(
+        &needs,
+        Some(&format!("http://127.0.0.1:{port}")),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         missing,
         [
@@ -1690,17 +1692,19 @@ async fn the_pubsub_preflight_lists_what_testiampermissions_does_not_grant() {
         ]
     );
     // A shard's subscription that nobody made: on gcp the run creates nothing, so its absence is listed.
-    let needs = imagen_load::pubsub::iam::needs(
+    let needs = imagen_load::observe::pubsub::iam::needs(
         "p",
         &[],
         "imagen-load-results",
         "imagen-load-results-sub-shard-3",
         true,
     );
-    let missing =
-        imagen_load::pubsub::iam::missing(&needs, Some(&format!("http://127.0.0.1:{port}")))
-            .await
-            .unwrap();
+    let missing = imagen_load::observe::pubsub::iam::missing(
+        &needs,
+        Some(&format!("http://127.0.0.1:{port}")),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         missing,
         [
@@ -1720,9 +1724,9 @@ async fn creating_needs_project_permissions_that_resource_manager_is_asked_for()
             r#"{"permissions":["pubsub.subscriptions.create"]}"#.into(),
         )
     });
-    let missing = imagen_load::pubsub::iam::missing_on_project(
+    let missing = imagen_load::observe::pubsub::iam::missing_on_project(
         "p",
-        &imagen_load::pubsub::iam::CREATE,
+        &imagen_load::observe::pubsub::iam::CREATE,
         Some(&format!("http://127.0.0.1:{port}")),
     )
     .await

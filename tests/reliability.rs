@@ -358,7 +358,7 @@ fn a_completion_twice_and_strangers_in_the_log_are_counted_not_believed() {
             processing_end_us: None,
         },
     ));
-    lines.push("x".repeat(3 * imagen_load::eventlog::MAX_LINE_BYTES));
+    lines.push("x".repeat(3 * imagen_load::event::log::MAX_LINE_BYTES));
     lines.push(line(
         900_000,
         Source::Harness,

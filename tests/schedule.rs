@@ -1,5 +1,5 @@
 use crate::common::plan_from;
-use imagen_load::schedule::{self, ItemKind};
+use imagen_load::plan::schedule::{self, ItemKind};
 use proptest::prelude::*;
 
 fn offsets(src: &str) -> Vec<u64> {
@@ -273,7 +273,7 @@ fn one_recording_shard_gives_the_merged_run_its_cluster_breakdown() {
         let dir = out.join(format!("rec-shard-{i}-of-{n}"));
         if i > 0 {
             let log = dir.join("events.jsonl");
-            let shard: imagen_load::schedule::Shard = format!("{i}/{n}").parse().unwrap();
+            let shard: imagen_load::plan::schedule::Shard = format!("{i}/{n}").parse().unwrap();
             let mut kept = Vec::new();
             let mut dropped = 0;
             for line in std::fs::read_to_string(&log).unwrap().lines() {

@@ -3,9 +3,9 @@
 
 use crate::common::{path, plan_from};
 use imagen_load::analysis::{self, RunReport};
-use imagen_load::app::simulate_events;
 use imagen_load::event::{Event, EventKind};
-use imagen_load::workload::{self, Override};
+use imagen_load::plan::workload::{self, Override};
+use imagen_load::run::simulate_events;
 
 const S: u64 = 1_000_000;
 
@@ -282,11 +282,11 @@ fn a_stopped_simulation_says_so_and_loses_nothing() {
     let plan = plan_from(
         "[[stream]]\nname = \"s\"\n[[stream.phase]]\nkind = \"constant\"\nrate = \"20/s\"\nduration = \"1h\"\n",
     );
-    let last = imagen_load::schedule::last_offset_of(&plan);
-    let mut events = vec![imagen_load::app::run_header(&plan, last, "t", 0)];
-    let stop = imagen_load::sim::Stop::default();
+    let last = imagen_load::plan::schedule::last_offset_of(&plan);
+    let mut events = vec![imagen_load::run::run_header(&plan, last, "t", 0)];
+    let stop = imagen_load::run::Stop::default();
     stop.request("test");
-    let outcome = imagen_load::sim::simulate_until(&plan, &stop, |e| events.push(e));
+    let outcome = imagen_load::run::sim::simulate_until(&plan, &stop, |e| events.push(e));
     assert!(outcome.interrupted);
     assert!(matches!(
         events.last().unwrap().kind,

@@ -22,6 +22,10 @@ mod whatif;
 mod calibrate;
 // Seeing the cluster: a kubectl dump imported into the per-pod breakdown.
 mod cluster;
+// The floor plan: no module or file cycle, no library import of the command-line edge.
+mod architecture;
+// The one collector: the simulated and the live run's paths give one report of the same events.
+mod collector;
 // Analysis: hand-built event logs with hand-computed answers, ground truth, outputs and their formats.
 mod analysis;
 // Real Pub/Sub on loopback: the built-in emulator, reference workers and `run`, in real time, with faults.

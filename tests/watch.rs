@@ -4,8 +4,8 @@
 //! `import` finds in the dump (tests/cluster.rs), with nothing counted twice.
 
 use crate::fakekube::{FakeKube, Script, WatchStep};
-use imagen_load::cluster::watch::{self, ClusterState, ZeroScope};
 use imagen_load::event::{Event, EventKind, Source};
+use imagen_load::observe::cluster::watch::{self, ClusterState, ZeroScope};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -72,7 +72,7 @@ fn assert_no_duplicates(got: &[Event], states: bool) {
 fn analyse(mut got: Vec<Event>, origin: u64, streams: &[&str]) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let mut log =
-        imagen_load::eventlog::EventLogWriter::create(&dir.path().join("events.jsonl")).unwrap();
+        imagen_load::event::log::EventLogWriter::create(&dir.path().join("events.jsonl")).unwrap();
     let end = got.iter().map(|e| e.t_us).max().unwrap();
     log.append(&Event::new(
         0,
@@ -209,11 +209,12 @@ async fn watchers_survive_a_drop_and_a_410_and_give_imports_phases_once() {
     let server = FakeKube::start(scripts);
     let client = server.client();
     // Time zero at the dump's first instant, as `import` takes it.
-    let origin = imagen_load::cluster::import::ts(Some(&json!("2026-11-28T09:00:00Z"))).unwrap();
+    let origin =
+        imagen_load::observe::cluster::import::ts(Some(&json!("2026-11-28T09:00:00Z"))).unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let watching = imagen_load::cluster::watch::start(
+    let watching = imagen_load::observe::cluster::watch::start(
         client,
-        &imagen_load::cluster::watch::WatchOptions::default(),
+        &imagen_load::observe::cluster::watch::WatchOptions::default(),
         origin,
         tx,
     );
@@ -380,8 +381,8 @@ async fn an_api_server_that_drops_every_watch_loses_nothing_and_repeats_nothing(
 /// Watches the 0 → 2 → 0 cycle from `server` and checks every fact and the exact breakdown. `lists`: how many
 /// times each resource must have been listed (None: at least twice).
 async fn check_scale_cycle(fixture: &Value, server: &FakeKube, lists: Option<usize>) {
-    let origin =
-        imagen_load::cluster::import::ts(Some(&fixture["origin"])).expect("the fixture's origin");
+    let origin = imagen_load::observe::cluster::import::ts(Some(&fixture["origin"]))
+        .expect("the fixture's origin");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let opts = watch::WatchOptions {
         selector: Some("app.kubernetes.io/component=worker".into()),
@@ -930,14 +931,14 @@ fn the_reviewed_permissions_are_the_ones_rbac_yaml_grants() {
         }
     }
     let grants = |rules: &[k8s_openapi::api::rbac::v1::PolicyRule],
-                  p: &imagen_load::cluster::watch::Permission| {
+                  p: &imagen_load::observe::cluster::watch::Permission| {
         rules.iter().any(|r| {
             r.verbs.iter().any(|v| v == p.verb)
                 && r.api_groups.iter().flatten().any(|g| g == p.group)
                 && r.resources.iter().flatten().any(|x| x == p.resource)
         })
     };
-    for p in imagen_load::cluster::watch::permissions("imagen") {
+    for p in imagen_load::observe::cluster::watch::permissions("imagen") {
         let rules = if p.namespace.is_some() {
             &role_rules
         } else {

@@ -354,6 +354,7 @@ pub struct PodPhaseTruth {
     pub ready_us: u64,
 }
 
+pub mod log;
 mod wire;
 
 impl Event {

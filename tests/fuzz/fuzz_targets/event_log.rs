@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut reader = imagen_load::eventlog::Reader::from_reader(
+    let mut reader = imagen_load::event::log::Reader::from_reader(
         std::path::Path::new("fuzz.jsonl"),
         std::io::Cursor::new(data),
     );
@@ -16,5 +16,5 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let report = imagen_load::analysis::analyze(events);
-    let _ = imagen_load::report::render_terminal(&report, false);
+    let _ = imagen_load::outputs::report::render_terminal(&report, false);
 });

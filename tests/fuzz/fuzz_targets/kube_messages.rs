@@ -1,6 +1,6 @@
 //! The kubelet, cluster-autoscaler and KEDA message parsers, and a whole Event object through the translation.
 #![no_main]
-use imagen_load::cluster::{import, parse};
+use imagen_load::observe::cluster::{import, parse};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

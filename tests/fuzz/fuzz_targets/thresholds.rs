@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let (key, condition) = text.split_once('\n').unwrap_or((text, "p(95) < 5m"));
     let streams = ["upscale".to_string(), "enhance".to_string()];
-    if let Ok(metric) = imagen_load::gates::parse_key(key, &streams) {
-        let _ = imagen_load::gates::parse_condition(condition, &metric);
+    if let Ok(metric) = imagen_load::plan::thresholds::parse_key(key, &streams) {
+        let _ = imagen_load::plan::thresholds::parse_condition(condition, &metric);
     }
 });

@@ -1,0 +1,8 @@
+//! The outside world, as the run sees and drives it: `pubsub` (the official clients: connection, completion
+//! tracker, backlog view, IAM preflight, the worker contract), `cluster` (the Kubernetes watchers and the import of
+//! dumps and Cloud Logging exports), `emulator` (the built-in Pub/Sub), `worker` (the reference worker).
+
+pub mod cluster;
+pub mod emulator;
+pub mod pubsub;
+pub mod worker;

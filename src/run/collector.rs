@@ -1,0 +1,361 @@
+//! The one collector of every run. Each source (the simulator, a live run against Pub/Sub with its tracker,
+//! backlog sampler and cluster watchers) hands its events to a [`Collector`], which in one place:
+//! - appends each to `events.jsonl` (flushed at least once a second by [`Collector::collect`], and at the end);
+//! - feeds the streaming analysis, so the report is ready when the source ends (in time order for a source that
+//!   emits in order, through [`analysis::Reordering`] for one that does not);
+//! - keeps the live counts ([`Ledger`]: what the progress line shows, what is still open);
+//! - feeds the run's metrics (`--metrics-*`, OTLP);
+//! - checks the `abort_on_fail` thresholds on the results so far, and asks the run to stop when one fails.
+//!
+//! So every source gets the same streaming analysis, abort, progress and partial results on a stop.
+
+use crate::analysis::{Analyzer, Reordering, RunReport};
+use crate::event::log::{self as eventlog, EventLogWriter};
+use crate::event::{Event, EventKind, MsgId};
+use crate::outputs::metrics::Recorder;
+use crate::plan::thresholds::Threshold;
+use crate::run::stop::Stop;
+use crate::seqset::SeqSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// How the events of a source arrive, which decides how they are analysed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// In time order (the simulator): analysed as they come.
+    InOrder,
+    /// Out of time order by up to this many µs (live producers, worker-reported times): analysed through a
+    /// [`Reordering`] window, exactly as `analyze` reads a log.
+    Reordered { window_us: u64 },
+}
+
+/// Whose clock the events' times are on, which decides how often `abort_on_fail` thresholds are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// Simulated time: checked at fixed instants of it, so where a run aborts (and so its `events.jsonl`) stays a
+    /// pure function of the workload and seed.
+    Simulated,
+    /// Wall time: checked at most once a second, and never more often than ten times the last check took, so
+    /// the checks cost at most a tenth of the collector's time however large the run.
+    RealTime,
+}
+
+/// The thresholds with `abort_on_fail`, checked on the results so far.
+struct AbortOnFail {
+    thresholds: Vec<Threshold>,
+    every_us: u64,
+    next_us: u64,
+    clock: Clock,
+    stop: Arc<Stop>,
+    aborted: Option<String>,
+}
+
+impl AbortOnFail {
+    /// The shortest spacing of checks, in the events' own time: a minute of simulated time (a check clones the
+    /// analysis), a second of wall time.
+    fn min_every_us(clock: Clock) -> u64 {
+        match clock {
+            Clock::Simulated => 60_000_000,
+            Clock::RealTime => 1_000_000,
+        }
+    }
+}
+
+enum Analysis {
+    InOrder(Analyzer),
+    Reordered(Reordering),
+}
+
+impl Analysis {
+    fn push(&mut self, e: Event) {
+        match self {
+            Analysis::InOrder(a) => a.push(&e),
+            Analysis::Reordered(r) => r.push(e),
+        }
+    }
+
+    /// The report of the run so far (the analysis goes on).
+    fn snapshot(&self) -> RunReport {
+        match self {
+            Analysis::InOrder(a) => a.clone().finish(),
+            Analysis::Reordered(r) => r.clone().finish(),
+        }
+    }
+
+    fn finish(self) -> RunReport {
+        match self {
+            Analysis::InOrder(a) => a.finish(),
+            Analysis::Reordered(r) => r.finish(),
+        }
+    }
+}
+
+/// What a finished collector hands back.
+pub struct Collected {
+    /// The report of every event collected (thresholds not yet evaluated).
+    pub report: RunReport,
+    /// Events written to the log, the header included.
+    pub events: u64,
+    /// The metrics recorder, to be finished by the caller (the metrics file, the last OTLP push).
+    pub recorder: Option<Recorder>,
+    /// Why an `abort_on_fail` threshold stopped the run, if one did: "`metric condition` failed at T (…)".
+    pub aborted: Option<String>,
+}
+
+/// The one collector of a run: see the module's documentation.
+pub struct Collector {
+    writer: EventLogWriter,
+    write_error: Option<eventlog::Error>,
+    analysis: Analysis,
+    ledger: Arc<Mutex<Ledger>>,
+    recorder: Option<Recorder>,
+    abort: Option<AbortOnFail>,
+}
+
+impl Collector {
+    /// Creates `log` (`events.jsonl`), writes `header` (the `run_started` event) and puts it on disk at once, so a
+    /// run killed in its first second still leaves a log that names it.
+    ///
+    /// Errors: the log cannot be created or written.
+    pub fn create(log: &Path, header: Event, order: Order) -> eventlog::Result<Collector> {
+        let writer = EventLogWriter::create(log)?;
+        let mut c = Collector {
+            writer,
+            write_error: None,
+            analysis: match order {
+                Order::InOrder => Analysis::InOrder(Analyzer::default()),
+                Order::Reordered { window_us } => Analysis::Reordered(Reordering::new(window_us)),
+            },
+            ledger: Arc::default(),
+            recorder: None,
+            abort: None,
+        };
+        c.push(header);
+        c.flush()?;
+        Ok(c)
+    }
+
+    /// Feeds every event, the header included, to `recorder` too.
+    pub fn with_recorder(mut self, recorder: Option<Recorder>, header: &Event) -> Collector {
+        if let Some(mut r) = recorder {
+            r.see(header);
+            self.recorder = Some(r);
+        }
+        self
+    }
+
+    /// Checks the thresholds' `abort_on_fail` conditions on the results so far, at most 100 times over
+    /// `horizon_us` (the run's planned length: schedule, deadline and drain) and no more often than `clock`
+    /// allows; the first that fails asks `stop` to stop the run ("threshold … ; abort_on_fail"). Thresholds
+    /// without such a condition are not checked during the run.
+    pub fn with_abort(
+        mut self,
+        thresholds: &[Threshold],
+        horizon_us: u64,
+        clock: Clock,
+        stop: Arc<Stop>,
+    ) -> Collector {
+        let thresholds = crate::outputs::gates::aborting(thresholds);
+        if !thresholds.is_empty() {
+            let every_us = (horizon_us / 100).max(AbortOnFail::min_every_us(clock));
+            self.abort = Some(AbortOnFail {
+                thresholds,
+                every_us,
+                next_us: every_us,
+                clock,
+                stop,
+                aborted: None,
+            });
+        }
+        self
+    }
+
+    /// The live counts, shared with whoever shows or waits on them (the progress line, the completion wait).
+    pub fn ledger(&self) -> Arc<Mutex<Ledger>> {
+        self.ledger.clone()
+    }
+
+    /// Writes `e` to the log and shows it to the analysis, the counts, the metrics and the abort check. A write
+    /// that fails is kept and returned by [`Collector::finish`]; the run's analysis goes on meanwhile.
+    pub fn push(&mut self, e: Event) {
+        if self.write_error.is_none()
+            && let Err(err) = self.writer.append(&e)
+        {
+            self.write_error = Some(err);
+        }
+        self.ledger
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .see(&e);
+        if let Some(r) = &mut self.recorder {
+            r.see(&e);
+        }
+        let t_us = e.t_us;
+        self.analysis.push(e);
+        self.check_abort(t_us);
+    }
+
+    fn check_abort(&mut self, t_us: u64) {
+        let Some(a) = &mut self.abort else {
+            return;
+        };
+        if a.aborted.is_some() || t_us < a.next_us {
+            return;
+        }
+        let started = Instant::now();
+        let partial = self.analysis.snapshot();
+        if let Some(why) = crate::outputs::gates::first_abort(&a.thresholds, &partial, t_us) {
+            a.stop.request(format!("threshold {why}; abort_on_fail"));
+            a.aborted = Some(why);
+        }
+        let took_us = started.elapsed().as_micros() as u64;
+        a.next_us = t_us
+            + match a.clock {
+                Clock::Simulated => a.every_us,
+                Clock::RealTime => a.every_us.max(took_us.saturating_mul(10)),
+            };
+    }
+
+    /// Puts what was written so far on disk.
+    pub fn flush(&mut self) -> eventlog::Result<()> {
+        match self.write_error.take() {
+            Some(e) => Err(e),
+            None => self.writer.flush(),
+        }
+    }
+
+    /// Closes the log and finishes the analysis. Errors: the first write that failed, or the last flush.
+    pub fn finish(mut self) -> eventlog::Result<Collected> {
+        if let Some(e) = self.write_error.take() {
+            return Err(e);
+        }
+        let events = self.writer.written();
+        self.writer.finish()?;
+        Ok(Collected {
+            report: self.analysis.finish(),
+            events,
+            recorder: self.recorder,
+            aborted: self.abort.and_then(|a| a.aborted),
+        })
+    }
+
+    /// Collects every event sent on `rx` as it arrives, flushing once a second even when none comes. When every
+    /// sender is gone, `last` is given the messages still open and what it returns is collected too (they are
+    /// lost; the run is finished), made one at a time as they are written. Then [`Collector::finish`].
+    pub async fn collect<L: IntoIterator<Item = Event>>(
+        mut self,
+        mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
+        last: impl FnOnce(OpenMessages) -> L + Send,
+    ) -> eventlog::Result<Collected> {
+        let mut tick = tokio::time::interval(eventlog::FLUSH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = rx.recv() => match event {
+                    Some(e) => self.push(e),
+                    None => break,
+                },
+                _ = tick.tick() => self.flush()?,
+            }
+        }
+        let open = std::mem::take(&mut self.ledger.lock().unwrap_or_else(|p| p.into_inner()).open);
+        for e in last(open) {
+            self.push(e);
+        }
+        self.finish()
+    }
+}
+
+/// Live counts, kept by the collector from the events it writes.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    pub scheduled: u64,
+    pub published: u64,
+    pub publish_failed: u64,
+    pub completed: u64,
+    pub duplicates: u64,
+    pub lost: u64,
+    /// Scheduled and neither completed nor failed: what is still in flight.
+    pub open: OpenMessages,
+}
+
+impl Ledger {
+    pub fn see(&mut self, e: &Event) {
+        match &e.kind {
+            EventKind::Scheduled { id, .. } => {
+                self.scheduled += 1;
+                self.open.open(id);
+            }
+            EventKind::Published { .. } => self.published += 1,
+            EventKind::PublishFailed { id, .. } => {
+                self.publish_failed += 1;
+                self.open.close(id);
+            }
+            EventKind::Completed { id, .. } if self.open.close(id) => self.completed += 1,
+            EventKind::Duplicate { .. } => self.duplicates += 1,
+            EventKind::Lost { id } => {
+                self.lost += 1;
+                self.open.close(id);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The messages still open (scheduled, not closed by a completion, a publish failure or a loss), per stream as
+/// two range sets: its memory grows with the gaps between closed messages, not with how many are open, so a
+/// million messages that nobody consumes cost a few bytes, not a hash set of a million ids.
+#[derive(Debug, Default)]
+pub struct OpenMessages {
+    streams: std::collections::HashMap<String, (SeqSet, SeqSet)>,
+    count: u64,
+}
+
+impl OpenMessages {
+    /// Marks a scheduled message open.
+    pub fn open(&mut self, id: &MsgId) {
+        let (scheduled, closed) = self.stream(&id.stream);
+        if !closed.contains(id.seq) && scheduled.insert(id.seq) {
+            self.count += 1;
+        }
+    }
+
+    /// Closes an open message; false if it was not open (not scheduled here, or closed already).
+    pub fn close(&mut self, id: &MsgId) -> bool {
+        let Some((scheduled, closed)) = self.streams.get_mut(&id.stream) else {
+            return false;
+        };
+        let was_open = scheduled.contains(id.seq) && closed.insert(id.seq);
+        self.count -= u64::from(was_open);
+        was_open
+    }
+
+    /// How many are open.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The open messages, by stream name then sequence number, made one at a time.
+    pub fn into_ids(self) -> impl Iterator<Item = MsgId> {
+        let mut streams: Vec<(String, (SeqSet, SeqSet))> = self.streams.into_iter().collect();
+        streams.sort_by(|a, b| a.0.cmp(&b.0));
+        streams.into_iter().flat_map(|(name, (scheduled, closed))| {
+            closed.into_missing(scheduled).map(move |seq| MsgId {
+                stream: name.clone(),
+                seq,
+            })
+        })
+    }
+
+    fn stream(&mut self, name: &str) -> &mut (SeqSet, SeqSet) {
+        if !self.streams.contains_key(name) {
+            self.streams.insert(name.to_string(), Default::default());
+        }
+        self.streams.get_mut(name).expect("inserted above")
+    }
+}

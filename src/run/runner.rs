@@ -1,0 +1,435 @@
+//! The real-time run loop shared by every live target: one pacer, one send path, events to one collector.
+//!
+//! The pacer runs on a thread of its own (from tokio's blocking pool): it sleeps to each intended instant, renders
+//! the message and hands it to the target without waiting (the official publisher queues it at once). What the
+//! target returns resolves when the server answers; those answers are awaited together on the runtime and become
+//! `published` / `publish_failed` events. A stalled target never holds the schedule back (no coordinated
+//! omission), and no runtime worker spends its time spinning. `http` steps are called with reqwest at their point
+//! in the schedule.
+
+use crate::event::{Event, EventKind, MsgId, Source};
+use crate::plan::schedule::{ItemKind, Items};
+use crate::plan::workload::{Plan, RenderContext};
+use crate::run::pacer::Pacer;
+use crate::run::stop::Stop;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// A message as handed to a target.
+#[derive(Debug, Clone)]
+pub struct OutMessage {
+    pub id: MsgId,
+    pub topic: String,
+    pub payload: String,
+    pub attributes: BTreeMap<String, String>,
+    pub intended_us: u64,
+}
+
+impl OutMessage {
+    /// Its size as Pub/Sub counts it against quotas and flow control: the data and every attribute's key and
+    /// value, in bytes.
+    pub fn size_bytes(&self) -> usize {
+        self.payload.len()
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+    }
+}
+
+/// Something messages are published into.
+pub trait Target: Send + Sync + 'static {
+    /// Hands the message over without blocking (it is called on the pacer's thread, inside the runtime's context)
+    /// and returns what resolves to the server's message id, or an error text, once the server has answered.
+    fn send(
+        this: &Arc<Self>,
+        msg: OutMessage,
+    ) -> impl Future<Output = Result<Option<String>, String>> + Send + 'static;
+}
+
+/// What the pacer measured: how far each actual send lagged its intended instant.
+#[derive(Debug)]
+pub struct PacerStats {
+    pub sent: u64,
+    /// |actual − intended| per send, microseconds (HdrHistogram, 3 significant digits).
+    pub lateness_us: hdrhistogram::Histogram<u64>,
+}
+
+/// Runs the schedule against `target` in real time, sending every observation to `events`.
+/// Returns when every item has been sent and every publish has answered.
+pub async fn run<T: Target>(
+    plan: &Plan,
+    run_id: &str,
+    items: Items,
+    target: Arc<T>,
+    events: mpsc::UnboundedSender<Event>,
+) -> PacerStats {
+    run_from(Instant::now(), None, plan, run_id, items, target, events).await
+}
+
+/// An answer still to come, already wrapped into the event it will become.
+type Answer = Pin<Box<dyn Future<Output = Event> + Send>>;
+
+/// Sets `cancelled` when dropped: the pacer thread stops if the run is abandoned.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// [`run`] with the run's time zero given (so other producers share it) and an optional stop: once requested,
+/// no further message is sent and the sends in flight are awaited.
+pub async fn run_from<T: Target>(
+    origin: Instant,
+    stop: Option<Arc<Stop>>,
+    plan: &Plan,
+    run_id: &str,
+    items: Items,
+    target: Arc<T>,
+    events: mpsc::UnboundedSender<Event>,
+) -> PacerStats {
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let _guard = CancelOnDrop(cancelled.clone());
+    // At most this many publishes and bytes in flight: at a limit the pacer waits for an answer (its lateness
+    // shows it).
+    let in_flight = FlowControl::new(
+        plan.pubsub.max_outstanding_messages,
+        plan.pubsub.max_outstanding_bytes,
+    );
+    let (answers_tx, mut answers_rx) = mpsc::unbounded_channel::<Answer>();
+    let pacer = {
+        let (plan, run_id) = (plan.clone(), run_id.to_string());
+        let events = events.clone();
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            pace(
+                origin,
+                stop,
+                cancelled,
+                &plan,
+                &run_id,
+                items,
+                target,
+                events,
+                answers_tx,
+                (&handle, &in_flight),
+            )
+        })
+    };
+    // Await the answers as they come; done when the pacer has finished and every answer is in.
+    let mut pending = FuturesUnordered::new();
+    let mut batch = Vec::with_capacity(256);
+    let mut open = true;
+    loop {
+        tokio::select! {
+            n = answers_rx.recv_many(&mut batch, 256), if open => {
+                if n == 0 {
+                    open = false;
+                }
+                pending.extend(batch.drain(..));
+            }
+            Some(event) = pending.next(), if !pending.is_empty() => {
+                let _ = events.send(event);
+            }
+            else => break,
+        }
+    }
+    pacer.await.expect("the pacer thread")
+}
+
+/// The pacer thread: waits for each item's instant, prepares it and hands it over.
+#[allow(clippy::too_many_arguments)]
+fn pace<T: Target>(
+    origin: Instant,
+    stop: Option<Arc<Stop>>,
+    cancelled: Arc<AtomicBool>,
+    plan: &Plan,
+    run_id: &str,
+    items: Items,
+    target: Arc<T>,
+    events: mpsc::UnboundedSender<Event>,
+    answers: mpsc::UnboundedSender<Answer>,
+    (runtime, in_flight): (&tokio::runtime::Handle, &FlowControl),
+) -> PacerStats {
+    // This thread's timer slack to 1 ns, so its sleeps wake on time (the default lets them overshoot by 50 µs).
+    // (The thread goes back to tokio's blocking pool afterwards, with the default restored.)
+    #[cfg(target_os = "linux")]
+    let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1));
+    // The schedule is generated as it is sent, never held.
+    let mut pacer = Pacer::new(origin, items.iter(plan));
+    let mut lateness = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 86_400_000_000, 3)
+        .expect("valid bounds");
+    let http = reqwest::Client::new();
+    let http_steps: Vec<Vec<crate::plan::workload::HttpStep>> = (0..plan.streams.len())
+        .map(|s| {
+            crate::plan::schedule::http_steps(plan, s)
+                .into_iter()
+                .cloned()
+                .collect()
+        })
+        .collect();
+    let stopped =
+        || cancelled.load(Ordering::Relaxed) || stop.as_ref().is_some_and(|s| s.requested());
+    let mut sent = 0;
+    while let Some(due) = pacer.next_blocking(stopped) {
+        if stopped() {
+            break;
+        }
+        let stream = &plan.streams[due.item.stream as usize];
+        let answer: Answer = match due.item.kind {
+            ItemKind::Message { seq } => {
+                let id = MsgId {
+                    stream: stream.name.clone(),
+                    seq,
+                };
+                let seed = crate::units::derive_seed(plan.seed, &[due.item.stream as u64, seq, 2]);
+                let ctx = RenderContext {
+                    stream: &stream.name,
+                    run_id,
+                    seq,
+                    intended_us: due.item.offset_us,
+                    seed,
+                };
+                let mut attributes: BTreeMap<String, String> = stream
+                    .attributes
+                    .iter()
+                    .map(|(k, t)| (k.clone(), t.render(&ctx)))
+                    .collect();
+                attributes.insert("imagen_load_run".into(), run_id.into());
+                attributes.insert("imagen_load_stream".into(), stream.name.clone());
+                attributes.insert("imagen_load_id".into(), seq.to_string());
+                attributes.insert(
+                    "imagen_load_intended_us".into(),
+                    due.item.offset_us.to_string(),
+                );
+                let msg = OutMessage {
+                    id: id.clone(),
+                    topic: stream.topic.clone(),
+                    payload: stream.payload.render(&ctx),
+                    attributes,
+                    intended_us: due.item.offset_us,
+                };
+                // A slot among the publishes in flight; waiting for one delays this send (and counts in its
+                // lateness), it never drops it. Given back when the server answers.
+                let Some((permit, waited)) = in_flight.acquire(runtime, msg.size_bytes()) else {
+                    break;
+                };
+                if stopped() {
+                    break;
+                }
+                let late_us = if waited {
+                    since(origin, Instant::now()).saturating_sub(due.item.offset_us)
+                } else {
+                    due.lateness.as_micros() as u64
+                };
+                lateness.saturating_record(late_us.max(1));
+                sent += 1;
+                let _ = events.send(Event::new(
+                    due.item.offset_us,
+                    Source::Harness,
+                    EventKind::Scheduled {
+                        id: id.clone(),
+                        intended_us: due.item.offset_us,
+                    },
+                ));
+                let answer = T::send(&target, msg);
+                Box::pin(async move {
+                    let answered = answer.await;
+                    drop(permit);
+                    let kind = match answered {
+                        Ok(server_id) => EventKind::Published {
+                            id,
+                            lateness_us: late_us,
+                            server_id,
+                        },
+                        Err(error) => EventKind::PublishFailed { id, error },
+                    };
+                    // Stamped when the server answered: Published.t_us − intended is the publish delay.
+                    Event::new(since(origin, Instant::now()), Source::Harness, kind)
+                })
+            }
+            ItemKind::Http { step } => {
+                lateness.saturating_record((due.lateness.as_micros() as u64).max(1));
+                let spec = http_steps[due.item.stream as usize][step as usize - 1].clone();
+                let (client, name) = (http.clone(), stream.name.clone());
+                let intended_us = due.item.offset_us;
+                // Spawned, so the call starts now rather than when the answers are next polled.
+                let call = tokio::spawn(async move {
+                    let started = Instant::now();
+                    let (status, error) = call(&client, &spec).await;
+                    Event::new(
+                        since(origin, started),
+                        Source::Harness,
+                        EventKind::HttpCalled {
+                            stream: name,
+                            step,
+                            method: spec.method.clone(),
+                            url: spec.url.clone(),
+                            intended_us,
+                            status,
+                            error,
+                            response_time_us: started.elapsed().as_micros() as u64,
+                            simulated: false,
+                        },
+                    )
+                });
+                Box::pin(async move { call.await.expect("an http step task") })
+            }
+        };
+        if answers.send(answer).is_err() {
+            break;
+        }
+    }
+    #[cfg(target_os = "linux")]
+    let _ = rustix::thread::set_current_timer_slack(None);
+    PacerStats {
+        sent,
+        lateness_us: lateness,
+    }
+}
+
+/// The pacer's bound on publishes in flight, by count and by bytes, as the Pub/Sub clients' publisher flow control
+/// (`max_outstanding_messages`, `max_outstanding_bytes`) with its "block" behaviour.
+pub struct FlowControl {
+    messages: Arc<tokio::sync::Semaphore>,
+    bytes: Arc<tokio::sync::Semaphore>,
+    max_bytes: u32,
+}
+
+/// What one publish holds of the bounds until it is answered.
+pub struct Slot {
+    _message: tokio::sync::OwnedSemaphorePermit,
+    _bytes: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl FlowControl {
+    pub fn new(max_messages: u64, max_bytes: u64) -> Self {
+        let cap = |n: u64| n.clamp(1, tokio::sync::Semaphore::MAX_PERMITS as u64);
+        let max_bytes = cap(max_bytes).min(u32::MAX as u64) as u32;
+        FlowControl {
+            messages: Arc::new(tokio::sync::Semaphore::new(cap(max_messages) as usize)),
+            bytes: Arc::new(tokio::sync::Semaphore::new(max_bytes as usize)),
+            max_bytes,
+        }
+    }
+
+    /// A slot for a message of `size_bytes`, waiting (on the pacer's thread) while either bound is reached; also
+    /// whether it had to wait. A message larger than the byte bound takes all of it, so it goes alone. `None` if
+    /// the bounds were closed.
+    pub fn acquire(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        size_bytes: usize,
+    ) -> Option<(Slot, bool)> {
+        let need = size_bytes.clamp(1, self.max_bytes as usize) as u32;
+        let mut waited = false;
+        let message = match self.messages.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                waited = true;
+                runtime
+                    .block_on(self.messages.clone().acquire_owned())
+                    .ok()?
+            }
+        };
+        let bytes = match self.bytes.clone().try_acquire_many_owned(need) {
+            Ok(p) => p,
+            Err(_) => {
+                waited = true;
+                runtime
+                    .block_on(self.bytes.clone().acquire_many_owned(need))
+                    .ok()?
+            }
+        };
+        Some((
+            Slot {
+                _message: message,
+                _bytes: bytes,
+            },
+            waited,
+        ))
+    }
+}
+
+fn since(origin: Instant, i: Instant) -> u64 {
+    i.saturating_duration_since(origin).as_micros() as u64
+}
+
+async fn call(
+    client: &reqwest::Client,
+    spec: &crate::plan::workload::HttpStep,
+) -> (Option<u16>, Option<String>) {
+    let method = spec.method.parse().unwrap_or(reqwest::Method::POST);
+    let mut req = client
+        .request(method, &spec.url)
+        .timeout(Duration::from_micros(spec.timeout.0))
+        .body(spec.body.clone());
+    for (k, v) in &spec.headers {
+        req = req.header(k, v);
+    }
+    match req.send().await {
+        Ok(resp) => (Some(resp.status().as_u16()), None),
+        Err(e) => (None, Some(e.to_string())),
+    }
+}
+
+/// A target that accepts everything at once: for measuring the harness itself.
+pub struct NoopTarget;
+
+impl Target for NoopTarget {
+    fn send(
+        _this: &Arc<Self>,
+        _msg: OutMessage,
+    ) -> impl Future<Output = Result<Option<String>, String>> + Send + 'static {
+        std::future::ready(Ok(None))
+    }
+}
+
+#[cfg(test)]
+mod flow_control_tests {
+    use super::FlowControl;
+
+    /// Both bounds hold: a second message waits while the first holds the bytes, a message larger than the byte
+    /// bound takes all of it (and so goes alone), and answers give the slots back.
+    #[test]
+    fn the_bounds_on_publishes_in_flight_hold_by_count_and_by_bytes() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let fc = FlowControl::new(2, 100);
+        let (a, waited) = fc.acquire(rt.handle(), 60).unwrap();
+        assert!(!waited);
+        assert_eq!(fc.bytes.available_permits(), 40);
+        // 60 more bytes do not fit: acquiring waits until `a` is answered.
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            drop(a);
+        });
+        let (b, waited) = fc.acquire(rt.handle(), 60).unwrap();
+        assert!(waited);
+        release.join().unwrap();
+        drop(b);
+        let (big, _) = fc.acquire(rt.handle(), 10_000).unwrap();
+        assert_eq!(fc.bytes.available_permits(), 0);
+        drop(big);
+        // The count bound: two small ones fit, a third would wait.
+        let (x, _) = fc.acquire(rt.handle(), 1).unwrap();
+        let (y, _) = fc.acquire(rt.handle(), 1).unwrap();
+        assert_eq!(fc.messages.available_permits(), 0);
+        drop((x, y));
+        assert_eq!(fc.messages.available_permits(), 2);
+    }
+}
