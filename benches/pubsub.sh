@@ -59,31 +59,7 @@ exec > >(tee "$out") 2>&1
 
   /usr/bin/time -f "%U %S %M" -o "$work/time.txt" \
     "$bin" run "$work/publish.toml" --out "$work" --run-id publish --quiet --no-progress || true
-  cat > "$work/rate.py" <<'PY'
-import json, sys
-log, timing, rate, secs, into = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-intended, acks, late = {}, [], []
-for line in open(log):
-    e = json.loads(line)
-    if e["event"] == "scheduled":
-        intended[e["seq"]] = e["intended_us"]
-    elif e["event"] == "published":
-        acks.append((e["t_us"], e["t_us"] - intended[e["seq"]]))
-        late.append(e["lateness_us"])
-acks.sort()
-n = len(acks)
-span = (acks[-1][0] - acks[0][0]) / 1e6
-delay = sorted(d for _, d in acks)
-late.sort()
-user, sys_, rss = open(timing).read().split()
-q = lambda v, p: v[min(len(v) - 1, int(len(v) * p))]
-print(f"run → {into}, 1 KiB payloads, offered {rate}/s for {secs}s: published {n} in {span:.2f}s "
-      f"= {n / span:,.0f} msg/s sustained")
-print(f"  pacer lateness µs p50 {q(late, .5)} p99 {q(late, .99)} max {late[-1]}; "
-      f"publish delay (intended → ack) p50 {q(delay, .5) / 1000:.1f} ms p99 {q(delay, .99) / 1000:.1f} ms")
-print(f"  harness CPU {(float(user) + float(sys_)) / n * 1e6:.1f} µs/message; peak RSS {int(rss) // 1024} MiB")
-PY
-  python3 "$work/rate.py" "$work/publish/events.jsonl" "$work/time.txt" "$rate" "$secs" "the in-process emulator"
+  python3 benches/rate.py "$work/publish/events.jsonl" "$work/time.txt" "$rate" "$secs" "the in-process emulator"
 
   port=$(free_port)
   "$bin" emulator --port "$port" >/dev/null 2>&1 & pids+=($!)
@@ -136,7 +112,7 @@ PY
       > "$work/publish-$emulator.toml"
     /usr/bin/time -f "%U %S %M" -o "$work/time.txt" "$bin" run "$work/publish-$emulator.toml" --out "$work" \
       --run-id "publish-$emulator" --quiet --no-progress || true
-    python3 "$work/rate.py" "$work/publish-$emulator/events.jsonl" "$work/time.txt" "$rate" "$secs" \
+    python3 benches/rate.py "$work/publish-$emulator/events.jsonl" "$work/time.txt" "$rate" "$secs" \
       "$emulator emulator (own process)"
     if python3 -c 'import google.cloud.pubsub_v1' 2>/dev/null; then
       echo -n "  same emulator, Google's "

@@ -191,7 +191,9 @@ struct Sim<'a, F: FnMut(Event)> {
     last_scale_up_us: Option<u64>,
     node_rng: SeededRng,
     pubsub_rng: SeededRng,
-    deadline_us: u64,
+    /// The insertion number reserved for the deadline event at the start, so it orders among events of its
+    /// instant as if it had been queued then; it is queued once the schedule's end is known.
+    deadline_seq: u64,
     /// Ground truth for tests, when asked for.
     truth: Option<&'a mut Truth>,
 }
@@ -255,8 +257,8 @@ fn run<F: FnMut(Event)>(
             rng: SeededRng::seed_from_u64(derive_seed(plan.seed, &[0x51, i as u64])),
         })
         .collect();
-    // The schedule is read twice, never held: once for its end, then as it is sent.
-    let last = crate::plan::schedule::last_offset_of(plan).0;
+    // The schedule is read once, as it is sent, and never held: its end (which sets the deadline and the end of the
+    // observation) is known when its last item has been sent, and nothing before that depends on it.
     let mut sim = Sim {
         plan,
         cfg,
@@ -275,18 +277,26 @@ fn run<F: FnMut(Event)>(
         last_scale_up_us: None,
         node_rng: SeededRng::seed_from_u64(derive_seed(plan.seed, &[0x52])),
         pubsub_rng: SeededRng::seed_from_u64(derive_seed(plan.seed, &[0x53])),
-        deadline_us: last + plan.deadline.0,
+        deadline_seq: 0,
         truth,
     };
     if let Some(t) = &mut sim.truth {
         t.waiting = vec![Vec::new(); plan.streams.len()];
     }
     sim.start();
-    let hard_stop = last + plan.deadline.0 + plan.drain.0;
+    // Until the schedule's end is known, no instant is past it: every item is at or before the last one.
+    let mut hard_stop = u64::MAX;
+    let mut last_sent = 0;
     let mut interrupted = false;
     loop {
-        let next_event = sim.queue.peek().map(|Reverse((t, _, _))| *t);
         let next_item = sim.items.peek().map(|i| i.offset_us);
+        if next_item.is_none() && hard_stop == u64::MAX {
+            let deadline_us = last_sent + plan.deadline.0;
+            sim.queue
+                .push(Reverse((deadline_us, sim.deadline_seq, Ev::Deadline)));
+            hard_stop = deadline_us + plan.drain.0;
+        }
+        let next_event = sim.queue.peek().map(|Reverse((t, _, _))| *t);
         // An item goes before every other event of its instant (as if queued first).
         let (t, item) = match (next_item, next_event) {
             (Some(i), Some(e)) if i <= e => (i, true),
@@ -304,6 +314,7 @@ fn run<F: FnMut(Event)>(
         sim.now = t;
         if item {
             let it = sim.items.next().expect("peeked");
+            last_sent = it.offset_us;
             sim.send(it);
         } else {
             let Reverse((_, _, ev)) = sim.queue.pop().expect("peeked");
@@ -382,7 +393,9 @@ impl<F: FnMut(Event)> Sim<'_, F> {
         }
         self.at(0, Ev::HpaSync);
         self.at(0, Ev::CaScan);
-        self.at(self.deadline_us, Ev::Deadline);
+        // Queued when the schedule's end is known (see `simulate_observed`), with the number it would have had.
+        self.seq += 1;
+        self.deadline_seq = self.seq;
     }
 
     fn handle(&mut self, ev: Ev) {
