@@ -1,5 +1,6 @@
 //! imagen-load: a load generator and end-to-end test harness for scale-from-zero GPU workers behind Pub/Sub and
-//! KEDA. See `docs/ARCHITECTURE.md` for the flow: workload → plan → pacer → target → events → analysis → reports.
+//! KEDA. See `docs/ARCHITECTURE.md` for the flow: plan (workload → Plan → schedule) → run (a source: the simulator,
+//! or the pacer into Pub/Sub with the observers) → the collector (events.jsonl) → analysis → outputs (reports, gates).
 
 /// Writes a line to stderr, ignoring a closed stderr (a reader that went away): a note is never worth a panic.
 #[macro_export]

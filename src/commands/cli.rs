@@ -1,4 +1,4 @@
-//! Command-line types (clap derive), in one place. They are resolved once into validated plans by `app`;
+//! Command-line types (clap derive), in one place. They are resolved once into validated plans by `commands`;
 //! nothing else reads them.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};

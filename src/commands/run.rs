@@ -85,6 +85,7 @@ pub(super) fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
         stop.clone(),
     )?;
     let simulated_in = started.elapsed();
+    let (events, aborted) = (collected.events, collected.aborted);
     let mut recorder = collected.recorder;
     finish_metrics(recorder.as_mut(), args)?;
     std::fs::write(dir.join("workload.toml"), plan.effective_workload())?;
@@ -95,7 +96,7 @@ pub(super) fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
             "simulated {} in {} ({} events) · results in {} ({} files)",
             crate::units::human_us(outcome.end_us),
             crate::units::human_us(simulated_in.as_micros() as u64),
-            outcome.events + 1,
+            events,
             dir.display(),
             files + 2
         )
@@ -103,7 +104,7 @@ pub(super) fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     if let Some(rt) = served {
         linger(&rt, &args.metrics);
     }
-    if let Some(why) = &collected.aborted {
+    if let Some(why) = &aborted {
         crate::note!(
             "aborted: threshold {why}; partial results written to {}",
             dir.display()

@@ -1,6 +1,7 @@
 //! The one collector of every run. Each source (the simulator, a live run against Pub/Sub with its tracker,
 //! backlog sampler and cluster watchers) hands its events to a [`Collector`], which in one place:
-//! - appends each to `events.jsonl` (flushed at least once a second by [`Collector::collect`], and at the end);
+//! - appends each to `events.jsonl` (the writer flushes at least once a second while events come, checking the
+//!   clock every 256 of them; [`Collector::collect`] flushes on a one-second tick when none come; and at the end);
 //! - feeds the streaming analysis, so the report is ready when the source ends (in time order for a source that
 //!   emits in order, through [`analysis::Reordering`] for one that does not);
 //! - keeps the live counts ([`Ledger`]: what the progress line shows, what is still open);
@@ -33,11 +34,13 @@ pub enum Order {
 /// Whose clock the events' times are on, which decides how often `abort_on_fail` thresholds are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Clock {
-    /// Simulated time: checked at fixed instants of it, so where a run aborts (and so its `events.jsonl`) stays a
-    /// pure function of the workload and seed.
+    /// Simulated time: checked at the first event at or after each check instant (the triggering event's time plus
+    /// the interval), a function of the events alone, so where a run aborts (and so its `events.jsonl`) stays a pure
+    /// function of the workload and seed.
     Simulated,
     /// Wall time: checked at most once a second, and never more often than ten times the last check took, so
-    /// the checks cost at most a tenth of the collector's time however large the run.
+    /// the checks cost at most a tenth of the collector's time however large the run. Checks happen as events
+    /// arrive; a live run always has some (the pacer's, the backlog samples).
     RealTime,
 }
 
@@ -114,8 +117,8 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Creates `log` (`events.jsonl`), writes `header` (the `run_started` event) and puts it on disk at once, so a
-    /// run killed in its first second still leaves a log that names it.
+    /// Creates `log` (`events.jsonl`; an existing file is replaced), writes `header` (the `run_started` event) and
+    /// puts it on disk at once, so a run killed in its first second still leaves a log that names it.
     ///
     /// Errors: the log cannot be created or written.
     pub fn create(log: &Path, header: Event, order: Order) -> eventlog::Result<Collector> {
@@ -136,7 +139,8 @@ impl Collector {
         Ok(c)
     }
 
-    /// Feeds every event, the header included, to `recorder` too.
+    /// Feeds every event to `recorder` too; `header` is the one given to [`Collector::create`] (shown to the
+    /// recorder here). Call it before the first [`Collector::push`].
     pub fn with_recorder(mut self, recorder: Option<Recorder>, header: &Event) -> Collector {
         if let Some(mut r) = recorder {
             r.see(header);
@@ -176,8 +180,11 @@ impl Collector {
         self.ledger.clone()
     }
 
-    /// Writes `e` to the log and shows it to the analysis, the counts, the metrics and the abort check. A write
-    /// that fails is kept and returned by [`Collector::finish`]; the run's analysis goes on meanwhile.
+    /// Writes `e` to the log and shows it to the analysis, the counts, the metrics and the abort check. After a
+    /// write fails nothing more is written (the log may end in a part of that line); the error is kept and
+    /// returned by the next [`Collector::flush`] and by [`Collector::finish`], and the source decides: the
+    /// simulated run finishes its simulation and fails, the live run's [`Collector::collect`] fails at its next
+    /// tick.
     pub fn push(&mut self, e: Event) {
         if self.write_error.is_none()
             && let Err(err) = self.writer.append(&e)
@@ -217,15 +224,21 @@ impl Collector {
             };
     }
 
-    /// Puts what was written so far on disk.
+    /// Puts what was written so far on disk. Errors: a write that failed before (see [`Collector::push`]), or this
+    /// flush.
     pub fn flush(&mut self) -> eventlog::Result<()> {
-        match self.write_error.take() {
-            Some(e) => Err(e),
-            None => self.writer.flush(),
+        if let Some(e) = &self.write_error {
+            return Err(again(e));
         }
+        let flushed = self.writer.flush();
+        if let Err(e) = &flushed {
+            self.write_error = Some(again(e));
+        }
+        flushed
     }
 
-    /// Closes the log and finishes the analysis. Errors: the first write that failed, or the last flush.
+    /// Closes the log and finishes the analysis. Errors: the first write that failed (the report is then not
+    /// made: a run whose log is incomplete has no report), or the last flush.
     pub fn finish(mut self) -> eventlog::Result<Collected> {
         if let Some(e) = self.write_error.take() {
             return Err(e);
@@ -241,8 +254,10 @@ impl Collector {
     }
 
     /// Collects every event sent on `rx` as it arrives, flushing once a second even when none comes. When every
-    /// sender is gone, `last` is given the messages still open and what it returns is collected too (they are
-    /// lost; the run is finished), made one at a time as they are written. Then [`Collector::finish`].
+    /// sender is gone, `last` is given the messages still open (taken out of the [`Ledger`]) and what it returns is
+    /// collected too (they are lost; the run is finished), made one at a time as they are written. Then
+    /// [`Collector::finish`]. Errors: a write or flush that failed, at the next tick (the channel is then dropped,
+    /// so the producers' sends fail and they stop sending).
     pub async fn collect<L: IntoIterator<Item = Event>>(
         mut self,
         mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
@@ -267,20 +282,28 @@ impl Collector {
     }
 }
 
-/// Live counts, kept by the collector from the events it writes.
+/// Live counts, kept by the collector from the events it writes: what the progress line shows and what the
+/// completion wait of a live run reads.
 #[derive(Debug, Default)]
 pub struct Ledger {
+    /// `scheduled` events.
     pub scheduled: u64,
+    /// `published` events (acknowledged publishes).
     pub published: u64,
+    /// `publish_failed` events.
     pub publish_failed: u64,
+    /// Completions that closed an open message (a second completion of one message is not counted).
     pub completed: u64,
+    /// `duplicate` events.
     pub duplicates: u64,
+    /// `lost` events.
     pub lost: u64,
-    /// Scheduled and neither completed nor failed: what is still in flight.
+    /// Scheduled and not yet completed, failed or lost: what is still in flight.
     pub open: OpenMessages,
 }
 
 impl Ledger {
+    /// Counts one event.
     pub fn see(&mut self, e: &Event) {
         match &e.kind {
             EventKind::Scheduled { id, .. } => {
@@ -357,5 +380,66 @@ impl OpenMessages {
             self.streams.insert(name.to_string(), Default::default());
         }
         self.streams.get_mut(name).expect("inserted above")
+    }
+}
+
+/// The same write error again (an I/O error is not `Clone`): kept to be returned at every later flush and at the
+/// end.
+fn again(e: &eventlog::Error) -> eventlog::Error {
+    let copy = |error: &std::io::Error| std::io::Error::new(error.kind(), error.to_string());
+    match e {
+        eventlog::Error::CreateFailed { path, error } => eventlog::Error::CreateFailed {
+            path: path.clone(),
+            error: copy(error),
+        },
+        eventlog::Error::WriteFailed { path, error } => eventlog::Error::WriteFailed {
+            path: path.clone(),
+            error: copy(error),
+        },
+        eventlog::Error::ReadFailed { path, error } => eventlog::Error::ReadFailed {
+            path: path.clone(),
+            error: copy(error),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Source;
+
+    fn header() -> Event {
+        Event::new(
+            0,
+            Source::Harness,
+            EventKind::RunFinished {
+                interrupted: false,
+                reason: None,
+            },
+        )
+    }
+
+    /// A disk that fills up mid-run (Linux's `/dev/full` answers every write with ENOSPC): the failure is kept,
+    /// every later flush says so again, nothing more is written, and `finish` fails rather than report on a log
+    /// that lost events.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_write_that_fails_is_said_at_every_flush_and_at_the_end() {
+        let writer = EventLogWriter::create(Path::new("/dev/full")).unwrap();
+        let mut c = Collector {
+            writer,
+            write_error: None,
+            analysis: Analysis::InOrder(Analyzer::default()),
+            ledger: Arc::default(),
+            recorder: None,
+            abort: None,
+        };
+        c.push(header());
+        let first = c.flush().unwrap_err().to_string();
+        assert!(first.contains("/dev/full"), "{first}");
+        // Events go on being counted, and the error stays.
+        c.push(header());
+        assert_eq!(c.flush().unwrap_err().to_string(), first);
+        assert_eq!(c.finish().err().map(|e| e.to_string()), Some(first));
     }
 }

@@ -1,6 +1,9 @@
 //! A run, from its header to its collected events, whatever the source: [`collector`] is the one place every
-//! event goes; [`Stop`] ([`stop`]) is how a signal or a failed `abort_on_fail` threshold ends a run early;
-//! [`run_header`] opens every event log; [`simulated`] is the simulated source, [`live`] the real-time one.
+//! event goes; [`stop`] ([`Stop`], the signals) is how a signal or a failed `abort_on_fail` threshold ends a run
+//! early; [`run_header`] opens every event log. The sources: [`simulated`] (the model in [`sim`]) and [`live`]
+//! (the [`pacer`] and [`runner`] sending through the [`publisher`], with the observers of `observe`), whose
+//! [`progress`] line reads the collector's counts. Around them: [`merge`] (shards' logs into one) and [`whatif`]
+//! (setups compared through the simulator).
 
 pub mod collector;
 pub mod live;
@@ -22,7 +25,8 @@ use crate::plan::schedule;
 use crate::plan::workload::Plan;
 use std::sync::Arc;
 
-/// The `run_started` event that opens every event log.
+/// The `run_started` event that opens every event log. `last_offset` is the schedule's last intended offset: the
+/// header's `deadline_us` is it plus the plan's deadline. Its `shard` is `None`; [`shard_header`] sets it.
 pub fn run_header(
     plan: &Plan,
     last_offset: crate::units::Micros,
@@ -63,7 +67,8 @@ pub fn shard_header(mut header: Event, shard: Option<schedule::Shard>) -> Event 
 /// own messages' events and the shared ones: each shard simulates the whole stack, since the cluster answers to all
 /// the load), into `log`. `horizon_us` is the run's planned length (last send + deadline + drain); thresholds
 /// with `abort_on_fail` are checked on simulated time, and one that fails stops the run through `stop`, as a
-/// signal does. Errors: the log cannot be written.
+/// signal does. `header` carries the same shard as `shard` ([`shard_header`]). Errors: the log cannot be created or
+/// written (a write that fails is returned once the simulation ends).
 #[allow(clippy::too_many_arguments)]
 pub fn simulated(
     plan: &Plan,

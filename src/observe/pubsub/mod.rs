@@ -1,6 +1,7 @@
 //! Real Pub/Sub, through Google's official `google-cloud-pubsub` crate: connections to the emulator (ours or
 //! Google's, by `PUBSUB_EMULATOR_HOST`) or to GCP with Application Default Credentials; topic and subscription
-//! set-up through the admin clients; the publishing target; the completion tracker; the backlog samplers.
+//! set-up through the admin clients; the completion tracker; the backlog samplers; the IAM preflight; the worker
+//! contract. The publishing target that uses these is `run::publisher`.
 
 pub mod backlog;
 pub mod contract;

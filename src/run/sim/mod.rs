@@ -32,9 +32,11 @@ const HISTORY_US: u64 = 3_600_000_000;
 /// What the simulation did, besides the events it emitted.
 #[derive(Debug, Clone)]
 pub struct SimOutcome {
+    /// The end of the observation, µs of simulated time.
     pub end_us: u64,
+    /// Events emitted (a shard's caller may keep fewer).
     pub events: u64,
-    /// Stopped early by Ctrl-C or SIGTERM.
+    /// Stopped early through its `Stop`: Ctrl-C or SIGTERM, or a failed `abort_on_fail` threshold.
     pub interrupted: bool,
 }
 
