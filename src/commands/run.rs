@@ -25,6 +25,9 @@ pub(super) fn stamped(name: &str) -> String {
     format!("{stamp}-{name}")
 }
 
+/// The most schedule items a simulated run holds rather than generating its schedule twice (40 bytes each: 10 MiB).
+const MAX_HELD_ITEMS: usize = 262_144;
+
 pub(super) fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
     let mut plan = load_plan(&args.workload)?;
     if let Some(t) = args.target {
@@ -53,8 +56,11 @@ pub(super) fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
         );
     }
     let thresholds = run_thresholds(&plan, args)?;
-    // The schedule is never held: one pass for its end here, one as the simulator sends it.
-    let last_offset = schedule::last_offset_of(&plan);
+    // The schedule's end is needed before the first event (the header's deadline, the metrics' and the abort
+    // checks' horizon): one pass here, which holds the items of a schedule of up to MAX_HELD_ITEMS for the
+    // simulator; a longer one is generated again as it is sent, never held.
+    let ahead = schedule::ahead(&plan, MAX_HELD_ITEMS);
+    let last_offset = ahead.last_offset;
     let horizon = last_offset.0 + plan.deadline.0 + plan.drain.0;
     check_metrics(&args.metrics, &plan, horizon)?;
     let (run_id, dir) = run_results_dir(&plan, args)?;
@@ -82,6 +88,7 @@ pub(super) fn run_workload(args: &RunArgs) -> anyhow::Result<ExitStatus> {
         recorder,
         &thresholds,
         horizon,
+        ahead.items,
         stop.clone(),
     )?;
     let simulated_in = started.elapsed();

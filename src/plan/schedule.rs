@@ -75,6 +75,35 @@ pub fn last_offset_of(plan: &Plan) -> Micros {
     Micros(iter(plan).last().map_or(0, |i| i.offset_us))
 }
 
+/// The schedule read once ahead of a run: the offset of its last item (zero for an empty one), and its items when
+/// there are at most `max_held` of them, so a simulated run can send those instead of generating the schedule a
+/// second time. Memory: at most `max_held` items (40 bytes each), whatever the schedule's length.
+pub struct Ahead {
+    pub last_offset: Micros,
+    /// Every item, in order, or `None` when there were more than `max_held`.
+    pub items: Option<Vec<Item>>,
+}
+
+/// See [`Ahead`].
+pub fn ahead(plan: &Plan, max_held: usize) -> Ahead {
+    let mut items = Some(Vec::new());
+    let mut last = 0;
+    for item in iter(plan) {
+        last = item.offset_us;
+        if let Some(held) = &mut items {
+            if held.len() < max_held {
+                held.push(item);
+            } else {
+                items = None;
+            }
+        }
+    }
+    Ahead {
+        last_offset: Micros(last),
+        items,
+    }
+}
+
 /// See [`iter`].
 pub struct Schedule<'a> {
     streams: Vec<StreamGen<'a>>,
@@ -658,6 +687,12 @@ mod tests {
             assert!(!lazy.is_empty(), "{}", p.name);
             assert_eq!(lazy, eager(p), "{}", p.name);
             assert_eq!(last_offset_of(p), last_offset(&lazy));
+            // Read ahead: the same end, and the same items when they fit; none held when they do not.
+            let held = ahead(p, lazy.len());
+            assert_eq!(held.last_offset, last_offset(&lazy));
+            assert_eq!(held.items.as_ref(), Some(&lazy), "{}", p.name);
+            let over = ahead(p, lazy.len() - 1);
+            assert_eq!((over.last_offset, over.items), (last_offset(&lazy), None));
         }
     }
 

@@ -67,7 +67,8 @@ pub fn shard_header(mut header: Event, shard: Option<schedule::Shard>) -> Event 
 /// own messages' events and the shared ones: each shard simulates the whole stack, since the cluster answers to all
 /// the load), into `log`. `horizon_us` is the run's planned length (last send + deadline + drain); thresholds
 /// with `abort_on_fail` are checked on simulated time, and one that fails stops the run through `stop`, as a
-/// signal does. `header` carries the same shard as `shard` ([`shard_header`]). Errors: the log cannot be created or
+/// signal does. `header` carries the same shard as `shard` ([`shard_header`]). `held` is the schedule, when it was
+/// held by [`schedule::ahead`] (else the simulator generates it). Errors: the log cannot be created or
 /// written (a write that fails is returned once the simulation ends).
 #[allow(clippy::too_many_arguments)]
 pub fn simulated(
@@ -78,18 +79,25 @@ pub fn simulated(
     recorder: Option<crate::outputs::metrics::Recorder>,
     thresholds: &[crate::plan::thresholds::Threshold],
     horizon_us: u64,
+    held: Option<Vec<schedule::Item>>,
     stop: Arc<Stop>,
 ) -> crate::event::log::Result<(Collected, crate::run::sim::SimOutcome)> {
     // The simulator emits in time order, so events go straight to the log and the analysis: nothing is held.
     let mut c = Collector::create(log, header.clone(), Order::InOrder)?
         .with_recorder(recorder, &header)
         .with_abort(thresholds, horizon_us, Clock::Simulated, stop.clone());
-    let outcome = crate::run::sim::simulate_until(plan, &stop, |e| {
-        if shard.is_some_and(|s| s.owns_event(&e.kind) == Some(false)) {
-            return;
-        }
-        c.push(e);
-    });
+    let outcome = sim::simulate_from(
+        plan,
+        held,
+        &stop,
+        |e| {
+            if shard.is_some_and(|s| s.owns_event(&e.kind) == Some(false)) {
+                return;
+            }
+            c.push(e);
+        },
+        None,
+    );
     Ok((c.finish()?, outcome))
 }
 

@@ -177,7 +177,7 @@ struct Sim<'a, F: FnMut(Event)> {
     plan: &'a Plan,
     cfg: &'a SimConfig,
     /// The schedule, read as it is due: the next item is sent before any other event of its instant.
-    items: std::iter::Peekable<crate::plan::schedule::Schedule<'a>>,
+    items: std::iter::Peekable<Box<dyn Iterator<Item = Item> + 'a>>,
     now: u64,
     seq: u64,
     queue: BinaryHeap<Reverse<(u64, u64, Ev)>>,
@@ -215,11 +215,27 @@ pub fn simulate_until<F: FnMut(Event)>(plan: &Plan, stop: &Stop, emit: F) -> Sim
 pub fn simulate_observed<F: FnMut(Event)>(
     plan: &Plan,
     stop: &Stop,
+    emit: F,
+    truth: Option<&mut Truth>,
+) -> SimOutcome {
+    simulate_from(plan, None, stop, emit, truth)
+}
+
+/// As [`simulate_observed`], sending `held` (the whole schedule of `plan`, as [`crate::plan::schedule::ahead`] held
+/// it) when given, instead of generating the schedule again.
+pub fn simulate_from<F: FnMut(Event)>(
+    plan: &Plan,
+    held: Option<Vec<Item>>,
+    stop: &Stop,
     mut emit: F,
     truth: Option<&mut Truth>,
 ) -> SimOutcome {
+    let items: Box<dyn Iterator<Item = Item> + '_> = match held {
+        Some(items) => Box::new(items.into_iter()),
+        None => Box::new(crate::plan::schedule::iter(plan)),
+    };
     if plan.sim.observe == crate::plan::sim::Observe::Sim {
-        return run(plan, stop, emit, truth);
+        return run(plan, items, stop, emit, truth);
     }
     let mut emitted = 0u64;
     let mut counted = |e: Event| {
@@ -227,16 +243,17 @@ pub fn simulate_observed<F: FnMut(Event)>(
         emit(e)
     };
     let mut lens = observe::Lens::new(plan, "sim");
-    let mut outcome = run(plan, stop, |e| lens.push(e, &mut counted), truth);
+    let mut outcome = run(plan, items, stop, |e| lens.push(e, &mut counted), truth);
     outcome.events = emitted;
     outcome
 }
 
-fn run<F: FnMut(Event)>(
-    plan: &Plan,
+fn run<'a, F: FnMut(Event)>(
+    plan: &'a Plan,
+    items: Box<dyn Iterator<Item = Item> + 'a>,
     stop: &Stop,
     emit: F,
-    truth: Option<&mut Truth>,
+    truth: Option<&'a mut Truth>,
 ) -> SimOutcome {
     let cfg = &plan.sim;
     let pipelines = cfg
@@ -264,7 +281,7 @@ fn run<F: FnMut(Event)>(
     let mut sim = Sim {
         plan,
         cfg,
-        items: crate::plan::schedule::iter(plan).peekable(),
+        items: items.peekable(),
         now: 0,
         seq: 0,
         queue: BinaryHeap::new(),
