@@ -55,6 +55,7 @@ fn the_simulated_and_live_paths_give_one_report_of_the_same_events() {
         &sim_dir.join("events.jsonl"),
         events[0].clone(),
         Order::InOrder,
+        None,
     )
     .unwrap();
     for e in &events[1..] {
@@ -82,8 +83,10 @@ fn the_simulated_and_live_paths_give_one_report_of_the_same_events() {
             Order::Reordered {
                 window_us: REORDER_WINDOW_US,
             },
+            None,
         )
-        .unwrap();
+        .unwrap()
+        .counting();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let task = tokio::spawn(c.collect(rx, |open| {
             // The simulator closes every message itself (completed or lost): nothing is left for the live run's

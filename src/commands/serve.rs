@@ -95,8 +95,7 @@ pub(super) fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
     let stop = crate::run::stop_on_signal();
     let origin_unix_us = crate::units::unix_now_us();
     let started = std::time::Instant::now();
-    let mut writer = EventLogWriter::create(&dir.join("events.jsonl"))?;
-    writer.append(&Event::new(
+    let header = Event::new(
         0,
         Source::Harness,
         EventKind::RunStarted {
@@ -115,7 +114,16 @@ pub(super) fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
             cluster_observed: Some(true),
             overrides: Vec::new(),
         },
-    ))?;
+    );
+    // The watchers report out of time order: the collector analyses through analyze's reordering window.
+    let collector = crate::run::collector::Collector::create(
+        &dir.join("events.jsonl"),
+        header,
+        crate::run::collector::Order::Reordered {
+            window_us: crate::analysis::REORDER_WINDOW_US,
+        },
+        None,
+    )?;
     if !args.results.quiet {
         crate::note!(
             "watching namespace {} and its nodes{}; results in {} (Ctrl-C to stop)",
@@ -131,9 +139,9 @@ pub(super) fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
         selector: args.selector.clone(),
         node_selector: args.node_selector.clone(),
     };
-    let counts = rt.block_on(async {
+    let (counts, mut report) = rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let finish = move || {
+        let finish = move |_| {
             vec![Event::new(
                 started.elapsed().as_micros() as u64,
                 Source::Harness,
@@ -143,7 +151,7 @@ pub(super) fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
                 },
             )]
         };
-        let collector = tokio::spawn(eventlog::collect_with(writer, rx, |_| {}, finish));
+        let collector = tokio::spawn(collector.collect(rx, finish));
         let watching = watch::start(client, &opts, origin_unix_us, tx);
         while !stop.requested()
             && args
@@ -153,10 +161,9 @@ pub(super) fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
         let counts = watching.stop().await;
-        collector.await.expect("collector task")?;
-        anyhow::Ok(counts)
+        let collected = collector.await.expect("collector task")?;
+        anyhow::Ok((counts, collected.report))
     })?;
-    let (mut report, _, _) = analyze_results(&dir)?;
     if counts.unparsed > 0 {
         report.warnings.push(format!(
             "{} event messages were not recognised (kept raw in the cluster)",

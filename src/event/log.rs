@@ -105,46 +105,6 @@ impl Drop for EventLogWriter {
     }
 }
 
-/// The one collector of a live run: owns the writer, appends every event sent on `rx` as it arrives, flushes once
-/// a second even when no event comes, and finishes the log when every sender is gone. Returns the events written.
-pub async fn collect(
-    writer: EventLogWriter,
-    rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
-) -> Result<u64> {
-    collect_with(writer, rx, |_| {}, Vec::new).await
-}
-
-/// [`collect`], showing every event to `seen` after it is appended (live counters, the open-message set), and
-/// appending what `last` returns once every sender is gone (what is still open is lost; the run is finished).
-pub async fn collect_with<L: IntoIterator<Item = Event>>(
-    mut writer: EventLogWriter,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
-    mut seen: impl FnMut(&Event) + Send,
-    last: impl FnOnce() -> L + Send,
-) -> Result<u64> {
-    let mut tick = tokio::time::interval(FLUSH_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            event = rx.recv() => match event {
-                Some(e) => {
-                    writer.append(&e)?;
-                    seen(&e);
-                }
-                None => break,
-            },
-            _ = tick.tick() => writer.flush()?,
-        }
-    }
-    for e in last() {
-        writer.append(&e)?;
-        seen(&e);
-    }
-    let n = writer.written();
-    writer.finish()?;
-    Ok(n)
-}
-
 /// What reading a log found besides the events.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadReport {
@@ -341,25 +301,6 @@ mod tests {
         assert!(report.truncated_tail);
         assert_eq!(report.corrupt_lines, 1);
         assert_eq!(report.warnings().len(), 2);
-    }
-
-    /// With a quiet producer, what was sent is on disk within a second (paused clock: no real waiting).
-    #[tokio::test(start_paused = true)]
-    async fn the_collector_flushes_every_second() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("events.jsonl");
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let task = tokio::spawn(collect(EventLogWriter::create(&p).unwrap(), rx));
-        tx.send(ev(1)).unwrap();
-        tx.send(ev(2)).unwrap();
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert_eq!(
-            read(&p).unwrap().0.len(),
-            2,
-            "flushed by the tick, the run still going"
-        );
-        drop(tx);
-        assert_eq!(task.await.unwrap().unwrap(), 2);
     }
 
     #[test]

@@ -111,17 +111,24 @@ pub struct Collector {
     writer: EventLogWriter,
     write_error: Option<eventlog::Error>,
     analysis: Analysis,
-    ledger: Arc<Mutex<Ledger>>,
+    /// Kept only when asked for ([`Collector::counting`]): the simulator's hot path shows no progress line.
+    ledger: Option<Arc<Mutex<Ledger>>>,
     recorder: Option<Recorder>,
     abort: Option<AbortOnFail>,
 }
 
 impl Collector {
     /// Creates `log` (`events.jsonl`; an existing file is replaced), writes `header` (the `run_started` event) and
-    /// puts it on disk at once, so a run killed in its first second still leaves a log that names it.
+    /// puts it on disk at once, so a run killed in its first second still leaves a log that names it. Every event,
+    /// the header included, also goes to `recorder` (the run's metrics) when there is one.
     ///
     /// Errors: the log cannot be created or written.
-    pub fn create(log: &Path, header: Event, order: Order) -> eventlog::Result<Collector> {
+    pub fn create(
+        log: &Path,
+        header: Event,
+        order: Order,
+        recorder: Option<Recorder>,
+    ) -> eventlog::Result<Collector> {
         let writer = EventLogWriter::create(log)?;
         let mut c = Collector {
             writer,
@@ -130,8 +137,8 @@ impl Collector {
                 Order::InOrder => Analysis::InOrder(Analyzer::default()),
                 Order::Reordered { window_us } => Analysis::Reordered(Reordering::new(window_us)),
             },
-            ledger: Arc::default(),
-            recorder: None,
+            ledger: None,
+            recorder,
             abort: None,
         };
         c.push(header);
@@ -139,13 +146,10 @@ impl Collector {
         Ok(c)
     }
 
-    /// Feeds every event to `recorder` too; `header` is the one given to [`Collector::create`] (shown to the
-    /// recorder here). Call it before the first [`Collector::push`].
-    pub fn with_recorder(mut self, recorder: Option<Recorder>, header: &Event) -> Collector {
-        if let Some(mut r) = recorder {
-            r.see(header);
-            self.recorder = Some(r);
-        }
+    /// Keeps the live counts ([`Ledger`]) from the next event on: for a source that shows progress or waits on
+    /// what is still open (a live run), and for [`Collector::collect`]'s closing `lost` events.
+    pub fn counting(mut self) -> Collector {
+        self.ledger.get_or_insert_with(Arc::default);
         self
     }
 
@@ -175,8 +179,9 @@ impl Collector {
         self
     }
 
-    /// The live counts, shared with whoever shows or waits on them (the progress line, the completion wait).
-    pub fn ledger(&self) -> Arc<Mutex<Ledger>> {
+    /// The live counts, shared with whoever shows or waits on them (the progress line, the completion wait);
+    /// `None` unless [`Collector::counting`].
+    pub fn ledger(&self) -> Option<Arc<Mutex<Ledger>>> {
         self.ledger.clone()
     }
 
@@ -191,10 +196,9 @@ impl Collector {
         {
             self.write_error = Some(err);
         }
-        self.ledger
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .see(&e);
+        if let Some(l) = &self.ledger {
+            l.lock().unwrap_or_else(|p| p.into_inner()).see(&e);
+        }
         if let Some(r) = &mut self.recorder {
             r.see(&e);
         }
@@ -254,7 +258,8 @@ impl Collector {
     }
 
     /// Collects every event sent on `rx` as it arrives, flushing once a second even when none comes. When every
-    /// sender is gone, `last` is given the messages still open (taken out of the [`Ledger`]) and what it returns is
+    /// sender is gone, `last` is given the messages still open (taken out of the [`Ledger`]; none unless
+    /// [`Collector::counting`]) and what it returns is
     /// collected too (they are lost; the run is finished), made one at a time as they are written. Then
     /// [`Collector::finish`]. Errors: a write or flush that failed, at the next tick (the channel is then dropped,
     /// so the producers' sends fail and they stop sending).
@@ -274,7 +279,11 @@ impl Collector {
                 _ = tick.tick() => self.flush()?,
             }
         }
-        let open = std::mem::take(&mut self.ledger.lock().unwrap_or_else(|p| p.into_inner()).open);
+        let open = self
+            .ledger
+            .as_ref()
+            .map(|l| std::mem::take(&mut l.lock().unwrap_or_else(|p| p.into_inner()).open))
+            .unwrap_or_default();
         for e in last(open) {
             self.push(e);
         }
@@ -430,7 +439,7 @@ mod tests {
             writer,
             write_error: None,
             analysis: Analysis::InOrder(Analyzer::default()),
-            ledger: Arc::default(),
+            ledger: None,
             recorder: None,
             abort: None,
         };
@@ -441,5 +450,25 @@ mod tests {
         c.push(header());
         assert_eq!(c.flush().unwrap_err().to_string(), first);
         assert_eq!(c.finish().err().map(|e| e.to_string()), Some(first));
+    }
+
+    /// With a quiet producer, what was sent is on disk within a second (paused clock: no real waiting).
+    #[tokio::test(start_paused = true)]
+    async fn the_collector_flushes_every_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let c = Collector::create(&p, header(), Order::InOrder, None).unwrap();
+        let task = tokio::spawn(c.collect(rx, |_| Vec::new()));
+        tx.send(header()).unwrap();
+        tx.send(header()).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        assert_eq!(
+            eventlog::read(&p).unwrap().0.len(),
+            3,
+            "flushed by the tick, the run still going"
+        );
+        drop(tx);
+        assert_eq!(task.await.unwrap().unwrap().events, 3);
     }
 }

@@ -452,19 +452,20 @@ pub async fn run(
     // window `analyze` uses, so the report is the one `analyze` gives of the same log.
     let collector = Collector::create(
         &dir.join("events.jsonl"),
-        header.clone(),
+        header,
         Order::Reordered {
             window_us: crate::analysis::REORDER_WINDOW_US,
         },
+        recorder,
     )?
-    .with_recorder(recorder, &header)
+    .counting()
     .with_abort(
         &opts.thresholds,
         deadline_us + plan.drain.0,
         Clock::RealTime,
         stop.clone(),
     );
-    let ledger = collector.ledger();
+    let ledger = collector.ledger().expect("counting");
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let collector = {
         let stop = stop.clone();

@@ -83,9 +83,12 @@ pub fn simulated(
     stop: Arc<Stop>,
 ) -> crate::event::log::Result<(Collected, crate::run::sim::SimOutcome)> {
     // The simulator emits in time order, so events go straight to the log and the analysis: nothing is held.
-    let mut c = Collector::create(log, header.clone(), Order::InOrder)?
-        .with_recorder(recorder, &header)
-        .with_abort(thresholds, horizon_us, Clock::Simulated, stop.clone());
+    let mut c = Collector::create(log, header, Order::InOrder, recorder)?.with_abort(
+        thresholds,
+        horizon_us,
+        Clock::Simulated,
+        stop.clone(),
+    );
     let outcome = sim::simulate_from(
         plan,
         held,
