@@ -996,3 +996,139 @@ fn simulated_burst_report_snapshots() {
         imagen_load::outputs::report::markdown::render(&r)
     );
 }
+
+/// A live log of 1,000 messages over 10 s (100/s, each `lateness_us` late, answered 1 ms later) with the harness's
+/// CPU sampled every second to 11 s: the process used `own` CPU-seconds per second, the machine (2 cores) was
+/// `busy` busy (`None`: unreadable).
+fn harness_log(lateness_us: u64, own: f64, busy: Option<f64>) -> Vec<imagen_load::event::Event> {
+    use imagen_load::event::{Event, EventKind, MsgId, Source};
+    let s = 1_000_000u64;
+    let mut log = vec![Event::new(
+        0,
+        Source::Harness,
+        EventKind::RunStarted {
+            log_version: imagen_load::event::EVENT_LOG_VERSION,
+            run_id: "r".into(),
+            workload: "w".into(),
+            seed: 1,
+            target: "emulator".into(),
+            wall_clock_start_unix_us: 1_767_225_600_000_000,
+            streams: vec!["upscale".into()],
+            warmup_us: 0,
+            deadline_us: 20 * s,
+            price_per_gpu_hour_usd: 0.48,
+            shard: None,
+            pipelines: Vec::new(),
+            cluster_observed: Some(false),
+            overrides: Vec::new(),
+        },
+    )];
+    for seq in 0..1000u64 {
+        let id = MsgId {
+            stream: "upscale".into(),
+            seq,
+        };
+        let at = seq * 10_000;
+        log.push(Event::new(
+            at,
+            Source::Harness,
+            EventKind::Scheduled {
+                id: id.clone(),
+                intended_us: at,
+            },
+        ));
+        log.push(Event::new(
+            at + lateness_us + 1_000,
+            Source::Harness,
+            EventKind::Published {
+                id,
+                lateness_us,
+                server_id: Some(seq.to_string()),
+            },
+        ));
+    }
+    for k in 1..=11u64 {
+        log.push(Event::new(
+            k * s,
+            Source::Harness,
+            EventKind::HarnessCpu {
+                process_cpu_us: (own * (k * s) as f64) as u64,
+                machine_busy_us: busy.map(|b| (b * (2 * k * s) as f64) as u64),
+                machine_total_us: busy.map(|_| 2 * k * s),
+                cores: 2,
+            },
+        ));
+    }
+    log
+}
+
+/// A pacer that fell behind is told apart by whether the machine had CPU to spare, from the `harness_cpu`
+/// samples: the numbers below are the log's by hand (5.5 CPU-seconds over 11 s for 1,000 messages).
+#[test]
+fn a_late_pacer_is_said_to_be_saturated_only_when_the_machine_had_no_cpu_to_spare() {
+    let harness = |r: &RunReport| r.delivery.harness.clone().expect("harness CPU");
+    let pacer_warning = |r: &RunReport| {
+        r.warnings
+            .iter()
+            .find(|w| w.starts_with("the pacer fell behind"))
+            .cloned()
+    };
+    // 5 ms late on a machine 95 % busy: saturated in all 10 seconds of sending.
+    let r = analysis::analyze(harness_log(5_000, 0.5, Some(0.95)));
+    let h = harness(&r);
+    assert!((h.cpu_s - 5.5).abs() < 1e-9, "{h:?}");
+    assert!(
+        (h.cpu_per_message_us.unwrap() - 5_500.0).abs() < 1e-6,
+        "{h:?}"
+    );
+    assert!((h.cores_used - 0.5).abs() < 1e-9, "{h:?}");
+    assert!((h.machine_busy.unwrap() - 0.95).abs() < 1e-9, "{h:?}");
+    assert_eq!((h.cores, h.sending_s, h.saturated_s), (2, 10, 10), "{h:?}");
+    assert!(h.pacer_saturated);
+    let w = pacer_warning(&r).expect("a warning");
+    assert!(
+        w.contains("on a saturated machine") && w.contains("in 10 of 10 seconds of sending"),
+        "{w}"
+    );
+    // Its summary.json follows the schema, with the harness section.
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path("docs/summary.schema.json")).unwrap())
+            .unwrap();
+    let summary =
+        serde_json::to_value(imagen_load::outputs::report::Summary::from_report(&r)).unwrap();
+    assert_eq!(summary["delivery"]["harness"]["pacer_saturated"], true);
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&summary)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+
+    // As late, the machine 30 % busy: not the harness's limit, and the warning says where else to look.
+    let r = analysis::analyze(harness_log(5_000, 0.5, Some(0.3)));
+    let h = harness(&r);
+    assert_eq!((h.saturated_s, h.pacer_saturated), (0, false), "{h:?}");
+    let w = pacer_warning(&r).expect("a warning");
+    assert!(
+        w.contains("though the machine had CPU to spare (its busiest second of sending 30% busy")
+            && w.contains("max_outstanding_messages"),
+        "{w}"
+    );
+
+    // On time (p99 200 µs) on a saturated machine: saturated seconds counted, nothing said of the pacer.
+    let r = analysis::analyze(harness_log(200, 0.5, Some(0.95)));
+    let h = harness(&r);
+    assert_eq!((h.saturated_s, h.pacer_saturated), (10, false), "{h:?}");
+    assert_eq!(pacer_warning(&r), None);
+
+    // The machine's time unreadable, the harness itself on 1.9 of its 2 cores: saturated by its own use.
+    let r = analysis::analyze(harness_log(5_000, 1.9, None));
+    let h = harness(&r);
+    assert_eq!(h.machine_busy, None);
+    assert_eq!((h.saturated_s, h.pacer_saturated), (10, true), "{h:?}");
+
+    // No samples (the simulator, older logs): no harness section.
+    let mut old = harness_log(5_000, 0.5, Some(0.95));
+    old.retain(|e| !matches!(e.kind, imagen_load::event::EventKind::HarnessCpu { .. }));
+    assert!(analysis::analyze(old).delivery.harness.is_none());
+}

@@ -784,6 +784,30 @@ topic = "imagen-upscale"
         .expect("a pacer lateness series");
     assert_eq!(lateness["count"], 1000);
     assert!(lateness["p99_us"].as_u64().unwrap() > 500_000, "{lateness}");
+    // The harness sampled its CPU. It idles, waiting on one publish at a time, so the pacer is late with CPU to
+    // spare and the warning points at the in-flight bound, unless other tests running alongside filled the
+    // machine (then the saturated warning is the right one).
+    let h = &d["harness"];
+    assert!(h["cpu_s"].as_f64().unwrap() > 0.0, "{h}");
+    let per_message = h["cpu_per_message_us"].as_f64().unwrap();
+    assert!(
+        (per_message - h["cpu_s"].as_f64().unwrap() * 1e6 / 1000.0).abs() < 1e-6,
+        "{h}"
+    );
+    assert_eq!(
+        h["cores"].as_u64().unwrap() as usize,
+        std::thread::available_parallelism().unwrap().get()
+    );
+    assert!(h["sending_s"].as_u64().unwrap() >= 2, "{h}");
+    if h["pacer_saturated"] == false {
+        assert!(
+            warnings.contains("though the machine had CPU to spare")
+                && warnings.contains("max_outstanding_messages"),
+            "{warnings}"
+        );
+    } else {
+        assert!(warnings.contains("on a saturated machine"), "{warnings}");
+    }
 }
 
 #[test]

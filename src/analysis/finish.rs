@@ -97,6 +97,7 @@ impl Analyzer {
         }
         delivery.lost_ranges = SeqRange::from_seqs(lost_seqs);
         self.publishing_rates(&mut delivery);
+        self.harness_cpu(&mut delivery);
         if self.no_intended > 0 {
             self.warnings.push(format!(
                 "{} completions had no scheduled event: counted, but without a latency",

@@ -274,7 +274,13 @@ pub struct Analyzer {
     scale_up_groups: BTreeSet<String>,
     /// Reported problems by the Event they came from, at its highest count.
     problems: HashMap<String, Reported>,
+    /// `harness_cpu` samples in log order: (t, process CPU µs, machine busy µs, machine total µs, cores).
+    harness_cpu: Vec<CpuSample>,
 }
+
+/// One `harness_cpu` sample: (t_us, process CPU µs, machine (busy µs, total µs), cores), all cumulative from the
+/// run's start.
+type CpuSample = (u64, u64, Option<(u64, u64)>, u32);
 
 /// A reported problem (pod, phase, reason, node group, highest count).
 type Reported = (Option<String>, String, String, Option<String>, u32);
@@ -568,6 +574,17 @@ impl Analyzer {
                     self.series.record("metrics.point_age", &stream, None, *age);
                 }
             }
+            EventKind::HarnessCpu {
+                process_cpu_us,
+                machine_busy_us,
+                machine_total_us,
+                cores,
+            } => self.harness_cpu.push((
+                t,
+                *process_cpu_us,
+                machine_busy_us.zip(*machine_total_us),
+                *cores,
+            )),
             EventKind::ResultsIgnored {
                 other_runs,
                 malformed,
@@ -920,6 +937,94 @@ impl Analyzer {
                 p99("pacer_lateness"),
             ));
         }
+    }
+
+    /// The harness's CPU use from its `harness_cpu` samples, and whether a late pacer had CPU to spare: a warning
+    /// either way when the pacer lateness p99 is over [`PACER_LATE_P99_US`].
+    fn harness_cpu(&mut self, d: &mut Delivery) {
+        let Some(&(t_last, cpu_us, machine, cores)) = self.harness_cpu.last() else {
+            return;
+        };
+        let cores = cores.max(1);
+        // The seconds of sending: sample intervals that overlap the span from the first intended send to the last
+        // publish answered.
+        let (from, to) = (
+            self.first_send.unwrap_or(0),
+            self.last_published.max(self.last_intended),
+        );
+        let (mut sending_s, mut saturated_s, mut busiest) = (0u64, 0u64, 0f64);
+        let mut prev = (0u64, 0u64, Some((0u64, 0u64)));
+        for &(t, cpu, m, _) in &self.harness_cpu {
+            let dt = t.saturating_sub(prev.0);
+            if dt > 0 && t > from && prev.0 < to {
+                let own = cpu.saturating_sub(prev.1) as f64 / (dt as f64 * cores as f64);
+                let machine = m.zip(prev.2).and_then(|((b, tot), (pb, ptot))| {
+                    let total = tot.saturating_sub(ptot);
+                    (total > 0).then(|| b.saturating_sub(pb) as f64 / total as f64)
+                });
+                let busy = machine.unwrap_or(0.0).max(own);
+                busiest = busiest.max(busy);
+                sending_s += 1;
+                if busy >= SATURATED_BUSY {
+                    saturated_s += 1;
+                }
+            }
+            prev = (t, cpu, m);
+        }
+        let lateness_p99 = self
+            .series
+            .get("pacer_lateness", "all", None)
+            .map(|h| h.value_at_quantile(0.99));
+        let late = lateness_p99.is_some_and(|p| p > PACER_LATE_P99_US);
+        let pacer_saturated =
+            late && sending_s > 0 && saturated_s > 0 && saturated_s * 100 >= sending_s;
+        let h = HarnessCpu {
+            cpu_s: cpu_us as f64 / 1e6,
+            cpu_per_message_us: (d.published > 0).then(|| cpu_us as f64 / d.published as f64),
+            cores,
+            cores_used: if t_last > 0 {
+                cpu_us as f64 / t_last as f64
+            } else {
+                0.0
+            },
+            machine_busy: machine
+                .filter(|m| m.1 > 0)
+                .map(|(b, t)| b as f64 / t as f64),
+            sending_s,
+            saturated_s,
+            pacer_saturated,
+        };
+        if late {
+            let p99 = crate::units::human_us(lateness_p99.unwrap_or(0));
+            let usage = format!(
+                "the harness: {} CPU per message, {:.1} of {} cores{}",
+                h.cpu_per_message_us
+                    .map_or("no".into(), |us| crate::units::human_us(us as u64)),
+                h.cores_used,
+                h.cores,
+                h.machine_busy
+                    .map(|b| format!("; the machine {:.0}% busy over the run", b * 100.0))
+                    .unwrap_or_default(),
+            );
+            self.warnings.push(if pacer_saturated {
+                format!(
+                    "the pacer fell behind the schedule (lateness p99 {p99}, over 1 ms) on a saturated machine: at \
+                     least {:.0}% of its CPU busy in {saturated_s} of {sending_s} seconds of sending ({usage})\n    \
+                     fix: shard the load across machines (`run --shard`), give the harness more CPU, or move the \
+                     emulator and workers off its machine; latencies are still measured from the intended sends",
+                    SATURATED_BUSY * 100.0
+                )
+            } else {
+                format!(
+                    "the pacer fell behind the schedule (lateness p99 {p99}, over 1 ms) though the machine had CPU \
+                     to spare (its busiest second of sending {:.0}% busy; {usage})\n    fix: a slow target holds \
+                     sends back at the in-flight bound (`[target] max_outstanding_messages` and \
+                     `max_outstanding_bytes`; see the publish delay), else the OS ran the pacer late",
+                    busiest * 100.0
+                )
+            });
+        }
+        d.harness = Some(h);
     }
 
     /// A message completed at `done`: counted, and its latency and split folded into the series and the

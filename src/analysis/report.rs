@@ -84,7 +84,43 @@ pub struct Delivery {
     /// a row are one entry, not a million. Reports show the first few; `summary.json` has them all.
     pub lost_ranges: Vec<SeqRange>,
     pub publish_errors: BTreeMap<String, u64>,
+    /// The harness's own CPU use over a live run (its `harness_cpu` events); `None` for the simulator and for logs
+    /// without them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub harness: Option<HarnessCpu>,
 }
+
+/// The harness's own CPU use over a live run, and whether a pacer that fell behind had a machine with no CPU to
+/// spare (the harness's limit) or not (the target's flow control, or the OS's scheduling).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HarnessCpu {
+    /// The harness process's CPU time over the run, user + system, seconds.
+    pub cpu_s: f64,
+    /// That per message published, µs; `None` when none was.
+    pub cpu_per_message_us: Option<f64>,
+    /// The CPUs the harness could run on.
+    pub cores: u32,
+    /// The CPUs the harness kept busy on average over the run.
+    pub cores_used: f64,
+    /// The machine's busy share of its CPU time over the run, 0–1 (every process: an emulator or workers on the
+    /// same machine count); `None` where the machine's CPU time is unreadable.
+    pub machine_busy: Option<f64>,
+    /// Seconds sampled while messages were being sent (from the first intended send to the last publish answered).
+    pub sending_s: u64,
+    /// Of those, the seconds in which the machine, or the harness on its own cores, was at least
+    /// [`SATURATED_BUSY`] busy.
+    pub saturated_s: u64,
+    /// The pacer fell behind (lateness p99 over [`PACER_LATE_P99_US`]) while the machine was saturated in at least
+    /// 1 % of the sending seconds (the share of sends a p99 leaves out): the limit measured is the harness's
+    /// machine, not the target.
+    pub pacer_saturated: bool,
+}
+
+/// A second in which this share of the CPU was busy counts as saturated: no CPU to spare for the pacer.
+pub const SATURATED_BUSY: f64 = 0.9;
+/// The pacer lateness p99 over which the pacer is said to have fallen behind: issue 26's goal for "p99 ≤ 1 ms
+/// while the harness has CPU to spare".
+pub const PACER_LATE_P99_US: u64 = 1_000;
 
 /// The warning for a stream whose messages were all lost without one reaching a worker: nobody pulled from its
 /// subscription (no workers started, or workers on another subscription or project).

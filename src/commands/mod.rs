@@ -115,6 +115,16 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// The live run's runtime, and the built-in emulator's: their threads yield to the pacer's
+/// ([`crate::run::runner::yield_to_the_pacer`]).
+fn live_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(crate::run::runner::yield_to_the_pacer)
+        .build()
+        .context("cannot start the async runtime")
+}
+
 fn gate_status(report: &RunReport) -> ExitStatus {
     if report.failed_thresholds() > 0 {
         ExitStatus::GateFailed

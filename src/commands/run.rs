@@ -386,7 +386,7 @@ pub(super) fn run_live(args: &RunArgs, plan: &Plan) -> anyhow::Result<ExitStatus
         );
     }
     let stop = crate::run::stop_on_signal();
-    let rt = runtime()?;
+    let rt = live_runtime()?;
     // Connect and set up first: an unreachable Pub/Sub fails here, before the results folder exists. A signal
     // meanwhile (say, during a long --require-zero wait) ends it with nothing written.
     let prepared = rt.block_on(async {

@@ -4,7 +4,9 @@
 use super::*;
 
 pub(super) fn serve_emulator(args: &EmulatorArgs) -> anyhow::Result<ExitStatus> {
-    runtime()?.block_on(async {
+    // Its threads yield to a pacer on the same machine, as the live run's own do: a run's pacer at 10,000/s was
+    // late by 1.2 ms at p99 beside this emulator at the same priority, 0.36–0.56 ms with it lowered.
+    live_runtime()?.block_on(async {
         let handle = crate::observe::emulator::start((args.host, args.port).into()).await?;
         crate::say!(
             "Pub/Sub emulator on {} (gRPC + REST); backlog at http://{}/backlog/SUBSCRIPTION\n\

@@ -155,6 +155,20 @@ pub enum EventKind {
         /// The first malformed message's problem.
         example: Option<String>,
     },
+    /// The harness's CPU use from the run's start to this event (cumulative: the last one covers the run), sampled
+    /// once a second by a live run and once at its end ([`crate::observe::host`]). It tells a pacer that fell
+    /// behind because the machine had no CPU to spare from one that did not.
+    HarnessCpu {
+        /// The harness process's CPU time, user + system, every thread (`clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`), µs.
+        process_cpu_us: u64,
+        /// The whole machine's busy CPU time, every core (`/proc/stat`: all but idle and iowait; steal counts
+        /// as busy: the hypervisor gave that time to someone else), µs; `None` where `/proc/stat` is unreadable.
+        machine_busy_us: Option<u64>,
+        /// The whole machine's CPU time, busy or not, every core, µs; `None` with `machine_busy_us`.
+        machine_total_us: Option<u64>,
+        /// The CPUs the harness may run on (`std::thread::available_parallelism`: affinity and cgroup quota).
+        cores: u32,
+    },
     /// The value KEDA/HPA read for the scaler's metric at this time (after sampling and lag).
     MetricRead {
         scaled_object: String,
@@ -478,6 +492,18 @@ mod tests {
                 other_runs: 2,
                 malformed: 1,
                 example: Some("attribute `imagen_load_id` is missing".into()),
+            },
+            EventKind::HarnessCpu {
+                process_cpu_us: 1_500_000,
+                machine_busy_us: Some(3_000_000),
+                machine_total_us: Some(4_000_000),
+                cores: 2,
+            },
+            EventKind::HarnessCpu {
+                process_cpu_us: 10,
+                machine_busy_us: None,
+                machine_total_us: None,
+                cores: 1,
             },
             EventKind::MetricRead {
                 scaled_object: "o".into(),

@@ -20,6 +20,7 @@ pub(super) enum Tag {
     HttpCalled,
     Backlog,
     ResultsIgnored,
+    HarnessCpu,
     MetricRead,
     ScalerActive,
     ScalerCondition,
@@ -112,6 +113,10 @@ pub(super) struct Wire {
     message: Option<String>,
     gpus: Option<u32>,
     phases: Option<PodPhaseTruth>,
+    process_cpu_us: Option<u64>,
+    machine_busy_us: Option<u64>,
+    machine_total_us: Option<u64>,
+    cores: Option<u32>,
 }
 
 fn req<T>(v: Option<T>, field: &str) -> Result<T, String> {
@@ -207,6 +212,12 @@ impl TryFrom<Wire> for Event {
                 other_runs: r!(other_runs),
                 malformed: r!(malformed),
                 example: w.example,
+            },
+            Tag::HarnessCpu => EventKind::HarnessCpu {
+                process_cpu_us: r!(process_cpu_us),
+                machine_busy_us: w.machine_busy_us,
+                machine_total_us: w.machine_total_us,
+                cores: r!(cores),
             },
             Tag::MetricRead => EventKind::MetricRead {
                 scaled_object: r!(scaled_object),

@@ -467,11 +467,16 @@ pub async fn run(
     );
     let ledger = collector.ledger().expect("counting");
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    // The harness's CPU use, once a second and at the end: whether a late pacer had CPU to spare.
+    let cpu = crate::observe::host::CpuClock::start();
+    let cpu_sampler =
+        crate::observe::host::start_sampler(cpu, origin, Duration::from_secs(1), tx.clone());
     let collector = {
         let stop = stop.clone();
         // After every producer is done and its events are written: what is still open is lost.
         tokio::spawn(collector.collect(rx, move |open| {
             let now_us = origin.elapsed().as_micros() as u64;
+            let used = Event::new(now_us, Source::Harness, cpu.sample());
             let interrupted = stop.requested();
             let finished = Event::new(
                 now_us,
@@ -484,7 +489,7 @@ pub async fn run(
             // Made as they are written: a million lost messages are not a million events held at once.
             open.into_ids()
                 .map(move |id| Event::new(now_us, Source::Harness, EventKind::Lost { id }))
-                .chain(std::iter::once(finished))
+                .chain([used, finished])
         }))
     };
     let clock = RunClock {
@@ -616,6 +621,7 @@ pub async fn run(
     if let Some(s) = sampler {
         s.stop().await;
     }
+    cpu_sampler.abort();
     drop(target);
     drop(tx);
     let collected = collector.await.expect("collector task")?;

@@ -628,5 +628,33 @@ fn delivery(r: &RunReport) -> Section {
             .filter(|n| n.0)
             .map(|(_, tone, text)| Block::Note(tone, text)),
     );
+    if let Some(h) = &d.harness {
+        blocks.push(Block::Note(
+            if h.pacer_saturated {
+                Tone::Bad
+            } else {
+                Tone::Quiet
+            },
+            format!(
+                "the harness: {} CPU per message published, {:.1} of {} cores{}; saturated (≥ {:.0}% busy) in \
+                 {} of {} seconds of sending{}",
+                h.cpu_per_message_us
+                    .map_or("no".into(), |us| crate::units::human_us(us.round() as u64)),
+                h.cores_used,
+                h.cores,
+                h.machine_busy
+                    .map(|b| format!(", the machine {:.0}% busy", b * 100.0))
+                    .unwrap_or_default(),
+                crate::analysis::SATURATED_BUSY * 100.0,
+                h.saturated_s,
+                h.sending_s,
+                if h.pacer_saturated {
+                    ": the pacer fell behind for want of CPU"
+                } else {
+                    ""
+                },
+            ),
+        ));
+    }
     section("Delivery", blocks)
 }

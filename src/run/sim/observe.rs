@@ -643,7 +643,8 @@ impl Lens {
             | EventKind::Lost { .. }
             | EventKind::HttpCalled { .. }
             | EventKind::Backlog { .. }
-            | EventKind::ResultsIgnored { .. } => self.hold(e),
+            | EventKind::ResultsIgnored { .. }
+            | EventKind::HarnessCpu { .. } => self.hold(e),
             EventKind::SimPodTruth { pod, phases } => {
                 if let Some(v) = self.pods.get(&pod) {
                     let pod = v.name.clone();
