@@ -151,6 +151,8 @@ enum Leaf<'a> {
         limit: f64,
         k: f64,
         arrivals: Arrivals,
+        /// The last arrival's instant (seconds into the phase): where the next one is looked for from.
+        near: f64,
     },
     Even {
         start: u64,
@@ -212,11 +214,13 @@ impl<'a> StreamGen<'a> {
                 limit,
                 k,
                 arrivals,
+                near,
             } => {
                 if *k >= *limit {
                     return None;
                 }
-                let t = shape.inverse(*k, *total_s);
+                let t = shape.inverse_near(*k, *total_s, *near);
+                *near = t;
                 let off = (t * US_PER_S as f64).round() as u64;
                 if off >= *duration_us {
                     *k = f64::INFINITY;
@@ -289,6 +293,7 @@ impl<'a> StreamGen<'a> {
                         limit: shape.cumulative(total_s, total_s),
                         k,
                         arrivals: *arrivals,
+                        near: 0.0,
                     };
                     self.cursor += duration.0;
                     return Ok(None);
@@ -587,8 +592,10 @@ mod tests {
                     if *arrivals == Arrivals::Poisson {
                         k = Exp1.sample(&mut self.rng);
                     }
+                    let mut near = 0.0;
                     while k < limit {
-                        let t = shape.inverse(k, total);
+                        let t = shape.inverse_near(k, total, near);
+                        near = t;
                         let off = (t * US_PER_S as f64).round() as u64;
                         if off >= duration.0 {
                             break;

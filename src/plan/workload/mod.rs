@@ -1152,6 +1152,63 @@ mod tests {
         assert_eq!(p.len(), 3, "{p:#?}");
     }
 
+    /// The sine's inverse from a hint is the plain bisection's result bit for bit (what every schedule was, and
+    /// is, rounded from), whatever the hint: over a day's sine, a trough of rate zero, and many short cycles.
+    #[test]
+    fn the_sine_inverse_from_a_hint_is_the_plain_bisection_bit_for_bit() {
+        use rand::{RngExt, SeedableRng};
+        let plain = |s: &RateShape, k: f64, total: f64| {
+            let (mut lo, mut hi) = (0.0_f64, total);
+            for _ in 0..64 {
+                let mid = 0.5 * (lo + hi);
+                if s.cumulative(mid, total) < k {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+                if hi - lo < 1e-7 {
+                    break;
+                }
+            }
+            hi
+        };
+        let sine = |base: f64, amplitude: f64, period_s: u64, shift_s: u64| RateShape::Sine {
+            base: Rate { per_sec: base },
+            amplitude: Rate { per_sec: amplitude },
+            period: Micros::from_secs(period_s),
+            shift: Micros::from_secs(shift_s),
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for (shape, total) in [
+            (sine(0.5, 0.4167, 86_400, 50_400), 86_400.0),
+            (sine(2.0, 2.0, 3_600, 0), 7_200.0),
+            (sine(1000.0, 999.0, 10, 3), 60.0),
+            (sine(0.01, 0.01, 600, 450), 1_800.0),
+        ] {
+            let limit = shape.cumulative(total, total);
+            let mut near = 0.0;
+            let mut k = 0.0;
+            let mut checked = 0;
+            while k < limit {
+                let want = plain(&shape, k, total);
+                assert_eq!(
+                    shape.inverse_near(k, total, near).to_bits(),
+                    want.to_bits(),
+                    "k {k}"
+                );
+                let anywhere = rng.random_range(0.0..total);
+                assert_eq!(
+                    shape.inverse_near(k, total, anywhere).to_bits(),
+                    want.to_bits()
+                );
+                near = want;
+                k += rng.random_range(0.0..2.0) * limit / 20_000.0;
+                checked += 1;
+            }
+            assert!(checked > 10_000);
+        }
+    }
+
     #[test]
     fn ramp_inverse_matches_cumulative() {
         let s = RateShape::Ramp {

@@ -375,6 +375,12 @@ impl Phase {
     }
 }
 
+/// At least how near the root of Λ(t) = k a halving of the sine's bisection is decided by evaluating Λ rather
+/// than by the root ([`RateShape::inverse_near`]): far wider than the Newton root's error (1e-10 s); the zone
+/// widens where Λ's rounding could decide otherwise (a low rate, a trough of rate zero), so both decide alike
+/// (tested against the plain bisection, troughs of rate zero included).
+pub const SINE_EXACT_ZONE_S: f64 = 1e-6;
+
 impl RateShape {
     /// Λ(t): messages expected from the phase start to `t` seconds.
     pub fn cumulative(&self, t: f64, total: f64) -> f64 {
@@ -399,6 +405,15 @@ impl RateShape {
 
     /// Λ⁻¹(k): the instant (seconds) at which the cumulative count reaches `k` (k ≤ Λ(total)).
     pub fn inverse(&self, k: f64, total: f64) -> f64 {
+        self.inverse_near(k, total, 0.0)
+    }
+
+    /// [`RateShape::inverse`], found faster from `near` (seconds; the previous arrival's instant, say), and
+    /// equal to it bit for bit. For a sine, Λ⁻¹ is the result of a bisection of `[0, total]` to 1e-7 s (about 40
+    /// halvings, each a cosine); here a safeguarded Newton iteration from `near` finds the root first (a few
+    /// steps), and the same bisection is then replayed with each halving decided by the root, evaluating Λ only
+    /// within [`SINE_EXACT_ZONE_S`] of it, where rounding could decide otherwise: 5–8 cosines an arrival in all.
+    pub fn inverse_near(&self, k: f64, total: f64, near: f64) -> f64 {
         match self {
             RateShape::Constant(r) => k / r.per_sec,
             RateShape::Ramp { from, to } => {
@@ -410,12 +425,58 @@ impl RateShape {
                 let disc = (a * a + 2.0 * slope * k).max(0.0);
                 2.0 * k / (a + disc.sqrt())
             }
-            RateShape::Sine { .. } => {
+            RateShape::Sine {
+                base,
+                amplitude,
+                period,
+                shift,
+            } => {
+                // Λ and λ = Λ′, with Λ's operations exactly as `cumulative`'s (its constant cosine taken once).
+                let w = std::f64::consts::TAU / period.as_secs_f64();
+                let s = shift.as_secs_f64();
+                let (b, a) = (base.per_sec, amplitude.per_sec);
+                let c0 = (w * s).cos();
+                let big_lambda = |t: f64| b * t + a / w * (c0 - (w * (t + s)).cos());
+                let lambda = |t: f64| b + a * (w * (t + s)).sin();
+                // The root: Newton's steps, kept inside a bracket that each evaluation narrows (a step that
+                // leaves it, or a rate of zero at a trough, halves the bracket instead).
+                let (mut lo, mut hi) = (0.0_f64, total);
+                let mut t = near.clamp(0.0, total);
+                for _ in 0..200 {
+                    let f = big_lambda(t) - k;
+                    if f < 0.0 {
+                        lo = t;
+                    } else {
+                        hi = t;
+                    }
+                    let d = lambda(t);
+                    let mut next = t - f / d;
+                    if !(d > 0.0 && next > lo && next < hi) {
+                        next = 0.5 * (lo + hi);
+                    }
+                    let step = (next - t).abs();
+                    t = next;
+                    if step < 1e-10 || hi - lo < 1e-10 {
+                        break;
+                    }
+                }
+                let root = t;
+                // Where Λ's rounding (a few ulps of its terms) could decide a halving against the root: that
+                // much over the rate at the root, and at a trough of rate zero (where Λ − k grows as
+                // a·w²·δ³/6) the cube root's width; never under SINE_EXACT_ZONE_S.
+                let noise = 1e-14 * ((b * root).abs() + a / w + k.abs());
+                let flat = (6.0 * noise / (a * w * w).max(f64::MIN_POSITIVE)).cbrt();
+                let zone = SINE_EXACT_ZONE_S.max(4.0 * (noise / lambda(root).max(0.0)).min(flat));
                 // Λ is monotone (amplitude ≤ base is validated), so bisection always converges.
                 let (mut lo, mut hi) = (0.0_f64, total);
                 for _ in 0..64 {
                     let mid = 0.5 * (lo + hi);
-                    if self.cumulative(mid, total) < k {
+                    let below = if (mid - root).abs() > zone {
+                        mid < root
+                    } else {
+                        big_lambda(mid) < k
+                    };
+                    if below {
                         lo = mid;
                     } else {
                         hi = mid;
