@@ -607,29 +607,23 @@ fn one_pod_seen_by_the_watcher_and_by_its_worker_is_merged() {
     use imagen_load::event::{Event, EventKind, PipelineNames, Source};
     let s = 1_000_000;
     let pod = "upscale-worker-7d9f8b6c5d-q4x8z";
-    let header = EventKind::RunStarted {
-        log_version: imagen_load::event::EVENT_LOG_VERSION,
-        run_id: "r".into(),
-        workload: "w".into(),
-        seed: 1,
-        target: "emulator".into(),
-        // A whole second: kube stamps at whole seconds of the wall clock are whole seconds of the run.
-        wall_clock_start_unix_us: 1_767_225_600_000_000,
-        streams: vec!["upscale".into()],
-        warmup_us: 0,
-        deadline_us: 600 * s,
-        price_per_gpu_hour_usd: 0.48,
-        shard: None,
-        pipelines: vec![PipelineNames {
+    // A whole second: kube stamps at whole seconds of the wall clock are whole seconds of the run.
+    let mut header = crate::common::live_header(&["upscale"], 1_767_225_600_000_000, 600 * s);
+    if let EventKind::RunStarted {
+        pipelines,
+        cluster_observed,
+        ..
+    } = &mut header
+    {
+        *pipelines = vec![PipelineNames {
             stream: "upscale".into(),
             topic: "imagen-upscale".into(),
             subscription: "imagen-upscale-sub".into(),
             deployment: Some("upscale-worker".into()),
             scaled_object: None,
-        }],
-        cluster_observed: Some(true),
-        overrides: Vec::new(),
-    };
+        }];
+        *cluster_observed = Some(true);
+    }
     let created = |t, source, deployment: &str| {
         Event::new(
             t,
@@ -1006,22 +1000,7 @@ fn harness_log(lateness_us: u64, own: f64, busy: Option<f64>) -> Vec<imagen_load
     let mut log = vec![Event::new(
         0,
         Source::Harness,
-        EventKind::RunStarted {
-            log_version: imagen_load::event::EVENT_LOG_VERSION,
-            run_id: "r".into(),
-            workload: "w".into(),
-            seed: 1,
-            target: "emulator".into(),
-            wall_clock_start_unix_us: 1_767_225_600_000_000,
-            streams: vec!["upscale".into()],
-            warmup_us: 0,
-            deadline_us: 20 * s,
-            price_per_gpu_hour_usd: 0.48,
-            shard: None,
-            pipelines: Vec::new(),
-            cluster_observed: Some(false),
-            overrides: Vec::new(),
-        },
+        crate::common::live_header(&["upscale"], 1_767_225_600_000_000, 20 * s),
     )];
     for seq in 0..1000u64 {
         let id = MsgId {

@@ -79,3 +79,28 @@ pub fn read_request(conn: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)>
     let end = buf.len().min(head_end + length);
     Some((head, buf[head_end..end].to_vec()))
 }
+
+/// A live run's `run_started` for hand-written logs: target `emulator`, seed 1, no warm-up, GPU at $0.48/h, the
+/// given streams, wall-clock start and deadline; no pipelines named, the cluster not said to be observed.
+pub fn live_header(
+    streams: &[&str],
+    wall_clock_start_unix_us: u64,
+    deadline_us: u64,
+) -> imagen_load::event::EventKind {
+    imagen_load::event::EventKind::RunStarted {
+        log_version: imagen_load::event::EVENT_LOG_VERSION,
+        run_id: "r".into(),
+        workload: "w".into(),
+        seed: 1,
+        target: "emulator".into(),
+        wall_clock_start_unix_us,
+        streams: streams.iter().map(|s| s.to_string()).collect(),
+        warmup_us: 0,
+        deadline_us,
+        price_per_gpu_hour_usd: 0.48,
+        shard: None,
+        pipelines: Vec::new(),
+        cluster_observed: None,
+        overrides: Vec::new(),
+    }
+}

@@ -179,22 +179,7 @@ fn header(streams: &[&str]) -> String {
     serde_json::to_string(&Event::new(
         0,
         Source::Harness,
-        EventKind::RunStarted {
-            log_version: imagen_load::event::EVENT_LOG_VERSION,
-            run_id: "r".into(),
-            workload: "w".into(),
-            seed: 1,
-            target: "emulator".into(),
-            wall_clock_start_unix_us: 1_000_000_000,
-            streams: streams.iter().map(|s| s.to_string()).collect(),
-            warmup_us: 0,
-            deadline_us: 60_000_000,
-            price_per_gpu_hour_usd: 0.48,
-            shard: None,
-            pipelines: Vec::new(),
-            cluster_observed: None,
-            overrides: Vec::new(),
-        },
+        crate::common::live_header(streams, 1_000_000_000, 60_000_000),
     ))
     .unwrap()
 }

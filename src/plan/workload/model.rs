@@ -389,18 +389,29 @@ impl RateShape {
             RateShape::Ramp { from, to } => {
                 from.per_sec * t + (to.per_sec - from.per_sec) * t * t / (2.0 * total)
             }
-            RateShape::Sine {
-                base,
-                amplitude,
-                period,
-                shift,
-            } => {
-                let p = period.as_secs_f64();
-                let w = std::f64::consts::TAU / p;
-                let s = shift.as_secs_f64();
-                base.per_sec * t + amplitude.per_sec / w * ((w * s).cos() - (w * (t + s)).cos())
+            RateShape::Sine { .. } => {
+                let (b, a, w, s, c0) = self.sine_terms();
+                b * t + a / w * (c0 - (w * (t + s)).cos())
             }
         }
+    }
+
+    /// A sine's terms: base and amplitude (per second), angular frequency w = 2π/period (per second), shift
+    /// (seconds), and cos(w·shift); zeros for other shapes. Λ(t) = base·t + amplitude/w·(cos(w·shift) −
+    /// cos(w·(t + shift))).
+    fn sine_terms(&self) -> (f64, f64, f64, f64, f64) {
+        let RateShape::Sine {
+            base,
+            amplitude,
+            period,
+            shift,
+        } = self
+        else {
+            return (0.0, 0.0, 0.0, 0.0, 0.0);
+        };
+        let w = std::f64::consts::TAU / period.as_secs_f64();
+        let s = shift.as_secs_f64();
+        (base.per_sec, amplitude.per_sec, w, s, (w * s).cos())
     }
 
     /// Λ⁻¹(k): the instant (seconds) at which the cumulative count reaches `k` (k ≤ Λ(total)).
@@ -425,17 +436,9 @@ impl RateShape {
                 let disc = (a * a + 2.0 * slope * k).max(0.0);
                 2.0 * k / (a + disc.sqrt())
             }
-            RateShape::Sine {
-                base,
-                amplitude,
-                period,
-                shift,
-            } => {
+            RateShape::Sine { .. } => {
                 // Λ and λ = Λ′, with Λ's operations exactly as `cumulative`'s (its constant cosine taken once).
-                let w = std::f64::consts::TAU / period.as_secs_f64();
-                let s = shift.as_secs_f64();
-                let (b, a) = (base.per_sec, amplitude.per_sec);
-                let c0 = (w * s).cos();
+                let (b, a, w, s, c0) = self.sine_terms();
                 let big_lambda = |t: f64| b * t + a / w * (c0 - (w * (t + s)).cos());
                 let lambda = |t: f64| b + a * (w * (t + s)).sin();
                 // The root: Newton's steps, kept inside a bracket that each evaluation narrows (a step that
