@@ -134,3 +134,65 @@ async fn http_steps_are_called_and_recorded() {
     }
     assert_eq!(calls, vec![(Some(202), false)]);
 }
+
+/// Records the nice value of the thread that hands it each message: the pacer's.
+struct NiceOfSender(std::sync::Mutex<Vec<i32>>);
+
+impl Target for NiceOfSender {
+    fn send(
+        this: &Arc<Self>,
+        _msg: OutMessage,
+    ) -> impl std::future::Future<Output = Result<Option<String>, String>> + Send + 'static {
+        this.0
+            .lock()
+            .unwrap()
+            .push(imagen_load::run::runner::current_nice());
+        std::future::ready(Ok(None))
+    }
+}
+
+/// A live run's runtime threads are lowered by RUNTIME_NICE, once (a thread they start is not lowered again), and
+/// the pacer, started by the thread that blocks on the runtime, keeps that thread's priority: a thread inherits
+/// its creator's nice value, so a pacer started from a runtime thread would be as low as they are.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_pacer_keeps_its_priority_above_the_lowered_runtime_threads() {
+    use imagen_load::run::runner::{RUNTIME_NICE, current_nice, run_from, yield_to_the_pacer};
+    let base = current_nice();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(move || yield_to_the_pacer(base))
+        .build()
+        .unwrap();
+    let plan = plan_from(
+        "[[stream]]\nname = \"s\"\n[[stream.phase]]\nkind = \"constant\"\nrate = \"100/s\"\nduration = \"100ms\"\n",
+    );
+    let target = Arc::new(NiceOfSender(Default::default()));
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let pacing = {
+        let _context = rt.enter();
+        run_from(
+            tokio::time::Instant::now(),
+            None,
+            &plan,
+            "r",
+            schedule::Items::Plan(None),
+            target.clone(),
+            tx,
+        )
+    };
+    // Awaited on a runtime thread, as a live run does: the pacer's thread was started already, by this one.
+    let stats = rt.block_on(async { tokio::spawn(pacing).await.unwrap() });
+    assert_eq!(stats.sent, 10);
+    let want_low = (base + RUNTIME_NICE).min(19);
+    let (worker, blocking) = rt.block_on(async {
+        let worker = tokio::spawn(async { current_nice() }).await.unwrap();
+        // A blocking-pool thread is started by a lowered worker: lowered once, not twice.
+        let blocking = tokio::task::spawn_blocking(current_nice).await.unwrap();
+        (worker, blocking)
+    });
+    assert_eq!((worker, blocking), (want_low, want_low));
+    let seen = target.0.lock().unwrap().clone();
+    assert_eq!(seen, vec![base; 10], "the pacer's nice value at each send");
+}

@@ -120,7 +120,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn live_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .on_thread_start(crate::run::runner::yield_to_the_pacer)
+        .on_thread_start({
+            let base = crate::run::runner::current_nice();
+            move || crate::run::runner::yield_to_the_pacer(base)
+        })
         .build()
         .context("cannot start the async runtime")
 }

@@ -317,14 +317,18 @@ impl Ledger {
         match &e.kind {
             EventKind::Scheduled { id, .. } => {
                 self.scheduled += 1;
-                self.open.open(id);
+                if self.open.open(id) {
+                    // Its completion came first (producers race: the pacer's `scheduled` is forwarded by the
+                    // answers loop, the completion by the tracker).
+                    self.completed += 1;
+                }
             }
             EventKind::Published { .. } => self.published += 1,
             EventKind::PublishFailed { id, .. } => {
                 self.publish_failed += 1;
                 self.open.close(id);
             }
-            EventKind::Completed { id, .. } if self.open.close(id) => self.completed += 1,
+            EventKind::Completed { id, .. } if self.open.complete(id) => self.completed += 1,
             EventKind::Duplicate { .. } => self.duplicates += 1,
             EventKind::Lost { id } => {
                 self.lost += 1;
@@ -345,11 +349,32 @@ pub struct OpenMessages {
 }
 
 impl OpenMessages {
-    /// Marks a scheduled message open.
-    pub fn open(&mut self, id: &MsgId) {
+    /// Marks a scheduled message open; true if its completion came first ([`OpenMessages::complete`]), so it is
+    /// not opened but counts as completed now.
+    pub fn open(&mut self, id: &MsgId) -> bool {
         let (scheduled, closed) = self.stream(&id.stream);
-        if !closed.contains(id.seq) && scheduled.insert(id.seq) {
-            self.count += 1;
+        if !scheduled.insert(id.seq) {
+            return false;
+        }
+        if closed.contains(id.seq) {
+            return true;
+        }
+        self.count += 1;
+        false
+    }
+
+    /// A completion: closes the message if open (true). One that comes before its `scheduled` is kept as closed
+    /// (false), so the `scheduled` does not open it ([`OpenMessages::open`] then says so): the producers race,
+    /// and a message completed must never be declared lost.
+    pub fn complete(&mut self, id: &MsgId) -> bool {
+        let (scheduled, closed) = self.stream(&id.stream);
+        if scheduled.contains(id.seq) {
+            let was_open = closed.insert(id.seq);
+            self.count -= u64::from(was_open);
+            was_open
+        } else {
+            closed.insert(id.seq);
+            false
         }
     }
 
@@ -470,5 +495,51 @@ mod tests {
         );
         drop(tx);
         assert_eq!(task.await.unwrap().unwrap().events, 3);
+    }
+
+    /// Producers race: a completion the tracker reports before the pacer's `scheduled` reaches the collector is
+    /// still a completion, and the message is neither open nor lost; a second completion is not counted again.
+    #[test]
+    fn a_completion_that_arrives_before_its_scheduled_event_still_closes_the_message() {
+        let id = |seq| MsgId {
+            stream: "upscale".into(),
+            seq,
+        };
+        let completed = |seq| {
+            Event::new(
+                9,
+                Source::Worker,
+                EventKind::Completed {
+                    id: id(seq),
+                    pod: "p".into(),
+                    received_us: None,
+                    processing_start_us: None,
+                    processing_end_us: None,
+                },
+            )
+        };
+        let scheduled = |seq| {
+            Event::new(
+                seq,
+                Source::Harness,
+                EventKind::Scheduled {
+                    id: id(seq),
+                    intended_us: seq,
+                },
+            )
+        };
+        let mut l = Ledger::default();
+        for e in [
+            scheduled(0),
+            completed(1),
+            completed(1),
+            scheduled(1),
+            scheduled(2),
+            completed(0),
+        ] {
+            l.see(&e);
+        }
+        assert_eq!((l.scheduled, l.completed, l.open.len()), (3, 2, 1));
+        assert_eq!(l.open.into_ids().collect::<Vec<_>>(), vec![id(2)]);
     }
 }

@@ -548,17 +548,20 @@ pub async fn run(
             Duration::from_micros(last_offset.0),
         )
     });
-    // The pacer has a thread of its own; the answers are awaited on a task on the runtime's workers, next to the
-    // publisher, the tracker and the collector (not on the thread that blocks on this function).
+    // The pacer has a thread of its own, started here by the thread that blocks on the runtime (so at its
+    // priority, above the runtime's threads); the answers are awaited on a task on the runtime's workers, next to
+    // the publisher, the tracker and the collector.
     let stats = {
-        let (plan, items, run_id) = (plan.clone(), items.clone(), run_id.to_string());
-        let (stop, target, tx) = (stop.clone(), target.clone(), tx.clone());
-        tokio::spawn(async move {
-            crate::run::runner::run_from(origin, Some(stop), &plan, &run_id, items, target, tx)
-                .await
-        })
-        .await
-        .expect("the pacer task")
+        let pacing = crate::run::runner::run_from(
+            origin,
+            Some(stop.clone()),
+            plan,
+            run_id,
+            items.clone(),
+            target.clone(),
+            tx.clone(),
+        );
+        tokio::spawn(pacing).await.expect("the pacer task")
     };
     target.flush().await;
     // Wait for the completions: until nothing is open, the deadline, or (after a stop) the grace period.

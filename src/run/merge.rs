@@ -292,6 +292,9 @@ fn next_kept(
                 continue;
             }
             EventKind::ResultsIgnored { .. } => return Ok(Some(e)),
+            // Each shard's CPU is its own machine's, cumulative per shard: it stays in that shard's report, and a
+            // merged run has no one harness to describe (no `delivery.harness`).
+            EventKind::HarnessCpu { .. } => continue,
             kind => match run.shard.owns_event(kind) {
                 Some(true) => return Ok(Some(e)),
                 None if keeps_shared => return Ok(Some(e)),

@@ -96,7 +96,12 @@ impl Drop for CancelOnDrop {
 
 /// [`run`] with the run's time zero given (so other producers share it) and an optional stop: once requested,
 /// no further message is sent and the sends in flight are awaited.
-pub async fn run_from<T: Target>(
+///
+/// The pacer's thread is started here, by the calling thread, not when the returned future is first polled: a
+/// thread inherits its creator's nice value, and the live runtime's threads are lowered
+/// ([`yield_to_the_pacer`]), so a live run calls this from the thread that blocks on the runtime, which is not,
+/// and awaits the returned future wherever it likes. Must be called inside a runtime's context.
+pub fn run_from<T: Target>(
     origin: Instant,
     stop: Option<Arc<Stop>>,
     plan: &Plan,
@@ -104,9 +109,9 @@ pub async fn run_from<T: Target>(
     items: Items,
     target: Arc<T>,
     events: mpsc::UnboundedSender<Event>,
-) -> PacerStats {
+) -> impl Future<Output = PacerStats> + Send + 'static {
     let cancelled = Arc::new(AtomicBool::new(false));
-    let _guard = CancelOnDrop(cancelled.clone());
+    let guard = CancelOnDrop(cancelled.clone());
     // At most this many publishes and bytes in flight: at a limit the pacer waits for an answer (its lateness
     // shows it).
     let in_flight = FlowControl::new(
@@ -141,29 +146,32 @@ pub async fn run_from<T: Target>(
             .expect("a thread for the pacer");
     }
     // Await the answers as they come; done when the pacer has finished and every answer is in.
-    let mut pending = FuturesUnordered::new();
-    let mut batch = Vec::with_capacity(256);
-    let mut open = true;
-    loop {
-        tokio::select! {
-            n = answers_rx.recv_many(&mut batch, 256), if open => {
-                if n == 0 {
-                    open = false;
-                }
-                for (scheduled, answer) in batch.drain(..) {
-                    if let Some(e) = scheduled {
-                        let _ = events.send(e);
+    async move {
+        let _guard = guard;
+        let mut pending = FuturesUnordered::new();
+        let mut batch = Vec::with_capacity(256);
+        let mut open = true;
+        loop {
+            tokio::select! {
+                n = answers_rx.recv_many(&mut batch, 256), if open => {
+                    if n == 0 {
+                        open = false;
                     }
-                    pending.push(answer);
+                    for (scheduled, answer) in batch.drain(..) {
+                        if let Some(e) = scheduled {
+                            let _ = events.send(e);
+                        }
+                        pending.push(answer);
+                    }
                 }
+                Some(event) = pending.next(), if !pending.is_empty() => {
+                    let _ = events.send(event);
+                }
+                else => break,
             }
-            Some(event) = pending.next(), if !pending.is_empty() => {
-                let _ = events.send(event);
-            }
-            else => break,
         }
+        stats_rx.await.expect("the pacer thread")
     }
-    stats_rx.await.expect("the pacer thread")
 }
 
 /// The pacer thread's name.
@@ -176,14 +184,24 @@ pub const PACER_THREAD: &str = "imagen-load-pacer";
 /// does, so the pacer is not raised instead).
 pub const RUNTIME_NICE: i32 = 5;
 
-/// Lowers the calling thread's priority by [`RUNTIME_NICE`]: for the live runtime's threads
-/// (`on_thread_start`). On Linux the nice value is per thread (setpriority(2), "BUGS"); elsewhere it is the
-/// process's, so there nothing is changed. A refusal is ignored: the run is only less punctual.
-pub fn yield_to_the_pacer() {
+/// The calling thread's nice value (0 where it cannot be read): what [`yield_to_the_pacer`] counts from.
+pub fn current_nice() -> i32 {
     #[cfg(target_os = "linux")]
-    if let Ok(nice) = rustix::process::getpriority_process(None) {
-        let _ = rustix::process::setpriority_process(None, (nice + RUNTIME_NICE).min(19));
-    }
+    return rustix::process::getpriority_process(None).unwrap_or(0);
+    #[cfg(not(target_os = "linux"))]
+    0
+}
+
+/// Sets the calling thread's nice value to `base` + [`RUNTIME_NICE`] (absolute, so a thread created by an
+/// already lowered one is not lowered twice): for the live runtime's threads (`on_thread_start`), with `base` read
+/// by [`current_nice`] on the thread that builds the runtime. On Linux the nice value is per thread
+/// (setpriority(2), "BUGS"); elsewhere it is the process's, so there nothing is changed. A refusal is ignored: the
+/// run is only less punctual.
+pub fn yield_to_the_pacer(base: i32) {
+    #[cfg(target_os = "linux")]
+    let _ = rustix::process::setpriority_process(None, (base + RUNTIME_NICE).min(19));
+    #[cfg(not(target_os = "linux"))]
+    let _ = base;
 }
 
 /// The pacer thread: waits for each item's instant, prepares it and hands it over.
