@@ -996,16 +996,7 @@ impl Analyzer {
         };
         if late {
             let p99 = crate::units::human_us(lateness_p99.unwrap_or(0));
-            let usage = format!(
-                "the harness: {} CPU per message, {:.1} of {} cores{}",
-                h.cpu_per_message_us
-                    .map_or("no".into(), |us| crate::units::human_us(us as u64)),
-                h.cores_used,
-                h.cores,
-                h.machine_busy
-                    .map(|b| format!("; the machine {:.0}% busy over the run", b * 100.0))
-                    .unwrap_or_default(),
-            );
+            let usage = format!("the harness: {}", h.usage());
             self.warnings.push(if pacer_saturated {
                 format!(
                     "the pacer fell behind the schedule (lateness p99 {p99}, over 1 ms) on a saturated machine: at \

@@ -116,6 +116,22 @@ pub struct HarnessCpu {
     pub pacer_saturated: bool,
 }
 
+impl HarnessCpu {
+    /// One line for reports and warnings: "N CPU per message published, X of Y cores, the machine Z% busy".
+    pub fn usage(&self) -> String {
+        format!(
+            "{} CPU per message published, {:.1} of {} cores{}",
+            self.cpu_per_message_us
+                .map_or("no".into(), |us| crate::units::human_us(us.round() as u64)),
+            self.cores_used,
+            self.cores,
+            self.machine_busy
+                .map(|b| format!(", the machine {:.0}% busy", b * 100.0))
+                .unwrap_or_default(),
+        )
+    }
+}
+
 /// A second in which this share of the CPU was busy counts as saturated: no CPU to spare for the pacer.
 pub const SATURATED_BUSY: f64 = 0.9;
 /// The pacer lateness p99 over which the pacer is said to have fallen behind: issue 26's goal for "p99 ≤ 1 ms

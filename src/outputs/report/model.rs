@@ -636,15 +636,8 @@ fn delivery(r: &RunReport) -> Section {
                 Tone::Quiet
             },
             format!(
-                "the harness: {} CPU per message published, {:.1} of {} cores{}; saturated (≥ {:.0}% busy) in \
-                 {} of {} seconds of sending{}",
-                h.cpu_per_message_us
-                    .map_or("no".into(), |us| crate::units::human_us(us.round() as u64)),
-                h.cores_used,
-                h.cores,
-                h.machine_busy
-                    .map(|b| format!(", the machine {:.0}% busy", b * 100.0))
-                    .unwrap_or_default(),
+                "the harness: {}; saturated (≥ {:.0}% busy) in {} of {} seconds of sending{}",
+                h.usage(),
                 crate::analysis::SATURATED_BUSY * 100.0,
                 h.saturated_s,
                 h.sending_s,
