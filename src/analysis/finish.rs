@@ -177,7 +177,7 @@ impl Analyzer {
             p.pipeline = key;
         }
         // The first pod created in each cycle carries the cycle's activation.
-        let mut first_of_cycle: HashMap<usize, (u64, &str)> = HashMap::new();
+        let mut first_of_cycle: HashMap<usize, (u64, &str)> = HashMap::default();
         for name in &self.pod_order {
             let p = &self.pods[name];
             if let Some(c) = p.cycle.filter(|_| p.announced) {
@@ -311,7 +311,7 @@ impl Analyzer {
     /// The reported problems, per pod and for the run (phase order, then most frequent first).
     fn problems(&self, pods: &mut [PodColdStart]) -> Vec<Problem> {
         let order = |phase: &str| POD_PHASES.iter().position(|p| *p == phase).unwrap_or(99);
-        let mut by_pod: HashMap<&str, BTreeMap<(usize, &str), u32>> = HashMap::new();
+        let mut by_pod: HashMap<&str, BTreeMap<(usize, &str), u32>> = HashMap::default();
         let mut run: ProblemTally = BTreeMap::new();
         for (pod, phase, reason, group, count) in self.problems.values() {
             let r = run

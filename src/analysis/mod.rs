@@ -21,8 +21,9 @@ pub use series::{Moments, SeriesKey, SeriesSet, Stats};
 
 use crate::event::{Event, EventKind, MsgId, PipelineNames, Source};
 use crate::seqset::SeqSet;
+use foldhash::HashMap;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// An instant that may be unknown, in 8 bytes (`u64::MAX` = unknown): messages in flight are the analysis's
 /// only state that grows with the load, so it is kept small (40 bytes a message).
