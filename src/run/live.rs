@@ -407,6 +407,7 @@ pub async fn run(
     let target = Arc::new(
         PubsubTarget::new(
             &conn,
+            run_id,
             &topics,
             Duration::from_micros(p.publish_batch_delay.0),
             Duration::from_micros(p.publish_retry_budget.0),

@@ -14,7 +14,7 @@ use crate::run::pacer::Pacer;
 use crate::run::stop::Stop;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,7 +29,10 @@ pub struct OutMessage {
     pub id: MsgId,
     pub topic: String,
     pub payload: String,
-    pub attributes: BTreeMap<String, String>,
+    /// The stream's own attributes and the worker contract's
+    /// ([`add_job_attributes`](crate::observe::pubsub::contract::add_job_attributes)), in the map type of the
+    /// official client's `Message` (moved into it, not rebuilt).
+    pub attributes: HashMap<String, String>,
     pub intended_us: u64,
 }
 
@@ -256,17 +259,18 @@ fn pace<T: Target>(
                     intended_us: due.item.offset_us,
                     seed,
                 };
-                let mut attributes: BTreeMap<String, String> = stream
-                    .attributes
-                    .iter()
-                    .map(|(k, t)| (k.clone(), t.render(&ctx)))
-                    .collect();
-                attributes.insert("imagen_load_run".into(), run_id.into());
-                attributes.insert("imagen_load_stream".into(), stream.name.clone());
-                attributes.insert("imagen_load_id".into(), seq.to_string());
-                attributes.insert(
-                    "imagen_load_intended_us".into(),
-                    due.item.offset_us.to_string(),
+                let mut attributes = HashMap::with_capacity(stream.attributes.len() + 4);
+                attributes.extend(
+                    stream
+                        .attributes
+                        .iter()
+                        .map(|(k, t)| (k.clone(), t.render(&ctx))),
+                );
+                crate::observe::pubsub::contract::add_job_attributes(
+                    &mut attributes,
+                    run_id,
+                    &id,
+                    due.item.offset_us,
                 );
                 let msg = OutMessage {
                     id: id.clone(),

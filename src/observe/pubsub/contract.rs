@@ -16,6 +16,25 @@ pub const ATTR_INTENDED_US: &str = "imagen_load_intended_us";
 /// On results: what the message reports (`completed`, the default, or a lifecycle event).
 pub const ATTR_EVENT: &str = "imagen_load_event";
 
+/// Adds the contract's attributes of one job (run, stream, id, intended send) to `attributes` (a stream's own,
+/// which they replace where a name is the same).
+pub fn add_job_attributes(
+    attributes: &mut std::collections::HashMap<String, String>,
+    run_id: &str,
+    id: &crate::event::MsgId,
+    intended_us: u64,
+) {
+    attributes.insert(ATTR_RUN.into(), run_id.into());
+    attributes.insert(ATTR_STREAM.into(), id.stream.clone());
+    attributes.insert(ATTR_ID.into(), id.seq.to_string());
+    attributes.insert(ATTR_INTENDED_US.into(), intended_us.to_string());
+}
+
+/// Whether `key` is one of the attributes [`add_job_attributes`] sets.
+pub fn is_job_attribute(key: &str) -> bool {
+    matches!(key, ATTR_RUN | ATTR_STREAM | ATTR_ID | ATTR_INTENDED_US)
+}
+
 /// What a results message reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
