@@ -664,7 +664,7 @@ mod tests {
 
     /// The log reader's fast path (per-message events through a small struct) reads what the derived reader
     /// reads, for every kind, in the writer's key order and in another (sorted, as a JSON tool re-emitting a line
-    /// would), with escapes; and fails where it fails, with the same message.
+    /// would), spaced, with escapes; and fails where it fails, with the same message.
     #[test]
     fn the_log_reader_reads_every_line_as_the_derived_reader() {
         let mut kinds = every_kind();
@@ -682,7 +682,9 @@ mod tests {
                 serde_json::to_string(&serde_json::from_str::<serde_json::Value>(&line).unwrap())
                     .unwrap()
                     .replace(',', " , ");
-            for text in [&line, &sorted] {
+            // Spaced as a JSON tool may write it: the reader's guess of the kind from the text does not find it.
+            let spaced = line.replacen("\"event\":", "\"event\": ", 1);
+            for text in [&line, &sorted, &spaced] {
                 assert_eq!(wire::parse_line(text.as_bytes()).unwrap(), e, "{text}");
             }
             // Each field removed in turn: read or refused as the derived reader does.
