@@ -252,45 +252,61 @@ const BATCHES_IN_FLIGHT: usize = 4;
 ///
 /// Parsing (about half of `analyze`'s CPU on a large log) runs on a thread of its own while `f` runs on the
 /// caller's, so the two overlap on a machine with a second core; they meet through a bounded channel of batches
-/// of [`BATCH_EVENTS`] events (at most [`BATCHES_IN_FLIGHT`] waiting). Errors: the log cannot be opened or read.
+/// of [`BATCH_EVENTS`] events (at most [`BATCHES_IN_FLIGHT`] waiting). Where no thread can be started, it reads on
+/// the caller's. Errors: the log cannot be opened or read (`f` has seen every event before the failure).
 pub fn read_with(path: &Path, mut f: impl FnMut(Event)) -> Result<ReadReport> {
     let mut reader = Reader::open(path)?;
-    std::thread::scope(|scope| {
+    let threaded = std::thread::scope(|scope| -> Option<Result<()>> {
         let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(BATCHES_IN_FLIGHT);
         // Drained batches go back to the parser, so their buffers are allocated once.
         let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<Event>>();
+        let reader = &mut reader;
         let parser = std::thread::Builder::new()
             .name("imagen-load-log-reader".into())
-            .spawn_scoped(scope, move || -> Result<ReadReport> {
+            .spawn_scoped(scope, move || -> Result<()> {
                 loop {
                     let mut batch = empty_rx
                         .try_recv()
                         .unwrap_or_else(|_| Vec::with_capacity(BATCH_EVENTS));
+                    let mut failed = None;
                     while batch.len() < BATCH_EVENTS {
-                        match reader.next_event()? {
-                            Some(e) => batch.push(e),
-                            None => break,
+                        match reader.next_event() {
+                            Ok(Some(e)) => batch.push(e),
+                            Ok(None) => break,
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
                         }
                     }
-                    let last = batch.len() < BATCH_EVENTS;
-                    // The receiver is gone only if the caller's side unwound; its panic is what matters.
+                    let last = failed.is_some() || batch.len() < BATCH_EVENTS;
+                    // What was read before a failure still reaches the caller. The receiver is gone only if the
+                    // caller's side unwound; its panic is what matters.
                     if (!batch.is_empty() && full_tx.send(batch).is_err()) || last {
-                        return Ok(reader.report);
+                        return failed.map_or(Ok(()), Err);
                     }
                 }
             })
-            .map_err(|error| Error::ReadFailed {
-                path: path.to_path_buf(),
-                error,
-            })?;
+            .ok()?;
         for mut batch in full_rx {
             batch.drain(..).for_each(&mut f);
             let _ = empty_tx.send(batch);
         }
-        parser
-            .join()
-            .expect("the event log's reader does not panic")
-    })
+        Some(
+            parser
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        )
+    });
+    match threaded {
+        Some(read) => read?,
+        None => {
+            while let Some(e) = reader.next_event()? {
+                f(e);
+            }
+        }
+    }
+    Ok(reader.report)
 }
 
 fn trim_line(buf: &[u8]) -> &[u8] {
