@@ -66,7 +66,10 @@ TOML
   measure "$2" "$bin" run "$work/$2.toml" --out "$work" --run-id "$2" --quiet --no-progress || true
 }
 
+# A fresh built-in emulator for each row (one holds every message published to it: the rows before would weigh
+# on the next), the previous one stopped.
 start_builtin() {
+  if [ -n "${emu:-}" ]; then kill "$emu" 2>/dev/null || true; fi
   port=$(free_port)
   "$bin" emulator --port "$port" >/dev/null 2>&1 &
   pids+=($!)
@@ -94,10 +97,12 @@ else
   echo "  peer: Google's Python publisher not installed (pip install google-cloud-pubsub), skipped"
 fi
 
+start_builtin
 publish 100000 ceiling "127.0.0.1:$port"
 python3 benches/rate.py "$work/ceiling/events.jsonl" "$work/ceiling.time" 100000 "$secs" \
   "the built-in emulator: the ceiling" "$work/ceiling.perf"
 
+start_builtin
 publish 10000 rate-10k "127.0.0.1:$port"
 python3 benches/rate.py "$work/rate-10k/events.jsonl" "$work/rate-10k.time" 10000 "$secs" \
   "the built-in emulator: pacing" "$work/rate-10k.perf"

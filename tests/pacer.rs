@@ -135,20 +135,32 @@ async fn http_steps_are_called_and_recorded() {
     assert_eq!(calls, vec![(Some(202), false)]);
 }
 
-/// Records the nice value of the thread that hands it each message: the pacer's.
-struct NiceOfSender(std::sync::Mutex<Vec<i32>>);
+/// Records the nice value and the scheduling policy of the thread that hands it each message: the pacer's.
+struct NiceOfSender(std::sync::Mutex<Vec<(i32, String)>>);
 
 impl Target for NiceOfSender {
     fn send(
         this: &Arc<Self>,
         _msg: OutMessage,
     ) -> impl std::future::Future<Output = Result<Option<String>, String>> + Send + 'static {
-        this.0
-            .lock()
-            .unwrap()
-            .push(imagen_load::run::runner::current_nice());
+        this.0.lock().unwrap().push((
+            imagen_load::run::runner::current_nice(),
+            policy_of_this_thread(),
+        ));
         std::future::ready(Ok(None))
     }
+}
+
+#[cfg(target_os = "linux")]
+fn policy_of_this_thread() -> String {
+    format!(
+        "{:?}",
+        thread_priority::unix::thread_schedule_policy().unwrap()
+    )
+}
+#[cfg(not(target_os = "linux"))]
+fn policy_of_this_thread() -> String {
+    String::new()
 }
 
 /// A live run's runtime threads are lowered by RUNTIME_NICE, once (a thread they start is not lowered again), and
@@ -194,5 +206,18 @@ fn the_pacer_keeps_its_priority_above_the_lowered_runtime_threads() {
     });
     assert_eq!((worker, blocking), (want_low, want_low));
     let seen = target.0.lock().unwrap().clone();
-    assert_eq!(seen, vec![base; 10], "the pacer's nice value at each send");
+    let nice: Vec<i32> = seen.iter().map(|(n, _)| *n).collect();
+    assert_eq!(nice, vec![base; 10], "the pacer's nice value at each send");
+    // Real-time where this process may make a thread so (a scratch thread asks the kernel the same), else normal.
+    let may = std::thread::spawn(imagen_load::run::runner::pacer_realtime)
+        .join()
+        .unwrap()
+        .is_ok();
+    let policies: Vec<&str> = seen.iter().map(|(_, p)| p.as_str()).collect();
+    let want = if may {
+        "Realtime(Fifo)"
+    } else {
+        "Normal(Other)"
+    };
+    assert_eq!(policies, vec![want; 10], "the pacer's policy at each send");
 }

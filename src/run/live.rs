@@ -439,6 +439,19 @@ pub async fn run(
     // The schedule is read in passes (its end here, its messages per stream below, then as it is sent), never
     // held: an hour-long run at 50,000 messages a second would hold 180,000,000 items.
     let last_offset = items.last_offset(plan);
+    // The messages each stream can complete (a shard's are a subset of the stream's sequence numbers). Counted
+    // before the run's time zero: a pass over the schedule after it makes the first sends late. Measured at
+    // 50,000/s for 10 s: the first send 34–53 ms late with this pass after time zero and an HTTP client always
+    // built by the pacer, 1–2 ms with neither.
+    let mut planned: std::collections::HashMap<String, u64> = Default::default();
+    for item in items.iter(plan) {
+        if let schedule::ItemKind::Message { seq } = item.kind {
+            let n = planned
+                .entry(plan.streams[item.stream as usize].name.clone())
+                .or_default();
+            *n = (*n).max(seq + 1);
+        }
+    }
     let wall_start_unix_us = crate::units::unix_now_us();
     let origin = Instant::now();
     let header = crate::run::shard_header(
@@ -497,16 +510,6 @@ pub async fn run(
         origin,
         wall_start_unix_us,
     };
-    // The messages each stream can complete (a shard's are a subset of the stream's sequence numbers).
-    let mut planned: std::collections::HashMap<String, u64> = Default::default();
-    for item in items.iter(plan) {
-        if let schedule::ItemKind::Message { seq } = item.kind {
-            let n = planned
-                .entry(plan.streams[item.stream as usize].name.clone())
-                .or_default();
-            *n = (*n).max(seq + 1);
-        }
-    }
     let tracker = Tracker::start(
         conn.clone(),
         conn.subscription_path(&opts.results_subscription(plan)),

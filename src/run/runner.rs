@@ -131,6 +131,14 @@ pub fn run_from<T: Target>(
         std::thread::Builder::new()
             .name(PACER_THREAD.into())
             .spawn(move || {
+                match pacer_realtime() {
+                    Ok(()) => tracing::debug!("the pacer runs SCHED_FIFO at priority 1"),
+                    Err(e) => tracing::debug!(
+                        "the pacer runs at the normal policy (SCHED_FIFO refused: {e}); with \
+                         CAP_SYS_NICE or an RLIMIT_RTPRIO above 0 its p99 lateness beside a busy emulator is \
+                         tens of microseconds rather than about a millisecond"
+                    ),
+                }
                 // The runtime's context, as the target's publisher and the `http` steps spawn on it.
                 let _runtime = handle.enter();
                 let stats = pace(
@@ -188,6 +196,34 @@ pub const PACER_THREAD: &str = "imagen-load-pacer";
 /// (lowering it does, so the pacer is not raised instead).
 pub const RUNTIME_NICE: i32 = 5;
 
+/// Makes the calling thread (the pacer's) real-time: SCHED_FIFO at the lowest real-time priority, 1, where the
+/// process may (root, `CAP_SYS_NICE`, or `RLIMIT_RTPRIO` ≥ 1; sched(7)); else it stays at the normal policy and the
+/// refusal is returned. Why: a nice value does not get a woken thread a core at once (the kernel's EEVDF scheduler
+/// lets the running thread finish its slice), and `perf sched` showed the pacer at 10,000 sends a second waiting
+/// behind the built-in emulator's threads (a nice value 5 higher) for 0.3–3.2 ms about 100 times in 10 s: its p99
+/// lateness was 0.6–1.4 ms. Made real-time (`chrt -f -p 1` on its thread, the same binary): p99 8–10 µs at
+/// 10,000/s, the same CPU per message, and the ceiling unchanged (100,872/s); by this function, from the start of
+/// the run, 55–70 µs against 0.43–0.90 ms without the privilege, in alternating pairs. The pacer
+/// sleeps between sends and blocks on the in-flight bound when the server falls behind, and the kernel keeps 5 %
+/// of every second for other threads (`sched_rt_runtime_us`), so it cannot take a machine.
+pub fn pacer_realtime() -> Result<(), String> {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::unix::{
+            RealtimeThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+            thread_native_id,
+        };
+        set_thread_priority_and_policy(
+            thread_native_id(),
+            thread_priority::ThreadPriority::Min,
+            ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+        )
+        .map_err(|e| format!("{e:?}"))
+    }
+    #[cfg(not(target_os = "linux"))]
+    Err("real-time threads are set on Linux only".to_string())
+}
+
 /// The calling thread's nice value (0 where it cannot be read): what [`yield_to_the_pacer`] counts from.
 pub fn current_nice() -> i32 {
     #[cfg(target_os = "linux")]
@@ -228,7 +264,6 @@ fn pace<T: Target>(
     let mut pacer = Pacer::new(origin, items.iter(plan));
     let mut lateness = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 86_400_000_000, 3)
         .expect("valid bounds");
-    let http = reqwest::Client::new();
     let http_steps: Vec<Vec<crate::plan::workload::HttpStep>> = (0..plan.streams.len())
         .map(|s| {
             crate::plan::schedule::http_steps(plan, s)
@@ -237,6 +272,12 @@ fn pace<T: Target>(
                 .collect()
         })
         .collect();
+    // Only for a schedule with `http` steps: building a client (its TLS roots) takes milliseconds, counted in the
+    // first sends' lateness.
+    let http = http_steps
+        .iter()
+        .any(|s| !s.is_empty())
+        .then(reqwest::Client::new);
     let stopped =
         || cancelled.load(Ordering::Relaxed) || stop.as_ref().is_some_and(|s| s.requested());
     let mut sent = 0;
@@ -322,7 +363,8 @@ fn pace<T: Target>(
             ItemKind::Http { step } => {
                 lateness.saturating_record((due.lateness.as_micros() as u64).max(1));
                 let spec = http_steps[due.item.stream as usize][step as usize - 1].clone();
-                let (client, name) = (http.clone(), stream.name.clone());
+                let client = http.clone().expect("a client where there are http steps");
+                let name = stream.name.clone();
                 let intended_us = due.item.offset_us;
                 // Spawned, so the call starts now rather than when the answers are next polled.
                 let call = tokio::spawn(async move {
