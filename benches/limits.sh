@@ -69,7 +69,10 @@ TOML
 # A fresh built-in emulator for each row (one holds every message published to it: the rows before would weigh
 # on the next), the previous one stopped.
 start_builtin() {
-  if [ -n "${emu:-}" ]; then kill "$emu" 2>/dev/null || true; fi
+  if [ -n "${emu:-}" ]; then
+    kill "$emu" 2>/dev/null || true
+    wait "$emu" 2>/dev/null || true
+  fi
   port=$(free_port)
   "$bin" emulator --port "$port" >/dev/null 2>&1 &
   pids+=($!)
