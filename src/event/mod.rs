@@ -662,6 +662,26 @@ mod tests {
         }
     }
 
+    /// The log reader's guess from a line's text sends every per-message event, as the writer writes it, to the
+    /// small struct, and every other kind straight to the whole one (only speed depends on it).
+    #[test]
+    fn the_log_readers_guess_from_the_text_sorts_the_kinds() {
+        for kind in every_kind() {
+            let per_message = matches!(
+                kind,
+                EventKind::Scheduled { .. }
+                    | EventKind::Published { .. }
+                    | EventKind::PublishFailed { .. }
+                    | EventKind::Delivered { .. }
+                    | EventKind::Completed { .. }
+                    | EventKind::Duplicate { .. }
+                    | EventKind::Lost { .. }
+            );
+            let line = serde_json::to_string(&Event::new(1, Source::Harness, kind)).unwrap();
+            assert_eq!(wire::may_be_per_message(&line), per_message, "{line}");
+        }
+    }
+
     /// The log reader's fast path (per-message events through a small struct) reads what the derived reader
     /// reads, for every kind, in the writer's key order and in another (sorted, as a JSON tool re-emitting a line
     /// would), spaced, with escapes; and where a field of the kind is missing it fails with the same message.

@@ -50,6 +50,23 @@ pub(super) enum Tag {
     SimPodTruth,
 }
 
+impl Tag {
+    /// A per-message event's tag: such an event is read through [`MsgWire`] ([`msg_kind`]; the whole wire struct's
+    /// conversion lists the same tags, in a match the compiler checks for every tag).
+    fn is_per_message(&self) -> bool {
+        matches!(
+            self,
+            Tag::Scheduled
+                | Tag::Published
+                | Tag::PublishFailed
+                | Tag::Delivered
+                | Tag::Completed
+                | Tag::Duplicate
+                | Tag::Lost
+        )
+    }
+}
+
 /// Declares a wire struct: the header every event has, the per-message events' fields, then `$more`.
 macro_rules! wire_struct {
     ($(#[$doc:meta])* $name:ident { $($more:tt)* }) => {
@@ -170,22 +187,16 @@ pub(crate) fn parse_line(line: &[u8]) -> serde_json::Result<Event> {
 /// A guess from the text, so that a cluster event (most of a simulated run's lines) is not read twice: `false`
 /// when the line plainly names another kind (`"event":"pod_ready"`, as every producer here writes it). Only
 /// speed depends on it: [`parse_line`] checks the kind it read.
-fn may_be_per_message(line: &str) -> bool {
+pub(super) fn may_be_per_message(line: &str) -> bool {
     const KEY: &str = "\"event\":\"";
     let Some(at) = line.find(KEY) else {
         return true;
     };
     let tag = line[at + KEY.len()..].split('"').next().unwrap_or_default();
-    matches!(
-        tag,
-        "scheduled"
-            | "published"
-            | "publish_failed"
-            | "delivered"
-            | "completed"
-            | "duplicate"
-            | "lost"
-    )
+    // By the tags' own names; a name it does not know (or one written with escapes) goes to the whole wire
+    // struct, which reads every kind.
+    Tag::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(tag))
+        .is_ok_and(|t| t.is_per_message())
 }
 
 /// Moves the fields of a per-message event out of a wire struct (either of the two) into a [`MsgWire`].
