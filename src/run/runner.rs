@@ -261,7 +261,11 @@ fn pace<T: Target>(
     #[cfg(target_os = "linux")]
     let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1));
     // The schedule is generated as it is sent, never held.
-    let mut pacer = Pacer::new(origin, items.iter(plan));
+    let mut pacer = Pacer::new(
+        origin,
+        items.iter(plan),
+        Duration::from_micros(plan.timer_slack.0),
+    );
     let mut lateness = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 86_400_000_000, 3)
         .expect("valid bounds");
     let http_steps: Vec<Vec<crate::plan::workload::HttpStep>> = (0..plan.streams.len())
