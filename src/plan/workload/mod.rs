@@ -587,29 +587,27 @@ fn resolve(
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "workload".into())
     });
+    // Where `[run] key` is written, for a problem with its value.
+    let run_span = |key: &str| {
+        root.get("run")
+            .and_then(|r| r.get_ref().get(key))
+            .map(|v| v.span())
+    };
     if !name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         || name.is_empty()
     {
-        let span = root
-            .get("run")
-            .and_then(|r| r.get_ref().get("name"))
-            .map(|v| v.span());
         diag.push(
-            span,
+            run_span("name"),
             "run.name",
             format!("run name `{name}` must be letters, digits, `-` or `_`"),
             Some("it names the results folder; e.g. `burst-nightly`".into()),
         );
     }
     if run.timer_slack.is_some_and(|t| t > MAX_TIMER_SLACK) {
-        let span = root
-            .get("run")
-            .and_then(|r| r.get_ref().get("timer_slack"))
-            .map(|v| v.span());
         diag.push(
-            span,
+            run_span("timer_slack"),
             "run.timer_slack",
             format!(
                 "timer_slack may be at most {}: it is how late a send may be to share a wake-up",
