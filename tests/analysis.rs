@@ -1106,6 +1106,20 @@ fn a_late_pacer_is_said_to_be_saturated_only_when_the_machine_had_no_cpu_to_spar
     assert_eq!(h.machine_busy, None);
     assert_eq!((h.saturated_s, h.pacer_saturated), (10, true), "{h:?}");
 
+    // The same 5 ms with the header's timer slack of 50 ms: lateness the pacer has by design, not falling behind;
+    // 52 ms is (over 1 ms beyond the slack), and the warning says so.
+    let with_slack = |lateness_us: u64| {
+        let mut log = harness_log(lateness_us, 0.5, Some(0.3));
+        if let imagen_load::event::EventKind::RunStarted { timer_slack_us, .. } = &mut log[0].kind {
+            *timer_slack_us = Some(50_000);
+        }
+        analysis::analyze(log)
+    };
+    assert_eq!(pacer_warning(&with_slack(5_000)), None);
+    assert_eq!(pacer_warning(&with_slack(50_900)), None);
+    let w = pacer_warning(&with_slack(52_000)).expect("a warning");
+    assert!(w.contains("over 1 ms beyond the timer slack of 50"), "{w}");
+
     // No samples (the simulator, older logs): no harness section.
     let mut old = harness_log(5_000, 0.5, Some(0.95));
     old.retain(|e| !matches!(e.kind, imagen_load::event::EventKind::HarnessCpu { .. }));

@@ -102,5 +102,6 @@ pub fn live_header(
         pipelines: Vec::new(),
         cluster_observed: None,
         overrides: Vec::new(),
+        timer_slack_us: None,
     }
 }

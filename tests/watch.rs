@@ -92,6 +92,7 @@ fn analyse(mut got: Vec<Event>, origin: u64, streams: &[&str]) -> Value {
             pipelines: Vec::new(),
             cluster_observed: Some(true),
             overrides: Vec::new(),
+            timer_slack_us: None,
         },
     ))
     .unwrap();

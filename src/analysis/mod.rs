@@ -267,6 +267,8 @@ pub struct Analyzer {
     real_time: bool,
     /// The header says whether the cluster was observed; older logs leave it to be inferred from node events.
     cluster_observed: Option<bool>,
+    /// The header's `timer_slack_us` (0 when absent): lateness the pacer has by design.
+    timer_slack_us: u64,
     /// A node was reported (for logs whose header does not say whether the cluster was observed).
     nodes_seen: bool,
     /// Wall-clock time of t = 0 (µs since the epoch): whole-second API stamps are recognised by it.
@@ -371,8 +373,10 @@ impl Analyzer {
                 pipelines,
                 cluster_observed,
                 overrides,
+                timer_slack_us,
                 ..
             } => {
+                self.timer_slack_us = timer_slack_us.unwrap_or(0);
                 self.identity = Identity::new(pipelines);
                 self.real_time = target != "sim";
                 self.cluster_observed = *cluster_observed;
@@ -941,7 +945,7 @@ impl Analyzer {
     }
 
     /// The harness's CPU use from its `harness_cpu` samples, and whether a late pacer had CPU to spare: a warning
-    /// either way when the pacer lateness p99 is over [`PACER_LATE_P99_US`].
+    /// either way when the pacer lateness p99 is over [`PACER_LATE_P99_US`] beyond the run's timer slack.
     fn harness_cpu(&mut self, d: &mut Delivery) {
         let Some(&(t_last, cpu_us, machine, cores)) = self.harness_cpu.last() else {
             return;
@@ -976,7 +980,9 @@ impl Analyzer {
             .series
             .get("pacer_lateness", "all", None)
             .map(|h| h.value_at_quantile(0.99));
-        let late = lateness_p99.is_some_and(|p| p > PACER_LATE_P99_US);
+        // Beyond the slack the pacer has by design: lateness up to it is the grouping, not falling behind.
+        let limit_us = PACER_LATE_P99_US + self.timer_slack_us;
+        let late = lateness_p99.is_some_and(|p| p > limit_us);
         let pacer_saturated =
             late && sending_s > 0 && saturated_s > 0 && saturated_s * 100 >= sending_s;
         let h = HarnessCpu {
@@ -997,10 +1003,18 @@ impl Analyzer {
         };
         if late {
             let p99 = crate::units::human_us(lateness_p99.unwrap_or(0));
+            let over = if self.timer_slack_us == 0 {
+                "over 1 ms".to_string()
+            } else {
+                format!(
+                    "over 1 ms beyond the timer slack of {}",
+                    crate::units::human_us(self.timer_slack_us)
+                )
+            };
             let usage = format!("the harness: {}", h.usage());
             self.warnings.push(if pacer_saturated {
                 format!(
-                    "the pacer fell behind the schedule (lateness p99 {p99}, over 1 ms) on a saturated machine: at \
+                    "the pacer fell behind the schedule (lateness p99 {p99}, {over}) on a saturated machine: at \
                      least {:.0}% of its CPU busy in {saturated_s} of {sending_s} seconds of sending ({usage})\n    \
                      fix: shard the load across machines (`run --shard`), give the harness more CPU, or move the \
                      emulator and workers off its machine; latencies are still measured from the intended sends",
@@ -1008,7 +1022,7 @@ impl Analyzer {
                 )
             } else {
                 format!(
-                    "the pacer fell behind the schedule (lateness p99 {p99}, over 1 ms) though the machine had CPU \
+                    "the pacer fell behind the schedule (lateness p99 {p99}, {over}) though the machine had CPU \
                      to spare (its busiest second of sending {:.0}% busy; {usage})\n    fix: a slow target holds \
                      sends back at the in-flight bound (`[target] max_outstanding_messages` and \
                      `max_outstanding_bytes`; see the publish delay), else the OS ran the pacer late",

@@ -115,6 +115,7 @@ pub(super) fn watch(args: &WatchArgs) -> anyhow::Result<ExitStatus> {
             pipelines: Vec::new(),
             cluster_observed: Some(true),
             overrides: Vec::new(),
+            timer_slack_us: None,
         },
     );
     // The watchers report out of time order: the collector analyses through analyze's reordering window.

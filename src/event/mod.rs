@@ -72,6 +72,11 @@ pub enum EventKind {
         /// file and these (the results folder's `workload.toml` is the file with them applied).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         overrides: Vec<String>,
+        /// A real-time run's `[run] timer_slack`, µs: the pacer may send up to this late by design, so the
+        /// analysis judges its lateness beyond it. Absent for the simulator (which paces nothing) and in older
+        /// logs (then 0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timer_slack_us: Option<u64>,
     },
     RunFinished {
         interrupted: bool,
@@ -412,6 +417,7 @@ mod tests {
                 }],
                 cluster_observed: Some(false),
                 overrides: Vec::new(),
+                timer_slack_us: Some(200),
             },
             EventKind::RunFinished {
                 interrupted: true,

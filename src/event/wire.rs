@@ -114,6 +114,7 @@ wire_struct!(
         pipelines: Option<Vec<super::PipelineNames>>,
         cluster_observed: Option<bool>,
         overrides: Option<Vec<String>>,
+        timer_slack_us: Option<u64>,
         interrupted: Option<bool>,
         step: Option<u32>,
         method: Option<String>,
@@ -316,6 +317,7 @@ impl TryFrom<Wire> for Event {
                 pipelines: w.pipelines.unwrap_or_default(),
                 cluster_observed: w.cluster_observed,
                 overrides: w.overrides.unwrap_or_default(),
+                timer_slack_us: w.timer_slack_us,
             },
             Tag::RunFinished => EventKind::RunFinished {
                 reason: w.reason.clone(),

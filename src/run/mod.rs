@@ -51,6 +51,8 @@ pub fn run_header(
             pipelines: plan.streams.iter().map(|s| s.names()).collect(),
             cluster_observed: Some(plan.observes_cluster()),
             overrides: plan.overrides.clone(),
+            timer_slack_us: (plan.target != crate::plan::workload::TargetKind::Sim)
+                .then_some(plan.timer_slack.0),
         },
     )
 }

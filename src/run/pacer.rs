@@ -41,6 +41,9 @@ pub struct Pacer<I: Iterator<Item = Item>> {
     group: VecDeque<Item>,
     /// When the group is released (the instant of its last item); `None` once it has been.
     release: Option<Instant>,
+    /// When the pacer first saw the stop: from then on it hands out only the items of the group in hand intended
+    /// before it.
+    stopped_at: Option<Instant>,
 }
 
 /// An item due now: its intended instant and how late the pacer released it.
@@ -61,6 +64,7 @@ impl<I: Iterator<Item = Item>> Pacer<I> {
             slack,
             group: VecDeque::new(),
             release: None,
+            stopped_at: None,
         }
     }
 
@@ -96,8 +100,16 @@ impl<I: Iterator<Item = Item>> Pacer<I> {
 
     /// Blocks (sleeping, not spinning) until the next item's group is due, releases it at most [`EARLY_RELEASE`]
     /// early, and returns its items one at a time, each with its own lateness. Returns `None` when the schedule is
-    /// done or `cancelled()` turns true while waiting (the group waited for is kept).
+    /// done. Once `cancelled()` turns true it returns only the items of the group in hand intended before it
+    /// noticed (held back by the slack, they were due: without a slack they would have been sent), then `None`
+    /// (the rest of the group is kept).
     pub fn next_blocking(&mut self, cancelled: impl Fn() -> bool) -> Option<Due> {
+        if self.stopped_at.is_none() && cancelled() {
+            self.stopped_at = Some(Instant::now());
+        }
+        if let Some(stop) = self.stopped_at {
+            return self.due_before(stop);
+        }
         if !self.gather() {
             return None;
         }
@@ -109,16 +121,28 @@ impl<I: Iterator<Item = Item>> Pacer<I> {
                     break;
                 }
                 if cancelled() {
-                    return None;
+                    let stop = Instant::now();
+                    self.stopped_at = Some(stop);
+                    return self.due_before(stop);
                 }
                 std::thread::sleep((left - WAKE_AHEAD).min(SLEEP_CHUNK));
             }
             self.release = None;
         }
-        let item = self
-            .group
-            .pop_front()
-            .expect("a gathered group has an item");
+        self.pop()
+    }
+
+    /// After a stop at `stop`: the next item of the group in hand if it was intended before it.
+    fn due_before(&mut self, stop: Instant) -> Option<Due> {
+        let front = self.group.front()?;
+        if Self::instant(self.origin, front) > stop {
+            return None;
+        }
+        self.pop()
+    }
+
+    fn pop(&mut self) -> Option<Due> {
+        let item = self.group.pop_front()?;
         let intended = Self::instant(self.origin, &item);
         Some(Due {
             item,
@@ -220,20 +244,31 @@ mod tests {
         assert_eq!(seen, offsets);
     }
 
-    /// A cancelled wait returns nothing and keeps the group: the items are handed out once the pacer goes on.
+    /// A stop while a group is held back: the items intended before it are still handed out (without a slack
+    /// they would have gone already), the later ones are not, and nothing more after that.
     #[test]
-    fn a_cancelled_wait_keeps_its_group() {
-        let origin = Instant::now() + Duration::from_secs(3600);
-        let mut p = Pacer::new(origin, items(&[0, 10]), Duration::from_micros(200));
-        assert!(p.next_blocking(|| true).is_none());
-        assert_eq!(p.group.len(), 2);
-        p.origin = Instant::now() - Duration::from_secs(1);
-        p.release = Some(p.origin);
-        assert_eq!(p.next_blocking(|| false).map(|d| d.item.offset_us), Some(0));
-        assert_eq!(
-            p.next_blocking(|| false).map(|d| d.item.offset_us),
-            Some(10)
+    fn a_stop_hands_out_what_the_slack_held_back_of_what_was_due() {
+        let origin = Instant::now();
+        let stop = origin + Duration::from_millis(15);
+        let mut p = Pacer::new(
+            origin,
+            items(&[0, 10_000, 150_000, 160_000]),
+            Duration::from_millis(200),
         );
-        assert!(p.next_blocking(|| false).is_none());
+        let stopped = || Instant::now() >= stop;
+        let mut out = Vec::new();
+        while let Some(due) = p.next_blocking(stopped) {
+            out.push(due.item.offset_us);
+        }
+        assert_eq!(out, vec![0, 10_000]);
+        assert!(p.next_blocking(|| false).is_none(), "stopped for good");
+        // A stop before anything was due hands out nothing.
+        let mut p = Pacer::new(
+            Instant::now() + Duration::from_secs(3600),
+            items(&[0, 10]),
+            Duration::from_micros(200),
+        );
+        assert!(p.next_blocking(|| true).is_none());
+        assert!(p.next_blocking(|| false).is_none(), "stopped for good");
     }
 }

@@ -98,7 +98,8 @@ impl Drop for CancelOnDrop {
 }
 
 /// [`run`] with the run's time zero given (so other producers share it) and an optional stop: once requested,
-/// no further message is sent and the sends in flight are awaited.
+/// no further message is sent but what the pacer's timer slack held back of what was already due (the group in
+/// hand's items intended before the pacer saw the stop), and the sends in flight are awaited.
 ///
 /// The pacer's thread is started here, by the calling thread, not when the returned future is first polled: a
 /// thread inherits its creator's nice value, and the live runtime's threads are lowered
@@ -285,10 +286,8 @@ fn pace<T: Target>(
     let stopped =
         || cancelled.load(Ordering::Relaxed) || stop.as_ref().is_some_and(|s| s.requested());
     let mut sent = 0;
+    // After a stop the pacer hands out only what its slack held back of what was due.
     while let Some(due) = pacer.next_blocking(stopped) {
-        if stopped() {
-            break;
-        }
         let stream = &plan.streams[due.item.stream as usize];
         let handoff: HandOff = match due.item.kind {
             ItemKind::Message { seq } => {
@@ -329,7 +328,8 @@ fn pace<T: Target>(
                 let Some((permit, waited)) = in_flight.acquire(runtime, msg.size_bytes()) else {
                     break;
                 };
-                if stopped() {
+                // A stop while this waited for a slot: the target is slow, and nothing more is sent.
+                if waited && stopped() {
                     break;
                 }
                 let late_us = if waited {

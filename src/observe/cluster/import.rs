@@ -841,6 +841,7 @@ pub fn import(inputs: Vec<Input>, price_per_gpu_hour_usd: f64) -> Result<Importe
             // Events name nodes, not their GPUs: cost needs the Node objects.
             cluster_observed: Some(nodes_seen),
             overrides: Vec::new(),
+            timer_slack_us: None,
         },
     )];
     events.extend(

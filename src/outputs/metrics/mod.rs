@@ -1115,6 +1115,7 @@ mod tests {
                 pipelines: vec![],
                 cluster_observed: None,
                 overrides: vec![],
+                timer_slack_us: None,
             },
         ));
         for seq in 0..3 {
