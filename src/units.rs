@@ -197,8 +197,20 @@ fn unknown_unit(text: &str, num: &str, unit: &str) -> String {
         "d" | "day" | "days" => Some(("d", "days")),
         _ => None,
     };
+    let nanoseconds = matches!(
+        unit.to_ascii_lowercase().as_str(),
+        "ns" | "nsec" | "nsecs" | "nanos" | "nanosecond" | "nanoseconds"
+    );
     let fix = match meant {
         Some((u, name)) => format!("write `{num}{u}` ({name})"),
+        // The finest unit is the microsecond: say what the nanoseconds come to, rounded as a duration is.
+        None if nanoseconds => match num.parse::<f64>() {
+            Ok(ns) => format!(
+                "durations are whole microseconds: write `{}us`",
+                (ns / 1e3).round()
+            ),
+            Err(_) => "durations are whole microseconds: write them in `us`".into(),
+        },
         None => format!("write it in one of us, ms, s, m, h, d (e.g. `{num}s`)"),
     };
     format!(
@@ -584,7 +596,8 @@ mod tests {
             ("1H30m", "write `1h` (hours)"),
             ("2w", "one of us, ms, s, m, h, d"),
             ("3y", "one of us, ms, s, m, h, d"),
-            ("100ns", "one of us, ms, s, m, h, d"),
+            ("1500ns", "durations are whole microseconds: write `2us`"),
+            ("100ns", "write `0us`"),
         ] {
             let e = parse_duration(text).unwrap_err();
             assert!(e.contains("unknown unit"), "{text}: {e}");
