@@ -110,9 +110,9 @@ pub struct HarnessCpu {
     /// Of those, the seconds in which the machine, or the harness on its own cores, was at least
     /// [`SATURATED_BUSY`] busy.
     pub saturated_s: u64,
-    /// The pacer fell behind (lateness p99 over [`PACER_LATE_P99_US`] beyond the run's `timer_slack`) while the machine was saturated in at least
-    /// 1 % of the sending seconds (the share of sends a p99 leaves out): the limit measured is the harness's
-    /// machine, not the target.
+    /// The pacer fell behind (lateness p99 over [`PACER_LATE_P99_US`] beyond the run's `timer_slack`) while the
+    /// machine was saturated in at least 1 % of the sending seconds (the share of sends a p99 leaves out): the
+    /// limit measured is the harness's machine, not the target.
     pub pacer_saturated: bool,
 }
 

@@ -83,8 +83,8 @@ impl<I: Iterator<Item = Item>> Pacer<I> {
         let Some(first) = self.items.next() else {
             return false;
         };
-        let until = Self::instant(self.origin, &first) + self.slack;
         let mut release = Self::instant(self.origin, &first);
+        let until = release + self.slack;
         self.group.push_back(first);
         while self.group.len() < GROUP_MAX
             && let Some(next) = self

@@ -613,7 +613,11 @@ fn resolve(
                 "timer_slack may be at most {}: it is how late a send may be to share a wake-up",
                 crate::units::human_us(MAX_TIMER_SLACK.0)
             ),
-            Some("`200us` (the default) costs a half to two thirds of the CPU of `0s` at 50,000/s; shape bursts with phases".into()),
+            Some(
+                "`200us` (the default) costs a half to two thirds of the CPU of `0s` at 50,000/s; shape \
+                 bursts with phases"
+                    .into(),
+            ),
         );
     }
     Some(Plan {
